@@ -1,0 +1,43 @@
+"""Experiment grids: each module defines ``NAME``, ``grid(profile) -> list[config]`` and
+``train(config, device) -> record parts``. Notebooks and ``python -m factorlab run`` both use
+these definitions, so nothing about an experiment lives only inside a notebook."""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from factorlab.experiments.profiles import PROFILES, check_profile
+
+#: Registered experiments: name -> module path.
+EXPERIMENTS = {"mnist_baselines": "factorlab.experiments.mnist_baselines"}
+
+
+def get_experiment(name: str) -> ModuleType:
+    """The module defining experiment ``name``; ValueError listing the valid names otherwise."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}: choose one of {', '.join(sorted(EXPERIMENTS))}")
+    return importlib.import_module(EXPERIMENTS[name])
+
+
+def run_experiment(name: str, profile: str, device: str = "auto", store=None, log=None) -> list[dict]:
+    """Every run of experiment ``name`` under ``profile``, from the store or trained now.
+
+    ``log(i, n, config, cached)`` is called before each run when given. Returns the records in
+    grid order.
+    """
+    from factorlab.results import RunStore
+    from factorlab.train import resolve_device
+
+    exp = get_experiment(name)
+    configs = exp.grid(check_profile(profile))
+    store = store or RunStore()
+    dev = str(resolve_device(device))
+    records = []
+    for i, cfg in enumerate(configs):
+        if log is not None:
+            log(i, len(configs), cfg, store.get(cfg) is not None)
+        records.append(store.run(cfg, lambda c: exp.train(c, dev), device=dev))
+    return records
+
+
+__all__ = ["EXPERIMENTS", "PROFILES", "check_profile", "get_experiment", "run_experiment"]

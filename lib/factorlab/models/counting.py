@@ -1,0 +1,49 @@
+"""Exact parameter and FLOP counts of a model, by counting what its layers do.
+
+FLOPs count one multiply and one add as two FLOPs (so a Linear(n, m) on one sample is
+2 n m, plus m for the bias); only Linear and Conv2d layers are counted, which dominate every
+model here (activations, pooling and normalisation are ignored and say so in the record).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def count_params(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) scalar parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Forward FLOPs of ``model`` for ONE sample of shape ``input_shape`` (no batch dim),
+    counted over its ``nn.Linear`` and ``nn.Conv2d`` layers by running a forward pass."""
+    total = 0
+
+    def linear_hook(mod: nn.Linear, inp, out):
+        nonlocal total
+        rows = out.numel() // out.shape[-1]
+        total += rows * (2 * mod.in_features * mod.out_features + (mod.out_features if mod.bias is not None else 0))
+
+    def conv_hook(mod: nn.Conv2d, inp, out):
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
+        total += out.numel() * (2 * k + (1 if mod.bias is not None else 0))
+
+    handles = []
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            handles.append(m.register_forward_hook(linear_hook))
+        elif isinstance(m, nn.Conv2d):
+            handles.append(m.register_forward_hook(conv_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        p = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape), device=p.device, dtype=p.dtype))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return total

@@ -1,0 +1,106 @@
+"""Training loop, devices, seeding and model counting."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from factorlab.models import ConvNet1, ConvNet2, MLP, build_mnist_model, count_flops, count_params
+from factorlab.train import DeviceError, fit_classifier, resolve_device, seed_everything
+
+
+def _toy_data(n: int = 256, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g)
+    y = (x.float().mean(dim=(1, 2)) > 127.5).long()  # learnable: brightness threshold
+    return x, y
+
+
+def _pre(x: torch.Tensor) -> torch.Tensor:
+    return (x.float() / 255.0 - 0.5).unsqueeze(1)
+
+
+def _fit(seed: int, epochs: int = 2, target_loss=None):
+    seed_everything(seed)
+    model = MLP(hidden=(32,), dropout=0.2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x, y = _toy_data()
+    return fit_classifier(model, opt, (x[:192], y[:192]), (x[192:], y[192:]), epochs=epochs,
+                          batch_size=32, device=torch.device("cpu"), seed=seed, preprocess=_pre,
+                          target_loss=target_loss)
+
+
+def test_resolve_device_choices():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="choose one of auto, cpu, cuda"):
+        resolve_device("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the error cannot occur")
+def test_cuda_requested_without_gpu_is_a_clear_error():
+    with pytest.raises(DeviceError, match="no CUDA GPU is available.*device='auto' or device='cpu'"):
+        resolve_device("cuda")
+
+
+def test_seed_rejects_negative():
+    with pytest.raises(ValueError, match="non-negative"):
+        seed_everything(-1)
+
+
+def test_fit_is_deterministic_on_cpu():
+    a, b = _fit(3), _fit(3)
+    assert a.history["train_loss"] == b.history["train_loss"]
+    assert a.metrics["test_acc"] == b.metrics["test_acc"]
+    c = _fit(4)
+    assert c.history["train_loss"] != a.history["train_loss"]
+
+
+def test_fit_history_and_timing_shapes():
+    r = _fit(0, epochs=3)
+    assert r.history["epoch"] == [1, 2, 3]
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "train_s"):
+        assert len(r.history[key]) == 3
+    assert r.history["train_s"] == sorted(r.history["train_s"])  # cumulative
+    assert r.timing["steps"] == 3 * 6  # 192 / 32 batches per epoch
+    assert r.timing["precision"] == "fp32"
+    assert 0.0 <= r.metrics["test_acc"] <= 1.0
+    assert r.metrics["train_loss"] < r.history["train_loss"][0]  # it learns
+
+
+def test_time_to_target_reached_and_not_reached():
+    reached = _fit(0, epochs=3, target_loss=10.0)  # any loss is below 10 nats
+    assert reached.metrics["time_to_target_s"] is not None
+    assert 0 < reached.metrics["epochs_to_target"] <= 1.0
+    missed = _fit(0, epochs=1, target_loss=1e-9)
+    assert missed.metrics["time_to_target_s"] is None and missed.metrics["epochs_to_target"] is None
+
+
+def test_fit_rejects_zero_epochs():
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        _fit(0, epochs=0)
+
+
+@pytest.mark.parametrize("name,params", [
+    ("mlp", 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10),
+    ("conv1", 32 * 25 + 32 + 32 * 28 * 28 * 100 + 100 + 100 * 10 + 10),
+    ("conv2", 32 * 9 + 32 + 32 * 32 * 9 + 32 + 32 * 7 * 7 * 10 + 10),
+])
+def test_baseline_parameter_counts(name, params):
+    model = build_mnist_model(name)
+    assert count_params(model) == params
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_flop_counts_match_formulas():
+    mlp = MLP()
+    assert count_flops(mlp, (1, 28, 28)) == (2 * 784 * 512 + 512) + (2 * 512 * 512 + 512) + (2 * 512 * 10 + 10)
+    conv2 = ConvNet2()
+    expected = 28 * 28 * 32 * (2 * 9 + 1) + 14 * 14 * 32 * (2 * 9 * 32 + 1) + (2 * 1568 * 10 + 10)
+    assert count_flops(conv2, (1, 28, 28)) == expected
+    assert count_flops(ConvNet1(), (1, 28, 28)) == 28 * 28 * 32 * (2 * 25 + 1) + (2 * 25088 * 100 + 100) + (2 * 100 * 10 + 10)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="choose one of"):
+        build_mnist_model("resnet")
