@@ -1,9 +1,13 @@
 """The run store: one JSON record per run, keyed by the hash of the run's config.
 
-``run(config, train_fn)`` returns the stored record if there is one, else trains, writes the
-record atomically and returns it as read back from disk (so a first run and a later cache hit
-return identical objects). With ``FACTORLAB_REQUIRE_CACHED=1`` a missing run is an error
-instead of a training run.
+``run(config, train_fn)`` returns the stored record if there is one, else calls
+``train_fn(config)``, writes the record atomically and returns it as read back from disk, so
+a first run and a later cache hit return identical (``==``) objects. With
+``FACTORLAB_REQUIRE_CACHED=1`` a missing run is a :class:`RunNotCachedError` instead.
+
+A record is ``{"schema", "key", "experiment", "config", "metrics", "history", "timing",
+"model", "provenance"}``. Numpy and torch scalars are stored as Python numbers; JSON has no
+NaN or infinity, so non-finite floats (a diverged loss) are stored as ``null``.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from factorlab.paths import results_dir
-from factorlab.results.hashing import canonical_json, config_hash
+from factorlab.results.hashing import canonical_json, check_config, config_hash
 from factorlab.results.provenance import provenance
 
 SCHEMA = 1
@@ -30,113 +34,165 @@ class RunNotCachedError(LookupError):
     """A run was needed that is not in the store, and training was forbidden."""
 
 
+class RunRecordError(ValueError):
+    """A record file exists but cannot be used (corrupt JSON, or not the run it claims)."""
+
+
 def require_cached() -> bool:
     """Whether ``FACTORLAB_REQUIRE_CACHED`` forbids training (read at call time)."""
     return os.environ.get("FACTORLAB_REQUIRE_CACHED", "").strip().lower() in ("1", "true", "yes")
 
 
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON values: numpy/torch scalars to Python numbers, tuples to lists, NaN/inf to
-    None (JSON has no NaN; a diverged loss is stored as null)."""
+def to_jsonable(value: Any, path: str = "") -> Any:
+    """Plain JSON values: numpy/torch scalars (0-d) to Python numbers, tuples to lists, keys
+    to str, non-finite floats to None. TypeError naming ``path`` for anything else."""
     if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
+        return [to_jsonable(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, (bool, int, float, str)) and getattr(value, "ndim", None) == 0 \
+            and callable(getattr(value, "item", None)):
+        value = value.item()  # numpy scalar / 0-d array / 0-d tensor
+    if value is None or isinstance(value, bool):
         return value
-    raise TypeError(f"cannot store a value of type {type(value).__name__} in a run record")
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
+    raise TypeError(f"cannot store {path or 'value'} of type {type(value).__module__}."
+                    f"{type(value).__qualname__} in a run record (JSON values and 0-d numpy/torch "
+                    "scalars only)")
+
+
+def _not_cached_message(config: dict, key: str, root: Path) -> str:
+    exp = config["experiment"]
+    return (f"run {key} of experiment {exp!r} is not in the run store {root / exp} and "
+            f"FACTORLAB_REQUIRE_CACHED is set, so it is not trained here. Config: "
+            f"{canonical_json(config)}. Produce it with `python -m factorlab run {exp} "
+            f"--profile {config.get('profile', 'cpu')}` (or unset FACTORLAB_REQUIRE_CACHED).")
 
 
 class RunStore:
-    """Records under ``<root>/<experiment>/<key>.json``; ``root`` defaults to ``results_dir()``."""
+    """Records at ``<root>/<experiment>/<key>.json``; ``root`` defaults to
+    :func:`factorlab.paths.results_dir`, evaluated on each use (honours
+    ``FACTORLAB_RESULTS_DIR``)."""
 
     def __init__(self, root: str | Path | None = None):
         self._root = Path(root) if root is not None else None
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.root)!r})"
+
     @property
     def root(self) -> Path:
+        """The store's folder."""
         return self._root if self._root is not None else results_dir()
 
     def key(self, config: dict) -> str:
+        """The run's key: :func:`config_hash` of ``config``."""
         return config_hash(config)
 
     def path(self, config: dict) -> Path:
-        return self.root / config["experiment"] / f"{self.key(config)}.json"
-
-    def get(self, config: dict) -> dict | None:
-        """The stored record of ``config``, or None. A corrupt file is an error naming it."""
-        path = self.path(config)
-        if not path.exists():
-            return None
-        return self._read(path)
+        """Where the record of ``config`` lives (whether or not it exists)."""
+        return self.root / check_config(config) / f"{self.key(config)}.json"
 
     def __contains__(self, config: dict) -> bool:
-        return self.path(config).exists()
+        return self.path(config).is_file()
 
-    @staticmethod
-    def _read(path: Path) -> dict:
-        try:
-            return json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"run record {path} is corrupt ({err}); delete it to re-run, or restore it from git") from err
+    def get(self, config: dict) -> dict | None:
+        """The stored record of ``config``, or None. RunRecordError naming the file when it is
+        corrupt or holds another run."""
+        path = self.path(config)
+        if not path.is_file():
+            return None
+        record = self._read(path)
+        if record.get("key") != path.stem:
+            raise RunRecordError(f"run record {path} holds key {record.get('key')!r}, not "
+                                 f"{path.stem!r}; delete it to re-run, or restore it from git")
+        return record
 
-    def run(self, config: dict, train_fn: TrainFn, *, device: str = "cpu") -> dict:
-        """The record of ``config``: from the store, or by calling ``train_fn(config)``."""
+    def run(self, config: dict, train_fn: TrainFn, *, device: Any = "cpu") -> dict:
+        """The record of ``config``: from the store, or by calling ``train_fn(config)`` and
+        writing the record. Exceptions of ``train_fn`` propagate and nothing is written."""
         record = self.get(config)
         if record is not None:
             return record
         key = self.key(config)
         if require_cached():
-            exp = config["experiment"]
-            raise RunNotCachedError(
-                f"run {key} of experiment {exp!r} is not in the run store {self.root} and "
-                f"FACTORLAB_REQUIRE_CACHED is set, so it will not be trained here. Config: "
-                f"{canonical_json(config)}. Produce it with `python -m factorlab run {exp} "
-                f"--profile {config.get('profile', 'cpu')}` (or unset FACTORLAB_REQUIRE_CACHED).")
-        started = time.time()
-        t0 = time.perf_counter()
+            raise RunNotCachedError(_not_cached_message(config, key, self.root))
+        started, t0 = time.time(), time.perf_counter()
         result = train_fn(config)
         wall_s = time.perf_counter() - t0
+        if not isinstance(result, dict):
+            raise TypeError(f"train_fn must return a dict with keys {RESULT_KEYS}, got {type(result).__name__}")
         extra = set(result) - set(RESULT_KEYS)
         if extra:
-            raise ValueError(f"train_fn returned unknown keys {sorted(extra)}; allowed: {RESULT_KEYS}")
+            raise ValueError(f"train_fn returned unknown keys {sorted(map(str, extra))}; allowed: {RESULT_KEYS}")
         record = {"schema": SCHEMA, "key": key, "experiment": config["experiment"], "config": config,
-                  **{k: result.get(k, {}) for k in RESULT_KEYS},
+                  **{k: {} if result.get(k) is None else result[k] for k in RESULT_KEYS},
                   "provenance": provenance(config, device, started, wall_s)}
         path = self.path(config)
-        self._write_atomic(path, to_jsonable(record))
+        _write_atomic(path, to_jsonable(record))
         return self._read(path)
 
     @staticmethod
-    def _write_atomic(path: Path, record: dict) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    def _read(path: Path) -> dict:
         try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(record, f, sort_keys=True, indent=1, allow_nan=False)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RunRecordError(f"run record {path} is corrupt ({err}); delete it to re-run, "
+                                 "or restore it from git") from err
+        if not isinstance(record, dict):
+            raise RunRecordError(f"run record {path} is corrupt (not a JSON object); delete it "
+                                 "to re-run, or restore it from git")
+        return record
 
     def records(self, experiment: str | None = None) -> list[dict]:
-        """All records of ``experiment`` (all experiments when None), sorted by experiment, key."""
-        folders = [self.root / experiment] if experiment else sorted(p for p in self.root.glob("*") if p.is_dir())
+        """All records of ``experiment`` sorted by key (all experiments, sorted by experiment
+        then key, when None); empty when there are none."""
+        if experiment is not None:
+            check_config({"experiment": experiment})
+            folders = [self.root / experiment]
+        else:
+            folders = sorted(p for p in self.root.glob("*") if p.is_dir() and not p.name.startswith("."))
         return [self._read(p) for folder in folders for p in sorted(folder.glob("*.json"))]
 
 
+def _write_atomic(path: Path, record: dict) -> None:
+    """Write ``record`` as JSON (sorted keys, indent 1) to a temporary file in ``path``'s
+    folder, fsync it and rename it over ``path``; on any error the temporary file is removed."""
+    text = json.dumps(record, sort_keys=True, indent=1, allow_nan=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; records are shared files
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    try:  # make the rename durable too (POSIX; a no-op where folders cannot be opened)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
 def default_store() -> RunStore:
-    """A store at ``results_dir()`` (honours ``FACTORLAB_RESULTS_DIR``)."""
+    """A store at ``results_dir()`` (honours ``FACTORLAB_RESULTS_DIR`` at each use)."""
     return RunStore()
 
 
-def run(config: dict, train_fn: TrainFn, *, device: str = "cpu", store: RunStore | None = None) -> dict:
+def run(config: dict, train_fn: TrainFn, *, device: Any = "cpu", store: RunStore | None = None) -> dict:
     """:meth:`RunStore.run` on ``store`` (default: :func:`default_store`)."""
-    return (store or default_store()).run(config, train_fn, device=device)
+    return (store if store is not None else default_store()).run(config, train_fn, device=device)
