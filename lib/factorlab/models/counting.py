@@ -1,8 +1,9 @@
 """Exact parameter and FLOP counts of a model, by counting what its layers do.
 
 FLOPs count one multiply and one add as two FLOPs (so a Linear(n, m) on one sample is
-2 n m, plus m for the bias); only Linear and Conv2d layers are counted, which dominate every
-model here (activations, pooling and normalisation are ignored and say so in the record).
+2 n m, plus m for the bias); only Linear, Conv2d and factorized layers (through their own
+exact ``flops``) are counted, which dominate every model here (activations, pooling and
+normalisation are ignored).
 """
 from __future__ import annotations
 
@@ -30,9 +31,17 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
         total += out.numel() * (2 * k + (1 if mod.bias is not None else 0))
 
+    def factorized_hook(mod, inp, out):
+        nonlocal total
+        total += mod.flops(tuple(inp[0].shape))
+
+    from factorlab.layers import FactorizedLayer
+
     handles = []
     for m in model.modules():
-        if isinstance(m, nn.Linear):
+        if isinstance(m, FactorizedLayer):
+            handles.append(m.register_forward_hook(factorized_hook))
+        elif isinstance(m, nn.Linear):
             handles.append(m.register_forward_hook(linear_hook))
         elif isinstance(m, nn.Conv2d):
             handles.append(m.register_forward_hook(conv_hook))

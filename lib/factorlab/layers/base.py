@@ -1,0 +1,258 @@
+"""What every factorized layer shares: rank arguments, parameter budgets, FLOP counting,
+cached contraction paths, initialisation scales.
+
+Conventions used by every layer in :mod:`factorlab.layers`:
+
+- ``num_params()`` counts trainable scalars (factors and bias).
+- ``flops(input_shape)`` counts the forward pass on an input of ``input_shape`` *including the
+  batch dimension*: one multiply-add is 2 FLOPs, a product with nothing summed is 1 FLOP per
+  output element, and a bias adds 1 FLOP per output element. It counts exactly the
+  contractions and convolutions that ``forward`` executes for that shape (the plan the layer
+  would pick).
+- ``dense_weight()`` rebuilds the full weight ([out, in] or [out, in, kh, kw]); tests check the
+  layer's output against the dense layer with that weight.
+- ``from_dense(layer, rank)`` initialises the factors by decomposing a trained dense layer.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import opt_einsum
+import torch
+from torch import nn
+
+#: A rank argument: one int (used for every internal rank) or one int per internal rank.
+Rank = int | Sequence[int]
+
+
+def check_positive_int(name: str, value, valid: str = "a positive integer") -> int:
+    """``int(value)`` when it is a positive integer, ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValueError(f"{name} must be {valid}, got {value!r}")
+    value = int(value.__index__())
+    if value < 1:
+        raise ValueError(f"{name} must be {valid}, got {value}")
+    return value
+
+
+def factorize_dim(n: int, d: int) -> tuple[int, ...]:
+    """Split ``n`` into ``d`` integer factors whose product is ``n``, as balanced as possible
+    (largest first), e.g. ``factorize_dim(784, 2) == (28, 28)``, ``factorize_dim(512, 3) ==
+    (8, 8, 8)``. Factors of 1 appear when ``n`` has fewer than ``d`` prime factors."""
+    n = check_positive_int("n", n)
+    d = check_positive_int("d", d)
+    primes, m, p = [], n, 2
+    while p * p <= m:
+        while m % p == 0:
+            primes.append(p)
+            m //= p
+        p += 1
+    if m > 1:
+        primes.append(m)
+    # Greedy: give each prime (largest first) to the currently smallest factor.
+    factors = [1] * d
+    for q in sorted(primes, reverse=True):
+        i = min(range(d), key=lambda j: factors[j])
+        factors[i] *= q
+    return tuple(sorted(factors, reverse=True))
+
+
+def check_modes(name: str, features: int, modes: Sequence[int] | None, d: int | None) -> tuple[int, ...]:
+    """Validated tensor modes for a dimension of size ``features``: ``modes`` when given
+    (their product must equal ``features``), else ``factorize_dim(features, d)``."""
+    if modes is None:
+        return factorize_dim(features, d or 2)
+    modes = tuple(check_positive_int(f"{name}[{i}]", m) for i, m in enumerate(modes))
+    if math.prod(modes) != features:
+        raise ValueError(
+            f"{name}={modes} multiply to {math.prod(modes)}, not {features}: give modes whose product is "
+            f"{features}, e.g. {factorize_dim(features, len(modes))}"
+        )
+    return modes
+
+
+def expand_rank(name: str, rank: Rank, n: int, maxima: Sequence[int] | None = None) -> tuple[int, ...]:
+    """``rank`` as ``n`` validated positive ints (an int is repeated ``n`` times).
+
+    With ``maxima``, a rank above its maximum raises ValueError saying the valid range.
+    """
+    if isinstance(rank, Sequence) and not isinstance(rank, str):
+        if len(rank) != n:
+            raise ValueError(f"{name} needs {n} value(s), got {len(rank)}: {tuple(rank)!r}")
+        ranks = tuple(check_positive_int(f"{name}[{i}]", r) for i, r in enumerate(rank))
+    else:
+        ranks = (check_positive_int(name, rank),) * n
+    if maxima is not None:
+        for i, (r, m) in enumerate(zip(ranks, maxima)):
+            if r > m:
+                where = f"{name}[{i}]" if n > 1 else name
+                raise ValueError(f"{where}={r} exceeds its maximum {m}: valid ranks are 1..{m} (maxima {tuple(maxima)})")
+    return ranks
+
+
+def solve_rank(params_of: Callable[[int], int], target_params: float, max_rank: int, what: str) -> int:
+    """Largest integer ``r`` in 1..``max_rank`` with ``params_of(r) <= target_params``
+    (``params_of`` must be non-decreasing). ValueError when even rank 1 exceeds the budget."""
+    if not target_params > 0:
+        raise ValueError(f"target_params must be positive, got {target_params!r}")
+    if params_of(1) > target_params:
+        raise ValueError(
+            f"{what}: even rank 1 needs {params_of(1)} parameters, above the budget of {target_params:g}; "
+            f"ask for at least {params_of(1)} parameters (or a compression ratio at most "
+            "dense_params / that)"
+        )
+    lo, hi = 1, max_rank
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if params_of(mid) <= target_params:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def resolve_budget(rank, target_params, compression, dense_params: int) -> float | None:
+    """Check that exactly one of ``rank``, ``target_params`` and ``compression`` is given and
+    return the parameter budget (None when ``rank`` was given)."""
+    given = [n for n, v in (("rank", rank), ("target_params", target_params), ("compression", compression)) if v is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of rank, target_params or compression (got {given or 'none'})")
+    if compression is not None:
+        if not compression > 0:
+            raise ValueError(f"compression must be a positive ratio (dense params / layer params), got {compression!r}")
+        return dense_params / compression
+    return target_params
+
+
+class ContractionPlan:
+    """One einsum over several operands, contracted pairwise along a FLOP-optimal path found
+    once by :func:`opt_einsum.contract_path` (dynamic programming) and then replayed with
+    plain ``torch.einsum`` calls (so ``torch.compile`` sees ordinary tensor ops).
+
+    ``cost`` is the path's FLOPs under the conventions of this package (2 per multiply-add,
+    1 per product with nothing summed, 1 per addition of a single-operand sum; summing an
+    index of size 1, such as a tensor train's boundary rank, is a free reshape).
+    """
+
+    def __init__(self, equation: str, shapes: Sequence[Sequence[int]]):
+        self.equation = equation
+        self.shapes = tuple(tuple(int(s) for s in sh) for sh in shapes)
+        path, info = opt_einsum.contract_path(equation, *self.shapes, shapes=True, optimize="dp")
+        self.path = path
+        self.steps: list[tuple[tuple[int, ...], str]] = [(tuple(c[0]), c[2]) for c in info.contraction_list]
+        sizes = self.sizes = dict(info.size_dict)
+        cost = 0
+        for _, eq in self.steps:
+            ins, out = eq.split("->")
+            idx = set(ins.replace(",", ""))
+            n = math.prod(sizes[i] for i in idx)
+            summed = idx - set(out)
+            n_ops = len(ins.split(","))
+            if n_ops == 1:  # a sum over indices of one operand: (inputs - outputs) additions
+                cost += n - math.prod(sizes[i] for i in out)
+            else:
+                cost += n * (n_ops - 1 + (1 if summed else 0))
+        self.cost = int(cost)
+
+    def __call__(self, *operands: torch.Tensor) -> torch.Tensor:
+        ops = list(operands)
+        for inds, eq in self.steps:
+            args = [ops[i] for i in inds]
+            for i in sorted(inds, reverse=True):
+                del ops[i]
+            ops.append(torch.einsum(eq, *args))
+        return ops[0]
+
+
+class FactorizedLayer(nn.Module):
+    """Base of every factorized layer: parameter counting, compression and plan caching.
+
+    Subclasses implement ``dense_weight()``, ``dense_params()``, ``flops(input_shape)`` and
+    ``forward``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._plans: dict = {}
+
+    def num_params(self) -> int:
+        """Trainable scalars of this layer (factors and bias)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def dense_params(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def compression(self) -> float:
+        """Parameters of the dense layer of the same shape (with the same bias) / this layer's."""
+        return self.dense_params() / self.num_params()
+
+    def dense_weight(self) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def flops(self, input_shape: Sequence[int]) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def factors(self) -> list[torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _set_factors_(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Copy decomposed factors (any dtype/device) into ``factors()``, in that order."""
+        params = self.factors()
+        with torch.no_grad():
+            for p, t in zip(params, tensors, strict=True):
+                if tuple(p.shape) != tuple(t.shape):
+                    raise RuntimeError(f"factor shape {tuple(t.shape)} does not match parameter {tuple(p.shape)}")
+                p.copy_(t.to(p.dtype))
+
+    @torch.compiler.disable
+    def _plan(self, key, build: Callable[[], object]):
+        """The cached plan for ``key`` (built on first use; plain Python, never traced)."""
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = build()
+            self._plans[key] = plan
+        return plan
+
+    def _apply(self, fn, *args, **kwargs):
+        # Plans depend only on shapes, but clear them on .to()/.half() etc. to stay simple.
+        self._plans = {}
+        return super()._apply(fn, *args, **kwargs)
+
+
+def normal_(tensor: torch.Tensor, var: float) -> torch.Tensor:
+    """Fill ``tensor`` in place with N(0, ``var``) samples (no autograd)."""
+    with torch.no_grad():
+        return tensor.normal_(0.0, math.sqrt(var))
+
+
+def dense_init_var(fan_in: int) -> float:
+    """Variance of PyTorch's default ``nn.Linear``/``nn.Conv2d`` weight init,
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)): 1 / (3 fan_in). Factorized layers are initialised so
+    that their reconstructed weight has this variance, making them drop-in replacements."""
+    return 1.0 / (3.0 * fan_in)
+
+
+def init_bias_(bias: torch.Tensor | None, fan_in: int) -> None:
+    """PyTorch's default bias init U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    if bias is not None:
+        bound = 1.0 / math.sqrt(fan_in)
+        with torch.no_grad():
+            bias.uniform_(-bound, bound)
+
+
+def to_tensorly(weight: torch.Tensor):
+    """A float64 CPU copy of ``weight`` with TensorLy's backend set to PyTorch (decompositions
+    of trained layers are done in float64 and cast back)."""
+    import tensorly as tl
+
+    tl.set_backend("pytorch")
+    return weight.detach().to("cpu", torch.float64)
+
+
+def reconstruction_error(layer: FactorizedLayer, dense: nn.Module) -> float:
+    """Relative Frobenius error ||W_dense - W_layer|| / ||W_dense|| of a factorized layer
+    against the dense layer it approximates."""
+    with torch.no_grad():
+        w = dense.weight.double()
+        return float(torch.linalg.norm(w - layer.dense_weight().double()) / torch.linalg.norm(w))

@@ -1,0 +1,198 @@
+"""Shared machinery of the factorized ``nn.Conv2d`` replacements.
+
+A factorized convolution maps x [B, in_channels, H, W] to y [B, out_channels, H', W'] with a
+weight [out_channels, in_channels, kh, kw] stored as factors. Its forward pass is either the
+*factored* sequence of small convolutions (1x1, depthwise, ...) the decomposition defines,
+or, when that is cheaper for the input shape at hand, the *dense* path: rebuild the weight
+(one einsum) and run one convolution. The choice is made by FLOPs once per input shape and
+cached; ``force_path`` overrides it (tests and benchmarks).
+
+Stride, padding and dilation are those of the dense layer being replaced and are applied in
+the spatial stage(s); the channel-mixing 1x1 stages use stride 1 and no padding. Grouped
+dense convolutions and non-zero padding modes are refused by ``from_dense``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from factorlab.layers.base import ContractionPlan, FactorizedLayer, check_positive_int, init_bias_
+
+
+def _pair(name: str, value, minimum: int) -> tuple[int, int]:
+    if isinstance(value, str):
+        raise ValueError(f"{name}={value!r}: string values are not supported, give integers")
+    vals = tuple(value) if isinstance(value, Sequence) else (value, value)
+    if len(vals) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    out = []
+    for v in vals:
+        if isinstance(v, bool) or not hasattr(v, "__index__") or int(v) < minimum:
+            raise ValueError(f"{name} must be integer(s) >= {minimum}, got {value!r}")
+        out.append(int(v))
+    return out[0], out[1]
+
+
+def conv_output_hw(hw: tuple[int, int], kernel, stride, padding, dilation) -> tuple[int, int]:
+    """Spatial output size of a convolution (PyTorch's formula)."""
+    return tuple(  # type: ignore[return-value]
+        (n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in zip(hw, kernel, stride, padding, dilation)
+    )
+
+
+def conv_flops(batch: int, c_in: int, c_out: int, out_hw: tuple[int, int], kernel, groups: int = 1) -> int:
+    """FLOPs of one convolution without bias: 2 x B x C_out x H' x W' x (C_in/groups) x kh x kw."""
+    return 2 * batch * c_out * out_hw[0] * out_hw[1] * (c_in // groups) * kernel[0] * kernel[1]
+
+
+class Stage:
+    """One convolution of a factored sequence: weight [c_out, c_in/groups, kh, kw] and its
+    geometry."""
+
+    def __init__(self, weight: torch.Tensor, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups: int = 1):
+        self.weight, self.stride, self.padding, self.dilation, self.groups = weight, stride, padding, dilation, groups
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
+
+    def flops(self, shape: tuple[int, int, int, int]) -> tuple[int, tuple[int, int, int, int]]:
+        """(FLOPs, output shape) for an input of ``shape`` [B, C, H, W]."""
+        c_out, _, kh, kw = self.weight.shape
+        hw = conv_output_hw(shape[2:], (kh, kw), self.stride, self.padding, self.dilation)
+        return conv_flops(shape[0], shape[1], c_out, hw, (kh, kw), self.groups), (shape[0], c_out, *hw)
+
+
+class FactorizedConv2d(FactorizedLayer):
+    """Base class: subclasses implement ``factors()``, ``weight_subscripts()`` (einsum
+    subscripts of the factors and of the [out, in, kh, kw] weight) and ``stages()`` (the
+    factored convolution sequence), or override ``_factored``/``_factored_flops``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 bias: bool = True):
+        super().__init__()
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        self.kernel_size = _pair("kernel_size", kernel_size, 1)
+        self.stride = _pair("stride", stride, 1)
+        self.padding = _pair("padding", padding, 0)
+        self.dilation = _pair("dilation", dilation, 1)
+        if bias:
+            self.bias = nn.Parameter(torch.empty(self.out_channels))
+            init_bias_(self.bias, self.fan_in)
+        else:
+            self.register_parameter("bias", None)
+        #: None (choose by FLOPs), "factored" or "dense".
+        self.force_path: str | None = None
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+
+    # -- to implement ------------------------------------------------------------------
+    def weight_subscripts(self) -> tuple[list[str], str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def stages(self) -> list[Stage]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------
+    def dense_params(self) -> int:
+        kh, kw = self.kernel_size
+        return self.out_channels * self.in_channels * kh * kw + (self.out_channels if self.bias is not None else 0)
+
+    def _weight_plan(self) -> ContractionPlan:
+        fs, out = self.weight_subscripts()
+        eq = ",".join(fs) + "->" + out
+        return self._plan(("weight",), lambda: ContractionPlan(eq, [tuple(f.shape) for f in self.factors()]))
+
+    def dense_weight(self) -> torch.Tensor:
+        """The full weight [out_channels, in_channels, kh, kw] the factors represent."""
+        kh, kw = self.kernel_size
+        return self._weight_plan()(*self.factors()).reshape(self.out_channels, self.in_channels, kh, kw)
+
+    def _factored(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages():
+            x = stage(x)
+        return x
+
+    def _factored_flops(self, shape: tuple[int, int, int, int]) -> int:
+        total = 0
+        for stage in self.stages():
+            f, shape = stage.flops(shape)
+            total += f
+        return total
+
+    def _dense_flops(self, shape: tuple[int, int, int, int]) -> int:
+        hw = conv_output_hw(shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
+        return self._weight_plan().cost + conv_flops(shape[0], self.in_channels, self.out_channels, hw, self.kernel_size)
+
+    def _check_input_shape(self, shape) -> tuple[int, int, int, int]:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != 4 or shape[1] != self.in_channels:
+            raise ValueError(f"expected input [B, {self.in_channels}, H, W], got {shape}")
+        return shape  # type: ignore[return-value]
+
+    def path_for(self, input_shape) -> str:
+        """``"factored"`` or ``"dense"``: the cheaper path (by FLOPs) for ``input_shape``, or
+        ``force_path`` when set."""
+        if self.force_path is not None:
+            if self.force_path not in ("factored", "dense"):
+                raise ValueError(f"force_path must be None, 'factored' or 'dense', got {self.force_path!r}")
+            return self.force_path
+        shape = self._check_input_shape(input_shape)
+        return self._plan(("path", shape), lambda: (
+            "factored" if self._factored_flops(shape) <= self._dense_flops(shape) else "dense"))
+
+    def flops(self, input_shape: Sequence[int]) -> int:
+        """Forward FLOPs for an input [B, in_channels, H, W], along the path ``forward`` takes."""
+        shape = self._check_input_shape(input_shape)
+        path = self.path_for(shape)
+        f = self._factored_flops(shape) if path == "factored" else self._dense_flops(shape)
+        if self.bias is not None:
+            hw = conv_output_hw(shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
+            f += shape[0] * self.out_channels * hw[0] * hw[1]
+        return f
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, in_channels, H, W] -> [B, out_channels, H', W']."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected input [B, {self.in_channels}, H, W], got {tuple(x.shape)}")
+        if self.path_for(x.shape) == "factored":
+            y = self._factored(x)
+        else:
+            y = F.conv2d(x, self.dense_weight(), None, self.stride, self.padding, self.dilation)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, rank={getattr(self, 'rank', None)}, "
+                f"bias={self.bias is not None}")
+
+    # -- from_dense helpers --------------------------------------------------------------
+    @staticmethod
+    def _check_dense(layer: nn.Module) -> None:
+        if not isinstance(layer, nn.Conv2d):
+            raise ValueError(f"from_dense expects an nn.Conv2d, got {type(layer).__name__}")
+        if layer.groups != 1:
+            raise ValueError(f"from_dense supports groups=1 only (got groups={layer.groups}): a grouped "
+                             "convolution is already factorized; decompose each group's dense weight instead")
+        if layer.padding_mode != "zeros":
+            raise ValueError(f"from_dense supports padding_mode='zeros' only, got {layer.padding_mode!r}")
+        if isinstance(layer.padding, str):
+            raise ValueError(f"from_dense needs integer padding, got padding={layer.padding!r}: rebuild the "
+                             "dense layer with explicit integer padding")
+
+    @staticmethod
+    def _geometry(layer: nn.Conv2d) -> dict:
+        return {"in_channels": layer.in_channels, "out_channels": layer.out_channels,
+                "kernel_size": layer.kernel_size, "stride": layer.stride, "padding": layer.padding,
+                "dilation": layer.dilation, "bias": layer.bias is not None}
+
+    def _copy_bias_from(self, layer: nn.Conv2d) -> None:
+        if layer.bias is not None:
+            with torch.no_grad():
+                self.bias.copy_(layer.bias)
