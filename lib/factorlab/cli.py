@@ -19,10 +19,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     def log(i: int, n: int, cfg: dict, cached: bool) -> None:
         what = "cached " if cached else "training"
-        label = " ".join(f"{k}={cfg[k]}" for k in ("net", "variant", "seed") if k in cfg)
+        keys = ("net", "variant", "family", "compression", "width", "seed")
+        label = " ".join(f"{k}={cfg[k]}" for k in keys if cfg.get(k) is not None)
         print(f"[{i + 1}/{n}] {what} {config_hash(cfg)} {label}  ({time.perf_counter() - t0:.0f} s)", flush=True)
 
-    records = run_experiment(args.experiment, args.profile, args.device, store=store, log=log)
+    where = {}
+    for item in args.where or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--where expects KEY=VALUE, got {item!r}")
+        where[key] = value
+    records = run_experiment(args.experiment, args.profile, args.device, store=store, log=log, where=where)
     print(f"{len(records)} runs of {args.experiment} ({args.profile}) in {store.root / args.experiment}")
     return 0
 
@@ -42,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("experiment", choices=sorted(EXPERIMENTS))
     p_run.add_argument("--profile", choices=PROFILES, default="cpu")
     p_run.add_argument("--device", choices=VALID_DEVICES, default="auto")
+    p_run.add_argument("--where", action="append", metavar="KEY=VALUE",
+                       help="only the runs whose config has KEY equal to VALUE (repeatable), e.g. net=mlp")
     p_run.set_defaults(func=_cmd_run)
     p_list = sub.add_parser("list", help="list the experiments and their grid sizes")
     p_list.set_defaults(func=_cmd_list)

@@ -9,7 +9,11 @@ from types import ModuleType
 from factorlab.experiments.profiles import PROFILES, check_profile
 
 #: Registered experiments: name -> module path.
-EXPERIMENTS = {"mnist_baselines": "factorlab.experiments.mnist_baselines"}
+EXPERIMENTS = {
+    "mnist_baselines": "factorlab.experiments.mnist_baselines",
+    "mnist_factorized": "factorlab.experiments.mnist_factorized",
+    "mnist_compression": "factorlab.experiments.mnist_compression",
+}
 
 
 def get_experiment(name: str) -> ModuleType:
@@ -19,8 +23,21 @@ def get_experiment(name: str) -> ModuleType:
     return importlib.import_module(EXPERIMENTS[name])
 
 
-def run_experiment(name: str, profile: str, device: str = "auto", store=None, log=None) -> list[dict]:
-    """Every run of experiment ``name`` under ``profile``, from the store or trained now.
+def select(configs: list[dict], where: dict[str, str] | None) -> list[dict]:
+    """The configs whose value of every key in ``where`` prints as the given string (e.g.
+    ``{"net": "mlp"}``); ValueError for a key no config has."""
+    if not where:
+        return configs
+    for key in where:
+        if not any(key in c for c in configs):
+            raise ValueError(f"no config has the key {key!r}; keys are: {', '.join(sorted(configs[0]))}")
+    return [c for c in configs if all(str(c.get(k)) == v for k, v in where.items())]
+
+
+def run_experiment(name: str, profile: str, device: str = "auto", store=None, log=None,
+                   where: dict[str, str] | None = None) -> list[dict]:
+    """Every run of experiment ``name`` under ``profile`` (restricted by ``where``, see
+    :func:`select`), from the store or trained now.
 
     ``log(i, n, config, cached)`` is called before each run when given. Returns the records in
     grid order.
@@ -29,7 +46,7 @@ def run_experiment(name: str, profile: str, device: str = "auto", store=None, lo
     from factorlab.train import resolve_device
 
     exp = get_experiment(name)
-    configs = exp.grid(check_profile(profile))
+    configs = select(exp.grid(check_profile(profile)), where)
     store = store or RunStore()
     dev = str(resolve_device(device))
     records = []
@@ -40,4 +57,4 @@ def run_experiment(name: str, profile: str, device: str = "auto", store=None, lo
     return records
 
 
-__all__ = ["EXPERIMENTS", "PROFILES", "check_profile", "get_experiment", "run_experiment"]
+__all__ = ["EXPERIMENTS", "PROFILES", "check_profile", "get_experiment", "run_experiment", "select"]

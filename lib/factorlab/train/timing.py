@@ -1,0 +1,59 @@
+"""Wall-clock timing of forward (and backward) passes, done right: warm-up excluded,
+device synchronized before every clock read, median over repeats."""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from factorlab.train.device import synchronize
+
+
+def median_time(fn: Callable[[], object], device: torch.device | str = "cpu", *, repeats: int = 20,
+                warmup: int = 3, min_time: float = 0.0) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` calls after ``warmup`` untimed calls.
+
+    With ``min_time`` > 0, each timed sample loops ``fn`` until at least that many seconds
+    have passed and reports the per-call mean (for calls of a few microseconds).
+    """
+    device = torch.device(device)
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    samples = []
+    for _ in range(repeats):
+        n = 0
+        t0 = time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            synchronize(device)
+            elapsed = time.perf_counter() - t0
+            if elapsed >= min_time:
+                break
+        samples.append(elapsed / n)
+    return statistics.median(samples)
+
+
+def time_inference(model: torch.nn.Module, x: torch.Tensor, **kwargs) -> float:
+    """Median seconds of ``model(x)`` in eval mode without autograd (see :func:`median_time`)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return median_time(lambda: model(x), x.device, **kwargs)
+    finally:
+        model.train(was_training)
+
+
+def time_forward_backward(module: torch.nn.Module, x: torch.Tensor, **kwargs) -> float:
+    """Median seconds of one forward and backward pass of ``module`` on ``x`` (a sum of the
+    output as the loss; gradients of ``x`` included when it requires them)."""
+
+    def step():
+        module.zero_grad(set_to_none=True)
+        module(x).sum().backward()
+
+    return median_time(step, x.device, **kwargs)
