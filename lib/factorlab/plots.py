@@ -30,3 +30,23 @@ def mean_std(values, digits: int = 2, scale: float = 1.0) -> str:
 def close(fig: plt.Figure) -> None:
     """Close ``fig`` after it was displayed, so notebooks print no ``<Figure ...>`` text."""
     plt.close(fig)
+
+
+def human_count(x: float, _pos=None) -> str:
+    """Tick label for counts: 950, 12k, 3.4M."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            v = x / div
+            return f"{v:.0f}{suffix}" if v >= 10 or v == int(v) else f"{v:.1f}{suffix}"
+    return f"{x:g}"
+
+
+def log_axis(ax, axis: str = "x", counts: bool = True) -> None:
+    """Log scale on ``axis`` with readable major labels (``human_count`` or plain numbers)
+    and unlabelled minor ticks."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(FuncFormatter(human_count if counts else (lambda x, _p=None: f"{x:g}")))
+    target.set_minor_formatter(NullFormatter())

@@ -73,3 +73,49 @@ def test_cli_cuda_without_gpu_fails_cleanly(capsys, tmp_path, monkeypatch):
     assert main(["run", "mnist_baselines", "--profile", "smoke", "--device", "cuda"]) == 2
     assert "no CUDA GPU" in capsys.readouterr().err
     assert not any(tmp_path.rglob("*.json"))  # nothing written
+
+
+# -- factorized-layer experiments -----------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["mnist_factorized", "mnist_compression"])
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "full"])
+def test_factorized_grids_are_valid_and_unique(name, profile):
+    configs = get_experiment(name).grid(profile)
+    assert configs and len({config_hash(c) for c in configs}) == len(configs)
+    assert all(c["experiment"] == name and c["profile"] == profile for c in configs)
+
+
+def test_factorized_models_meet_their_budget_and_infeasible_points_are_left_out():
+    import torch
+
+    from factorlab.experiments import mnist_factorized as mf
+    from factorlab.layers.replace import get_module
+
+    configs = mf.grid("cpu")
+    assert not any(c["net"] == "mlp" and c["family"] == "lowrank" and c["compression"] == 256 for c in configs)
+    for cfg in configs:
+        if cfg["family"] == "dense":
+            continue
+        torch.manual_seed(0)
+        model = mf.build_model(cfg)
+        for name in cfg["layers"]:
+            layer = get_module(model, name)
+            assert type(layer).__name__.lower().startswith(cfg["family"])
+            assert layer.num_params() <= layer.dense_params() / cfg["compression"]
+        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_select_filters_configs_and_rejects_unknown_keys():
+    from factorlab.experiments import select
+
+    configs = get_experiment("mnist_factorized").grid("smoke")
+    mlp = select(configs, {"net": "mlp"})
+    assert mlp and all(c["net"] == "mlp" for c in mlp) and len(mlp) < len(configs)
+    assert select(configs, {"net": "mlp", "family": "cp"})[0]["family"] == "cp"
+    with pytest.raises(ValueError, match="no config has the key 'nett'"):
+        select(configs, {"nett": "mlp"})
+
+
+def test_cli_where_needs_key_value(capsys):
+    assert main(["run", "mnist_factorized", "--profile", "smoke", "--where", "netmlp"]) == 2
+    assert "--where expects KEY=VALUE" in capsys.readouterr().err

@@ -3,7 +3,7 @@
 Every layer has ``num_params()``, ``flops(input_shape)``, ``dense_weight()``,
 ``compression()``, a constructor taking ``rank`` or a parameter budget (``target_params`` /
 ``compression``), and ``from_dense(layer, rank)`` decomposing a trained dense layer. See
-:mod:`factorlab.layers.base` for the counting conventions.
+``factorlab.layers.base`` for the counting conventions.
 """
 from factorlab.layers.base import FactorizedLayer, factorize_dim, reconstruction_error
 from factorlab.layers.conv import FactorizedConv2d

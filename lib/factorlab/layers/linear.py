@@ -85,7 +85,7 @@ class FactorizedLinear(FactorizedLayer):
         return self._weight_plan()(*self.factors()).reshape(self.out_features, self.in_features)
 
     def flops(self, input_shape: Sequence[int]) -> int:
-        """Forward FLOPs for an input of shape [*, in_features] (all leading dims are batch)."""
+        """Forward FLOPs for an input of shape ``[*, in_features]`` (all leading dims are batch)."""
         input_shape = tuple(input_shape)
         if not input_shape or input_shape[-1] != self.in_features:
             raise ValueError(f"input shape {input_shape} must end with in_features={self.in_features}")
@@ -94,7 +94,7 @@ class FactorizedLinear(FactorizedLayer):
         return self._forward_plan(batch).cost + bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [*, in_features] -> [*, out_features]."""
+        """x: ``[*, in_features]`` -> ``[*, out_features]``."""
         if x.shape[-1] != self.in_features:
             raise ValueError(f"expected input [..., {self.in_features}], got {tuple(x.shape)}")
         lead = x.shape[:-1]

@@ -1,0 +1,58 @@
+"""Small, tested analysis helpers shared by the chapters: Pareto frontiers, the largest
+compression within an accuracy tolerance, and flattening run records into tables."""
+from __future__ import annotations
+
+import pandas as pd
+
+
+def pareto_front(df: pd.DataFrame, x: str = "params", y: str = "acc") -> pd.DataFrame:
+    """Rows of ``df`` not dominated by another row with ``x`` <= and ``y`` >= (one strictly),
+    i.e. the best ``y`` reachable at each ``x`` budget; sorted by ``x`` ascending."""
+    if df.empty:
+        return df.copy()
+    ordered = df.sort_values([x, y], ascending=[True, False])
+    keep, best = [], float("-inf")
+    for idx, val in ordered[y].items():
+        if val > best:
+            keep.append(idx)
+            best = val
+    return ordered.loc[keep]
+
+
+def largest_compression_within(df: pd.DataFrame, reference: float, tolerance: float, *,
+                               group: str = "family", compression: str = "compression",
+                               y: str = "acc") -> pd.DataFrame:
+    """Per ``group``, the largest ``compression`` whose mean ``y`` is at least ``reference -
+    tolerance`` (``NaN`` when none is). ``df`` has one row per run; returns one row per group
+    with the compression and the mean ``y`` there."""
+    means = df.groupby([group, compression], as_index=False)[y].mean()
+    rows = []
+    for name, g in means.groupby(group, sort=False):
+        ok = g[g[y] >= reference - tolerance]
+        if ok.empty:
+            rows.append({group: name, compression: float("nan"), y: float("nan")})
+        else:
+            best = ok.loc[ok[compression].idxmax()]
+            rows.append({group: name, compression: best[compression], y: best[y]})
+    return pd.DataFrame(rows)
+
+
+def factorized_runs_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per run of ``mnist_factorized``: net, family, compression (of the factorized
+    layers, None for dense), width, seed, test accuracy (%), parameters, FLOPs per sample,
+    training seconds and the time/epochs to the target training loss."""
+    rows = []
+    for r in records:
+        c, m = r["config"], r["metrics"]
+        layers = r["model"].get("factorized_layers", [])
+        rows.append({
+            "net": c["net"], "family": c["family"], "compression": c["compression"], "width": c["width"],
+            "seed": c["seed"], "epochs": c["epochs"], "acc": 100 * m["test_acc"], "train_loss": m["train_loss"],
+            "params": r["model"]["params"], "flops": r["model"]["flops_per_sample"],
+            "layer_params": sum(L["params"] for L in layers) or None,
+            "layer_dense_params": sum(L["dense_params"] for L in layers) or None,
+            "ranks": "; ".join(str(L["rank"]) for L in layers),
+            "train_s": r["timing"]["train_s"], "target_loss": m["target_loss"],
+            "time_to_target_s": m["time_to_target_s"], "epochs_to_target": m["epochs_to_target"],
+        })
+    return pd.DataFrame(rows)

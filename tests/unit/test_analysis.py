@@ -1,0 +1,25 @@
+"""Analysis helpers: Pareto frontier and largest compression within a tolerance."""
+import math
+
+import pandas as pd
+
+from factorlab.analysis import largest_compression_within, pareto_front
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    df = pd.DataFrame({"params": [10, 20, 30, 15, 40, 30], "acc": [90, 95, 94, 89, 97, 96]})
+    front = pareto_front(df)
+    assert list(zip(front["params"], front["acc"])) == [(10, 90), (20, 95), (30, 96), (40, 97)]
+    assert pareto_front(df.iloc[:0]).empty
+
+
+def test_largest_compression_within_tolerance_uses_seed_means():
+    df = pd.DataFrame({
+        "family": ["cp"] * 6 + ["tt"] * 2,
+        "compression": [4, 4, 16, 16, 64, 64, 4, 4],
+        "acc": [98.0, 97.8, 97.6, 97.2, 96.0, 99.0, 90.0, 91.0],
+    })
+    out = largest_compression_within(df, reference=98.0, tolerance=0.5).set_index("family")
+    # 16x mean 97.4 < 97.5, 64x mean 97.5 >= 97.5 -> 64 (the largest that qualifies)
+    assert out.loc["cp", "compression"] == 64 and out.loc["cp", "acc"] == 97.5
+    assert math.isnan(out.loc["tt", "compression"])
