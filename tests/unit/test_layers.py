@@ -391,3 +391,21 @@ def test_torch_compile_inductor_on_a_cp_conv():
     layer = CPConv2d(4, 6, 3, padding=1, rank=3).float()
     x = torch.randn(2, 4, 8, 8, dtype=torch.float32)
     torch.testing.assert_close(torch.compile(layer)(x), layer(x), rtol=1e-4, atol=1e-5)
+
+
+# -- initialisation -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make,fan_in", [
+    (lambda: LowRankLinear(784, 512, 8), 784), (lambda: CPLinear(784, 512, 64), 784),
+    (lambda: TuckerLinear(784, 512, 8), 784), (lambda: TTLinear(784, 512, 8, d=3), 784),
+    (lambda: SeparableConv2d(64, 64, 3), 576), (lambda: SeparableConv2d(64, 64, 3, rank=8), 576),
+    (lambda: LowRankConv2d(64, 64, 3, rank=8), 576), (lambda: CPConv2d(64, 64, 3, rank=32), 576),
+    (lambda: TuckerConv2d(64, 64, 3, rank=8), 576), (lambda: TTConv2d(64, 64, 3, rank=4), 576),
+])
+def test_init_matches_the_dense_variance_with_balanced_factors(make, fan_in):
+    torch.manual_seed(0)
+    layer = make()
+    var = layer.dense_weight().var().item()
+    assert 0.6 < var * 3 * fan_in < 1.6  # PyTorch's default dense init has variance 1/(3 fan_in)
+    scales = {round(f.var().item(), 12) for f in layer.factors()}
+    assert max(scales) / min(scales) < 1.5  # every factor at the same scale

@@ -226,6 +226,16 @@ def normal_(tensor: torch.Tensor, var: float) -> torch.Tensor:
         return tensor.normal_(0.0, math.sqrt(var))
 
 
+def balanced_var(total_var: float, summed: int, n_factors: int) -> float:
+    """Variance of each of ``n_factors`` Gaussian factors whose contraction, summing over
+    ``summed`` index combinations, has entries of variance ``total_var``:
+    ``(total_var / summed) ** (1 / n_factors)``. Every factor gets the same scale ("balanced"),
+    as a truncated SVD split U sqrt(S), sqrt(S) V would: an unbalanced split (one factor of
+    variance 1/rank) amplifies the effective learning rate of the product by up to
+    out_features / rank and made low-rank MLPs diverge under SGD with momentum."""
+    return (total_var / summed) ** (1.0 / n_factors)
+
+
 def dense_init_var(fan_in: int) -> float:
     """Variance of PyTorch's default ``nn.Linear``/``nn.Conv2d`` weight init,
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)): 1 / (3 fan_in). Factorized layers are initialised so

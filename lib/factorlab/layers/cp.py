@@ -17,16 +17,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from factorlab.layers.base import (check_modes, dense_init_var, expand_rank, normal_, resolve_budget, solve_rank,
+from factorlab.layers.base import (balanced_var, check_modes, dense_init_var, expand_rank, normal_, resolve_budget, solve_rank,
                                    to_tensorly)
 from factorlab.layers.conv import FactorizedConv2d, Stage
 from factorlab.layers.linear import FactorizedLinear, Symbols
-
-
-def _cp_var(total_var: float, rank: int, n_factors: int) -> float:
-    """Per-factor variance making a sum of ``rank`` products of ``n_factors`` N(0, v) entries
-    have variance ``total_var``."""
-    return (total_var / rank) ** (1.0 / n_factors)
 
 
 def _parafac(tensor: torch.Tensor, rank: int, n_iter_max: int, seed: int):
@@ -59,7 +53,7 @@ class CPLinear(FactorizedLinear):
         if budget is not None:
             rank = solve_rank(lambda r: r * per_rank + n_bias, budget, self.dense_params(), "CPLinear")
         (self.rank,) = expand_rank("rank", rank, 1)
-        var = _cp_var(dense_init_var(self.in_features), self.rank, 2 * len(self.in_modes))
+        var = balanced_var(dense_init_var(self.in_features), self.rank, 2 * len(self.in_modes))
         self.out_factors = nn.ParameterList([nn.Parameter(normal_(torch.empty(o, self.rank), var)) for o in self.out_modes])
         self.in_factors = nn.ParameterList([nn.Parameter(normal_(torch.empty(i, self.rank), var)) for i in self.in_modes])
 
@@ -100,7 +94,7 @@ class CPConv2d(FactorizedConv2d):
         if budget is not None:
             rank = solve_rank(lambda r: r * per_rank + n_bias, budget, self.dense_params(), "CPConv2d")
         (self.rank,) = expand_rank("rank", rank, 1)
-        var = _cp_var(dense_init_var(self.fan_in), self.rank, 4)
+        var = balanced_var(dense_init_var(self.fan_in), self.rank, 4)
         self.channel_in = nn.Parameter(normal_(torch.empty(self.rank, self.in_channels), var))
         self.vertical = nn.Parameter(normal_(torch.empty(self.rank, kh), var))
         self.horizontal = nn.Parameter(normal_(torch.empty(self.rank, kw), var))

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from factorlab.layers.base import Rank, dense_init_var, expand_rank, normal_, resolve_budget, solve_rank
+from factorlab.layers.base import Rank, balanced_var, dense_init_var, expand_rank, normal_, resolve_budget, solve_rank
 from factorlab.layers.conv import FactorizedConv2d, Stage
 from factorlab.layers.linear import FactorizedLinear
 
@@ -47,8 +47,9 @@ class LowRankLinear(FactorizedLinear):
         (self.rank,) = expand_rank("rank", rank, 1, (max_rank,))
         self.U = nn.Parameter(torch.empty(self.out_features, self.rank))
         self.V = nn.Parameter(torch.empty(self.rank, self.in_features))
-        normal_(self.U, 1.0 / self.rank)
-        normal_(self.V, dense_init_var(self.in_features))
+        var = balanced_var(dense_init_var(self.in_features), self.rank, 2)
+        normal_(self.U, var)
+        normal_(self.V, var)
 
     def factors(self) -> list[torch.Tensor]:
         return [self.U, self.V]
@@ -86,8 +87,9 @@ class LowRankConv2d(FactorizedConv2d):
         (self.rank,) = expand_rank("rank", rank, 1, (max_rank,))
         self.first = nn.Parameter(torch.empty(self.rank, self.in_channels, kh, kw))
         self.second = nn.Parameter(torch.empty(self.out_channels, self.rank))
-        normal_(self.first, dense_init_var(self.fan_in))
-        normal_(self.second, 1.0 / self.rank)
+        var = balanced_var(dense_init_var(self.fan_in), self.rank, 2)
+        normal_(self.first, var)
+        normal_(self.second, var)
 
     def factors(self) -> list[torch.Tensor]:
         return [self.first, self.second]

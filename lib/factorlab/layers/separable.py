@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from factorlab.layers.base import check_positive_int, dense_init_var, expand_rank, normal_, resolve_budget, solve_rank
+from factorlab.layers.base import balanced_var, check_positive_int, dense_init_var, expand_rank, normal_, resolve_budget, solve_rank
 from factorlab.layers.conv import FactorizedConv2d, Stage
 from factorlab.layers.lowrank import svd_factors
 
@@ -49,12 +49,13 @@ class SeparableConv2d(FactorizedConv2d):
             (rank,) = expand_rank("rank", rank, 1, (max_rank,))
         self.rank = rank
         v = dense_init_var(self.fan_in)
-        self.depthwise = nn.Parameter(normal_(torch.empty(c, m, kh, kw), 1.0 / m))
+        var = balanced_var(v, m, 2) if rank is None else balanced_var(v, m * rank, 3)
+        self.depthwise = nn.Parameter(normal_(torch.empty(c, m, kh, kw), var))
         if rank is None:
-            self.pointwise = nn.Parameter(normal_(torch.empty(s, c, m), v))
+            self.pointwise = nn.Parameter(normal_(torch.empty(s, c, m), var))
         else:
-            self.pointwise_in = nn.Parameter(normal_(torch.empty(rank, c, m), v))
-            self.pointwise_out = nn.Parameter(normal_(torch.empty(s, rank), 1.0 / rank))
+            self.pointwise_in = nn.Parameter(normal_(torch.empty(rank, c, m), var))
+            self.pointwise_out = nn.Parameter(normal_(torch.empty(s, rank), var))
 
     def factors(self) -> list[torch.Tensor]:
         if self.rank is None:

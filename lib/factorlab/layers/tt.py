@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from factorlab.layers.base import (ContractionPlan, check_modes, dense_init_var, expand_rank, normal_,
+from factorlab.layers.base import (ContractionPlan, balanced_var, check_modes, dense_init_var, expand_rank, normal_,
                                    resolve_budget, solve_rank, to_tensorly)
 from factorlab.layers.conv import FactorizedConv2d, conv_flops, conv_output_hw
 from factorlab.layers.linear import FactorizedLinear, Symbols
@@ -74,9 +74,9 @@ class TTLinear(FactorizedLinear):
         self.rank = _tt_ranks(rank, target_params, compression, self.dense_params(), tt_max_ranks(pairs), params_of,
                               "TTLinear")
         r = [1, *self.rank, 1]
-        v = dense_init_var(self.in_features) ** (1.0 / len(pairs))
+        var = balanced_var(dense_init_var(self.in_features), math.prod(self.rank), len(pairs))
         self.cores = nn.ParameterList([
-            nn.Parameter(normal_(torch.empty(r[k], o, i, r[k + 1]), v / r[k + 1]))
+            nn.Parameter(normal_(torch.empty(r[k], o, i, r[k + 1]), var))
             for k, (o, i) in enumerate(zip(self.out_modes, self.in_modes))])
 
     def factors(self) -> list[torch.Tensor]:
@@ -131,10 +131,10 @@ class TTConv2d(FactorizedConv2d):
         self.rank = _tt_ranks(rank, target_params, compression, self.dense_params(), tt_max_ranks(sizes), params_of,
                               "TTConv2d")
         r = [*self.rank, 1]
-        v = dense_init_var(self.fan_in) ** (1.0 / len(sizes))
-        self.spatial = nn.Parameter(normal_(torch.empty(r[0], kh, kw), v / r[0]))
+        var = balanced_var(dense_init_var(self.fan_in), math.prod(self.rank), len(sizes))
+        self.spatial = nn.Parameter(normal_(torch.empty(r[0], kh, kw), var))
         self.cores = nn.ParameterList([
-            nn.Parameter(normal_(torch.empty(r[k], c, s, r[k + 1]), v / r[k + 1]))
+            nn.Parameter(normal_(torch.empty(r[k], c, s, r[k + 1]), var))
             for k, (c, s) in enumerate(zip(self.in_modes, self.out_modes))])
 
     def factors(self) -> list[torch.Tensor]:

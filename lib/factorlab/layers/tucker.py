@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from factorlab.layers.base import (check_modes, dense_init_var, expand_rank, normal_, resolve_budget, solve_rank,
+from factorlab.layers.base import (balanced_var, check_modes, dense_init_var, expand_rank, normal_, resolve_budget, solve_rank,
                                    to_tensorly)
 from factorlab.layers.conv import FactorizedConv2d, Stage
 from factorlab.layers.linear import FactorizedLinear, Symbols
@@ -52,11 +52,12 @@ class TuckerLinear(FactorizedLinear):
             rank = [min(solve_rank(params_of, budget, max(modes), "TuckerLinear"), m) for m in modes]
         self.rank = expand_rank("rank", rank, len(modes), modes)
         nd = len(self.out_modes)
-        self.core = nn.Parameter(normal_(torch.empty(self.rank), dense_init_var(self.in_features)))
+        var = balanced_var(dense_init_var(self.in_features), math.prod(self.rank), 1 + len(modes))
+        self.core = nn.Parameter(normal_(torch.empty(self.rank), var))
         self.out_factors = nn.ParameterList(
-            [nn.Parameter(normal_(torch.empty(o, p), 1.0 / p)) for o, p in zip(self.out_modes, self.rank[:nd])])
+            [nn.Parameter(normal_(torch.empty(o, p), var)) for o, p in zip(self.out_modes, self.rank[:nd])])
         self.in_factors = nn.ParameterList(
-            [nn.Parameter(normal_(torch.empty(i, q), 1.0 / q)) for i, q in zip(self.in_modes, self.rank[nd:])])
+            [nn.Parameter(normal_(torch.empty(i, q), var)) for i, q in zip(self.in_modes, self.rank[nd:])])
 
     def factors(self) -> list[torch.Tensor]:
         return [self.core, *self.out_factors, *self.in_factors]
@@ -107,9 +108,10 @@ class TuckerConv2d(FactorizedConv2d):
             rank = (min(r, maxima[0]), min(r, maxima[1]))
         self.rank = expand_rank("rank", rank, 2, maxima)
         p, q = self.rank
-        self.channel_in = nn.Parameter(normal_(torch.empty(q, self.in_channels), 1.0 / q))
-        self.core = nn.Parameter(normal_(torch.empty(p, q, kh, kw), dense_init_var(self.fan_in)))
-        self.channel_out = nn.Parameter(normal_(torch.empty(self.out_channels, p), 1.0 / p))
+        var = balanced_var(dense_init_var(self.fan_in), p * q, 3)
+        self.channel_in = nn.Parameter(normal_(torch.empty(q, self.in_channels), var))
+        self.core = nn.Parameter(normal_(torch.empty(p, q, kh, kw), var))
+        self.channel_out = nn.Parameter(normal_(torch.empty(self.out_channels, p), var))
 
     def factors(self) -> list[torch.Tensor]:
         return [self.channel_in, self.core, self.channel_out]
