@@ -51,6 +51,17 @@ GEOMETRIES = [
 ]
 
 
+#: One small instance of every family, with an input shape.
+SMALL_CASES = [
+    (lambda: LowRankLinear(12, 10, 3), (4, 12)), (lambda: CPLinear(12, 10, 3), (4, 12)),
+    (lambda: TuckerLinear(12, 10, 2), (4, 12)), (lambda: TTLinear(12, 10, 2), (4, 12)),
+    (lambda: SeparableConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)), (lambda: LowRankConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)),
+    (lambda: CPConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)), (lambda: TuckerConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)),
+    (lambda: TTConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)),
+]
+SMALL_IDS = ["lowrank", "cp", "tucker", "tt", "separable-conv", "lowrank-conv", "cp-conv", "tucker-conv", "tt-conv"]
+
+
 def dense_linear_out(layer, x):
     return F.linear(x, layer.dense_weight(), layer.bias)
 
@@ -203,13 +214,7 @@ def test_from_dense_refuses_what_it_does_not_support(bad, match):
 
 # -- gradients ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make,shape", [
-    (lambda: LowRankLinear(12, 10, 3), (4, 12)), (lambda: CPLinear(12, 10, 3), (4, 12)),
-    (lambda: TuckerLinear(12, 10, 2), (4, 12)), (lambda: TTLinear(12, 10, 2), (4, 12)),
-    (lambda: SeparableConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)), (lambda: LowRankConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)),
-    (lambda: CPConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)), (lambda: TuckerConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)),
-    (lambda: TTConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)),
-])
+@pytest.mark.parametrize("make,shape", SMALL_CASES, ids=SMALL_IDS)
 def test_gradients_reach_every_factor_and_match_the_dense_gradient(make, shape):
     torch.manual_seed(3)
     layer = make()
@@ -367,13 +372,7 @@ def test_factorize_dim():
 
 # -- torch.compile --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make,shape", [
-    (lambda: LowRankLinear(12, 10, 3), (4, 12)), (lambda: CPLinear(12, 10, 3), (4, 12)),
-    (lambda: TuckerLinear(12, 10, 2), (4, 12)), (lambda: TTLinear(12, 10, 2), (4, 12)),
-    (lambda: SeparableConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)), (lambda: LowRankConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)),
-    (lambda: CPConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)), (lambda: TuckerConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)),
-    (lambda: TTConv2d(4, 6, 3, rank=2), (2, 4, 7, 7)),
-])
+@pytest.mark.parametrize("make,shape", SMALL_CASES, ids=SMALL_IDS)
 def test_torch_compile_traces_every_layer(make, shape):
     """Dynamo + AOT autograd (the ``aot_eager`` backend) trace forward and backward with no
     error and the same result; the inductor code generator is exercised by one test below."""

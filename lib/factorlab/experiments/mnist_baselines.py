@@ -91,21 +91,33 @@ def make_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {name!r}: choose sgd, adam or adamw")
 
 
-def train(cfg: dict, device: str = "auto") -> dict:
-    """Train one run of the grid; returns the parts of a run record (see factorlab.results)."""
+def fit_config(cfg: dict, build, device: str = "auto"):
+    """Load MNIST, seed, build ``build(cfg)`` and train it as ``cfg`` says: (model, FitResult).
+    Shared by every MNIST experiment."""
     dev = resolve_device(device)
     data = load_mnist(device=dev, n_train=cfg["n_train"], n_test=cfg["n_test"])
     seed_everything(cfg["seed"])
-    model = build_mnist_model(cfg["model"], **cfg["model_kwargs"]).to(dev)
+    model = build(cfg).to(dev)
     optimizer = make_optimizer(cfg, model.parameters())
     fit = fit_classifier(
         model, optimizer, (data.train_x, data.train_y), (data.test_x, data.test_y),
         epochs=cfg["epochs"], batch_size=cfg["batch_size"], device=dev, seed=cfg["seed"],
         preprocess=preprocess, target_loss=cfg["target_loss"],
     )
+    return model, fit
+
+
+def record_parts(model, fit, **model_info) -> dict:
+    """The parts of a run record of a trained MNIST classifier."""
     return {
         "metrics": fit.metrics,
         "history": fit.history,
         "timing": fit.timing,
-        "model": {"params": count_params(model), "flops_per_sample": count_flops(model, (1, 28, 28))},
+        "model": {"params": count_params(model), "flops_per_sample": count_flops(model, (1, 28, 28)), **model_info},
     }
+
+
+def train(cfg: dict, device: str = "auto") -> dict:
+    """Train one run of the grid; returns the parts of a run record (see factorlab.results)."""
+    model, fit = fit_config(cfg, lambda c: build_mnist_model(c["model"], **c["model_kwargs"]), device)
+    return record_parts(model, fit)

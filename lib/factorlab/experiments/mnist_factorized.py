@@ -23,14 +23,12 @@ import copy
 
 import torch
 
-from factorlab.data import load_mnist
 from factorlab.experiments.mnist_baselines import NETS as BASE_NETS
-from factorlab.experiments.mnist_baselines import VARIANTS, make_optimizer, preprocess
+from factorlab.experiments.mnist_baselines import VARIANTS, fit_config, record_parts
 from factorlab.experiments.profiles import check_profile
 from factorlab.layers import FactorizedLayer
 from factorlab.layers.replace import factorize_model, get_module
-from factorlab.models import build_mnist_model, count_flops, count_params
-from factorlab.train import fit_classifier, resolve_device, seed_everything
+from factorlab.models import build_mnist_model
 
 NAME = "mnist_factorized"
 
@@ -125,20 +123,5 @@ def describe_layers(model: torch.nn.Module, names: list[str]) -> list[dict]:
 
 def train(cfg: dict, device: str = "auto") -> dict:
     """Train one run; returns the parts of a run record."""
-    dev = resolve_device(device)
-    data = load_mnist(device=dev, n_train=cfg["n_train"], n_test=cfg["n_test"])
-    seed_everything(cfg["seed"])
-    model = build_model(cfg).to(dev)
-    optimizer = make_optimizer(cfg, model.parameters())
-    fit = fit_classifier(
-        model, optimizer, (data.train_x, data.train_y), (data.test_x, data.test_y),
-        epochs=cfg["epochs"], batch_size=cfg["batch_size"], device=dev, seed=cfg["seed"],
-        preprocess=preprocess, target_loss=cfg["target_loss"],
-    )
-    return {
-        "metrics": fit.metrics,
-        "history": fit.history,
-        "timing": fit.timing,
-        "model": {"params": count_params(model), "flops_per_sample": count_flops(model, (1, 28, 28)),
-                  "factorized_layers": describe_layers(model, cfg["layers"])},
-    }
+    model, fit = fit_config(cfg, build_model, device)
+    return record_parts(model, fit, factorized_layers=describe_layers(model, cfg["layers"]))

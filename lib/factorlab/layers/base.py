@@ -72,6 +72,17 @@ def check_modes(name: str, features: int, modes: Sequence[int] | None, d: int | 
     return modes
 
 
+def check_mode_pair(in_size: int, out_size: int, in_modes, out_modes, d: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Validated (in_modes, out_modes) of equal length for sizes ``in_size`` and ``out_size``
+    (each defaults to ``d`` balanced factors; ``out_modes`` defaults to as many factors as
+    ``in_modes`` has)."""
+    ins = check_modes("in_modes", in_size, in_modes, d)
+    outs = check_modes("out_modes", out_size, out_modes, len(ins))
+    if len(outs) != len(ins):
+        raise ValueError(f"in_modes {ins} and out_modes {outs} must have the same length")
+    return ins, outs
+
+
 def expand_rank(name: str, rank: Rank, n: int, maxima: Sequence[int] | None = None) -> tuple[int, ...]:
     """``rank`` as ``n`` validated positive ints (an int is repeated ``n`` times).
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from factorlab.layers.base import (balanced_var, check_modes, dense_init_var, expand_rank, normal_, resolve_budget, solve_rank,
+from factorlab.layers.base import (balanced_var, check_mode_pair, dense_init_var, expand_rank, normal_, resolve_budget, solve_rank,
                                    to_tensorly)
 from factorlab.layers.conv import FactorizedConv2d, Stage
 from factorlab.layers.linear import FactorizedLinear, Symbols
@@ -43,10 +43,7 @@ class CPLinear(FactorizedLinear):
     def __init__(self, in_features: int, out_features: int, rank: int | None = None, *, in_modes=None,
                  out_modes=None, d: int = 2, target_params=None, compression=None, bias: bool = True):
         super().__init__(in_features, out_features, bias)
-        self.in_modes = check_modes("in_modes", self.in_features, in_modes, d)
-        self.out_modes = check_modes("out_modes", self.out_features, out_modes, len(self.in_modes))
-        if len(self.out_modes) != len(self.in_modes):
-            raise ValueError(f"in_modes {self.in_modes} and out_modes {self.out_modes} must have the same length")
+        self.in_modes, self.out_modes = check_mode_pair(self.in_features, self.out_features, in_modes, out_modes, d)
         per_rank = sum(self.in_modes) + sum(self.out_modes)
         n_bias = self.out_features if bias else 0
         budget = resolve_budget(rank, target_params, compression, self.dense_params())

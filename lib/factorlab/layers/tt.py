@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from factorlab.layers.base import (ContractionPlan, balanced_var, check_modes, dense_init_var, expand_rank, normal_,
+from factorlab.layers.base import (ContractionPlan, balanced_var, check_mode_pair, dense_init_var, expand_rank, normal_,
                                    resolve_budget, solve_rank, to_tensorly)
 from factorlab.layers.conv import FactorizedConv2d, conv_flops, conv_output_hw
 from factorlab.layers.linear import FactorizedLinear, Symbols
@@ -60,10 +60,7 @@ class TTLinear(FactorizedLinear):
     def __init__(self, in_features: int, out_features: int, rank=None, *, in_modes=None, out_modes=None,
                  d: int = 2, target_params=None, compression=None, bias: bool = True):
         super().__init__(in_features, out_features, bias)
-        self.in_modes = check_modes("in_modes", self.in_features, in_modes, d)
-        self.out_modes = check_modes("out_modes", self.out_features, out_modes, len(self.in_modes))
-        if len(self.out_modes) != len(self.in_modes):
-            raise ValueError(f"in_modes {self.in_modes} and out_modes {self.out_modes} must have the same length")
+        self.in_modes, self.out_modes = check_mode_pair(self.in_features, self.out_features, in_modes, out_modes, d)
         pairs = [o * i for o, i in zip(self.out_modes, self.in_modes)]
         n_bias = self.out_features if bias else 0
 
@@ -116,10 +113,7 @@ class TTConv2d(FactorizedConv2d):
                  rank=None, *, in_modes=None, out_modes=None, d: int = 2, target_params=None, compression=None,
                  bias: bool = True):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias)
-        self.in_modes = check_modes("in_modes", self.in_channels, in_modes, d)
-        self.out_modes = check_modes("out_modes", self.out_channels, out_modes, len(self.in_modes))
-        if len(self.out_modes) != len(self.in_modes):
-            raise ValueError(f"in_modes {self.in_modes} and out_modes {self.out_modes} must have the same length")
+        self.in_modes, self.out_modes = check_mode_pair(self.in_channels, self.out_channels, in_modes, out_modes, d)
         kh, kw = self.kernel_size
         sizes = [kh * kw] + [c * s for c, s in zip(self.in_modes, self.out_modes)]
         n_bias = self.out_channels if bias else 0

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from factorlab.layers.base import (balanced_var, check_modes, dense_init_var, expand_rank, normal_, resolve_budget, solve_rank,
+from factorlab.layers.base import (balanced_var, check_mode_pair, dense_init_var, expand_rank, normal_, resolve_budget, solve_rank,
                                    to_tensorly)
 from factorlab.layers.conv import FactorizedConv2d, Stage
 from factorlab.layers.linear import FactorizedLinear, Symbols
@@ -36,10 +36,7 @@ class TuckerLinear(FactorizedLinear):
     def __init__(self, in_features: int, out_features: int, rank=None, *, in_modes=None, out_modes=None,
                  d: int = 2, target_params=None, compression=None, bias: bool = True):
         super().__init__(in_features, out_features, bias)
-        self.in_modes = check_modes("in_modes", self.in_features, in_modes, d)
-        self.out_modes = check_modes("out_modes", self.out_features, out_modes, len(self.in_modes))
-        if len(self.out_modes) != len(self.in_modes):
-            raise ValueError(f"in_modes {self.in_modes} and out_modes {self.out_modes} must have the same length")
+        self.in_modes, self.out_modes = check_mode_pair(self.in_features, self.out_features, in_modes, out_modes, d)
         modes = (*self.out_modes, *self.in_modes)
         n_bias = self.out_features if bias else 0
 
