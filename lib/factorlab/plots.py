@@ -41,12 +41,13 @@ def human_count(x: float, _pos=None) -> str:
     return f"{x:g}"
 
 
-def log_axis(ax, axis: str = "x", counts: bool = True) -> None:
+def log_axis(ax, axis: str = "x", counts: bool = True, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
     """Log scale on ``axis`` with readable major labels (``human_count`` or plain numbers)
     and unlabelled minor ticks."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     getattr(ax, f"set_{axis}scale")("log")
     target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(LogLocator(base=10, subs=subs))
     target.set_major_formatter(FuncFormatter(human_count if counts else (lambda x, _p=None: f"{x:g}")))
     target.set_minor_formatter(NullFormatter())
