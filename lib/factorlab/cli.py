@@ -1,6 +1,8 @@
 """Command line: ``python -m factorlab run <experiment> --profile {smoke,cpu,full} --device
 {auto,cpu,cuda}`` trains every missing run of an experiment's grid into the run store, without
-Jupyter; ``python -m factorlab list`` lists experiments and how many runs each profile has."""
+Jupyter; ``python -m factorlab list`` lists experiments and how many runs each profile has;
+``python -m factorlab predict SMILES --method dft`` prints a molecule's QM9 properties by DFT
+(see :mod:`factorlab.dft`)."""
 from __future__ import annotations
 
 import argparse
@@ -42,6 +44,18 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from factorlab.dft.report import predict_main
+
+    def tri(v: str):
+        return {"auto": "auto", "yes": True, "no": False}[v]
+
+    return predict_main(args.smiles, method=args.method, qm9=args.qm9, optimize=not args.no_optimize,
+                        polarizability=tri(args.polarizability), hessian=tri(args.hessian), threads=args.threads,
+                        max_heavy_atoms=args.max_heavy_atoms, force=args.force, density_fit=args.density_fit,
+                        say=lambda m: print(m, file=sys.stderr, flush=True), out=print)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m factorlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.set_defaults(func=_cmd_run)
     p_list = sub.add_parser("list", help="list the experiments and their grid sizes")
     p_list.set_defaults(func=_cmd_list)
+    p_pred = sub.add_parser("predict", help="a molecule's QM9 properties by DFT (QM9's level of theory)")
+    p_pred.add_argument("smiles", help="the molecule (H, C, N, O, F; neutral; at most --max-heavy-atoms)")
+    p_pred.add_argument("--method", choices=("dft", "net", "both"), default="dft")
+    p_pred.add_argument("--qm9", metavar="PATH", default=None,
+                        help="QM9 table to look the molecule up in (default: the full set if found; 'none': no lookup)")
+    p_pred.add_argument("--no-optimize", action="store_true",
+                        help="outside QM9: use the RDKit/MMFF geometry without the B3LYP/6-31G* optimisation")
+    p_pred.add_argument("--polarizability", choices=("auto", "yes", "no"), default="auto")
+    p_pred.add_argument("--hessian", choices=("auto", "yes", "no"), default="auto",
+                        help="ZPVE, U0, U, H, G, Cv: 'auto' runs it only when its estimated cost is small")
+    p_pred.add_argument("--threads", type=int, default=None, help="OpenMP threads for PySCF")
+    p_pred.add_argument("--max-heavy-atoms", type=int, default=9)
+    p_pred.add_argument("--density-fit", action="store_true", help="density-fitted SCF (faster, ~1e-5 Eh/atom)")
+    p_pred.add_argument("--force", action="store_true", help="run the SCF even above its cost budget")
+    p_pred.set_defaults(func=_cmd_predict)
     return parser
 
 

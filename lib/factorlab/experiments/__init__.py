@@ -13,6 +13,13 @@ EXPERIMENTS = {
     "mnist_baselines": "factorlab.experiments.mnist_baselines",
     "mnist_factorized": "factorlab.experiments.mnist_factorized",
     "mnist_compression": "factorlab.experiments.mnist_compression",
+    "dft_validation": "factorlab.experiments.dft_validation",
+    "qm9_dataset": "factorlab.experiments.qm9_dataset",
+    "qm9_single_task": "factorlab.experiments.qm9_single_task",
+    "qm9_hard_sharing": "factorlab.experiments.qm9_hard_sharing",
+    "cifar_baselines": "factorlab.experiments.cifar_baselines",
+    "cifar_factorized": "factorlab.experiments.cifar_factorized",
+    "cifar_long": "factorlab.experiments.cifar_long",
 }
 
 

@@ -1,0 +1,65 @@
+"""Experiment ``cifar_baselines``: the two dense baselines of the CIFAR-10 chapter, over a
+width sweep (the dense reference curve of accuracy against parameters).
+
+- ``resnet9``: Page's ResNet-9 with its 24-epoch recipe
+  (:func:`~factorlab.experiments.cifar_common.resnet9_recipe`);
+- ``airbench``: the airbench94-style net with its ~10-epoch recipe
+  (:func:`~factorlab.experiments.cifar_common.airbench_recipe`); at width 1 with more seeds,
+  for the side-by-side comparison with airbench94 itself (run separately, on the same GPU).
+
+Every config carries ``dataset_variant``: on this project's machines the lossy JPEG
+(quality 75) re-encoding, which every table and figure must say.
+
+Profiles (see :mod:`factorlab.experiments.cifar_common`):
+
+- ``smoke``: the fixture, width 1/8, one epoch, both nets (2 runs, ~2 s).
+- ``cpu``: 5,000 training images (class-balanced), 2,000 test, 4 epochs at batch 128;
+  airbench at widths 1/8, 1/4, 1/2 and ResNet-9 at 1/8, 1/4; 3 seeds (15 runs). Measured on
+  one otherwise idle CPU core of this project's machine: one epoch of 5,000 images takes 7 s
+  (airbench 1/4), 17 s (airbench 1/2), 6.6 s (ResNet-9 1/8), 11.7 s (ResNet-9 1/4); with the
+  evaluations the grid takes about 14 minutes (the recorded run took 24 minutes, sharing the
+  machine's two cores with two other jobs). **Not comparable to the literature** (a tenth of
+  the data, at most half the channels, 4 epochs).
+- ``full``: the whole dataset and the published recipes; widths 1/4, 1/2, 3/4, 1; 3 seeds
+  per point and 5 for airbench at width 1 (26 runs). Estimated on one H100
+  (:func:`~factorlab.experiments.cifar_common.estimate_seconds`, conservative): about
+  9 minutes (ResNet-9 at width 1: 58 s a run, at 1/4: 14 s; airbench at width 1: 12 s).
+"""
+from __future__ import annotations
+
+from factorlab.experiments.cifar_common import make_config, recipe_for, train_config
+from factorlab.experiments.profiles import check_profile
+
+NAME = "cifar_baselines"
+
+#: Per profile: net -> (widths, seeds), and extra seeds of airbench at the largest width.
+BUDGETS: dict[str, dict] = {
+    "smoke": {"widths": {"airbench": [0.125], "resnet9": [0.125]}, "seeds": [0], "anchor_seeds": []},
+    "cpu": {"widths": {"airbench": [0.125, 0.25, 0.5], "resnet9": [0.125, 0.25]}, "seeds": [0, 1, 2],
+            "anchor_seeds": []},
+    "full": {"widths": {"airbench": [0.25, 0.5, 0.75, 1.0], "resnet9": [0.25, 0.5, 0.75, 1.0]}, "seeds": [0, 1, 2],
+             "anchor_seeds": [3, 4]},
+}
+
+
+def grid(profile: str) -> list[dict]:
+    """Every run config under ``profile``: per net and width, each seed; then the extra
+    airbench seeds at the largest width."""
+    budget = BUDGETS[check_profile(profile)]
+    configs = []
+    for net, widths in budget["widths"].items():
+        recipe = recipe_for(net, profile)
+        for width in widths:
+            for seed in budget["seeds"]:
+                configs.append(make_config(NAME, profile, net=net, width=width, factorize=None, recipe=recipe,
+                                           seed=seed))
+        if net == "airbench":
+            for seed in budget["anchor_seeds"]:
+                configs.append(make_config(NAME, profile, net=net, width=max(widths), factorize=None, recipe=recipe,
+                                           seed=seed))
+    return configs
+
+
+def train(cfg: dict, device: str = "auto") -> dict:
+    """Train one run; returns the parts of a run record."""
+    return train_config(cfg, device)

@@ -1,0 +1,121 @@
+"""What the QM9 experiments share: the budgets of each profile, the task sets, and one
+function that trains a config (single-task members or one multitask model) into the parts
+of a run record. ``qm9_single_task`` and ``qm9_hard_sharing`` use the *same* budget and
+hyper-parameters per profile, so that their errors compare (Δm)."""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from factorlab.data.qm9 import TARGET_NAMES, load_qm9, target_index
+from factorlab.models import count_params
+from factorlab.models.qm9 import build_qm9_model
+from factorlab.models.stack import stack_models
+from factorlab.train import resolve_device, seed_everything
+from factorlab.train.baseline import CompositionBaseline, baseline_mae
+from factorlab.train.regression import fit_regression
+
+#: All 19 targets, in PyG's order.
+ALL_TARGETS: list[str] = list(TARGET_NAMES)
+#: The 12 targets most QM9 papers report (MoleculeNet's set; U0, U, H, G as total energies).
+STANDARD_12: list[str] = ["mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U", "H", "G", "Cv"]
+TASK_SETS: dict[str, list[str]] = {"all19": ALL_TARGETS, "std12": STANDARD_12}
+
+#: GINE settings every profile shares (written into each config, so a record names them).
+_GINE_FIXED = {"readout": "sum", "batch_norm": True, "pool_norm": True}
+
+#: Per profile: data (``fixture`` = the 300-molecule test fixture), training/validation/test
+#: subset sizes (None = the whole split), epochs, optimiser, GINE size, seeds, and how many
+#: single-task models train together as one stack (one run record per stack).
+BUDGETS: dict[str, dict] = {
+    "smoke": {"data": "fixture", "n_train": None, "n_valid": None, "n_test": None, "epochs": 2,
+              "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0, "schedule": "cosine",
+              "gine": {"hidden": 16, "layers": 2, "head_hidden": 8, **_GINE_FIXED}, "seeds": [0], "stack": 19},
+    # sized on one CPU thread (GINE-64, batch 64: ~3.2 s per 10,000 molecules): see the experiments
+    "cpu": {"data": "full", "n_train": 20000, "n_valid": 2000, "n_test": None, "epochs": 10,
+            "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0, "schedule": "cosine",
+            "gine": {"hidden": 64, "layers": 4, "head_hidden": 32, **_GINE_FIXED}, "seeds": [0], "stack": 5},
+    # paper-scale, for one GPU (estimated, not yet measured on one: see qm9_single_task)
+    "full": {"data": "full", "n_train": None, "n_valid": None, "n_test": None, "epochs": 40,
+             "batch_size": 256, "lr": 1e-3, "weight_decay": 0.0, "schedule": "cosine",
+             "gine": {"hidden": 128, "layers": 4, "head_hidden": 64, **_GINE_FIXED}, "seeds": [0, 1, 2], "stack": 19},
+}
+
+#: The 3D reference (SchNet) per profile: targets, size and training; None = not run.
+SCHNET_BUDGETS: dict[str, dict | None] = {
+    "smoke": {"targets": ["mu", "U0_atom"], "epochs": 1, "batch_size": 32, "lr": 5e-4, "seeds": [0],
+              "model_kwargs": {"hidden": 16, "filters": 16, "interactions": 1, "gaussians": 10, "cutoff": 5.0,
+                               "head_hidden": 8, "pool_norm": True}},
+    "cpu": None,
+    "full": {"targets": ["mu", "gap", "U0_atom"], "epochs": 30, "batch_size": 256, "lr": 5e-4, "seeds": [0],
+             "model_kwargs": {"hidden": 128, "filters": 128, "interactions": 6, "gaussians": 50, "cutoff": 10.0,
+                              "head_hidden": 64, "pool_norm": True}},
+}
+
+
+def base_config(name: str, profile: str, model: str, model_kwargs: dict, **training) -> dict:
+    """The fields every QM9 run config has, from the profile's budget (``training`` overrides)."""
+    b = BUDGETS[profile]
+    cfg = {"experiment": name, "profile": profile, "model": model, "model_kwargs": copy.deepcopy(model_kwargs),
+           "data": b["data"], "n_train": b["n_train"], "n_valid": b["n_valid"], "n_test": b["n_test"],
+           "epochs": b["epochs"], "batch_size": b["batch_size"], "lr": b["lr"], "weight_decay": b["weight_decay"],
+           "schedule": b["schedule"], "baseline": "composition"}
+    cfg.update(training)
+    return cfg
+
+
+def _subset(ids: torch.Tensor, n: int | None, what: str) -> torch.Tensor:
+    """The first ``n`` rows of a (randomly ordered) split, all when ``n`` is None."""
+    if n is None:
+        return ids
+    if n > ids.numel():
+        raise ValueError(f"{what}={n} exceeds the {ids.numel()} molecules of that split")
+    return ids[:n]
+
+
+#: Target baselines a config may name (``cfg["baseline"]``): see :mod:`factorlab.train.baseline`.
+BASELINES = ("none", "composition")
+
+
+def _baseline(cfg: dict, data, train_ids: torch.Tensor) -> CompositionBaseline | None:
+    """The composition baseline fit on ``train_ids`` when ``cfg["baseline"]`` asks for it."""
+    name = cfg.get("baseline", "none")
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}: choose one of {', '.join(BASELINES)}")
+    return CompositionBaseline.fit(data, train_ids) if name == "composition" else None
+
+
+def fit_members(cfg: dict, members: list[list[str]], device: str = "auto") -> dict:
+    """Train independent models, member ``k`` predicting targets ``members[k]``, as one stack
+    (a grouped network when possible) and return the parts of a run record.
+
+    Each member is built right after ``seed_everything(cfg["seed"])``, so a member starts from
+    the same weights whether it trains alone or in a stack.
+    """
+    dev = resolve_device(device)
+    data = load_qm9(dev, fixture=cfg["data"] == "fixture")
+    split = {k: _subset(data.split[k], cfg[f"n_{k}"], f"n_{k}") for k in ("train", "valid", "test")}
+    sizes = {len(m) for m in members}
+    if len(sizes) != 1:
+        raise ValueError(f"every member must predict the same number of targets, got {members}")
+    models = []
+    for targets in members:
+        seed_everything(cfg["seed"])
+        models.append(build_qm9_model(cfg["model"], len(targets), **cfg["model_kwargs"]))
+    model = stack_models(models) if len(models) > 1 else models[0]
+    columns = [target_index(t) for m in members for t in m]
+    baseline = _baseline(cfg, data, split["train"])
+    fit = fit_regression(model, data, columns, train_ids=split["train"], valid_ids=split["valid"],
+                         test_ids=split["test"], epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                         weight_decay=cfg["weight_decay"], schedule=cfg["schedule"], seed=cfg["seed"],
+                         baseline=baseline)
+    if baseline is not None:  # what the network adds over the linear composition model
+        labels = [t for m in members for t in m]
+        fit.metrics["composition_test_mae"] = dict(zip(labels, baseline_mae(baseline, data, split["test"], columns)))
+    timing = {**fit.timing, "threads": torch.get_num_threads()}
+    info = {"name": cfg["model"], "repr": repr(models[0]), "members": len(models),
+            "params_per_member": count_params(models[0]), "params": count_params(model),
+            "n_train": int(split["train"].numel()), "n_valid": int(split["valid"].numel()),
+            "n_test": int(split["test"].numel())}
+    return {"metrics": fit.metrics, "history": fit.history, "timing": timing, "model": info}
