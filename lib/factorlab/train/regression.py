@@ -28,6 +28,7 @@ from torch import nn
 
 from factorlab.data.qm9 import TARGETS, QM9Data, QM9Loader
 from factorlab.models.stack import member_state, num_members
+from factorlab.train import schedules
 from factorlab.train.baseline import CompositionBaseline
 from factorlab.train.device import synchronize
 
@@ -86,13 +87,11 @@ def evaluate_mae(model: nn.Module, data: QM9Data, ids: torch.Tensor, columns: li
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-step schedule: ``cosine`` (lr -> 0 over ``total_steps``) or ``constant``."""
-    if name == "cosine":
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps)))
-    if name == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-    raise ValueError(f"unknown schedule {name!r}: choose one of {', '.join(SCHEDULES)}")
+    """Per-step schedule: ``cosine`` (lr -> 0 over ``total_steps``) or ``constant``; the
+    multipliers come from :func:`factorlab.train.schedules.make_schedule`."""
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}: choose one of {', '.join(SCHEDULES)}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedules.make_schedule({"kind": name}, total_steps, 1))
 
 
 def fit_regression(
