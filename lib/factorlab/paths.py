@@ -5,6 +5,8 @@ temporary directory without touching the committed run store:
 
 - ``FACTORLAB_DATA_DIR``: root of ``raw/`` and ``processed/`` (default ``<repo>/data``).
 - ``FACTORLAB_RESULTS_DIR``: the run store (default ``<repo>/data/results``).
+- ``FACTORLAB_MODELS_DIR``: saved networks (default ``<repo>/data/models``; when only the run
+  store was moved, ``<run store>/.models``, so a throw-away store never writes committed weights).
 - ``FACTORLAB_DATA_MIRROR``: ``os.pathsep``-separated list of mirror folders (no default).
 """
 from __future__ import annotations
@@ -34,6 +36,15 @@ def processed_dir() -> Path:
 def results_dir() -> Path:
     """Root of the run store, one sub-folder per experiment."""
     return Path(os.environ.get("FACTORLAB_RESULTS_DIR", REPO_ROOT / "data" / "results")).resolve()
+
+
+def models_dir() -> Path:
+    """Root of the saved networks the demonstration loads, one sub-folder per experiment."""
+    if os.environ.get("FACTORLAB_MODELS_DIR"):
+        return Path(os.environ["FACTORLAB_MODELS_DIR"]).resolve()
+    if os.environ.get("FACTORLAB_RESULTS_DIR"):
+        return results_dir() / ".models"
+    return (REPO_ROOT / "data" / "models").resolve()
 
 
 def mirror_dirs() -> list[Path]:

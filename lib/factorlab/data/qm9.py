@@ -333,6 +333,14 @@ def build_arrays(df, workers: int = 1) -> dict:
             parts = pool.map(featurize_chunk, jobs, chunksize=1)
     else:
         parts = [featurize_chunk(j) for j in jobs]
+    return _assemble(parts, z, pos, ptr, y, index, smiles)
+
+
+def _assemble(parts: list[dict], z: np.ndarray, pos: np.ndarray, ptr: np.ndarray, y: np.ndarray,
+              index: np.ndarray, smiles: list[str]) -> dict:
+    """The cache's arrays (see :func:`build_arrays`) from featurized chunks ``parts`` (outputs
+    of :func:`~factorlab.data.qm9_features.featurize_chunk`, in molecule order) and the atoms."""
+    n = len(smiles)
     cat = lambda k: np.concatenate([p[k] for p in parts])  # noqa: E731
     n_bonds = cat("n_bonds")
     bond_ptr = np.zeros(n + 1, np.int64)
@@ -350,6 +358,52 @@ def build_arrays(df, workers: int = 1) -> dict:
         "from_xyz": t(cat("from_xyz")),
         "smiles": smiles,
     }
+
+
+def graphs_for_prediction(smiles: list[str], geometries: list | None = None,
+                          device: str | torch.device = "cpu") -> "QM9Data":
+    """Molecules that are not (necessarily) in the cache, featurized exactly as training was,
+    as a :class:`QM9Data` without targets (``y`` NaN, ``index`` -1): what a trained network
+    predicts from.
+
+    Args:
+        smiles: N SMILES strings.
+        geometries: per molecule ``(z, pos)`` (element indices into ``ELEMENTS`` int [n],
+            Angstrom float [n, 3]) or None. With a geometry the SMILES graph is matched onto
+            its atoms as for QM9's own molecules (so a QM9 molecule with QM9's geometry gets
+            its training graph); without, the graph comes from the SMILES alone (positions
+            zero: for networks that ignore coordinates, such as the GINE).
+        device: where the tensors go.
+
+    Raises:
+        DataError: a SMILES that does not parse or does not fit its geometry.
+    """
+    from factorlab.data.qm9_features import featurize_molecule, featurize_smiles
+
+    if not smiles:
+        raise ValueError("no molecules given")
+    geometries = geometries if geometries is not None else [None] * len(smiles)
+    if len(geometries) != len(smiles):
+        raise ValueError(f"{len(smiles)} SMILES but {len(geometries)} geometries")
+    zs, poss, parts = [], [], []
+    for s, geom in zip(smiles, geometries):
+        if geom is None:
+            z, f = featurize_smiles(s)
+            pos = np.zeros((len(z), 3))
+        else:
+            z, pos = np.asarray(geom[0], np.int64), np.asarray(geom[1], np.float64)
+            f = featurize_molecule(s, z, pos)
+        zs.append(z)
+        poss.append(pos)
+        parts.append({**{k: f[k] for k in ("aromatic", "hybridization", "formal_charge", "bond_type", "bonds")},
+                      "n_bonds": np.asarray([len(f["bond_type"])], np.int64),
+                      "from_xyz": np.asarray([f["from_xyz"]], np.uint8)})
+    ptr = np.zeros(len(smiles) + 1, np.int64)
+    np.cumsum([len(z) for z in zs], out=ptr[1:])
+    n = len(smiles)
+    arrays = _assemble(parts, np.concatenate(zs).astype(np.uint8), np.concatenate(poss), ptr,
+                       np.full((n, len(TARGETS)), np.nan), np.full(n, -1), list(smiles))
+    return _expand(arrays, torch.device(device), seed=0)
 
 
 CACHE_KEYS = ("atoms", "pos", "atom_ptr", "bonds", "bond_type", "bond_ptr", "y", "index", "from_xyz", "smiles")

@@ -154,6 +154,14 @@ def featurize_molecule(smiles: str, z: np.ndarray, pos: np.ndarray, index: int =
                             f"bond tolerance {BOND_FACTORS}, and RDKit finds no bond orders for the "
                             f"geometry's own connectivity")
         match = np.arange(n)
+    return _graph_features(mol, match, n, from_xyz, where)
+
+
+def _graph_features(mol, match: np.ndarray, n: int, from_xyz: bool, where: str) -> dict:
+    """Atom and bond features of RDKit molecule ``mol`` (explicit H) carried onto ``n`` nodes
+    through ``match`` (node of each RDKit atom); see :func:`featurize_molecule`."""
+    from rdkit import Chem
+
     aromatic = np.zeros(n, np.uint8)
     hybrid = np.zeros(n, np.uint8)
     charge = np.zeros(n, np.int8)
@@ -168,8 +176,8 @@ def featurize_molecule(smiles: str, z: np.ndarray, pos: np.ndarray, index: int =
         charge[k] = c
     type_code = {Chem.BondType.SINGLE: 0, Chem.BondType.DOUBLE: 1, Chem.BondType.TRIPLE: 2,
                  Chem.BondType.AROMATIC: 3}
-    bonds = np.empty((len(q_bonds), 2), np.int64)
-    btype = np.empty(len(q_bonds), np.uint8)
+    bonds = np.empty((mol.GetNumBonds(), 2), np.int64)
+    btype = np.empty(mol.GetNumBonds(), np.uint8)
     for k, b in enumerate(mol.GetBonds()):
         i, j = match[b.GetBeginAtomIdx()], match[b.GetEndAtomIdx()]
         bonds[k] = (min(i, j), max(i, j))
@@ -179,6 +187,33 @@ def featurize_molecule(smiles: str, z: np.ndarray, pos: np.ndarray, index: int =
     order = np.lexsort((bonds[:, 1], bonds[:, 0]))
     return {"aromatic": aromatic, "hybridization": hybrid, "formal_charge": charge,
             "bonds": bonds[order], "bond_type": btype[order], "from_xyz": from_xyz}
+
+
+def featurize_smiles(smiles: str) -> tuple[np.ndarray, dict]:
+    """Graph of a molecule from its SMILES alone (no geometry), nodes in RDKit's order with
+    the hydrogens appended: the same features as :func:`featurize_molecule` gives a QM9
+    molecule, for a graph network that does not read coordinates.
+
+    Returns:
+        ``z`` int64 [n] element indices into :data:`ELEMENTS`, and the dict of
+        :func:`featurize_molecule` (``from_xyz`` False).
+
+    Raises:
+        DataError: RDKit cannot parse the SMILES, or it has an element outside :data:`ELEMENTS`.
+    """
+    from rdkit import Chem
+
+    where = f"SMILES {smiles!r}"
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise DataError(f"{where}: RDKit cannot parse it")
+    mol = Chem.AddHs(mol)
+    zmap = {zz: k for k, zz in enumerate(ATOMIC_NUMBERS)}
+    bad = sorted({a.GetSymbol() for a in mol.GetAtoms() if a.GetAtomicNum() not in zmap})
+    if bad:
+        raise DataError(f"{where}: element(s) {', '.join(bad)} not among QM9's {', '.join(ELEMENTS)}")
+    z = np.asarray([zmap[a.GetAtomicNum()] for a in mol.GetAtoms()], np.int64)
+    return z, _graph_features(mol, np.arange(len(z)), len(z), False, where)
 
 
 def featurize_chunk(args: tuple) -> dict:

@@ -17,6 +17,7 @@ EXPERIMENTS = {
     "qm9_dataset": "factorlab.experiments.qm9_dataset",
     "qm9_single_task": "factorlab.experiments.qm9_single_task",
     "qm9_hard_sharing": "factorlab.experiments.qm9_hard_sharing",
+    "qm9_demo_model": "factorlab.experiments.qm9_demo_model",
     "cifar_baselines": "factorlab.experiments.cifar_baselines",
     "cifar_factorized": "factorlab.experiments.cifar_factorized",
     "cifar_long": "factorlab.experiments.cifar_long",

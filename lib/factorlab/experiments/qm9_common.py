@@ -5,6 +5,7 @@ hyper-parameters per profile, so that their errors compare (Δm)."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 
@@ -86,9 +87,24 @@ def _baseline(cfg: dict, data, train_ids: torch.Tensor) -> CompositionBaseline |
     return CompositionBaseline.fit(data, train_ids) if name == "composition" else None
 
 
-def fit_members(cfg: dict, members: list[list[str]], device: str = "auto") -> dict:
+@dataclass
+class TrainedMembers:
+    """What :func:`train_members` leaves: the trained ``model`` (each member at its best
+    validation epoch), the data it saw, the split used, the baseline, the output ``columns``
+    (target index per output) and ``parts`` (the run record's parts)."""
+
+    model: torch.nn.Module
+    members: list[list[str]]
+    data: object
+    split: dict[str, torch.Tensor]
+    baseline: CompositionBaseline | None
+    columns: list[int]
+    parts: dict
+
+
+def train_members(cfg: dict, members: list[list[str]], device: str = "auto") -> TrainedMembers:
     """Train independent models, member ``k`` predicting targets ``members[k]``, as one stack
-    (a grouped network when possible) and return the parts of a run record.
+    (a grouped network when possible); see :class:`TrainedMembers`.
 
     Each member is built right after ``seed_everything(cfg["seed"])``, so a member starts from
     the same weights whether it trains alone or in a stack.
@@ -118,4 +134,10 @@ def fit_members(cfg: dict, members: list[list[str]], device: str = "auto") -> di
             "params_per_member": count_params(models[0]), "params": count_params(model),
             "n_train": int(split["train"].numel()), "n_valid": int(split["valid"].numel()),
             "n_test": int(split["test"].numel())}
-    return {"metrics": fit.metrics, "history": fit.history, "timing": timing, "model": info}
+    parts = {"metrics": fit.metrics, "history": fit.history, "timing": timing, "model": info}
+    return TrainedMembers(model, members, data, split, baseline, columns, parts)
+
+
+def fit_members(cfg: dict, members: list[list[str]], device: str = "auto") -> dict:
+    """:func:`train_members`, keeping only the parts of a run record."""
+    return train_members(cfg, members, device).parts
