@@ -1,8 +1,8 @@
 """Command line: ``python -m factorlab run <experiment> --profile {smoke,cpu,full} --device
 {auto,cpu,cuda}`` trains every missing run of an experiment's grid into the run store, without
 Jupyter; ``python -m factorlab list`` lists experiments and how many runs each profile has;
-``python -m factorlab predict SMILES --method dft`` prints a molecule's QM9 properties by DFT
-(see :mod:`factorlab.dft`)."""
+``python -m factorlab predict SMILES --method dft|net|both`` prints a molecule's QM9 properties by
+DFT (see :mod:`factorlab.dft`) and/or by the saved network (``qm9_demo_model``), side by side."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +44,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``predict --network`` choices -> the ``sharing`` of the saved network (``qm9_demo_model``).
+NETWORKS = {"single-task": "none", "hard-sharing": "hard"}
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from factorlab.dft.report import predict_main
 
@@ -53,7 +57,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return predict_main(args.smiles, method=args.method, qm9=args.qm9, optimize=not args.no_optimize,
                         polarizability=tri(args.polarizability), hessian=tri(args.hessian), threads=args.threads,
                         max_heavy_atoms=args.max_heavy_atoms, force=args.force, density_fit=args.density_fit,
-                        say=lambda m: print(m, file=sys.stderr, flush=True), out=print)
+                        network=NETWORKS[args.network], say=lambda m: print(m, file=sys.stderr, flush=True), out=print)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,9 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.set_defaults(func=_cmd_run)
     p_list = sub.add_parser("list", help="list the experiments and their grid sizes")
     p_list.set_defaults(func=_cmd_list)
-    p_pred = sub.add_parser("predict", help="a molecule's QM9 properties by DFT (QM9's level of theory)")
+    p_pred = sub.add_parser("predict", help="a molecule's QM9 properties by DFT (QM9's level of theory) and/or the trained network")
     p_pred.add_argument("smiles", help="the molecule (H, C, N, O, F; neutral; at most --max-heavy-atoms)")
     p_pred.add_argument("--method", choices=("dft", "net", "both"), default="dft")
+    p_pred.add_argument("--network", choices=tuple(NETWORKS), default="single-task",
+                        help="which saved network: 19 single-task GINEs (the more accurate) or one hard-shared "
+                             "multitask GINE")
     p_pred.add_argument("--qm9", metavar="PATH", default=None,
                         help="QM9 table to look the molecule up in (default: the full set if found; 'none': no lookup)")
     p_pred.add_argument("--no-optimize", action="store_true",

@@ -311,7 +311,6 @@ def test_cli_predict_on_the_fixture(capsys):
     assert "-10.55" in line  # -0.3877 Hartree
     assert main(["predict", "C1CC", "--qm9", "none"]) == 2
     assert "invalid SMILES" in capsys.readouterr().err
-    assert main(["predict", "C", "--method", "net", "--qm9", "none"]) == 2
 
 
 def test_dft_validation_experiment_smoke(tmp_path):

@@ -612,7 +612,8 @@ def _expand(arrays: dict, device: torch.device, seed: int) -> QM9Data:
         edge_ptr=(2 * bond_ptr).to(dev), y=y.to(dev), index=arrays["index"].long().to(dev),
         smiles=list(arrays["smiles"]), from_xyz=arrays["from_xyz"].bool().to(dev),
         split={k: v.to(dev) for k, v in split.items()},
-        y_mean=ytr.mean(0).float().to(dev), y_std=ytr.std(0).float().to(dev))
+        y_mean=ytr.mean(0).float().to(dev),
+        y_std=(ytr.std(0) if ytr.shape[0] > 1 else torch.full_like(ytr[0], float("nan"))).float().to(dev))
 
 
 def load_qm9(device: str | torch.device = "cpu", source: str | os.PathLike | None = None,

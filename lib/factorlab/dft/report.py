@@ -3,7 +3,10 @@ QM9 reference, and each method's wall time, as plain text (no widths that depend
 terminal)."""
 from __future__ import annotations
 
+import time
 from typing import Sequence
+
+import numpy as np
 
 import pandas as pd
 
@@ -82,30 +85,95 @@ def load_qm9_table_for_lookup(source: str | None, say) -> object | None:
         return None
 
 
+def predict_network(smiles: str, table=None, network: str = "none", max_heavy_atoms: int = 9,
+                    say=lambda m: None) -> dict:
+    """The saved QM9 network's prediction for ``smiles``.
+
+    A molecule found in ``table`` (QM9) is featurized from QM9's SMILES and geometry, i.e. as
+    in training; any other from its SMILES alone (the GINE reads no coordinates).
+
+    Returns:
+        dict: ``values`` (target -> float, TARGETS units), ``reference`` (QM9's values or None),
+        ``wall_s`` (featurization + forward pass, seconds; loading the weights excluded),
+        ``load_s``, ``record`` (the network's run record), ``how`` (one line on the input),
+        ``canonical`` (canonical SMILES).
+    """
+    from factorlab.data.qm9 import graphs_for_prediction
+    from factorlab.data.qm9_features import ATOMIC_NUMBERS
+    from factorlab.dft.geometry import canonical_smiles, find_in_qm9, parse_smiles, qm9_atoms, qm9_reference
+    from factorlab.experiments.qm9_demo_model import load_demo_predictor
+
+    mol = parse_smiles(smiles, max_heavy_atoms=max_heavy_atoms)
+    t0 = time.perf_counter()
+    predictor, record = load_demo_predictor(network)
+    load_s = time.perf_counter() - t0
+    say(f"loaded the {record['config']['profile']}-profile network {record['key']} in {load_s:.1f} s")
+    match = find_in_qm9(mol, table) if table is not None else None
+    t0 = time.perf_counter()
+    if match is not None:
+        z, pos = qm9_atoms(table, match.row)
+        elem = np.searchsorted(np.asarray(ATOMIC_NUMBERS), z)
+        data = graphs_for_prediction([match.smiles], [(elem, pos)])
+        how = f"graph of QM9 molecule Index {match.index} (as in training)"
+    else:
+        data = graphs_for_prediction([smiles.strip()])
+        how = "graph from the SMILES (RDKit)"
+    values = predictor.predict_dict(data)
+    wall_s = time.perf_counter() - t0
+    return {"values": values, "reference": qm9_reference(table, match.row) if match is not None else None,
+            "wall_s": wall_s, "load_s": load_s, "record": record, "how": how, "canonical": canonical_smiles(mol)}
+
+
 def predict_main(smiles: str, method: str = "dft", qm9: str | None = None, optimize: bool = True,
                  polarizability: bool | str = "auto", hessian: bool | str = "auto", threads: int | None = None,
-                 max_heavy_atoms: int = 9, force: bool = False, density_fit: bool = False, say=print,
-                 out=print) -> int:
-    """What ``python -m factorlab predict`` does: validate, find the geometry, run the DFT and
-    print the table (``out``) with progress lines (``say``). Returns the exit status."""
+                 max_heavy_atoms: int = 9, force: bool = False, density_fit: bool = False, network: str = "none",
+                 say=print, out=print) -> int:
+    """What ``python -m factorlab predict`` does: validate, find the geometry, run the DFT and/or
+    the saved network, and print one table (``out``) with progress lines (``say``). Returns the
+    exit status."""
     from factorlab.dft.compute import predict_dft
     from factorlab.dft.geometry import parse_smiles
 
     if method not in ("dft", "net", "both"):
         raise ValueError(f"unknown method {method!r}: choose dft, net or both")
-    if method != "dft":
-        raise ValueError("the network side of `predict` (issue 6, item 3) is not available yet: use --method dft")
     parse_smiles(smiles, max_heavy_atoms=max_heavy_atoms)  # fail fast, before reading QM9
+    if method != "dft":  # fail fast when no network is saved, before any DFT
+        from factorlab.experiments.qm9_demo_model import find_demo_record
+
+        find_demo_record(network)
     table = load_qm9_table_for_lookup(qm9, say)
-    pred = predict_dft(smiles, table, optimize=optimize, max_heavy_atoms=max_heavy_atoms, progress=say,
-                       polarizability=polarizability, hessian=hessian, threads=threads, force=force,
-                       density_fit=density_fit)
-    geom, res = pred.geometry, pred.dft
-    frame = prediction_frame(dft=res.values, reference=geom.reference)
-    out(f"{geom.canonical}  ({len(geom.z)} atoms, {geom.n_heavy} heavy; {res.n_basis} basis functions)")
-    out(f"level: {res.level}")
-    out(f"geometry: {geom.note}")
-    out(format_prediction(frame, wall_s={"DFT": pred.wall_s}))
-    for step, why in res.skipped.items():
-        out(f"{step} skipped: {why}")
+    net = pred = None
+    if method in ("net", "both"):
+        net = predict_network(smiles, table, network=network, max_heavy_atoms=max_heavy_atoms, say=say)
+    if method in ("dft", "both"):
+        pred = predict_dft(smiles, table, optimize=optimize, max_heavy_atoms=max_heavy_atoms, progress=say,
+                           polarizability=polarizability, hessian=hessian, threads=threads, force=force,
+                           density_fit=density_fit)
+    reference = pred.geometry.reference if pred is not None else net["reference"]
+    frame = prediction_frame(dft=pred.dft.values if pred else None, net=net["values"] if net else None,
+                             reference=reference)
+    wall = {}
+    if pred is not None:
+        geom, res = pred.geometry, pred.dft
+        out(f"{geom.canonical}  ({len(geom.z)} atoms, {geom.n_heavy} heavy; {res.n_basis} basis functions)")
+        out(f"level: {res.level}")
+        out(f"geometry: {geom.note}")
+        wall["DFT"] = pred.wall_s
+    else:
+        out(f"{net['canonical']}")
+    if net is not None:
+        cfg, rec = net["record"]["config"], net["record"]
+        kind = "19 single-task GINEs" if cfg["sharing"] == "none" else "one hard-shared GINE, 19 heads"
+        out(f"network: {kind} ({cfg['profile']} profile, {rec['model']['n_train']:,} training molecules, "
+            f"run {rec['key']}); input: {net['how']}")
+        wall["network"] = net["wall_s"]
+    if reference is None:
+        out("QM9: not in QM9 (or not looked up), so no reference values")
+    out(format_prediction(frame, wall_s=wall))
+    if net is not None:
+        out(f"network wall time: featurization + forward pass on the CPU; loading the weights took "
+            f"{net['load_s']:.1f} s more")
+    if pred is not None:
+        for step, why in pred.dft.skipped.items():
+            out(f"{step} skipped: {why}")
     return 0
