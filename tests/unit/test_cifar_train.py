@@ -198,3 +198,39 @@ def test_budget_estimate():
     assert 20 * 60 < full < 60 * 60  # one or two 30-minute leases
     smoke = get_experiment("cifar_baselines").grid("smoke")[0]
     assert 0 < cc.estimate_seconds(smoke) < cc.estimate_seconds(get_experiment("cifar_baselines").grid("full")[-1])
+
+
+def test_rebuild_recipe_keeps_the_kind_and_follows_the_budget():
+    for name in EXPERIMENTS:
+        for c in get_experiment(name).grid("full"):
+            r = c["recipe"]
+            assert cc.rebuild_recipe(r, epochs=r["epochs"], batch_size=r["batch_size"],
+                                     warmup_steps=r["warmup_steps"]) == r
+    ab = cc.rebuild_recipe(cc.airbench_recipe(), epochs=1, batch_size=10, warmup_steps=1)
+    assert ab == cc.airbench_recipe(1, 10, 1) and math.isclose(ab["lr"], cc.AIRBENCH_LR * 10 / 1024)
+    r9 = cc.rebuild_recipe(cc.resnet9_recipe(label_smoothing=0.1), epochs=1, batch_size=10, warmup_steps=0)
+    assert r9["schedule"]["epochs"] == [0, 5 / 24, 1] and r9["label_smoothing"] == 0.1 and r9["warmup_steps"] == 0
+    long = cc.rebuild_recipe(cc.long_recipe(), epochs=1, batch_size=10, warmup_steps=1)
+    assert long["eval_train_n"] == 10000 and long["schedule"]["warmup_epochs"] == 0.1
+    assert cc.rebuild_recipe(cc.long_recipe(), epochs=1, batch_size=10, warmup_steps=1, eval_train_n=7)[
+        "eval_train_n"] == 7
+    with pytest.raises(ValueError, match="edited by hand"):
+        cc.rebuild_recipe({**cc.airbench_recipe(), "lr": 2.0}, epochs=1, batch_size=10, warmup_steps=1)
+    with pytest.raises(ValueError, match="none of resnet9_recipe"):
+        cc.rebuild_recipe({**cc.airbench_recipe(), "schedule": {"kind": "constant"}}, epochs=1, batch_size=10,
+                          warmup_steps=1)
+
+
+def test_smoke_variant_of_a_full_config():
+    full = [c for c in get_experiment("cifar_factorized").grid("full") if c["wd_mode"] == "scaled"][0]
+    s = cc.smoke_variant(full)
+    for key in ("experiment", "net", "width", "factorize", "family", "wd_mode", "seed", "dataset_variant"):
+        assert s[key] == full[key]
+    assert s["profile"] == "smoke" and s["data_source"] == "fixture" and (s["n_train"], s["n_test"]) == (20, 10)
+    assert s["recipe"] == cc.airbench_recipe(1, 10, 1)
+    check_recipe({**s["recipe"], "wd_mode": s["wd_mode"]})
+    assert config_hash(s) not in {config_hash(c) for c in get_experiment("cifar_factorized").grid("smoke")}
+    long = cc.smoke_variant(get_experiment("cifar_long").grid("full")[1], n_train=30, batch_size=15)
+    assert long["recipe"]["eval_train_n"] == 30 and long["recipe"]["batch_size"] == 15 and long["n_train"] == 30
+    assert long["recipe"]["schedule"]["kind"] == "cosine" and long["factorize"] == {"family": "separable_lowrank",
+                                                                                    "factor": 4}

@@ -5,7 +5,8 @@ width sweep (the dense reference curve of accuracy against parameters).
   (:func:`~factorlab.experiments.cifar_common.resnet9_recipe`);
 - ``airbench``: the airbench94-style net with its ~10-epoch recipe
   (:func:`~factorlab.experiments.cifar_common.airbench_recipe`); at width 1 with more seeds,
-  for the side-by-side comparison with airbench94 itself (run separately, on the same GPU).
+  for the side-by-side comparison with airbench94 itself (``benchmarks/airbench_anchor.py``
+  trains seeds 0-2 of these configs beside airbench94 in one process on the same GPU).
 
 Every config carries ``dataset_variant``: on this project's machines the lossy JPEG
 (quality 75) re-encoding, which every table and figure must say.

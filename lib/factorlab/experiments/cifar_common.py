@@ -40,7 +40,8 @@ Estimated ``full`` totals: ``cifar_baselines`` 8.7 min (26 runs), ``cifar_factor
 (``timeout 570 python -m factorlab run ... --profile full --device cuda``; a run cut short
 writes nothing and is redone by the next call, finished runs are skipped):
 
-- lease 1: ``cifar_baselines`` (one call, with the airbench94 anchor run beside it), then
+- lease 1: ``cifar_baselines`` (one call), the airbench94 anchor (``benchmarks/airbench_anchor.py``,
+  a call of its own, 2 to 3 minutes; see ``benchmarks/README.md``), then
   ``cifar_factorized --where net=airbench --where wd_mode=usual`` and ``... wd_mode=scaled``
   (a call each);
 - lease 2: ``cifar_factorized --where net=resnet9``, then ``cifar_long`` (two calls).
@@ -145,6 +146,54 @@ def recipe_for(net: str, profile: str) -> dict:
     if net == "airbench":
         return airbench_recipe(epochs=s["airbench_epochs"], **kw)
     raise ValueError(f"unknown CIFAR net {net!r}: choose resnet9 or airbench")
+
+
+def rebuild_recipe(recipe: dict, *, epochs: float, batch_size: int, warmup_steps: int,
+                   eval_train_n: int | None = None) -> dict:
+    """The same kind of recipe as ``recipe`` (told by its schedule: ``"piecewise"`` ResNet-9,
+    ``"triangle"`` airbench, ``"cosine"`` the long schedule) at another budget, made by the
+    recipe's own function, so that everything tied to the budget (the piecewise knots, the
+    cosine warm-up, the lr scaled with the batch) follows. ``eval_train_n`` (the long schedule
+    only) defaults to the recipe's own.
+
+    Raises:
+        ValueError: ``recipe`` is not what its function gives at its own budget (an edited or
+            unknown recipe, which this would silently change).
+    """
+    kind = recipe.get("schedule", {}).get("kind")
+
+    def make(e: float, b: int, w: int, n: int | None) -> dict:
+        if kind == "piecewise":
+            return resnet9_recipe(e, b, recipe.get("label_smoothing", 0.0), w)
+        if kind == "triangle":
+            return airbench_recipe(e, b, w)
+        if kind == "cosine":
+            return long_recipe(e, b, recipe.get("eval_train_n", 0) if n is None else n, w)
+        raise ValueError(f"recipe with schedule kind {kind!r} is none of resnet9_recipe, airbench_recipe, "
+                         "long_recipe")
+
+    if make(recipe["epochs"], recipe["batch_size"], recipe["warmup_steps"], None) != recipe:
+        raise ValueError(f"recipe is not {kind!r}'s recipe function at its own budget (edited by hand?): {recipe!r}")
+    return make(epochs, batch_size, warmup_steps, eval_train_n)
+
+
+def smoke_variant(cfg: dict, *, n_train: int = 20, n_test: int = 10, batch_size: int = 10, epochs: float = 1,
+                  warmup_steps: int = 1) -> dict:
+    """A seconds-long stand-in of any run config (meant for the ``full`` grids): the same net,
+    width, factorization, weight-decay mode, recipe kind, seed and ``dataset_variant``, on the
+    ``smoke`` profile's committed fixture (class-balanced subsets of ``n_train`` training and
+    ``n_test`` test images), for ``epochs`` at ``batch_size`` (``n_train // batch_size`` steps
+    an epoch) after ``warmup_steps`` warm-up steps; the long schedule evaluates all
+    ``n_train`` training images per epoch. Its net is exactly the full config's (same
+    parameter count), so training it proves that the full configuration builds, gets its
+    optimizer groups and trains, without the full budget. Never a published run."""
+    recipe = rebuild_recipe(cfg["recipe"], epochs=epochs, batch_size=batch_size, warmup_steps=warmup_steps,
+                            eval_train_n=n_train if "eval_train_n" in cfg["recipe"] else None)
+    out = make_config(cfg["experiment"], "smoke", net=cfg["net"], width=cfg["width"], factorize=cfg["factorize"],
+                      recipe=recipe, seed=cfg["seed"], wd_mode=cfg["wd_mode"],
+                      data={"n_train": n_train, "n_test": n_test})
+    out["dataset_variant"] = cfg["dataset_variant"]
+    return out
 
 
 def family_of(factorize: dict | None) -> str:

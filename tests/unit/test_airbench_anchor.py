@@ -1,0 +1,202 @@
+"""The parts of ``benchmarks/airbench_anchor.py`` that need no GPU (nor airbench): our cache in
+the form of airbench's ``train.pt``/``test.pt``, reading airbench's printed table, the
+summary and its ratio, the printed table, the stand-in torchvision, the run configs, and the
+one-line error without CUDA."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from factorlab.data.cifar10 import CLASSES, load_cifar10
+from factorlab.experiments import cifar_common as cc
+from factorlab.experiments import get_experiment
+from factorlab.results import config_hash
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "airbench_anchor.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("airbench_anchor", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+A = _load_script()
+
+#: airbench 0.1.8's printed table of one train94(verbose=True) run, as it printed it (1.2 epochs on
+#: the fixture in a CPU dry run, so the numbers are small).
+AIRBENCH_LOG = """\
+------------------------------------------------------------------------------------------------------
+|  run     |  epoch  |  train_loss  |  train_acc  |  val_acc  |  tta_val_acc  |  total_time_seconds  |
+------------------------------------------------------------------------------------------------------
+|       0  |      0  |      2.2971  |     0.0800  |   0.1400  |               |              1.9110  |
+|          |      1  |      2.2820  |     0.2400  |   0.1400  |               |              2.2119  |
+|          |   eval  |      2.2820  |     0.2400  |   0.1400  |       0.1700  |              3.5191  |
+------------------------------------------------------------------------------------------------------
+"""
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_cifar10(source=cc.FIXTURE)
+
+
+def test_airbench_split_is_hwc_uint8_with_the_same_labels(data):
+    out = A.airbench_split(data.test_x, data.test_y, data.classes)
+    assert set(out) == {"images", "labels", "classes"}
+    assert out["images"].dtype == torch.uint8 and out["images"].shape == (100, 32, 32, 3)
+    assert out["labels"].dtype == torch.int64 and torch.equal(out["labels"], data.test_y)
+    assert out["classes"] == list(CLASSES)
+    assert torch.equal(out["images"].permute(0, 3, 1, 2), data.test_x)  # HWC of the same pixels
+    assert out["images"][7, 5, 9, 2] == data.test_x[7, 2, 5, 9]
+    order = torch.tensor([3, 0, 99])
+    picked = A.airbench_split(data.test_x, data.test_y, data.classes, order)
+    assert torch.equal(picked["labels"], data.test_y[order])
+    assert torch.equal(picked["images"].permute(0, 3, 1, 2), data.test_x[order])
+    with pytest.raises(ValueError, match=r"uint8 \[N, 3, 32, 32\]"):
+        A.airbench_split(data.test_x.float(), data.test_y, data.classes)
+    with pytest.raises(ValueError, match="labels must be int64"):
+        A.airbench_split(data.test_x, data.test_y.int(), data.classes)
+
+
+def test_write_airbench_data_in_cifarloaders_format(data, tmp_path):
+    folder = A.write_airbench_data(data, tmp_path, seed=0)
+    assert folder == tmp_path / "cifar10"
+    train = torch.load(folder / "train.pt", weights_only=True)  # as airbench's CifarLoader loads it
+    test = torch.load(folder / "test.pt", weights_only=True)
+    assert train["images"].shape == (250, 32, 32, 3) and test["images"].shape == (100, 32, 32, 3)
+    assert train["images"].dtype == test["images"].dtype == torch.uint8
+    assert train["labels"].dtype == test["labels"].dtype == torch.int64 and train["classes"] == list(CLASSES)
+    # the test set as it is; the training set a seeded permutation of the same (image, label) pairs
+    assert torch.equal(test["images"].permute(0, 3, 1, 2), data.test_x) and torch.equal(test["labels"], data.test_y)
+    order = torch.randperm(250, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(train["labels"], data.train_y[order])
+    assert torch.equal(train["images"].permute(0, 3, 1, 2), data.train_x[order])
+    assert not torch.equal(order, torch.arange(250))
+    # our fixture is sorted by class; airbench whitens on the first images, which must be mixed
+    assert torch.equal(data.train_y, data.train_y.sort().values)
+    assert len(set(train["labels"][:25].tolist())) >= 6
+    # what CifarLoader makes of it: (images.half() / 255).permute(0, 3, 1, 2) is our x / 255
+    x = (train["images"].half() / 255).permute(0, 3, 1, 2)
+    assert torch.equal(x, data.train_x[order].half() / 255)
+
+
+def test_parse_airbench_log():
+    parsed = A.parse_airbench_log("warm-up noise\n" + AIRBENCH_LOG)
+    assert parsed["final"]["total_time_seconds"] == 3.5191 and parsed["final"]["tta_val_acc"] == 0.17
+    assert parsed["final"]["epoch"] == "eval" and parsed["final"]["run"] is None
+    assert [r["epoch"] for r in parsed["epochs"]] == [0, 1] and parsed["epochs"][0]["run"] == 0
+    assert parsed["epochs"][1]["val_acc"] == 0.14 and parsed["epochs"][1]["tta_val_acc"] is None
+    with pytest.raises(ValueError, match="no airbench table header"):
+        A.parse_airbench_log("| a | b |\n")
+    without_eval = "\n".join(line for line in AIRBENCH_LOG.splitlines() if "eval" not in line)
+    with pytest.raises(ValueError, match="no final 'eval' row"):
+        A.parse_airbench_log(without_eval)
+
+
+def test_mean_std():
+    assert A.mean_std([2.0]) == (2.0, 0.0)
+    m, s = A.mean_std([1.0, 2.0, 3.0])
+    assert m == 2.0 and s == 1.0  # sample standard deviation
+    with pytest.raises(ValueError):
+        A.mean_std([])
+
+
+def _runs():
+    airbench = [{"time_s": t, "wall_s": t + 0.2, "acc": a} for t, a in ((3.0, 0.930), (3.2, 0.932), (4.0, 0.934))]
+    ours = [{"time_s": t, "acc": a} for t, a in ((3.3, 0.929), (3.5, 0.931), (3.4, 0.933))]
+    return airbench, ours
+
+
+def test_summarize_ratio_and_target():
+    airbench, ours = _runs()
+    s = A.summarize(airbench, ours)
+    assert s["airbench"]["time_s_median"] == 3.2 and s["ours"]["time_s_median"] == 3.4
+    assert math.isclose(s["ratio"], 3.4 / 3.2) and math.isclose(s["ratio_mean"], 3.4 / (10.2 / 3))
+    assert math.isclose(s["ratio_wall"], 3.4 / 3.4)
+    assert math.isclose(s["airbench"]["acc_mean"], 0.932) and math.isclose(s["ours"]["acc_mean"], 0.931)
+    assert math.isclose(s["acc_diff"], -0.001) and math.isclose(s["ours"]["acc_std"], 0.002)
+    assert s["time_ok"] and s["acc_ok"] and s["target_met"] and s["target_ratio"] == 1.2
+    assert s["n_airbench"] == s["n_ours"] == 3
+    slow = A.summarize(airbench, [{**r, "time_s": r["time_s"] * 1.2} for r in ours])
+    assert math.isclose(slow["ratio"], 1.275) and not slow["time_ok"] and not slow["target_met"]
+    worse = A.summarize(airbench, [{**r, "acc": r["acc"] - 0.002} for r in ours])
+    assert worse["time_ok"] and not worse["acc_ok"] and not worse["target_met"]  # 0.3 points below
+    assert A.summarize(airbench, ours, target=1.0)["time_ok"] is False
+    with pytest.raises(ValueError, match="at least one run"):
+        A.summarize(airbench, [])
+
+
+def test_format_table_labels_the_lossy_data():
+    airbench, ours = _runs()
+    text = A.format_table(A.summarize(airbench, ours), "cifar10-jpeg-q75", header="device X")
+    assert text.splitlines()[0] == "device X"
+    assert "cifar10-jpeg-q75" in text and "LOSSY" in text and "JPEG quality 75" in text
+    assert "1.06x" in text and "target <= 1.2x: met" in text and "-0.10 points" in text
+    assert "93.20 ± 0.20" in text and "93.10 ± 0.20" in text
+    assert "target (within 1.2x of airbench94's time at the same accuracy): met" in text
+    slow = A.format_table(A.summarize(airbench, [{**r, "time_s": 9.0} for r in ours]), "cifar10")
+    assert "NOT met" in slow and "LOSSY" not in slow and "cifar10 (canonical" in slow
+
+
+def test_torchvision_shim_normalizes_like_torchvision():
+    tv = A.torchvision_shim()
+    assert tv.__version__ == "shim"
+    x = torch.rand(4, 3, 5, 5).half()
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    y = tv.transforms.Normalize(mean, std)(x)
+    m = torch.tensor(mean).half().view(1, 3, 1, 1)
+    s = torch.tensor(std).half().view(1, 3, 1, 1)
+    assert y.dtype == torch.float16 and torch.equal(y, (x - m) / s)
+    assert not torch.equal(y, x)  # not in place
+    with pytest.raises(RuntimeError, match="no CIFAR-10 download"):
+        tv.datasets.CIFAR10("cifar10", download=True)
+
+
+def test_anchor_configs_are_cifar_baselines_full_airbench_width_1():
+    configs = A.anchor_configs(3)
+    assert [c["seed"] for c in configs] == [0, 1, 2]
+    full = {config_hash(c) for c in get_experiment("cifar_baselines").grid("full")}
+    for c in configs:
+        assert config_hash(c) in full
+        assert c["net"] == "airbench" and c["width"] == 1.0 and c["factorize"] is None and c["profile"] == "full"
+        assert c["n_train"] is None and c["recipe"] == cc.airbench_recipe()
+    assert len(A.anchor_configs(A.MAX_RUNS)) == 5
+    with pytest.raises(ValueError, match="--runs must be in 1..5"):
+        A.anchor_configs(6)
+    cfg = A.config(3)
+    assert cfg["experiment"] == "cifar_anchor" and cfg["airbench_version"] == "0.1.8" and cfg["seeds"] == [0, 1, 2]
+    assert cfg["ours_keys"] == [config_hash(c) for c in configs] and cfg["dataset_variant"] == "cifar10-jpeg-q75"
+    json.dumps(cfg)
+
+
+def test_cuda_error_message():
+    assert A.cuda_error(True) is None
+    msg = A.cuda_error(False)
+    assert msg.startswith("airbench_anchor needs a CUDA GPU") and "fp16" in msg and "\n" not in msg
+
+
+@pytest.mark.skipif(importlib.util.find_spec("airbench") is not None, reason="airbench is installed here")
+def test_import_airbench_names_the_pin_when_missing():
+    with pytest.raises(A.AnchorError, match=r"airbench is not installed: pip install --no-deps airbench==0\.1\.8"):
+        A.import_airbench()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is available")
+def test_without_cuda_the_script_exits_with_one_line(tmp_path):
+    env = {**os.environ, "FACTORLAB_RESULTS_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(SCRIPT), "--record"], capture_output=True, text=True, env=env,
+                         timeout=300, cwd=REPO)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("error: airbench_anchor needs a CUDA GPU") and out.stderr.count("\n") == 1
+    assert "Traceback" not in out.stderr and not any(tmp_path.iterdir())  # nothing recorded
