@@ -21,7 +21,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     def log(i: int, n: int, cfg: dict, cached: bool) -> None:
         what = "cached " if cached else "training"
-        keys = ("net", "variant", "family", "compression", "width", "seed")
+        keys = ("net", "model", "variant", "family", "compression", "factor", "width", "wd_mode", "sharing",
+                "task_set", "qm9_index", "seed")
         label = " ".join(f"{k}={cfg[k]}" for k in keys if cfg.get(k) is not None)
         print(f"[{i + 1}/{n}] {what} {config_hash(cfg)} {label}  ({time.perf_counter() - t0:.0f} s)", flush=True)
 

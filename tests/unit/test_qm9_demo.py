@@ -141,6 +141,21 @@ def test_saved_network_errors(tmp_path, data):
     assert info["file"] == "m.pt"
 
 
+def test_split_names_label_used_and_unused_rows():
+    split = {"train": torch.tensor([5, 0, 2]), "valid": torch.tensor([1, 4]), "test": torch.tensor([3])}
+    names = demo.split_names(split, {"train": 2, "valid": 1, "test": 1})
+    assert names == {5: "train", 0: "train", 2: "train_unused", 1: "valid", 4: "valid_unused", 3: "test"}
+
+
+def test_saved_file_holds_no_oversized_storage(tmp_path, data):
+    model, baseline, cfg = _trained_like(data, [["mu"]])
+    big = torch.zeros(1000, 19, dtype=torch.float64)
+    baseline = CompositionBaseline(big[:6], baseline.res_mean, baseline.res_std)  # a view of a larger storage
+    info = save_qm9_model(tmp_path / "m.pt", model, [["mu"]], baseline, cfg, "k")
+    tensors = sum(p.numel() * p.element_size() for p in model.state_dict().values())
+    assert info["bytes"] < tensors + 6 * 19 * 8 + 20_000  # not the 152 kB of the whole storage
+
+
 def test_demo_grid_and_members():
     cpu = demo.grid("cpu")
     assert [c["sharing"] for c in cpu] == ["none", "hard"]
@@ -196,7 +211,8 @@ def test_demo_experiment_saves_weights_its_record_vouches_for(smoke_store, data)
         row = int(np.flatnonzero(data.index.numpy() == 1)[0])
         got = pred.predict_dict(data, row)
         assert got == pytest.approx(sample["1"]["network"], rel=1e-5)
-        assert {s["split"] for s in sample.values()} <= {"train", "train_unused", "valid", "test"}
+        assert {s["split"] for s in sample.values()} <= {"train", "train_unused", "valid", "valid_unused", "test",
+                                                         "test_unused"}
         inf = rec["timing"]["inference"]
         assert inf["single_s"] > 0 and inf["batched_s"] > 0 and inf["featurize_s"] > 0
         assert inf["batched_n"] == rec["model"]["n_test"]

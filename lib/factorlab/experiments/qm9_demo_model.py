@@ -16,8 +16,9 @@ record also holds what the chapter needs, so the notebook never runs the network
 - ``metrics.test_mae`` etc. as in the QM9 chapters (whole test split);
 - ``metrics.sample``: the network's predictions for every molecule of
   :data:`factorlab.experiments.dft_validation.SAMPLE` in the loaded data, with the split the
-  molecule belongs to (``train`` = seen in training; ``train_unused`` = in the training split
-  but beyond this budget's ``n_train``; ``valid``; ``test``);
+  molecule belongs to (``train`` = seen in training, ``valid`` = used to pick the epoch,
+  ``test``; ``train_unused`` / ``valid_unused`` = in that split but beyond this budget's
+  ``n_train`` / ``n_valid``, never used);
 - ``timing.inference``: seconds per molecule on the training device, for one molecule at a
   time (median over single-molecule calls) and in batches of 1,024 (the whole test split),
   and for building graphs from SMILES with RDKit (the step a new molecule adds).
@@ -63,14 +64,11 @@ def weights_path(cfg: dict):
     return models_dir() / NAME / f"{config_hash(cfg)}.pt"
 
 
-def _split_names(data, split: dict, n_train_used: int) -> dict[int, str]:
-    """Row -> split name for every row (``train_unused`` beyond the used training subset)."""
-    names = {}
-    for name in ("valid", "test"):
-        names.update({int(r): name for r in split[name].tolist()})
-    full_train = data.split["train"].tolist()
-    names.update({int(r): "train" if k < n_train_used else "train_unused" for k, r in enumerate(full_train)})
-    return names
+def split_names(full_split: dict, used: dict[str, int]) -> dict[int, str]:
+    """Row -> split name for every row of the full ``{"train", "valid", "test"}`` split, with
+    ``<name>_unused`` for the rows beyond the first ``used[name]`` that a run used."""
+    return {int(r): name if k < used[name] else f"{name}_unused"
+            for name in ("train", "valid", "test") for k, r in enumerate(full_split[name].tolist())}
 
 
 def _inference_timing(predictor, data, test_ids: torch.Tensor, smiles: list[str]) -> dict:
@@ -119,12 +117,12 @@ def train(cfg: dict, device: str = "auto") -> dict:
     data = tm.data
     row_of = {int(i): r for r, i in enumerate(data.index.tolist())}
     sample_rows = [(k, idx, row_of[idx]) for k in sorted(SAMPLE) for idx in SAMPLE[k] if idx in row_of]
-    split_of = _split_names(data, tm.split, tm.split["train"].numel())
+    split_of = split_names(data.split, {k: v.numel() for k, v in tm.split.items()})
     sample = {}
     if sample_rows:
         pred = predictor.predict(data, torch.tensor([r for _, _, r in sample_rows])).tolist()
         for (k, idx, r), values in zip(sample_rows, pred):
-            sample[str(idx)] = {"heavy_atoms": k, "split": split_of.get(r, "none"), "smiles": data.smiles[r],
+            sample[str(idx)] = {"heavy_atoms": k, "split": split_of[r], "smiles": data.smiles[r],
                                 "network": dict(zip(predictor.targets, values))}
     test = tm.split["test"]
     smiles = [data.smiles[r] for r in test[:min(200, test.numel())].tolist()]

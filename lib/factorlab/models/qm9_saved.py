@@ -57,8 +57,8 @@ def save_qm9_model(path: str | os.PathLike, model: torch.nn.Module, members: lis
         "format": FORMAT, "experiment": config["experiment"], "key": key, "config": json.dumps(config, sort_keys=True),
         "members": [list(m) for m in members],
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "baseline": {"weight": baseline.weight.detach().cpu(), "res_mean": baseline.res_mean.detach().cpu(),
-                     "res_std": baseline.res_std.detach().cpu()},
+        # clone: a tensor that views a larger storage (lstsq's solution does) would save all of it
+        "baseline": {k: getattr(baseline, k).detach().cpu().clone() for k in ("weight", "res_mean", "res_std")},
     }
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
