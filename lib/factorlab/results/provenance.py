@@ -21,6 +21,8 @@ OPTIONAL_LIBRARIES: dict[str, tuple[str, ...]] = {
     "tensorly": ("tensorly",),
     "pyscf": ("pyscf",),
     "rdkit": ("rdkit", "rdkit-pypi"),
+    "torchvision": ("torchvision",),  # and airbench: the anchor's (benchmarks/airbench_anchor.py)
+    "airbench": ("airbench",),
 }
 
 #: Changes here do not make the tree dirty: records are written before they are committed.
