@@ -54,7 +54,7 @@ def format_prediction(frame: pd.DataFrame, wall_s: dict[str, float] | None = Non
         line = ["wall time", "s"] + ["" for _ in cols[2:]]
         for method, seconds in wall_s.items():
             if method in cols:
-                line[cols.index(method)] = f"{seconds:.1f}"
+                line[cols.index(method)] = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2g}"
         cells.append(line)
     widths = [max(len(r[i]) for r in cells) for i in range(len(cols))]
     out = []
