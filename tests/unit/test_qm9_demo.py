@@ -227,11 +227,13 @@ def test_cli_predict_net_and_both(smoke_store, capsys):
     assert rc == 0, err
     assert "network error" in out and "Index 14 (as in training)" in out and "DFT" not in out.split("\n")[2]
     assert len([ln for ln in out.splitlines() if ln.split() and ln.split()[0] in ("mu", "U0", "A")]) == 3
+    assert "note: 3 heavy atom(s)" in out  # the network extrapolates on small molecules
     # outside the table: graph from the SMILES, no reference column
     rc = main(["predict", "OCC(F)(F)F", "--method", "net", "--qm9", "none", "--network", "hard-sharing"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "graph from the SMILES" in out and "one hard-shared GINE" in out and "no reference" in out
+    assert "note:" not in out  # 6 heavy atoms: no warning
     rc = main(["predict", "C", "--method", "both", "--qm9", str(QM9_FIXTURE), "--polarizability", "no",
                "--hessian", "no"])
     out, err = capsys.readouterr()
