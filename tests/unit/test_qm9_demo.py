@@ -245,3 +245,17 @@ def test_cli_predict_net_and_both(smoke_store, capsys):
     assert main(["predict", "CC[Cl]", "--method", "net", "--qm9", "none"]) == 2
     assert "Cl" in capsys.readouterr().err
 
+
+
+def test_build_members_with_a_seed_starts_each_member_as_if_alone():
+    from factorlab.models.qm9_saved import build_members
+
+    cfg = {"model": "gine", "model_kwargs": SMALL}
+    members = [["mu"], ["U0"], ["gap"]]
+    stacked = build_members(cfg, members, seed=0)
+    alone = []
+    for _ in members:
+        seed_everything(0)
+        alone.append(build_qm9_model("gine", 1, **SMALL))
+    want = stack_models(alone)
+    assert all(torch.equal(a, b) for a, b in zip(stacked.state_dict().values(), want.state_dict().values()))

@@ -11,9 +11,8 @@ import torch
 
 from factorlab.data.qm9 import TARGET_NAMES, load_qm9, target_index
 from factorlab.models import count_params
-from factorlab.models.qm9 import build_qm9_model
-from factorlab.models.stack import stack_models
-from factorlab.train import resolve_device, seed_everything
+from factorlab.models.qm9_saved import build_member_models, stack_or_single
+from factorlab.train import resolve_device
 from factorlab.train.baseline import CompositionBaseline, baseline_mae
 from factorlab.train.regression import fit_regression
 
@@ -115,11 +114,8 @@ def train_members(cfg: dict, members: list[list[str]], device: str = "auto") -> 
     sizes = {len(m) for m in members}
     if len(sizes) != 1:
         raise ValueError(f"every member must predict the same number of targets, got {members}")
-    models = []
-    for targets in members:
-        seed_everything(cfg["seed"])
-        models.append(build_qm9_model(cfg["model"], len(targets), **cfg["model_kwargs"]))
-    model = stack_models(models) if len(models) > 1 else models[0]
+    models = build_member_models(cfg, members, seed=cfg["seed"])
+    model = stack_or_single(models)
     columns = [target_index(t) for m in members for t in m]
     baseline = _baseline(cfg, data, split["train"])
     fit = fit_regression(model, data, columns, train_ids=split["train"], valid_ids=split["valid"],

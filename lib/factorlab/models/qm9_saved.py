@@ -40,11 +40,28 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def build_members(config: dict, members: list[list[str]]) -> torch.nn.Module:
-    """The untrained network of ``config`` (``model``, ``model_kwargs``) for ``members``: one
-    model per member, stacked (a grouped network where possible) when there are several."""
-    models = [build_qm9_model(config["model"], len(m), **config["model_kwargs"]) for m in members]
+def build_member_models(config: dict, members: list[list[str]], seed: int | None = None) -> list[torch.nn.Module]:
+    """One untrained model of ``config`` (``model``, ``model_kwargs``) per member, member ``k``
+    with ``len(members[k])`` outputs; with ``seed``, each is built right after
+    ``seed_everything(seed)``, so a member starts from the same weights alone or in a stack."""
+    from factorlab.train import seed_everything
+
+    models = []
+    for targets in members:
+        if seed is not None:
+            seed_everything(seed)
+        models.append(build_qm9_model(config["model"], len(targets), **config["model_kwargs"]))
+    return models
+
+
+def stack_or_single(models: list[torch.nn.Module]) -> torch.nn.Module:
+    """The members as one network: stacked (grouped where possible) when there are several."""
     return stack_models(models) if len(models) > 1 else models[0]
+
+
+def build_members(config: dict, members: list[list[str]], seed: int | None = None) -> torch.nn.Module:
+    """The untrained network of ``config`` for ``members`` (:func:`build_member_models`, stacked)."""
+    return stack_or_single(build_member_models(config, members, seed))
 
 
 def save_qm9_model(path: str | os.PathLike, model: torch.nn.Module, members: list[list[str]],
