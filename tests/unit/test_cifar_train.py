@@ -14,7 +14,7 @@ from factorlab.experiments import get_experiment
 from factorlab.experiments import cifar_common as cc
 from factorlab.models.cifar import build_cifar_model
 from factorlab.results import config_hash
-from factorlab.train.fast import check_recipe, fit_fast, predict, predict_levels
+from factorlab.train.fast import check_recipe, fit_fast, lookahead_step, predict, predict_levels
 from factorlab.train.optim import LookaheadEMA, compressed_modules, ema_decay, param_groups
 from factorlab.train.schedules import make_schedule, piecewise_linear
 
@@ -81,6 +81,53 @@ def test_lookahead_ema():
     assert ema_decay(0, 100) == 0 and math.isclose(ema_decay(100, 100), 0.95 ** 5)
 
 
+def _airbench_reference(weights: list[float], total: int, every: int = 5) -> float:
+    """airbench 0.1.8's ``train`` loop (utils.py) reduced to one scalar weight: ``weights[i]``
+    is what the optimizer step i+1 sets the weight to, relative to the weight before it."""
+    w = 0.0
+    ema = w  # LookaheadState(model) before training
+    for step, delta in enumerate(weights, start=1):
+        w += delta
+        if step % every == 0:
+            decay = 0.95 ** 5 * (step / total) ** 3
+            ema = ema + (1 - decay) * (w - ema)
+            w = ema
+        if step >= total:
+            w = ema  # lookahead_state.update(model, decay=1.0)
+            break
+    return w
+
+
+def test_lookahead_step_is_airbench_0_1_8():
+    deltas = [0.3, -1.0, 2.0, 0.5, 1.5, -0.7, 0.9, 1.1, -0.2, 0.4, 0.8, 1.3]  # 12 steps: the last is no multiple of 5
+    cfg = {"every": 5, "decay_base": 0.95, "decay_pow": 3.0}
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.zero_()
+    ema = LookaheadEMA(model)
+    trace = []
+    for step, d in enumerate(deltas, start=1):
+        with torch.no_grad():
+            model.weight.add_(d)
+        lookahead_step(ema, model, step, len(deltas), cfg)
+        trace.append(model.weight.item())
+    assert math.isclose(trace[-1], _airbench_reference(deltas, len(deltas)), rel_tol=1e-6)
+    assert math.isclose(trace[3], sum(deltas[:4]), rel_tol=1e-6)  # no average between updates
+    # the final weights are the average, not the last step's weights
+    assert not math.isclose(trace[-1], _airbench_reference(deltas, len(deltas)) + deltas[-1], rel_tol=1e-3)
+    lookahead_step(None, model, 10, 12, None)  # no EMA: nothing happens
+    assert trace[-1] == model.weight.item()
+
+
+def test_recipe_rejects_the_old_ema_keys():
+    recipe = {**cc.airbench_recipe(), "wd_mode": "usual"}
+    check_recipe(recipe)
+    with pytest.raises(ValueError, match="start_epoch is gone"):
+        check_recipe({**recipe, "ema": {"start_epoch": 3, "every": 5, "decay_base": 0.95, "decay_pow": 3.0}})
+    with pytest.raises(ValueError, match="ema.every must be a positive integer"):
+        check_recipe({**recipe, "ema": {"every": 0, "decay_base": 0.95, "decay_pow": 3.0}})
+
+
 def test_tta_levels_share_passes(data):
     torch.manual_seed(0)
     model = build_cifar_model("resnet9", 0.125).eval()
@@ -118,8 +165,8 @@ def _tiny(recipe: dict, **over) -> dict:
 
 
 def test_fit_fast_records_everything_and_is_deterministic(data):
-    recipe = {**_tiny(cc.airbench_recipe(epochs=1.5)), "wd_mode": "scaled", "ema": {"start_epoch": 0, "every": 2,
-                                                                                    "decay_base": 0.95, "decay_pow": 3}}
+    recipe = {**_tiny(cc.airbench_recipe(epochs=1.5)), "wd_mode": "scaled", "ema": {"every": 2, "decay_base": 0.95,
+                                                                                    "decay_pow": 3}}
     results = []
     for _ in range(2):
         torch.manual_seed(0)

@@ -13,8 +13,12 @@ config (every key below is required unless a default is given):
   see :func:`factorlab.train.optim.param_groups`); ``norm_lr_scale`` (default 1; airbench 64);
 - ``label_smoothing`` (default 0);
 - ``augment``: :class:`factorlab.data.augment.Augment` as a dict;
-- ``ema``: None or ``{"start_epoch", "every", "decay_base", "decay_pow"}`` (airbench's
-  Lookahead/EMA); ``whiten_bias_epochs``: None or the epochs after which the whitening
+- ``ema``: None or ``{"every", "decay_base", "decay_pow"}``: airbench's Lookahead/EMA, exactly
+  as airbench 0.1.8's ``train`` does it (see :func:`lookahead_step`): the average starts from
+  the weights before the whitening initialisation, and every ``every`` steps it absorbs the
+  weights with decay :func:`~factorlab.train.optim.ema_decay` and is copied back into the
+  model; after the last step the model takes the average. Nothing is copied at epoch ends.
+  ``whiten_bias_epochs``: None or the epochs after which the whitening
   layer's bias is frozen; ``whiten_images`` (default 5000): training images used to set it
   (a fixed random subset, seed 0);
 - ``tta``: the test-time augmentation level of the headline accuracy: 0 none, 1 mirror,
@@ -53,6 +57,7 @@ REQUIRED = ("epochs", "batch_size", "lr", "weight_decay", "momentum", "nesterov"
 DEFAULTS = {"norm_lr_scale": 1.0, "label_smoothing": 0.0, "whiten_images": 5000, "eval_train_n": 0, "bf16": True,
             "compile": False, "channels_last": True, "warmup_steps": 3, "eval_batch_size": 1000}
 TTA_LEVELS = (0, 1, 2)
+EMA_KEYS = ("every", "decay_base", "decay_pow")
 
 
 def check_recipe(recipe: dict) -> dict:
@@ -65,6 +70,14 @@ def check_recipe(recipe: dict) -> dict:
     r = {**DEFAULTS, **recipe}
     if not r["epochs"] > 0:
         raise ValueError(f"epochs must be positive, got {r['epochs']!r}")
+    if r["ema"] is not None:
+        if not isinstance(r["ema"], dict) or set(r["ema"]) != set(EMA_KEYS):
+            got = sorted(r["ema"]) if isinstance(r["ema"], dict) else r["ema"]
+            raise ValueError(f"ema must be None or a dict with exactly the keys {list(EMA_KEYS)}, got {got!r}"
+                             + (" (start_epoch is gone: the average starts at step 0, as in airbench 0.1.8)"
+                                if isinstance(r["ema"], dict) and "start_epoch" in r["ema"] else ""))
+        if not (isinstance(r["ema"]["every"], int) and r["ema"]["every"] >= 1):
+            raise ValueError(f"ema.every must be a positive integer, got {r['ema']['every']!r}")
     if r["tta"] not in TTA_LEVELS:
         raise ValueError(f"tta must be one of {TTA_LEVELS}, got {r['tta']!r}")
     Augment.from_dict(r["augment"])
@@ -156,6 +169,21 @@ def _warmup(model: nn.Module, steps: int, batch_size: int, device: torch.device,
     model.zero_grad(set_to_none=True)
 
 
+def lookahead_step(ema: LookaheadEMA | None, model: nn.Module, step: int, total_steps: int,
+                   ema_cfg: dict | None) -> None:
+    """airbench 0.1.8's Lookahead after optimizer step number ``step`` (1-based) of
+    ``total_steps``: when ``step`` is a multiple of ``every``, ``ema`` absorbs the model with
+    decay ``ema_decay(step, total_steps, decay_base, every, decay_pow)`` and the model takes
+    the average; at the last step the model then takes the average (decay 1). Nothing when
+    ``ema`` is None."""
+    if ema is None:
+        return
+    if step % ema_cfg["every"] == 0:
+        ema.update(model, ema_decay(step, total_steps, ema_cfg["decay_base"], ema_cfg["every"], ema_cfg["decay_pow"]))
+    if step >= total_steps:
+        ema.update(model, 1.0)
+
+
 def fit_fast(model: nn.Module, data, recipe: dict, *, device: torch.device | str, seed: int,
              n_classes: int = 10) -> FitResult:
     """Train ``model`` on ``data`` (a :class:`factorlab.data.cifar10.CIFAR10Data` on
@@ -208,7 +236,8 @@ def fit_fast(model: nn.Module, data, recipe: dict, *, device: torch.device | str
         _warmup(net, int(r["warmup_steps"]), bs, dev, amp, channels_last, n_classes)
 
         ema_cfg = r["ema"]
-        ema: LookaheadEMA | None = None
+        # airbench 0.1.8 takes the average's starting point before the whitening initialisation
+        ema = LookaheadEMA(model) if ema_cfg is not None else None
         whiten = getattr(model, "whiten", None) if hasattr(model, "init_whitening") else None
         eval_train = None
         if r["eval_train_n"]:
@@ -262,16 +291,9 @@ def fit_fast(model: nn.Module, data, recipe: dict, *, device: torch.device | str
                 loss_sum += loss.detach().double()
                 correct += (logits.detach().argmax(1) == yb).sum()
                 seen += yb.shape[0]
-                if ema_cfg is not None and epoch >= ema_cfg["start_epoch"] and step % ema_cfg["every"] == 0:
-                    if ema is None:
-                        ema = LookaheadEMA(model)
-                    else:
-                        ema.update(model, ema_decay(step, total_steps, ema_cfg["decay_base"], ema_cfg["every"],
-                                                    ema_cfg["decay_pow"]))
+                lookahead_step(ema, model, step, total_steps, ema_cfg)
                 if step >= total_steps:
                     break
-            if ema is not None:
-                ema.update(model, 1.0)  # the epoch ends on the averaged weights
             synchronize(dev)
             train_s += time.perf_counter() - t0
 
@@ -335,4 +357,5 @@ def fit_fast(model: nn.Module, data, recipe: dict, *, device: torch.device | str
     return FitResult(history=history, metrics=metrics, timing=timing)
 
 
-__all__ = ["DEFAULTS", "REQUIRED", "TTA_LEVELS", "check_recipe", "fit_fast", "predict", "predict_levels"]
+__all__ = ["DEFAULTS", "EMA_KEYS", "REQUIRED", "TTA_LEVELS", "check_recipe", "fit_fast", "lookahead_step", "predict",
+           "predict_levels"]
