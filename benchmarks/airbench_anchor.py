@@ -5,9 +5,13 @@ The anchor of the chapter "Factorized convolutions in fast CIFAR-10 training".
     python benchmarks/airbench_anchor.py                # on a CUDA GPU: 3 runs of each, prints the table
     python benchmarks/airbench_anchor.py --record       # ... and stores it as one run record (cifar_anchor)
     python benchmarks/airbench_anchor.py --runs 5       # seeds 0..4
+    python benchmarks/airbench_anchor.py --profile cpu --torchvision-shim --record   # this CPU machine
 
-Needs a CUDA GPU (airbench94 trains in fp16 with ``.half().cuda()`` and times with CUDA
-events); anywhere else it exits with a one-line error (status 2). Needs the pip package
+``--profile full`` (the default) is the comparison the chapter's target is about and needs a
+CUDA GPU (airbench94 trains in fp16 with ``.half().cuda()`` and times with CUDA events);
+without one it exits with a one-line error (status 2). ``--profile cpu`` and ``--profile
+smoke`` run the same comparison on the CPU at the reduced scale of ``cifar_baselines``' profile
+of that name (see "On the CPU" below). Needs the pip package
 ``airbench==0.1.8`` (``benchmarks/requirements.txt``; not vendored: it is imported, never
 copied) and the torchvision that pairs with the machine's torch (airbench's ``utils`` imports
 it; it uses only ``transforms.Normalize`` and, for a download we never make,
@@ -37,6 +41,19 @@ airbench whitens on ``images[:5000]``, the canonical file's first 5,000 (in rand
 while our image tree is sorted by class. airbench normalizes with its built-in CIFAR-10 mean
 and std; ours with the training set's own.
 
+**On the CPU.** ``cpu``: the 5,000-image training subset, 2,000 test images, the airbench
+net at width 1/2 (channels 32/128/128), 4 epochs at batch 128 (``cifar_baselines`` cpu, seeds
+0-4); ``smoke``: the committed fixture, width 1/8, one epoch (seconds; the tests run it).
+airbench94's own code runs there unchanged apart from where it puts tensors, through
+:func:`cpu_runtime`: its net is built by its ``make_net94`` with the widths of our config, in
+fp32 and left on the CPU (``Module.half``/``Module.cuda`` do nothing while it is built); its
+``CifarLoader`` loads onto the CPU and holds its images (its fp16 values) in fp32; its CUDA
+events read the wall clock and ``torch.cuda.synchronize`` does nothing. Its recipe is given
+our config's batch size and epochs (at full scale those are its own defaults, 1024 and 9.9);
+lr, momentum, decay, label smoothing, whitening, Lookahead and TTA are its own. What this
+measures: whether our re-implementation reaches airbench94's accuracy on the same images at
+the same budget, and how their CPU times compare. It says nothing about the GPU time target.
+
 **What runs.** airbench94 exactly as its README says, ``airbench.warmup94()`` once (its
 warm-up: the whitening and one step), then per seed ``torch.manual_seed(seed);
 airbench.train94(loader)`` with the loader ``train94`` would build itself (batch 1024,
@@ -61,6 +78,7 @@ import argparse
 import contextlib
 import importlib.metadata
 import io
+import math
 import os
 import statistics
 import sys
@@ -80,7 +98,7 @@ EXPERIMENT = "cifar_anchor"
 TARGET_RATIO = 1.2
 #: Default tolerance of "the same accuracy" (fraction): airbench94's seed-to-seed std is ~0.0014.
 ACC_TOLERANCE = 0.002
-MAX_RUNS = 5  # the seeds of cifar_baselines' full airbench runs at width 1
+MAX_RUNS = 5  # the seeds of cifar_baselines' full (and cpu) airbench runs at the largest width
 #: airbench's log columns (airbench/utils.py ``logging_columns_list``, stripped).
 LOG_COLUMNS = ("run", "epoch", "train_loss", "train_acc", "val_acc", "tta_val_acc", "total_time_seconds")
 
@@ -193,7 +211,9 @@ def summarize(airbench_runs: list[dict], ours_runs: list[dict], target: float = 
     ``wall_s`` (our clock) and ``acc``; ``ours_runs``: ``time_s`` (``total_s``) and ``acc``
     (fractions). Returns per-method mean/std/median of each, ``ratio`` (ours / airbench94 of
     the median times: the headline), ``ratio_mean`` (of the means), ``ratio_wall`` (ours /
-    airbench94's wall clock, medians), ``acc_diff`` (ours - airbench94, means), ``time_ok``
+    airbench94's wall clock, medians), ``acc_diff`` (ours - airbench94, means) and
+    ``acc_diff_se`` (its standard error, from the two sample standard deviations; 0 with one
+    run each), ``time_ok``
     (``ratio <= target``), ``acc_ok`` (``acc_diff >= -acc_tolerance``) and ``target_met``."""
     if not airbench_runs or not ours_runs:
         raise ValueError("need at least one run of each method")
@@ -201,9 +221,11 @@ def summarize(airbench_runs: list[dict], ours_runs: list[dict], target: float = 
     o = _stats(ours_runs, ("time_s", "acc"))
     ratio = o["time_s_median"] / a["time_s_median"]
     acc_diff = o["acc_mean"] - a["acc_mean"]
+    acc_diff_se = math.sqrt(a["acc_std"] ** 2 / len(airbench_runs) + o["acc_std"] ** 2 / len(ours_runs))
     time_ok, acc_ok = ratio <= target, acc_diff >= -acc_tolerance
     return {"airbench": a, "ours": o, "ratio": ratio, "ratio_mean": o["time_s_mean"] / a["time_s_mean"],
-            "ratio_wall": o["time_s_median"] / a["wall_s_median"], "acc_diff": acc_diff, "target_ratio": target,
+            "ratio_wall": o["time_s_median"] / a["wall_s_median"], "acc_diff": acc_diff, "acc_diff_se": acc_diff_se,
+            "target_ratio": target,
             "acc_tolerance": acc_tolerance, "time_ok": time_ok, "acc_ok": acc_ok, "target_met": time_ok and acc_ok,
             "n_airbench": len(airbench_runs), "n_ours": len(ours_runs)}
 
@@ -217,9 +239,10 @@ def data_label(variant: str) -> str:
     return f"data: {variant} ({desc}); both methods see the same images"
 
 
-def format_table(s: dict, variant: str, header: str = "") -> str:
+def format_table(s: dict, variant: str, header: str = "", device: str = "cuda", width: float = 1.0) -> str:
     """The printed comparison of :func:`summarize`'s ``s``: time (s) and test accuracy (%,
-    TTA level 2) per method as mean ± std and median, then the ratio and the target."""
+    TTA level 2) per method as mean ± std and median, then the ratio and the target (which is
+    about the GPU: on the CPU, ``device="cpu"``, the table says so)."""
     a, o = s["airbench"], s["ours"]
 
     def t(d, k):
@@ -233,16 +256,23 @@ def format_table(s: dict, variant: str, header: str = "") -> str:
     lines += [
         data_label(variant),
         f"{'method':{w}s} {'time s: mean ± std':>17s} {'median':>8s}   {'test acc %':>13s}",
-        f"{'airbench94 (airbench package, CUDA events)':{w}s} {t(a, 'time_s')}   {acc(a)}",
+        f"{'airbench94 (airbench package, ' + ('CUDA events)' if device == 'cuda' else 'on the CPU)'):{w}s} "
+        f"{t(a, 'time_s')}   {acc(a)}",
         f"{'airbench94, our wall clock':{w}s} {t(a, 'wall_s')}",
-        f"{'ours: cifar_baselines airbench, width 1':{w}s} {t(o, 'time_s')}   {acc(o)}",
+        f"{'ours: cifar_baselines airbench, width ' + format(width, 'g'):{w}s} {t(o, 'time_s')}   {acc(o)}",
         f"ratio ours / airbench94 (median times): {s['ratio']:.2f}x (of means {s['ratio_mean']:.2f}x; against "
-        f"airbench94's wall clock {s['ratio_wall']:.2f}x); target <= {s['target_ratio']:g}x: "
-        f"{'met' if s['time_ok'] else 'NOT met'}",
-        f"accuracy ours - airbench94: {100 * s['acc_diff']:+.2f} points; the same accuracy (at most "
-        f"{100 * s['acc_tolerance']:.2f} points below): {'yes' if s['acc_ok'] else 'NO'}",
-        f"target (within {s['target_ratio']:g}x of airbench94's time at the same accuracy): "
-        f"{'met' if s['target_met'] else 'NOT met'} (runs: {s['n_airbench']} airbench94, {s['n_ours']} ours)"]
+        f"airbench94's wall clock {s['ratio_wall']:.2f}x)"
+        + (f"; target <= {s['target_ratio']:g}x: {'met' if s['time_ok'] else 'NOT met'}" if device == "cuda" else ""),
+        f"accuracy ours - airbench94: {100 * s['acc_diff']:+.2f} ± {100 * s['acc_diff_se']:.2f} points (standard "
+        "error)" + (f"; the same accuracy (at most {100 * s['acc_tolerance']:.2f} points below): "
+                    f"{'yes' if s['acc_ok'] else 'NO'}" if device == "cuda" else ""),
+        f"runs: {s['n_airbench']} airbench94, {s['n_ours']} ours"]
+    if device == "cuda":
+        lines.append(f"target (within {s['target_ratio']:g}x of airbench94's time at the same accuracy): "
+                     f"{'met' if s['target_met'] else 'NOT met'}")
+    else:
+        lines.append("on the CPU at reduced scale: no verdict on the 1.2x target, which is about the GPU; this compares "
+                     "the two implementations at equal budget")
     return "\n".join(lines)
 
 
@@ -313,12 +343,16 @@ def import_airbench(shim: bool = False):
 
 # -- on the GPU -----------------------------------------------------------------------------
 
-def anchor_configs(n: int) -> list[dict]:
-    """The first ``n`` (by seed) ``full`` configs of ``cifar_baselines``' airbench net at its
-    largest width (1): our side of the comparison."""
+#: Where each profile runs (the comparison at full scale is about a GPU).
+PROFILE_DEVICE = {"full": "cuda", "cpu": "cpu", "smoke": "cpu"}
+
+
+def anchor_configs(n: int, profile: str = "full") -> list[dict]:
+    """The first ``n`` (by seed) ``profile`` configs of ``cifar_baselines``' airbench net at
+    its largest width (1 in ``full``): our side of the comparison."""
     from factorlab.experiments import get_experiment
 
-    grid = [c for c in get_experiment("cifar_baselines").grid("full") if c["net"] == "airbench"]
+    grid = [c for c in get_experiment("cifar_baselines").grid(profile) if c["net"] == "airbench"]
     width = max(c["width"] for c in grid)
     configs = sorted((c for c in grid if c["width"] == width), key=lambda c: c["seed"])
     if not 1 <= n <= len(configs):
@@ -326,18 +360,83 @@ def anchor_configs(n: int) -> list[dict]:
     return configs[:n]
 
 
-def run_airbench_once(airbench, loader, seed: int, log=print) -> dict:
+class WallClockEvent:
+    """Stands in for ``torch.cuda.Event(enable_timing=True)`` on the CPU: ``record()`` reads
+    the wall clock, ``elapsed_time(end)`` is in milliseconds, as CUDA events give it."""
+
+    def __init__(self, enable_timing: bool = False, **kwargs):
+        self.t = None
+
+    def record(self, *args) -> None:
+        self.t = time.perf_counter()
+
+    def elapsed_time(self, end: "WallClockEvent") -> float:
+        return 1e3 * (end.t - self.t)
+
+
+@contextlib.contextmanager
+def cpu_runtime(airbench):
+    """Run airbench94's own code on the CPU (see "On the CPU" in the module docstring):
+    inside, ``torch.cuda.Event`` is :class:`WallClockEvent`, ``torch.cuda.synchronize`` does
+    nothing, and ``airbench.utils.CifarLoader`` (which ``train`` uses for the test set) loads
+    onto the CPU and holds fp32 images; everything is put back on exit. Yields the loader
+    class."""
+    utils = airbench.utils
+    base = utils.CifarLoader
+
+    class CpuCifarLoader(base):
+        def __init__(self, path, train=True, batch_size=500, aug=None, drop_last=None, shuffle=None, altflip=False,
+                     gpu="cpu"):
+            super().__init__(path, train, batch_size, aug, drop_last, shuffle, altflip, gpu)
+            # its fp16 pixel values (uint8 / 255 in fp16, as on the GPU) held in fp32, set before the
+            # first epoch (airbench allows it then)
+            self.images = self.images.float()
+
+    saved = (torch.cuda.Event, torch.cuda.synchronize)
+    torch.cuda.Event, torch.cuda.synchronize = WallClockEvent, lambda *a, **k: None
+    utils.CifarLoader = CpuCifarLoader
+    try:
+        yield CpuCifarLoader
+    finally:
+        torch.cuda.Event, torch.cuda.synchronize = saved
+        utils.CifarLoader = base
+
+
+def cpu_make_net(airbench, channels: tuple[int, int, int]):
+    """A ``make_net`` for ``train94``: airbench94's ``make_net94`` with block widths
+    ``channels``, fp32, on the CPU (its ``.half().cuda()`` do nothing while it builds)."""
+    def make_net():
+        module = torch.nn.Module
+        saved = (module.half, module.cuda)
+        module.half = module.cuda = lambda self, *a, **k: self
+        try:
+            return airbench.lib_airbench94.make_net94(
+                widths={"block1": channels[0], "block2": channels[1], "block3": channels[2]})
+        finally:
+            module.half, module.cuda = saved
+    return make_net
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_airbench_once(airbench, loader, seed: int, log=print, *, device: torch.device | None = None,
+                      **train_kwargs) -> dict:
     """One ``train94`` run (seeded) with its table captured: its CUDA-event time and TTA
-    accuracy, our wall clock without the per-epoch logging evaluations, the table."""
+    accuracy, our wall clock without the per-epoch logging evaluations, the table.
+    ``train_kwargs`` go to ``train94`` (the CPU run's ``epochs`` and ``make_net``)."""
+    device = device or torch.device("cuda")
     utils = airbench.utils
     real_evaluate = utils.evaluate
     evals: list[tuple[float, float]] = []  # (seconds, accuracy) of every evaluate() call
 
     def timed_evaluate(*args, **kwargs):
-        torch.cuda.synchronize()
+        _sync(device)
         t0 = time.perf_counter()
         acc = real_evaluate(*args, **kwargs)
-        torch.cuda.synchronize()
+        _sync(device)
         evals.append((time.perf_counter() - t0, acc))
         return acc
 
@@ -346,10 +445,10 @@ def run_airbench_once(airbench, loader, seed: int, log=print) -> dict:
     utils.evaluate = timed_evaluate  # train() looks evaluate up in airbench.utils at call time
     try:
         with contextlib.redirect_stdout(out):
-            torch.cuda.synchronize()
+            _sync(device)
             t0 = time.perf_counter()
-            model = airbench.train94(loader, verbose=True)
-            torch.cuda.synchronize()
+            model = airbench.train94(loader, verbose=True, **train_kwargs)
+            _sync(device)
             wall = time.perf_counter() - t0
     finally:
         utils.evaluate = real_evaluate
@@ -370,8 +469,20 @@ def measure(cfg: dict, log=print) -> dict:
     from factorlab.experiments import cifar_common as cc
 
     airbench, tv_version = import_airbench(cfg["torchvision"] == "shim")
-    dev = torch.device("cuda")
-    configs = anchor_configs(cfg["runs"])
+    dev = torch.device(cfg["device"])
+    configs = anchor_configs(cfg["runs"], cfg["profile"])
+    recipe = configs[0]["recipe"]
+    channels = tuple(cc.build_model(configs[0]).channels)
+    hyp = airbench.lib_airbench94.hyp
+    if dev.type == "cuda":  # airbench94 exactly as published: its own net and defaults
+        if channels != tuple(hyp["net"]["widths"].values()) or recipe["batch_size"] != hyp["opt"]["batch_size"] \
+                or recipe["epochs"] != hyp["opt"]["train_epochs"]:
+            raise RuntimeError(f"our config (channels {channels}, batch {recipe['batch_size']}, epochs "
+                               f"{recipe['epochs']}) is not airbench94's own")
+        runtime, loader_cls, train_kwargs = contextlib.nullcontext(), airbench.CifarLoader, {}
+    else:
+        runtime = cpu_runtime(airbench)
+        train_kwargs = {"epochs": recipe["epochs"], "make_net": cpu_make_net(airbench, channels)}
     data = cc.load_data(configs[0], torch.device("cpu"))
     if data.variant != cfg["dataset_variant"]:
         raise RuntimeError(f"data variant {data.variant!r} != config's {cfg['dataset_variant']!r}")
@@ -380,15 +491,16 @@ def measure(cfg: dict, log=print) -> dict:
         write_airbench_data(data, tmp, seed=0)
         n_train, n_test = int(data.train_y.shape[0]), int(data.test_y.shape[0])
         del data
-        with contextlib.chdir(tmp):  # airbench's train() opens CifarLoader('cifar10', train=False)
-            hyp = airbench.lib_airbench94.hyp
-            loader = airbench.CifarLoader("cifar10", train=True, batch_size=hyp["opt"]["batch_size"],
-                                          aug=hyp["aug"], altflip=True)  # what train94() builds by default
+        # airbench's train() opens CifarLoader('cifar10', train=False), relative to the working directory
+        with contextlib.chdir(tmp), runtime as cpu_loader_cls:
+            loader_cls = airbench.CifarLoader if dev.type == "cuda" else cpu_loader_cls
+            loader = loader_cls("cifar10", train=True, batch_size=recipe["batch_size"], aug=hyp["aug"],
+                                altflip=True)  # what train94() builds by default (batch 1024 at full scale)
             with contextlib.redirect_stdout(io.StringIO()):
-                airbench.warmup94(loader)
+                airbench.warmup94(loader, **train_kwargs)
             for c in configs:
                 log(f"airbench94, seed {c['seed']}:")
-                airbench_runs.append(run_airbench_once(airbench, loader, c["seed"], log))
+                airbench_runs.append(run_airbench_once(airbench, loader, c["seed"], log, device=dev, **train_kwargs))
                 log(f"ours ({cc.family_of(c['factorize'])} airbench net, width {c['width']:g}), seed {c['seed']}:")
                 rec = cc.train_config(c, str(dev))
                 run = {"seed": c["seed"], "time_s": rec["timing"]["total_s"], "acc": rec["metrics"]["test_acc"],
@@ -398,25 +510,31 @@ def measure(cfg: dict, log=print) -> dict:
                 log(f"  time {run['time_s']:.3f} s, test acc {100 * run['acc']:.2f} %")
             del loader
     s = summarize(airbench_runs, ours_runs, cfg["target_ratio"], cfg["acc_tolerance"])
-    timing = {"device_name": torch.cuda.get_device_name(dev), "airbench_precision": "fp16 (weights .half())",
-              "ours_precision": "bf16-autocast", "compiled": False, "torch": torch.__version__,
+    cuda = dev.type == "cuda"
+    timing = {"device_name": torch.cuda.get_device_name(dev) if cuda else "cpu",
+              "threads": torch.get_num_threads(),
+              "airbench_precision": "fp16 (weights .half())" if cuda else "fp32 (on the CPU, see cpu_runtime)",
+              "ours_precision": "bf16-autocast" if cuda else "fp32", "compiled": False, "torch": torch.__version__,
               "torchvision": tv_version, "airbench": importlib.metadata.version("airbench"),
-              "airbench_time": "CUDA events: whitening + epochs + final TTA (its printed total_time_seconds)",
+              "airbench_time": ("CUDA events" if cuda else "its CUDA events read the wall clock") +
+                               ": whitening + epochs + final TTA (its printed total_time_seconds)",
               "ours_time": "fit_fast total_s: whitening + training + final TTA, synchronized"}
     metrics = {**s, "dataset_variant": cfg["dataset_variant"], "lossy_data": is_lossy(cfg["dataset_variant"]),
                "n_train": n_train, "n_test": n_test, "airbench_runs": airbench_runs, "ours_runs": ours_runs}
     return {"metrics": metrics, "timing": timing,
             "model": {"airbench_params_all": airbench_runs[0]["params_all"],
-                      "ours_params_all": ours_runs[0]["params_all"]}}
+                      "ours_params_all": ours_runs[0]["params_all"], "channels": list(channels)}}
 
 
-def config(runs: int, torchvision: str = "installed", acc_tolerance: float = ACC_TOLERANCE) -> dict:
-    """The run-store config of one anchor comparison (experiment ``cifar_anchor``)."""
+def config(runs: int, torchvision: str = "installed", acc_tolerance: float = ACC_TOLERANCE,
+           profile: str = "full") -> dict:
+    """The run-store config of one anchor comparison (experiment ``cifar_anchor``) at
+    ``profile``'s scale (its device: :data:`PROFILE_DEVICE`)."""
     from factorlab.data.cifar10 import default_variant
     from factorlab.results import config_hash
 
-    configs = anchor_configs(runs)
-    return {"experiment": EXPERIMENT, "profile": "full", "device": "cuda", "runs": runs,
+    configs = anchor_configs(runs, profile)
+    return {"experiment": EXPERIMENT, "profile": profile, "device": PROFILE_DEVICE[profile], "runs": runs,
             "seeds": [c["seed"] for c in configs], "dataset_variant": default_variant(),
             "airbench_version": AIRBENCH_VERSION, "airbench_entry": "warmup94(loader), then train94(loader) per seed",
             "ours_experiment": "cifar_baselines", "ours_keys": [config_hash(c) for c in configs],
@@ -426,7 +544,11 @@ def config(runs: int, torchvision: str = "installed", acc_tolerance: float = ACC
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help=f"seeds per method, 1..{MAX_RUNS} (default 3)")
+    parser.add_argument("--runs", type=int, default=None,
+                        help=f"seeds per method: 1..{MAX_RUNS} (full, cpu) or 1 (smoke); default 3 (smoke 1)")
+    parser.add_argument("--profile", choices=sorted(PROFILE_DEVICE), default="full",
+                        help="full (default): the comparison at full scale, on a CUDA GPU; cpu, smoke: the same "
+                             "comparison at cifar_baselines' reduced scale, on the CPU")
     parser.add_argument("--record", action="store_true",
                         help=f"store the comparison as one run record (experiment {EXPERIMENT}), replacing an old one")
     parser.add_argument("--acc-tolerance", type=float, default=ACC_TOLERANCE,
@@ -435,30 +557,37 @@ def main(argv=None) -> int:
                         help="stand in for torchvision's Normalize where torchvision cannot be imported")
     args = parser.parse_args(argv)
     try:
-        problem = cuda_error()
+        problem = cuda_error() if PROFILE_DEVICE[args.profile] == "cuda" else None
         if problem:
             raise AnchorError(problem)
-        if not 1 <= args.runs <= MAX_RUNS:
-            raise AnchorError(f"--runs must be in 1..{MAX_RUNS}, got {args.runs}")
+        if args.runs is None:
+            args.runs = 1 if args.profile == "smoke" else 3
+        try:
+            anchor_configs(args.runs, args.profile)
+        except ValueError as err:
+            raise AnchorError(str(err)) from None
         _, tv_version = import_airbench(args.torchvision_shim)  # fail early, before the data are read
     except AnchorError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    cfg = config(args.runs, "shim" if tv_version == "shim" else "installed", args.acc_tolerance)
-    print(f"device {torch.cuda.get_device_name(0)}, torch {torch.__version__}, airbench {AIRBENCH_VERSION}, "
+    cfg = config(args.runs, "shim" if tv_version == "shim" else "installed", args.acc_tolerance, args.profile)
+    device_name = torch.cuda.get_device_name(0) if cfg["device"] == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"profile {args.profile}, device {device_name}, torch {torch.__version__}, airbench {AIRBENCH_VERSION}, "
           f"torchvision {tv_version}, {args.runs} runs each", flush=True)
     if args.record:
         from factorlab.results import RunStore
 
         store = RunStore()
         store.path(cfg).unlink(missing_ok=True)  # a new measurement replaces the old one
-        rec = store.run(cfg, lambda c: measure(c), device="cuda")
+        rec = store.run(cfg, lambda c: measure(c), device=cfg["device"])
         print(f"recorded: {store.path(cfg)}")
     else:
         rec = measure(cfg)
     m = rec["metrics"]
     print()
-    print(format_table(m, m["dataset_variant"], header=f"device {rec['timing']['device_name']}, seeds {cfg['seeds']}"))
+    print(format_table(m, m["dataset_variant"], header=f"profile {cfg['profile']}, device {rec['timing']['device_name']}, "
+                                                      f"seeds {cfg['seeds']}", device=cfg["device"],
+                       width=anchor_configs(1, cfg["profile"])[0]["width"]))
     return 0
 
 

@@ -4,9 +4,11 @@ summary and its ratio, the printed table, the stand-in torchvision, the run conf
 one-line error without CUDA."""
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import math
+import re
 import os
 import subprocess
 import sys
@@ -142,11 +144,14 @@ def test_format_table_labels_the_lossy_data():
     text = A.format_table(A.summarize(airbench, ours), "cifar10-jpeg-q75", header="device X")
     assert text.splitlines()[0] == "device X"
     assert "cifar10-jpeg-q75" in text and "LOSSY" in text and "JPEG quality 75" in text
-    assert "1.06x" in text and "target <= 1.2x: met" in text and "-0.10 points" in text
+    assert "1.06x" in text and "target <= 1.2x: met" in text and "-0.10 ± 0.16 points" in text
     assert "93.20 ± 0.20" in text and "93.10 ± 0.20" in text
     assert "target (within 1.2x of airbench94's time at the same accuracy): met" in text
     slow = A.format_table(A.summarize(airbench, [{**r, "time_s": 9.0} for r in ours]), "cifar10")
     assert "NOT met" in slow and "LOSSY" not in slow and "cifar10 (canonical" in slow
+    cpu = A.format_table(A.summarize(airbench, ours), "cifar10", device="cpu", width=0.5)
+    assert "on the CPU" in cpu and "width 0.5" in cpu and "no verdict on the 1.2x target" in cpu
+    assert re.search(r"\bmet\b", cpu) is None  # no verdict either way
 
 
 def test_torchvision_shim_normalizes_like_torchvision():
@@ -174,6 +179,11 @@ def test_anchor_configs_are_cifar_baselines_full_airbench_width_1():
     assert len(A.anchor_configs(A.MAX_RUNS)) == 5
     with pytest.raises(ValueError, match="--runs must be in 1..5"):
         A.anchor_configs(6)
+    cpu = A.anchor_configs(5, "cpu")
+    assert [c["seed"] for c in cpu] == [0, 1, 2, 3, 4] and {c["width"] for c in cpu} == {0.5}
+    assert all(c["recipe"] == cc.recipe_for("airbench", "cpu") and c["n_train"] == 5000 for c in cpu)
+    assert {config_hash(c) for c in cpu} <= {config_hash(c) for c in get_experiment("cifar_baselines").grid("cpu")}
+    assert A.config(5, profile="cpu")["device"] == "cpu" and A.config(1, profile="smoke")["profile"] == "smoke"
     cfg = A.config(3)
     assert cfg["experiment"] == "cifar_anchor" and cfg["airbench_version"] == "0.1.8" and cfg["seeds"] == [0, 1, 2]
     assert cfg["ours_keys"] == [config_hash(c) for c in configs] and cfg["dataset_variant"] == "cifar10-jpeg-q75"
@@ -186,10 +196,63 @@ def test_cuda_error_message():
     assert msg.startswith("airbench_anchor needs a CUDA GPU") and "fp16" in msg and "\n" not in msg
 
 
-@pytest.mark.skipif(importlib.util.find_spec("airbench") is not None, reason="airbench is installed here")
-def test_import_airbench_names_the_pin_when_missing():
+def test_import_airbench_names_the_pin_when_missing_or_wrong(monkeypatch):
+    def version(name, real=importlib.metadata.version):
+        if name == "airbench":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
     with pytest.raises(A.AnchorError, match=r"airbench is not installed: pip install --no-deps airbench==0\.1\.8"):
         A.import_airbench()
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.2.0")
+    with pytest.raises(A.AnchorError, match=r"airbench 0\.2\.0 is installed; the anchor is pinned to 0\.1\.8"):
+        A.import_airbench()
+
+
+@pytest.fixture(scope="module")
+def airbench():
+    """airbench 0.1.8 (requirements.txt), with the stand-in torchvision where none is installed."""
+    module, _ = A.import_airbench(shim=True)
+    return module
+
+
+def test_wall_clock_event_reads_milliseconds():
+    start, end = A.WallClockEvent(enable_timing=True), A.WallClockEvent(enable_timing=True)
+    start.record()
+    end.record()
+    start.t, end.t = 10.0, 10.25  # the clock readings, pinned
+    assert end.elapsed_time(end) == 0 and start.elapsed_time(end) == 250.0
+
+
+def test_cpu_runtime_patches_and_restores(airbench, data, tmp_path):
+    event, sync, loader = torch.cuda.Event, torch.cuda.synchronize, airbench.utils.CifarLoader
+    folder = A.write_airbench_data(data, tmp_path)
+    with A.cpu_runtime(airbench) as cpu_loader:
+        assert torch.cuda.Event is A.WallClockEvent and torch.cuda.synchronize() is None
+        assert airbench.utils.CifarLoader is cpu_loader and issubclass(cpu_loader, loader)
+        test = cpu_loader(str(folder), train=False, batch_size=40)
+        assert test.images.dtype == torch.float32 and test.images.device.type == "cpu"
+        # airbench's own pixel values (scaled in fp16, as on the GPU), held in fp32
+        assert torch.equal(test.images, (data.test_x.half() / 255).float()) and torch.equal(test.labels, data.test_y)
+    assert (torch.cuda.Event, torch.cuda.synchronize, airbench.utils.CifarLoader) == (event, sync, loader)
+    with pytest.raises(RuntimeError, match="boom"), A.cpu_runtime(airbench):
+        raise RuntimeError("boom")
+    assert (torch.cuda.Event, torch.cuda.synchronize, airbench.utils.CifarLoader) == (event, sync, loader)
+
+
+@pytest.mark.parametrize("width", [0.125, 0.5, 1.0])
+def test_airbench_net_on_the_cpu_is_ours_in_size(airbench, width):
+    ours = cc.build_model(cc.make_config("x", "cpu", net="airbench", width=width, factorize=None,
+                                         recipe=cc.recipe_for("airbench", "cpu"), seed=0))
+    half, cuda = torch.nn.Module.half, torch.nn.Module.cuda
+    net = A.cpu_make_net(airbench, tuple(ours.channels))()
+    assert (torch.nn.Module.half, torch.nn.Module.cuda) == (half, cuda)  # put back
+    assert all(p.dtype == torch.float32 and p.device.type == "cpu" for p in net.parameters())
+    assert [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)][1::2] == list(ours.channels)
+    # the same architecture: every parameter tensor of airbench94's net has its twin in ours
+    assert sorted(p.numel() for p in net.parameters()) == sorted(p.numel() for p in ours.parameters())
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is available")
