@@ -28,7 +28,8 @@ config (every key below is required unless a default is given):
 - ``bf16`` (default True: bf16 autocast on CUDA; the CPU always computes in fp32),
   ``compile`` (default False; CUDA only), ``channels_last`` (default True: the model, the
   batches and the evaluation inputs in channels-last memory format, on any device; on this
-  project's CPU it makes a training step 1.1 to 2.5 times faster, ``benchmarks/memory_format.py``),
+  project's CPU it makes the training step of every net of the cpu grids faster, see
+  ``benchmarks/memory_format.py``),
   ``warmup_steps`` (default 3).
 
 Timing, as ``shared/GPU.md`` asks: ``warmup_steps`` steps on random data first (cuDNN
