@@ -16,12 +16,10 @@ Profiles (see :mod:`factorlab.experiments.cifar_common`):
 - ``smoke``: the fixture, width 1/8, one epoch, both nets (2 runs, ~2 s).
 - ``cpu``: 5,000 training images (class-balanced), 2,000 test, 4 epochs at batch 128;
   airbench at widths 1/8, 1/4, 1/2 and ResNet-9 at 1/8, 1/4; 3 seeds, and 5 for airbench at
-  width 1/2, the net of the CPU comparison with airbench94 itself (17 runs). Measured on
-  one otherwise idle CPU core of this project's machine: one epoch of 5,000 images takes 7 s
-  (airbench 1/4), 17 s (airbench 1/2), 6.6 s (ResNet-9 1/8), 11.7 s (ResNet-9 1/4); with the
-  evaluations the grid takes about 14 minutes (the recorded run took 24 minutes, sharing the
-  machine's two cores with two other jobs). **Not comparable to the literature** (a tenth of
-  the data, at most half the channels, 4 epochs).
+  width 1/2, the net of the CPU comparison with airbench94 itself (17 runs). On this
+  project's two-core machine, one run at a time, a run takes 15 to 50 s and the grid about
+  8 minutes (each record holds its own times). **Not comparable to the literature** (a tenth
+  of the data, at most half the channels, 4 epochs).
 - ``full``: the whole dataset and the published recipes; widths 1/4, 1/2, 3/4, 1; 3 seeds
   per point and 5 for airbench at width 1 (26 runs). Estimated on one H100
   (:func:`~factorlab.experiments.cifar_common.estimate_seconds`, conservative): about

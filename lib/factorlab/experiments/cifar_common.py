@@ -16,8 +16,8 @@ records use).
 
 **Profiles.** ``smoke``: the committed 350-image fixture (250 train, 100 test), width 1/8,
 one epoch, batch 50: seconds, CI only, never published. ``cpu``: a reduced-width net on a
-class-balanced subset for a few epochs, sized so each experiment's whole cpu grid takes about
-15 minutes on one CPU core: its accuracies are far below the published ones and are **not
+class-balanced subset for a few epochs, sized so each experiment's whole cpu grid takes at
+most about 15 minutes on this project's two-core machine: its accuracies are far below the published ones and are **not
 comparable to the literature**. ``full``: the published recipes on the whole training set
 (50,000 images, 10,000 test), meant for one GPU.
 

@@ -26,10 +26,8 @@ Profiles:
 - ``cpu``: airbench at width 1/4 (the cpu profile's "1x" in ``cifar_baselines``) on 5,000
   training / 2,000 test images, 4 epochs at batch 128; the 10 variants separable,
   separable_lowrank 2/4/10/20, separable_tt d = 2/3/4 at rank 4, tucker 8, cp 8, each with
-  both weight-decay modes; 3 seeds (60 runs). Measured on one otherwise idle CPU core: an
-  epoch takes 6 to 8 s, a run about 45 s, a seed's 20 runs about 15 minutes (the recorded
-  seed 0 took 34 minutes, sharing the machine's two cores with two other jobs). Not
-  comparable to the literature.
+  both weight-decay modes; 3 seeds (60 runs). On this project's two-core machine, one run at
+  a time: about 15 s a run, 15 minutes in all. Not comparable to the literature.
 - ``full``: airbench (width 1) with all 15 variants x 2 weight-decay modes x 3 seeds (90
   runs), and ResNet-9 (width 1) with separable and separable_lowrank 2/4/10/20 x 2 modes x 1
   seed (10 runs). Estimated on one H100 (``cifar_common.estimate_seconds``, charging each

@@ -15,10 +15,9 @@ Profiles:
 
 - ``smoke``: the fixture, width 1/8, 2 epochs (3 runs, seconds).
 - ``cpu``: ResNet-9 at width 1/4 on 2,000 training images (all of them evaluated each
-  epoch) and 1,000 test images, 30 epochs at batch 128; 1 seed (3 runs). Measured on one
-  CPU core: about 7 s an epoch for the dense net with its evaluations, about 4 minutes a
-  run, 12 minutes in all. A small training set on purpose: overfitting shows within the
-  budget. Not comparable to the literature.
+  epoch) and 1,000 test images, 30 epochs at batch 128; 1 seed (3 runs). On this project's
+  two-core machine: 1 to 2 minutes a run, 4 minutes in all. A small training set on
+  purpose: overfitting shows within the budget. Not comparable to the literature.
 - ``full``: width 1, all 50,000 training images (10,000 of them evaluated each epoch),
   100 epochs; 1 seed (3 runs). Estimated on one H100 (``cifar_common.estimate_seconds``):
   about 12 minutes, 4 a run.
