@@ -1,6 +1,6 @@
 """The ``full`` CIFAR-10 grids run in smoke: every distinct model variant of the ``full`` grids
 of ``cifar_baselines``, ``cifar_factorized`` and ``cifar_long`` (distinct by net, width,
-factorize spec, weight-decay mode and recipe kind: 51 of the 129 runs) is trained through the
+factorize spec, weight-decay mode and recipe kind: 54 of the 138 runs) is trained through the
 real code path (:func:`factorlab.experiments.cifar_common.train_config`) at its full width,
 on the committed fixture for two steps (:func:`~factorlab.experiments.cifar_common.smoke_variant`).
 
@@ -53,7 +53,7 @@ def _id(cfg: dict) -> str:
 
 def test_the_variants_cover_every_full_config():
     every = [c for name in EXPERIMENTS for c in get_experiment(name).grid("full")]
-    assert len(every) == 129 and len(VARIANTS) == 51
+    assert len(every) == 138 and len(VARIANTS) == 54
     assert {variant_key(c) for c in every} == {variant_key(c) for c in VARIANTS}
     assert {c["family"] for c in VARIANTS} == {"dense", "separable", "separable_lowrank", "separable_tt", "tucker",
                                                "cp"}

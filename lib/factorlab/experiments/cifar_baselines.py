@@ -15,15 +15,19 @@ Profiles (see :mod:`factorlab.experiments.cifar_common`):
 
 - ``smoke``: the fixture, width 1/8, one epoch, both nets (2 runs, ~2 s).
 - ``cpu``: 5,000 training images (class-balanced), 2,000 test, 4 epochs at batch 128;
-  airbench at widths 1/8, 1/4, 1/2 and ResNet-9 at 1/8, 1/4; 3 seeds, and 5 for airbench at
-  width 1/2, the net of the CPU comparison with airbench94 itself (17 runs). On this
-  project's two-core machine, one run at a time, a run takes 15 to 50 s and the grid about
-  8 minutes (each record holds its own times). **Not comparable to the literature** (a tenth
+  airbench at widths 1/32, 1/16, 3/32, 1/8, 1/4, 1/2 (down to the size of the smallest
+  factorized variants of ``cifar_factorized``, so that they meet a dense net of their own
+  size) and ResNet-9 at 1/8, 1/4; 3 seeds, and 5 for airbench at width 1/2, the net of the
+  CPU comparison with airbench94 itself (26 runs). On this project's two-core machine, one
+  run at a time, a run takes 10 to 50 s and the grid about 10 minutes (each record holds its
+  own times). **Not comparable to the literature** (a tenth
   of the data, at most half the channels, 4 epochs).
-- ``full``: the whole dataset and the published recipes; widths 1/4, 1/2, 3/4, 1; 3 seeds
-  per point and 5 for airbench at width 1 (26 runs). Estimated on one H100
+- ``full``: the whole dataset and the published recipes; airbench at widths 1/16, 1/8, 1/4,
+  1/2, 3/4, 1 and ResNet-9 at 1/8, 1/4, 1/2, 3/4, 1 (the small widths meet the factorized
+  variants of the full grid at their sizes); 3 seeds per point and 5 for airbench at width 1
+  (35 runs). Estimated on one H100
   (:func:`~factorlab.experiments.cifar_common.estimate_seconds`, conservative): about
-  9 minutes (ResNet-9 at width 1: 58 s a run, at 1/4: 14 s; airbench at width 1: 12 s).
+  10 minutes (ResNet-9 at width 1: 58 s a run, at 1/4: 14 s; airbench at width 1: 12 s).
 """
 from __future__ import annotations
 
@@ -35,10 +39,10 @@ NAME = "cifar_baselines"
 #: Per profile: net -> (widths, seeds), and extra seeds of airbench at the largest width.
 BUDGETS: dict[str, dict] = {
     "smoke": {"widths": {"airbench": [0.125], "resnet9": [0.125]}, "seeds": [0], "anchor_seeds": []},
-    "cpu": {"widths": {"airbench": [0.125, 0.25, 0.5], "resnet9": [0.125, 0.25]}, "seeds": [0, 1, 2],
-            "anchor_seeds": [3, 4]},
-    "full": {"widths": {"airbench": [0.25, 0.5, 0.75, 1.0], "resnet9": [0.25, 0.5, 0.75, 1.0]}, "seeds": [0, 1, 2],
-             "anchor_seeds": [3, 4]},
+    "cpu": {"widths": {"airbench": [0.03125, 0.0625, 0.09375, 0.125, 0.25, 0.5], "resnet9": [0.125, 0.25]},
+            "seeds": [0, 1, 2], "anchor_seeds": [3, 4]},
+    "full": {"widths": {"airbench": [0.0625, 0.125, 0.25, 0.5, 0.75, 1.0], "resnet9": [0.125, 0.25, 0.5, 0.75, 1.0]},
+             "seeds": [0, 1, 2], "anchor_seeds": [3, 4]},
 }
 
 

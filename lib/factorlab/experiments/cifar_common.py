@@ -34,20 +34,20 @@ uncompiled bf16-autocast nets on an H100 is meant to err on the slow side. Each 
 docstring gives its total; calibrate with the first records (``timing.train_s``) before
 planning a second lease.
 
-Estimated ``full`` totals: ``cifar_baselines`` 8.7 min (26 runs), ``cifar_factorized``
-27.0 min (100 runs: airbench 17.3, ResNet-9 9.7), ``cifar_long`` 11.7 min (3 runs): about
-47 minutes. A task is now lent at most 15 minutes of device time in all (start-up included),
+Estimated ``full`` totals: ``cifar_baselines`` 9.8 min (35 runs), ``cifar_factorized``
+27.1 min (100 runs: airbench 17.3, ResNet-9 9.7), ``cifar_long`` 11.7 min (3 runs): about
+49 minutes. A task is now lent at most 15 minutes of device time in all (start-up included),
 so the grid spans several sessions with a GPU. Each command stays under the 10-minute limit
 of one call (``timeout 570 python -m factorlab run ... --profile full --device cuda``; a run
 cut short writes nothing and is redone by the next call, finished runs are skipped). In order
 of value, with the estimate of each part:
 
 1. the airbench94 anchor (``benchmarks/airbench_anchor.py``, 2 to 3 minutes; see
-   ``benchmarks/README.md``) and ``cifar_baselines --where net=airbench`` (14 runs, 2.1 min):
+   ``benchmarks/README.md``) and ``cifar_baselines --where net=airbench`` (20 runs, 2.6 min):
    one call, which also calibrates this estimate;
 2. ``cifar_factorized --where net=airbench --where seed=0`` (30 runs, 5.8 min), then
    ``seed=1`` and ``seed=2`` (5.8 min each);
-3. ``cifar_baselines --where net=resnet9`` (12 runs, 6.6 min), ``cifar_factorized --where
+3. ``cifar_baselines --where net=resnet9`` (15 runs, 7.2 min), ``cifar_factorized --where
    net=resnet9`` (10 runs, 9.7 min), ``cifar_long`` (3 runs, 11.7 min: one call each).
 
 What travels (64 MiB per call): the working tree and ``data/raw/cifar10/cifar10-jpeg-q75.tar.xz``
