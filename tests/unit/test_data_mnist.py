@@ -147,3 +147,20 @@ def test_device_loader_order_drop_last_and_errors():
         DeviceLoader(x, batch_size=0)
     with pytest.raises(ValueError, match="same first dimension"):
         DeviceLoader(x, torch.arange(9), batch_size=2)
+
+
+def test_file_digest_raw_and_gunzipped(tmp_path):
+    import gzip
+    import hashlib
+
+    from factorlab.data.fetch import file_digest
+
+    payload = b"factorlab" * 100_000  # several read blocks
+    raw, gz = tmp_path / "x.bin", tmp_path / "x.bin.gz"
+    raw.write_bytes(payload)
+    gz.write_bytes(gzip.compress(payload))
+    assert file_digest(raw) == hashlib.sha256(payload).hexdigest()
+    assert file_digest(gz, "md5", gunzip=True) == hashlib.md5(payload).hexdigest() == file_md5(gz, "gunzip")
+    assert file_md5(raw, "gunzip").startswith("unreadable (BadGzipFile")
+    with pytest.raises(FileNotFoundError):
+        file_digest(tmp_path / "missing")

@@ -38,17 +38,24 @@ class RemoteFile:
     md5_of: str = "raw"
 
 
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256", *, gunzip: bool = False) -> str:
+    """Hex digest (``hashlib`` ``algorithm``) of a file's bytes, or of its decompressed content
+    with ``gunzip``, read in 1 MiB blocks. Raises what opening or reading raises (OSError,
+    EOFError, gzip.BadGzipFile)."""
+    h = hashlib.new(algorithm)
+    with (gzip.open if gunzip else open)(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def file_md5(path: Path, md5_of: str = "raw") -> str:
-    """Hex MD5 of ``path``'s bytes, or of its gunzipped content when ``md5_of == "gunzip"``."""
-    h = hashlib.md5()
-    opener = gzip.open if md5_of == "gunzip" else open
+    """Hex MD5 of ``path``'s bytes, or of its gunzipped content when ``md5_of == "gunzip"``;
+    ``"unreadable (...)"`` (which matches no checksum) for a truncated or non-gzip file."""
     try:
-        with opener(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        return file_digest(path, "md5", gunzip=md5_of == "gunzip")
     except (OSError, EOFError, gzip.BadGzipFile) as err:  # truncated or not gzip at all
         return f"unreadable ({type(err).__name__}: {err})"
-    return h.hexdigest()
 
 
 def _how_to_get(spec: RemoteFile) -> str:

@@ -15,13 +15,13 @@ only tensors, strings and numbers (``torch.load(..., weights_only=True)`` reads 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import torch
 
+from factorlab.data.fetch import file_digest
 from factorlab.data.qm9 import TARGET_NAMES, QM9Batch, target_index
 from factorlab.models.qm9 import build_qm9_model
 from factorlab.models.stack import stack_models
@@ -32,12 +32,8 @@ FORMAT = 1
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """Hex SHA-256 of a file's bytes (:func:`factorlab.data.fetch.file_digest`)."""
+    return file_digest(path, "sha256")
 
 
 def build_member_models(config: dict, members: list[list[str]], seed: int | None = None) -> list[torch.nn.Module]:
