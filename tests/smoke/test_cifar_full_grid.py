@@ -1,6 +1,6 @@
 """The ``full`` CIFAR-10 grids run in smoke: every distinct model variant of the ``full`` grids
-of ``cifar_baselines``, ``cifar_factorized`` and ``cifar_long`` (distinct by net, width,
-factorize spec, weight-decay mode and recipe kind: 54 of the 138 runs) is trained through the
+of ``cifar_baselines``, ``cifar_factorized``, ``cifar_long`` and ``cifar_init`` (distinct by net,
+width, factorize spec, initialisation, weight-decay mode and recipe kind: 57 of the 147 runs) is trained through the
 real code path (:func:`factorlab.experiments.cifar_common.train_config`) at its full width,
 on the committed fixture for two steps (:func:`~factorlab.experiments.cifar_common.smoke_variant`).
 
@@ -23,17 +23,18 @@ from factorlab.models import count_params
 from factorlab.models.cifar import describe_factorized
 from factorlab.train import fast
 
-EXPERIMENTS = ("cifar_baselines", "cifar_factorized", "cifar_long")
+EXPERIMENTS = ("cifar_baselines", "cifar_factorized", "cifar_long", "cifar_init")
 
 
 def variant_key(cfg: dict) -> tuple:
-    """What makes a model variant: net, width, factorize spec, weight-decay mode, recipe kind."""
-    return (cfg["net"], cfg["width"], json.dumps(cfg["factorize"], sort_keys=True), cfg["wd_mode"],
-            cfg["recipe"]["schedule"]["kind"])
+    """What makes a model variant: net, width, factorize spec, initialisation, weight-decay mode,
+    recipe kind."""
+    return (cfg["net"], cfg["width"], json.dumps(cfg["factorize"], sort_keys=True), cfg.get("dirac", True),
+            cfg["wd_mode"], cfg["recipe"]["schedule"]["kind"])
 
 
 def distinct_full_variants() -> list[dict]:
-    """The first config of each distinct variant of the three ``full`` grids, in grid order."""
+    """The first config of each distinct variant of the ``full`` grids, in grid order."""
     seen: dict[tuple, dict] = {}
     for name in EXPERIMENTS:
         for cfg in get_experiment(name).grid("full"):
@@ -47,13 +48,13 @@ VARIANTS = distinct_full_variants()
 def _id(cfg: dict) -> str:
     spec = cfg["factorize"] or {}
     opts = ",".join(f"{k}={v}" for k, v in sorted(spec.items()) if k != "family")
-    return f"{cfg['net']}-w{cfg['width']:g}-{cfg['family']}{'(' + opts + ')' if opts else ''}-{cfg['wd_mode']}-" \
-           f"{cfg['recipe']['schedule']['kind']}"
+    return f"{cfg['net']}-w{cfg['width']:g}-{cfg['family']}{'(' + opts + ')' if opts else ''}" \
+           f"{'' if cfg.get('dirac', True) else '-nodirac'}-{cfg['wd_mode']}-{cfg['recipe']['schedule']['kind']}"
 
 
 def test_the_variants_cover_every_full_config():
     every = [c for name in EXPERIMENTS for c in get_experiment(name).grid("full")]
-    assert len(every) == 138 and len(VARIANTS) == 54
+    assert len(every) == 147 and len(VARIANTS) == 57
     assert {variant_key(c) for c in every} == {variant_key(c) for c in VARIANTS}
     assert {c["family"] for c in VARIANTS} == {"dense", "separable", "separable_lowrank", "separable_tt", "tucker",
                                                "cp"}
@@ -65,6 +66,7 @@ def test_full_variant_trains_in_smoke(cfg, monkeypatch):
     smoke = cc.smoke_variant(cfg)
     for key in ("net", "width", "factorize", "family", "wd_mode", "seed", "dataset_variant"):
         assert smoke[key] == cfg[key], key
+    assert smoke.get("dirac", True) == cfg.get("dirac", True)
     assert smoke["profile"] == "smoke" and smoke["data_source"] == "fixture"
     assert smoke["recipe"]["schedule"]["kind"] == cfg["recipe"]["schedule"]["kind"]
 

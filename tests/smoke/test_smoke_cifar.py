@@ -20,7 +20,7 @@ def _throwaway_store():
     os.environ.pop("FACTORLAB_REQUIRE_CACHED", None)
 
 
-@pytest.mark.parametrize("experiment", ["cifar_baselines", "cifar_factorized", "cifar_long"])
+@pytest.mark.parametrize("experiment", ["cifar_baselines", "cifar_factorized", "cifar_long", "cifar_init"])
 def test_cli_trains_the_cifar_smoke_grid_then_hits_the_cache(experiment):
     from factorlab.experiments import get_experiment
 

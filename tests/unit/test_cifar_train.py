@@ -288,3 +288,30 @@ def test_smoke_variant_of_a_full_config():
     assert long["recipe"]["eval_train_n"] == 30 and long["recipe"]["batch_size"] == 15 and long["n_train"] == 30
     assert long["recipe"]["schedule"]["kind"] == "cosine" and long["factorize"] == {"family": "separable_lowrank",
                                                                                     "factor": 4}
+
+
+def test_dirac_off_only_for_the_dense_airbench_net_and_only_when_asked():
+    recipe = cc.recipe_for("airbench", "cpu")
+    plain = cc.make_config("x", "cpu", net="airbench", width=0.25, factorize=None, recipe=recipe, seed=0)
+    off = cc.make_config("x", "cpu", net="airbench", width=0.25, factorize=None, recipe=recipe, seed=0, dirac=False)
+    assert "dirac" not in plain and off["dirac"] is False  # the default leaves every existing config (and hash) as is
+    assert config_hash(plain) != config_hash(off)
+    assert all("dirac" not in c for name in EXPERIMENTS for c in get_experiment(name).grid("full"))
+    assert all(c["dirac"] is False for c in get_experiment("cifar_init").grid("cpu"))
+    torch.manual_seed(0)
+    with_identity = cc.build_model(plain)
+    torch.manual_seed(0)
+    without = cc.build_model(off)
+    conv_a, conv_b = with_identity.blocks[1][1].conv, without.blocks[1][1].conv  # a 64 -> 64 conv at width 1/4
+    eye = torch.zeros_like(conv_a.weight[:conv_a.in_channels])
+    torch.nn.init.dirac_(eye)
+    assert torch.equal(conv_a.weight[:conv_a.in_channels], eye)
+    assert not torch.equal(conv_b.weight[:conv_b.in_channels], eye)
+    assert count_params(with_identity) == count_params(without)
+    smoke = cc.smoke_variant(off)
+    assert smoke["dirac"] is False and smoke["profile"] == "smoke"
+    with pytest.raises(ValueError, match="dirac=False applies to the dense airbench net only"):
+        cc.make_config("x", "cpu", net="resnet9", width=0.25, factorize=None, recipe=recipe, seed=0, dirac=False)
+    with pytest.raises(ValueError, match="dirac=False applies to the dense airbench net only"):
+        cc.make_config("x", "cpu", net="airbench", width=0.25, factorize={"family": "separable"}, recipe=recipe,
+                       seed=0, dirac=False)

@@ -21,6 +21,7 @@ EXPERIMENTS = {
     "cifar_baselines": "factorlab.experiments.cifar_baselines",
     "cifar_factorized": "factorlab.experiments.cifar_factorized",
     "cifar_long": "factorlab.experiments.cifar_long",
+    "cifar_init": "factorlab.experiments.cifar_init",
 }
 
 

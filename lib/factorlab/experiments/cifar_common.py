@@ -197,7 +197,7 @@ def smoke_variant(cfg: dict, *, n_train: int = 20, n_test: int = 10, batch_size:
                             eval_train_n=n_train if "eval_train_n" in cfg["recipe"] else None)
     out = make_config(cfg["experiment"], "smoke", net=cfg["net"], width=cfg["width"], factorize=cfg["factorize"],
                       recipe=recipe, seed=cfg["seed"], wd_mode=cfg["wd_mode"],
-                      data={"n_train": n_train, "n_test": n_test})
+                      data={"n_train": n_train, "n_test": n_test}, dirac=cfg.get("dirac", True))
     out["dataset_variant"] = cfg["dataset_variant"]
     return out
 
@@ -207,16 +207,29 @@ def family_of(factorize: dict | None) -> str:
 
 
 def make_config(experiment: str, profile: str, *, net: str, width: float, factorize: dict | None, recipe: dict,
-                seed: int, wd_mode: str = "usual", data: dict | None = None) -> dict:
+                seed: int, wd_mode: str = "usual", data: dict | None = None, dirac: bool = True) -> dict:
     """One run config (see the module docstring); ``data`` overrides keys of the profile's
-    :data:`DATA` (e.g. a smaller ``n_train``)."""
+    :data:`DATA` (e.g. a smaller ``n_train``). ``dirac=False`` (the dense airbench net only)
+    initialises its 3x3 convolutions without the identity (Dirac) filters and adds
+    ``"dirac": False`` to the config; the default adds nothing, so other configs keep their
+    keys (and hashes).
+
+    Raises:
+        ValueError: wrong data keys, or ``dirac=False`` for another net or a factorized one.
+    """
     check_profile(profile)
     data = {**DATA[profile], **(data or {})}
     if set(data) != set(DATA[profile]):
         raise ValueError(f"data keys must be {sorted(DATA[profile])}, got {sorted(data)}")
-    return {"experiment": experiment, "profile": profile, "dataset_variant": default_variant(), **data,
-            "net": net, "width": check_width(width), "family": family_of(factorize),
-            "factorize": copy.deepcopy(factorize), "wd_mode": wd_mode, "recipe": copy.deepcopy(recipe), "seed": seed}
+    if not dirac and (net != "airbench" or factorize is not None):
+        raise ValueError(f"dirac=False applies to the dense airbench net only (its 3x3 convolutions start as the "
+                         f"identity), not to {net!r} with factorize={factorize!r}")
+    cfg = {"experiment": experiment, "profile": profile, "dataset_variant": default_variant(), **data,
+           "net": net, "width": check_width(width), "family": family_of(factorize),
+           "factorize": copy.deepcopy(factorize), "wd_mode": wd_mode, "recipe": copy.deepcopy(recipe), "seed": seed}
+    if not dirac:
+        cfg["dirac"] = False
+    return cfg
 
 
 def load_data(cfg: dict, device: torch.device):
@@ -229,8 +242,10 @@ def load_data(cfg: dict, device: torch.device):
 
 
 def build_model(cfg: dict) -> torch.nn.Module:
-    """The (possibly factorized) net of ``cfg``, freshly initialised from the global RNG."""
-    return build_cifar_model(cfg["net"], cfg["width"], cfg["factorize"])
+    """The (possibly factorized) net of ``cfg``, freshly initialised from the global RNG
+    (without the Dirac initialisation where ``cfg["dirac"]`` is False)."""
+    kwargs = {"dirac": False} if cfg.get("dirac", True) is False else {}
+    return build_cifar_model(cfg["net"], cfg["width"], cfg["factorize"], **kwargs)
 
 
 def model_info(model: torch.nn.Module, cfg: dict) -> dict:
