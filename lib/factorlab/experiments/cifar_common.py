@@ -35,16 +35,16 @@ docstring gives its total; calibrate with the first records (``timing.train_s``)
 planning a second lease.
 
 Estimated ``full`` totals: ``cifar_baselines`` 9.8 min (35 runs), ``cifar_factorized``
-27.1 min (100 runs: airbench 17.3, ResNet-9 9.7), ``cifar_long`` 11.7 min (3 runs): about
-49 minutes. A task is now lent at most 15 minutes of device time in all (start-up included),
-so the grid spans several sessions with a GPU. Each command stays under the 10-minute limit
-of one call (``timeout 570 python -m factorlab run ... --profile full --device cuda``; a run
-cut short writes nothing and is redone by the next call, finished runs are skipped). In order
-of value, with the estimate of each part:
+27.1 min (100 runs: airbench 17.3, ResNet-9 9.7), ``cifar_long`` 11.7 min (3 runs),
+``cifar_init`` 1.1 min (9 runs): about 50 minutes. A task is now lent at most 15 minutes
+of device time in all (start-up included), so the grid spans several sessions with a GPU.
+Each command stays under the 10-minute limit of one call (``timeout 570 python -m factorlab
+run ... --profile full --device cuda``; a run cut short writes nothing and is redone by the
+next call, finished runs are skipped). In order of value, with the estimate of each part:
 
 1. the airbench94 anchor (``benchmarks/airbench_anchor.py``, 2 to 3 minutes; see
-   ``benchmarks/README.md``) and ``cifar_baselines --where net=airbench`` (20 runs, 2.6 min):
-   one call, which also calibrates this estimate;
+   ``benchmarks/README.md``), ``cifar_baselines --where net=airbench`` (20 runs, 2.6 min)
+   and ``cifar_init`` (9 runs, 1.1 min): one call, which also calibrates this estimate;
 2. ``cifar_factorized --where net=airbench --where seed=0`` (30 runs, 5.8 min), then
    ``seed=1`` and ``seed=2`` (5.8 min each);
 3. ``cifar_baselines --where net=resnet9`` (15 runs, 7.2 min), ``cifar_factorized --where
