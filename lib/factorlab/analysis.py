@@ -56,3 +56,24 @@ def factorized_runs_frame(records: list[dict]) -> pd.DataFrame:
             "time_to_target_s": m["time_to_target_s"], "epochs_to_target": m["epochs_to_target"],
         })
     return pd.DataFrame(rows)
+
+
+def interpolate_log(x_known, y_known, x) -> "np.ndarray":
+    """``y`` at ``x``, interpolated linearly in ``log(x)`` between the points (``x_known``,
+    ``y_known``) (any order; ``x`` > 0), and NaN outside their range: a reference curve such as
+    accuracy against parameters, read at other sizes without extrapolating.
+
+    Raises:
+        ValueError: no known points, mismatched lengths, or a non-positive ``x``.
+    """
+    import numpy as np
+
+    xk, yk = np.asarray(x_known, float), np.asarray(y_known, float)
+    xq = np.atleast_1d(np.asarray(x, float))
+    if xk.size == 0 or xk.shape != yk.shape:
+        raise ValueError(f"need matching, non-empty known points, got {xk.shape} and {yk.shape}")
+    if (xk <= 0).any() or (xq <= 0).any():
+        raise ValueError("x must be positive (it is interpolated in log x)")
+    order = np.argsort(xk)
+    lx, ly, lq = np.log(xk[order]), yk[order], np.log(xq)
+    return np.where((lq >= lx[0]) & (lq <= lx[-1]), np.interp(lq, lx, ly), np.nan)

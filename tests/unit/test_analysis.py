@@ -1,7 +1,8 @@
-"""Analysis helpers: Pareto frontier and largest compression within a tolerance."""
+"""Analysis helpers: Pareto frontier, largest compression within a tolerance, log interpolation."""
 import math
 
 import pandas as pd
+import pytest
 
 from factorlab.analysis import largest_compression_within, pareto_front
 
@@ -23,3 +24,20 @@ def test_largest_compression_within_tolerance_uses_seed_means():
     # 16x mean 97.4 < 97.5, 64x mean 97.5 >= 97.5 -> 64 (the largest that qualifies)
     assert out.loc["cp", "compression"] == 64 and out.loc["cp", "acc"] == 97.5
     assert math.isnan(out.loc["tt", "compression"])
+
+
+def test_interpolate_log():
+    import math
+
+    import numpy as np
+
+    from factorlab.analysis import interpolate_log
+
+    y = interpolate_log([1000, 10, 100], [30.0, 10.0, 20.0], [10, 100, 1000, math.sqrt(10 * 100), 5, 2000])
+    assert np.allclose(y[:4], [10.0, 20.0, 30.0, 15.0])  # the knots, and halfway in log x
+    assert np.isnan(y[4]) and np.isnan(y[5])  # no extrapolation
+    assert np.allclose(interpolate_log([50], [7.0], [50, 60]), [7.0, np.nan], equal_nan=True)
+    with pytest.raises(ValueError, match="matching, non-empty"):
+        interpolate_log([], [], [1])
+    with pytest.raises(ValueError, match="positive"):
+        interpolate_log([0, 1], [1, 2], [1])

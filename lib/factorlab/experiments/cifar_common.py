@@ -17,8 +17,8 @@ records use).
 **Profiles.** ``smoke``: the committed 350-image fixture (250 train, 100 test), width 1/8,
 one epoch, batch 50: seconds, CI only, never published. ``cpu``: a reduced-width net on a
 class-balanced subset for a few epochs, sized so each experiment's whole cpu grid takes at
-most about 15 minutes on this project's two-core machine: its accuracies are far below the published ones and are **not
-comparable to the literature**. ``full``: the published recipes on the whole training set
+most about 15 minutes on this project's two-core machine: its accuracies are far below the
+published ones and are **not comparable to the literature**. ``full``: the published recipes on the whole training set
 (50,000 images, 10,000 test), meant for one GPU.
 
 **Budget estimate** (:func:`estimate_seconds`): a run of the ``full`` profile on one H100
@@ -118,8 +118,8 @@ def airbench_recipe(epochs: float = 9.9, batch_size: int = 1024, warmup_steps: i
     0.0153/11.5 per example (see :data:`AIRBENCH_LR`), BatchNorm shifts at 64x the lr,
     triangular schedule (0.2 -> 1 at 23 % -> 0.07), label smoothing 0.2, pad-2 reflect
     translation + alternating flip, Lookahead/EMA every 5 steps from the start (copied into the
-    model at the last step, as airbench 0.1.8), whitening bias
-    frozen after 3 epochs, mirror + translate TTA. Another batch size scales the lr linearly."""
+    model at the last step, as airbench 0.1.8), whitening bias frozen after 3 epochs, mirror +
+    translate TTA. Another batch size scales the lr linearly."""
     return {"epochs": epochs, "batch_size": batch_size, "lr": AIRBENCH_LR * batch_size / 1024,
             "weight_decay": AIRBENCH_WD, "momentum": AIRBENCH_MOMENTUM, "nesterov": True,
             "schedule": {"kind": "triangle", "start": 0.2, "peak": 0.23, "end": 0.07},

@@ -18,9 +18,9 @@ config (every key below is required unless a default is given):
   the weights before the whitening initialisation, and every ``every`` steps it absorbs the
   weights with decay :func:`~factorlab.train.optim.ema_decay` and is copied back into the
   model; after the last step the model takes the average. Nothing is copied at epoch ends.
-  ``whiten_bias_epochs``: None or the epochs after which the whitening
-  layer's bias is frozen; ``whiten_images`` (default 5000): training images used to set it
-  (a fixed random subset, seed 0);
+- ``whiten_bias_epochs``: None or the epochs after which the whitening layer's bias is
+  frozen; ``whiten_images`` (default 5000): training images used to set it (a fixed random
+  subset, seed 0);
 - ``tta``: the test-time augmentation level of the headline accuracy: 0 none, 1 mirror,
   2 mirror + one-pixel translations (airbench's); all three are recorded anyway;
 - ``eval_train_n`` (default 0): per epoch, also evaluate the loss on this many training
