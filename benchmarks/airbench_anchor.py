@@ -417,26 +417,23 @@ def cpu_make_net(airbench, channels: tuple[int, int, int]):
     return make_net
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def run_airbench_once(airbench, loader, seed: int, log=print, *, device: torch.device | None = None,
                       **train_kwargs) -> dict:
     """One ``train94`` run (seeded) with its table captured: its CUDA-event time and TTA
     accuracy, our wall clock without the per-epoch logging evaluations, the table.
     ``train_kwargs`` go to ``train94`` (the CPU run's ``epochs`` and ``make_net``)."""
+    from factorlab.train.device import synchronize
+
     device = device or torch.device("cuda")
     utils = airbench.utils
     real_evaluate = utils.evaluate
     evals: list[tuple[float, float]] = []  # (seconds, accuracy) of every evaluate() call
 
     def timed_evaluate(*args, **kwargs):
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         acc = real_evaluate(*args, **kwargs)
-        _sync(device)
+        synchronize(device)
         evals.append((time.perf_counter() - t0, acc))
         return acc
 
@@ -445,10 +442,10 @@ def run_airbench_once(airbench, loader, seed: int, log=print, *, device: torch.d
     utils.evaluate = timed_evaluate  # train() looks evaluate up in airbench.utils at call time
     try:
         with contextlib.redirect_stdout(out):
-            _sync(device)
+            synchronize(device)
             t0 = time.perf_counter()
             model = airbench.train94(loader, verbose=True, **train_kwargs)
-            _sync(device)
+            synchronize(device)
             wall = time.perf_counter() - t0
     finally:
         utils.evaluate = real_evaluate
@@ -479,7 +476,7 @@ def measure(cfg: dict, log=print) -> dict:
                 or recipe["epochs"] != hyp["opt"]["train_epochs"]:
             raise RuntimeError(f"our config (channels {channels}, batch {recipe['batch_size']}, epochs "
                                f"{recipe['epochs']}) is not airbench94's own")
-        runtime, loader_cls, train_kwargs = contextlib.nullcontext(), airbench.CifarLoader, {}
+        runtime, train_kwargs = contextlib.nullcontext(), {}
     else:
         runtime = cpu_runtime(airbench)
         train_kwargs = {"epochs": recipe["epochs"], "make_net": cpu_make_net(airbench, channels)}
