@@ -114,7 +114,7 @@ def test_records_are_valid_json_with_provenance(tmp_path):
     rec = RunStore(tmp_path).run(CFG, _result)
     on_disk = json.loads(RunStore(tmp_path).path(CFG).read_text())
     prov = on_disk["provenance"]
-    assert set(prov) == PROVENANCE_KEYS
+    assert PROVENANCE_KEYS | {"load"} <= set(prov) <= PROVENANCE_KEYS | {"load", "git_dirty_files", "allowed_dirty"}
     assert prov["profile"] == "smoke" and prov["device"].startswith("cpu (")
     assert {"python", "factorlab", "torch", "numpy"} <= set(prov["versions"])
     started = datetime.fromisoformat(prov["started"])
@@ -217,12 +217,12 @@ def test_records_are_sorted_by_key(tmp_path):
 def test_git_state_outside_a_repository_does_not_raise(monkeypatch, tmp_path):
     import importlib
 
-    assert git_state(tmp_path) == {"commit": None, "dirty": None}
+    assert git_state(tmp_path) == {"commit": None, "dirty": None, "dirty_files": []}
     prov = importlib.import_module("factorlab.results.provenance")  # the module, not the function
     monkeypatch.setattr(prov, "REPO_ROOT", tmp_path / "absent")
-    assert git_state() == {"commit": None, "dirty": None}
+    assert git_state() == {"commit": None, "dirty": None, "dirty_files": []}
     monkeypatch.setenv("PATH", str(tmp_path))  # no git at all
-    assert git_state(tmp_path) == {"commit": None, "dirty": None}
+    assert git_state(tmp_path) == {"commit": None, "dirty": None, "dirty_files": []}
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -232,7 +232,8 @@ def test_git_state_ignores_changes_under_data_results(tmp_path):
                        cwd=tmp_path, check=True, capture_output=True)
 
     git("init", "-q")
-    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "code.py").write_text("x = 1\n")
     (tmp_path / "data" / "results" / "toy").mkdir(parents=True)
     (tmp_path / "data" / "results" / "toy" / "old.json").write_text("{}\n")
     git("add", ".")
@@ -242,13 +243,13 @@ def test_git_state_ignores_changes_under_data_results(tmp_path):
     (tmp_path / "data" / "results" / "toy" / "new.json").write_text("{}\n")
     (tmp_path / "data" / "results" / "toy" / "old.json").write_text("{\"a\": 1}\n")
     assert git_state(tmp_path)["dirty"] is False
-    (tmp_path / "new.py").write_text("y = 2\n")
+    (tmp_path / "lib" / "new.py").write_text("y = 2\n")
     assert git_state(tmp_path)["dirty"] is True
-    (tmp_path / "new.py").unlink()
-    (tmp_path / "code.py").write_text("x = 2\n")
-    assert git_state(tmp_path) == {"commit": state["commit"], "dirty": True}
+    (tmp_path / "lib" / "new.py").unlink()
+    (tmp_path / "lib" / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path) == {"commit": state["commit"], "dirty": True, "dirty_files": ["lib/code.py"]}
     (tmp_path / "sub").mkdir()
-    assert git_state(tmp_path / "sub") == {"commit": None, "dirty": None}  # not the repo's top
+    assert git_state(tmp_path / "sub") == {"commit": None, "dirty": None, "dirty_files": []}  # not the top
 
 
 def test_versions_and_device_description():
@@ -260,8 +261,9 @@ def test_versions_and_device_description():
 
 
 def test_provenance_block():
-    prov = provenance({"experiment": "toy", "profile": "cpu"}, "cpu", started=0.0, wall_s=1.5)
-    assert set(prov) == PROVENANCE_KEYS
+    clean = {"commit": "c" * 40, "dirty": False, "dirty_files": []}
+    prov = provenance({"experiment": "toy", "profile": "cpu"}, "cpu", started=0.0, wall_s=1.5, git=clean)
+    assert set(prov) == PROVENANCE_KEYS and prov["git_commit"] == "c" * 40 and prov["git_dirty"] is False
     assert prov["started"] == "1970-01-01T00:00:00+00:00" and prov["wall_s"] == 1.5
     assert prov["profile"] == "cpu" and provenance({"experiment": "toy"}, "cpu", 0.0, 0.0)["profile"] is None
 

@@ -25,8 +25,9 @@ OPTIONAL_LIBRARIES: dict[str, tuple[str, ...]] = {
     "airbench": ("airbench",),
 }
 
-#: Changes here do not make the tree dirty: records are written before they are committed.
-RESULTS_PATHSPEC = ":(exclude)data/results"
+#: The code that runs: uncommitted changes under these paths make a tree dirty. Records,
+#: notebooks, prose and saved weights do not (records are written before they are committed).
+CODE_PATHSPECS = ("lib", "benchmarks", "requirements.txt", "pyproject.toml", "environment.yml")
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -39,22 +40,28 @@ def _git(root: Path, *args: str) -> str | None:
 
 
 def git_state(root: str | Path | None = None) -> dict:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the repository at ``root``
-    (default: the project's ``REPO_ROOT``). Dirty means tracked changes or untracked files,
-    except under ``data/results/``. Both are None when git is missing or ``root`` is not the
-    top of a repository (e.g. an installed copy inside some other repository); never raises."""
+    """``{"commit": sha or None, "dirty": bool or None, "dirty_files": [path, ...]}`` of the
+    repository at ``root`` (default: the project's ``REPO_ROOT``). Dirty means uncommitted
+    changes (tracked or untracked) to the code that runs, :data:`CODE_PATHSPECS`; new records,
+    notebook outputs and prose do not count. Commit and dirty are None (and the list empty)
+    when git is missing or ``root`` is not the top of a repository (e.g. an installed copy
+    inside some other repository); never raises."""
     root = Path(REPO_ROOT if root is None else root)
+    unknown = {"commit": None, "dirty": None, "dirty_files": []}
     try:
         top = _git(root, "rev-parse", "--show-toplevel")
         if top is None or Path(top.strip()).resolve() != root.resolve():
-            return {"commit": None, "dirty": None}
+            return unknown
         commit = _git(root, "rev-parse", "HEAD")
         if commit is None:  # a repository without commits
-            return {"commit": None, "dirty": None}
-        status = _git(root, "status", "--porcelain", "--", ".", RESULTS_PATHSPEC)
+            return unknown
+        status = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHSPECS)
     except OSError:
-        return {"commit": None, "dirty": None}
-    return {"commit": commit.strip(), "dirty": None if status is None else bool(status.strip())}
+        return unknown
+    if status is None:
+        return {"commit": commit.strip(), "dirty": None, "dirty_files": []}
+    files = sorted(line[3:].strip() for line in status.splitlines() if line.strip())
+    return {"commit": commit.strip(), "dirty": bool(files), "dirty_files": files}
 
 
 def _dist_version(names: tuple[str, ...]) -> str:
@@ -102,10 +109,20 @@ def utc_iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="seconds")
 
 
-def provenance(config: dict, device: Any, started: float, wall_s: float) -> dict:
+def provenance(config: dict, device: Any, started: float, wall_s: float, *, git: dict | None = None,
+               load: dict | None = None, allowed_dirty: bool = False) -> dict:
     """The ``provenance`` block of a run record. ``started`` is a Unix time (s), ``wall_s``
-    the run's wall time (s). No host name or user name is recorded."""
-    git = git_state()
-    return {"git_commit": git["commit"], "git_dirty": git["dirty"], "versions": library_versions(),
+    the run's wall time (s), ``git`` the :func:`git_state` taken when the run started
+    (default: now), ``load`` the machine's load during the run
+    (:func:`factorlab.results.load.load_summary`; omitted when None), ``allowed_dirty``
+    whether ``FACTORLAB_ALLOW_DIRTY`` let a dirty tree run. No host or user name is recorded."""
+    git = git_state() if git is None else git
+    prov = {"git_commit": git["commit"], "git_dirty": git["dirty"], "versions": library_versions(),
             "device": describe_device(device), "profile": config.get("profile"),
             "started": utc_iso(started), "wall_s": float(wall_s)}
+    if git.get("dirty"):
+        prov["git_dirty_files"] = list(git.get("dirty_files") or [])
+        prov["allowed_dirty"] = bool(allowed_dirty)
+    if load is not None:
+        prov["load"] = load
+    return prov

@@ -5,6 +5,12 @@
 a first run and a later cache hit return identical (``==``) objects. With
 ``FACTORLAB_REQUIRE_CACHED=1`` a missing run is a :class:`RunNotCachedError` instead.
 
+A ``cpu`` or ``full`` run does not start from a working tree whose code has uncommitted
+changes (:func:`factorlab.results.provenance.git_state`): :class:`DirtyTreeError` names the
+changed files, unless ``FACTORLAB_ALLOW_DIRTY=1`` is set (the record then says so). While a
+run trains, a marker in ``<root>/.live/`` lets every other run see it; the record's
+``provenance.load`` says how busy the machine was (:mod:`factorlab.results.load`).
+
 A record is ``{"schema", "key", "experiment", "config", "metrics", "history", "timing",
 "model", "provenance"}``. Numpy and torch scalars are stored as Python numbers; JSON has no
 NaN or infinity, so non-finite floats (a diverged loss) are stored as ``null``.
@@ -21,7 +27,8 @@ from typing import Any, Callable
 
 from factorlab.paths import results_dir
 from factorlab.results.hashing import canonical_json, check_config, config_hash
-from factorlab.results.provenance import provenance
+from factorlab.results.load import LiveMarker, load_snapshot, load_summary
+from factorlab.results.provenance import git_state, provenance
 
 SCHEMA = 1
 RESULT_KEYS = ("metrics", "history", "timing", "model")
@@ -38,9 +45,38 @@ class RunRecordError(ValueError):
     """A record file exists but cannot be used (corrupt JSON, or not the run it claims)."""
 
 
+class DirtyTreeError(RuntimeError):
+    """A ``cpu``/``full`` run was asked for while the code has uncommitted changes."""
+
+
+#: Profiles whose records the book publishes: they must pin their code (a commit).
+PINNED_PROFILES = ("cpu", "full")
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
 def require_cached() -> bool:
     """Whether ``FACTORLAB_REQUIRE_CACHED`` forbids training (read at call time)."""
-    return os.environ.get("FACTORLAB_REQUIRE_CACHED", "").strip().lower() in ("1", "true", "yes")
+    return _flag("FACTORLAB_REQUIRE_CACHED")
+
+
+def allow_dirty() -> bool:
+    """Whether ``FACTORLAB_ALLOW_DIRTY`` lets a ``cpu``/``full`` run start from a dirty tree."""
+    return _flag("FACTORLAB_ALLOW_DIRTY")
+
+
+def check_clean(config: dict, git: dict) -> None:
+    """DirtyTreeError naming the changed files when ``config`` is a ``cpu``/``full`` run, the
+    code in ``git`` (:func:`git_state`) is dirty and ``FACTORLAB_ALLOW_DIRTY`` is not set."""
+    if config.get("profile") in PINNED_PROFILES and git.get("dirty") and not allow_dirty():
+        files = git.get("dirty_files") or []
+        shown = ", ".join(files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
+        raise DirtyTreeError(
+            f"refusing to start a {config['profile']} run of {config['experiment']!r} from a working tree "
+            f"with uncommitted code changes ({shown}): commit them first so the record pins its code, "
+            "or set FACTORLAB_ALLOW_DIRTY=1 (the record is then marked)")
 
 
 def to_jsonable(value: Any, path: str = "") -> Any:
@@ -122,9 +158,14 @@ class RunStore:
         key = self.key(config)
         if require_cached():
             raise RunNotCachedError(_not_cached_message(config, key, self.root))
-        started, t0 = time.time(), time.perf_counter()
-        result = train_fn(config)
-        wall_s = time.perf_counter() - t0
+        git = git_state()
+        check_clean(config, git)
+        with LiveMarker(self.root, key) as marker:
+            start = load_snapshot(marker)
+            started, t0 = time.time(), time.perf_counter()
+            result = train_fn(config)
+            wall_s = time.perf_counter() - t0
+            load = load_summary(start, marker)
         if not isinstance(result, dict):
             raise TypeError(f"train_fn must return a dict with keys {RESULT_KEYS}, got {type(result).__name__}")
         extra = set(result) - set(RESULT_KEYS)
@@ -132,7 +173,8 @@ class RunStore:
             raise ValueError(f"train_fn returned unknown keys {sorted(map(str, extra))}; allowed: {RESULT_KEYS}")
         record = {"schema": SCHEMA, "key": key, "experiment": config["experiment"], "config": config,
                   **{k: {} if result.get(k) is None else result[k] for k in RESULT_KEYS},
-                  "provenance": provenance(config, device, started, wall_s)}
+                  "provenance": provenance(config, device, started, wall_s, git=git, load=load,
+                                           allowed_dirty=allow_dirty())}
         path = self.path(config)
         _write_atomic(path, to_jsonable(record))
         return self._read(path)
