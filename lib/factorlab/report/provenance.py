@@ -23,3 +23,17 @@ def provenance_box(records: list[dict], by_experiment: bool = True):
     from IPython.display import HTML
 
     return HTML(provenance_summary(records, by_experiment).to_html(index=False, border=0))
+
+
+def profile_of(records: list[dict]) -> str:
+    """The profile every one of ``records`` was run under (their config's ``profile``): what a
+    chapter's provenance note shows. ValueError when ``records`` is empty or mixes profiles."""
+    profiles = sorted({str(r["config"]["profile"]) for r in records})
+    if len(profiles) != 1:
+        raise ValueError(f"need records of exactly one profile, got {profiles or 'no records'}")
+    return profiles[0]
+
+
+def devices_of(records: list[dict]) -> str:
+    """The devices ``records`` ran on (their provenance's ``device``), sorted, comma-separated."""
+    return ", ".join(sorted({r["provenance"]["device"] for r in records}))
