@@ -36,12 +36,10 @@ drawn by :func:`stratified_subset` (seeded, class-balanced), never as "the first
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
 import tarfile
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +49,7 @@ import numpy as np
 import torch
 
 from factorlab.data.errors import DataError
+from factorlab import files
 from factorlab.data.fetch import RemoteFile, fetch
 from factorlab.paths import mirror_dirs, processed_dir, raw_dir
 
@@ -253,15 +252,6 @@ def find_source(variant: str) -> Path:
 
 # --------------------------------------------------------------------------- the cache
 
-def arrays_sha256(arrays: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over the arrays' names and bytes (sorted by name)."""
-    h = hashlib.sha256()
-    for k in sorted(arrays):
-        h.update(k.encode())
-        h.update(arrays[k].contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def channel_stats(train_x: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of uint8 images [N, 3, H, W] on the [0, 1] scale."""
     x = train_x.double().div_(255.0)
@@ -271,21 +261,11 @@ def channel_stats(train_x: torch.Tensor) -> tuple[list[float], list[float]]:
 def write_cache(arrays: dict[str, torch.Tensor], path: str | os.PathLike, variant: str) -> Path:
     """Write ``arrays`` (the four :data:`ARRAY_KEYS`) with their SHA-256, the training
     mean/std and the class names to ``path`` atomically (a failure leaves nothing)."""
-    path = Path(path)
     arrays = {k: arrays[k] for k in ARRAY_KEYS}
     mean, std = channel_stats(arrays["train_x"])
-    cache = {"version": CACHE_VERSION, "variant": variant, "sha256": arrays_sha256(arrays), "mean": mean, "std": std,
-             "classes": list(CLASSES), **arrays}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(cache, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    files.save_verified(path, arrays, version=CACHE_VERSION, variant=variant, mean=mean, std=std,
+                        classes=list(CLASSES))
+    return Path(path)
 
 
 def read_cache(path: str | os.PathLike) -> dict:
@@ -295,22 +275,10 @@ def read_cache(path: str | os.PathLike) -> dict:
         DataError: missing, unreadable, stale version, or arrays whose SHA-256 differs from
             the stored one (naming the file and how to rebuild it).
     """
-    path = Path(path)
-    fix = f"Delete {path} to rebuild it from the source. {how_to_get()}"
-    if not path.is_file():
-        raise DataError(f"CIFAR-10 cache {path} does not exist. {fix}")
     try:
-        cache = torch.load(path, weights_only=True)
-        arrays = {k: cache[k] for k in ARRAY_KEYS}
-    except Exception as err:
-        raise DataError(f"CIFAR-10 cache {path} is unreadable ({type(err).__name__}: {err}). {fix}") from err
-    if cache.get("version") != CACHE_VERSION:
-        raise DataError(f"CIFAR-10 cache {path} has version {cache.get('version')}, expected {CACHE_VERSION}. {fix}")
-    got = arrays_sha256(arrays)
-    if got != cache.get("sha256"):
-        raise DataError(f"CIFAR-10 cache {path} is corrupt: SHA-256 of its arrays is {got}, stored "
-                        f"{cache.get('sha256')}. {fix}")
-    return cache
+        return files.load_verified(path, ARRAY_KEYS, version=CACHE_VERSION, what="CIFAR-10 cache")
+    except files.CacheError as err:
+        raise DataError(f"{err}. Delete {Path(path)} to rebuild it from the source. {how_to_get()}") from err
 
 
 def cache_path(variant: str) -> Path:

@@ -9,15 +9,14 @@ download attempts (for machines that cannot reach the datasets' home servers).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from factorlab.data.errors import DataError
+from factorlab.files import file_digest, write_atomic
 from factorlab.paths import mirror_dirs, raw_dir
 
 DOWNLOAD_TIMEOUT_S = 15.0
@@ -38,17 +37,6 @@ class RemoteFile:
     md5_of: str = "raw"
 
 
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256", *, gunzip: bool = False) -> str:
-    """Hex digest (``hashlib`` ``algorithm``) of a file's bytes, or of its decompressed content
-    with ``gunzip``, read in 1 MiB blocks. Raises what opening or reading raises (OSError,
-    EOFError, gzip.BadGzipFile)."""
-    h = hashlib.new(algorithm)
-    with (gzip.open if gunzip else open)(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def file_md5(path: Path, md5_of: str = "raw") -> str:
     """Hex MD5 of ``path``'s bytes, or of its gunzipped content when ``md5_of == "gunzip"``;
     ``"unreadable (...)"`` (which matches no checksum) for a truncated or non-gzip file."""
@@ -64,20 +52,17 @@ def _how_to_get(spec: RemoteFile) -> str:
             f"{spec.subdir}/{spec.filename} (for example the project's shared/datasets).")
 
 
-def _install(src_fill, spec: RemoteFile, target: Path) -> str:
-    """Write via ``src_fill(fileobj)`` to a temp file, verify, move into place; return the MD5."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            src_fill(f)
-        got = file_md5(Path(tmp), spec.md5_of)
-        if got == spec.md5:
-            os.replace(tmp, target)
-        return got
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _install(write, spec: RemoteFile, target: Path) -> str:
+    """``write(tmp_path)`` a candidate, move it onto ``target`` only if its MD5 is the
+    expected one (:func:`factorlab.files.write_atomic`); return the MD5 found."""
+    found = []
+
+    def verify(tmp: Path) -> bool:
+        found.append(file_md5(tmp, spec.md5_of))
+        return found[-1] == spec.md5
+
+    write_atomic(target, write, verify=verify)
+    return found[-1]
 
 
 def fetch(spec: RemoteFile) -> Path:
@@ -98,8 +83,8 @@ def fetch(spec: RemoteFile) -> Path:
     if os.environ.get("FACTORLAB_OFFLINE", "").lower() not in ("1", "true", "yes"):
         for url in spec.urls:
             try:
-                def fill(f, url=url):
-                    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
+                def fill(tmp, url=url):
+                    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r, open(tmp, "wb") as f:
                         shutil.copyfileobj(r, f)
                 got = _install(fill, spec, target)
                 if got == spec.md5:
@@ -117,11 +102,7 @@ def fetch(spec: RemoteFile) -> Path:
         if not src.exists():
             problems.append(f"{src}: not found")
             continue
-
-        def fill(f, src=src):
-            with open(src, "rb") as s:
-                shutil.copyfileobj(s, f)
-        got = _install(fill, spec, target)
+        got = _install(lambda tmp, src=src: shutil.copyfile(src, tmp), spec, target)
         if got == spec.md5:
             return target
         problems.append(f"{src}: corrupt, MD5 {got} ({spec.md5_of} content), expected {spec.md5}")

@@ -1,9 +1,6 @@
 """MNIST: the four canonical IDX files, verified, cached as uint8 tensors, loaded on a device."""
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 
 import torch
@@ -11,6 +8,7 @@ import torch
 from factorlab.data.errors import DataError
 from factorlab.data.fetch import RemoteFile, fetch
 from factorlab.data.idx import read_idx_ubyte
+from factorlab.files import CacheError, load_verified, save_verified
 from factorlab.paths import processed_dir
 
 #: Canonical sources, first the original then the usual fallback mirrors.
@@ -25,6 +23,7 @@ MNIST_MD5 = {
     "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
 }
 CACHE_VERSION = 1
+ARRAY_KEYS = ("train_x", "train_y", "test_x", "test_y")
 
 
 def mnist_files() -> dict[str, RemoteFile]:
@@ -43,15 +42,8 @@ class MNISTData:
     test_y: torch.Tensor
 
 
-def _checksum(tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(tensors):
-        h.update(k.encode())
-        h.update(tensors[k].contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _build_cache() -> dict:
+def _build_arrays() -> dict[str, torch.Tensor]:
+    """The four arrays from the verified raw files (downloaded or copied when missing)."""
     paths = {name: fetch(spec) for name, spec in mnist_files().items()}
     arrays = {
         "train_x": torch.from_numpy(read_idx_ubyte(paths["train-images-idx3-ubyte.gz"]).copy()),
@@ -62,31 +54,17 @@ def _build_cache() -> dict:
     shapes = {k: tuple(v.shape) for k, v in arrays.items()}
     if shapes != {"train_x": (60000, 28, 28), "train_y": (60000,), "test_x": (10000, 28, 28), "test_y": (10000,)}:
         raise DataError(f"MNIST files have unexpected shapes {shapes}")
-    return {"version": CACHE_VERSION, "sha256": _checksum(arrays), **arrays}
+    return arrays
 
 
 def _load_cache() -> dict:
-    """The processed cache ``processed/mnist.pt``, rebuilt when missing, stale or corrupt."""
+    """The processed cache ``processed/mnist.pt`` (a verified cache of :mod:`factorlab.files`),
+    rebuilt when missing, stale or corrupt."""
     path = processed_dir() / "mnist.pt"
-    if path.exists():
-        try:
-            cache = torch.load(path, weights_only=True)
-            arrays = {k: cache[k] for k in ("train_x", "train_y", "test_x", "test_y")}
-            if cache.get("version") == CACHE_VERSION and cache.get("sha256") == _checksum(arrays):
-                return cache
-        except Exception:  # unreadable cache: rebuild it from the verified raw files
-            pass
-    cache = _build_cache()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    os.close(fd)
     try:
-        torch.save(cache, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return cache
+        return load_verified(path, ARRAY_KEYS, version=CACHE_VERSION, what="MNIST cache")
+    except CacheError:  # missing or unusable: rebuild it from the verified raw files
+        return save_verified(path, _build_arrays(), version=CACHE_VERSION)
 
 
 def load_mnist(device: str | torch.device = "cpu", n_train: int | None = None,

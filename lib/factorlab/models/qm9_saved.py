@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from factorlab.data.fetch import file_digest
 from factorlab.data.qm9 import TARGET_NAMES, QM9Batch, target_index
+from factorlab.files import atomic_torch_save, file_digest
 from factorlab.models.qm9 import build_qm9_model
 from factorlab.models.stack import stack_models
 from factorlab.train.baseline import CompositionBaseline
@@ -32,7 +32,7 @@ FORMAT = 1
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (:func:`factorlab.data.fetch.file_digest`)."""
+    """Hex SHA-256 of a file's bytes (:func:`factorlab.files.file_digest`)."""
     return file_digest(path, "sha256")
 
 
@@ -65,7 +65,6 @@ def save_qm9_model(path: str | os.PathLike, model: torch.nn.Module, members: lis
     """Write a trained network to ``path`` (atomically) and return what a run record keeps of
     it: ``file`` (the name), ``bytes`` and ``sha256``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT, "experiment": config["experiment"], "key": key, "config": json.dumps(config, sort_keys=True),
         "members": [list(m) for m in members],
@@ -73,9 +72,7 @@ def save_qm9_model(path: str | os.PathLike, model: torch.nn.Module, members: lis
         # clone: a tensor that views a larger storage (lstsq's solution does) would save all of it
         "baseline": {k: getattr(baseline, k).detach().cpu().clone() for k in ("weight", "res_mean", "res_std")},
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save(payload, path)
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from factorlab.files import write_atomic
 from factorlab.paths import results_dir
 from factorlab.results.hashing import canonical_json, check_config, config_hash
 from factorlab.results.load import LiveMarker, load_snapshot, load_summary
@@ -203,31 +203,9 @@ class RunStore:
 
 
 def _write_atomic(path: Path, record: dict) -> None:
-    """Write ``record`` as JSON (sorted keys, indent 1) to a temporary file in ``path``'s
-    folder, fsync it and rename it over ``path``; on any error the temporary file is removed."""
-    text = json.dumps(record, sort_keys=True, indent=1, allow_nan=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; records are shared files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    try:  # make the rename durable too (POSIX; a no-op where folders cannot be opened)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    """Write ``record`` as JSON (sorted keys, indent 1) to ``path`` whole or not at all
+    (:func:`factorlab.files.write_atomic`: temporary file, fsync, rename, mode 0644)."""
+    write_atomic(path, json.dumps(record, sort_keys=True, indent=1, allow_nan=False) + "\n")
 
 
 def default_store() -> RunStore:
