@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from factorlab.data import DataError
-from factorlab.data import qm9
+from factorlab.data.qm9 import source as qm9_source
 from factorlab.data.qm9 import (ATOMREF_HARTREE, HARTREE_TO_EV, QM9_FIXTURE, TARGETS, QM9Loader,
                                 find_qm9_source, load_qm9, load_qm9_arrays, pyg_node_features,
                                 qm9_split, qm9_targets, read_qm9_table, target_index)
@@ -41,7 +41,7 @@ needs_mirror = pytest.mark.skipif(MIRROR is None, reason="no QM9 mirror on this 
 def datadir(tmp_path, monkeypatch):
     monkeypatch.setenv("FACTORLAB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("FACTORLAB_DATA_MIRROR", raising=False)
-    monkeypatch.setattr(qm9, "_qm9pack_installed", lambda: None)
+    monkeypatch.setattr(qm9_source, "_qm9pack_installed", lambda: None)
     return tmp_path / "data"
 
 
@@ -335,7 +335,7 @@ def test_malformed_files_give_clear_errors(tmp_path, table):
 
 
 def test_cache_is_built_verified_and_rebuilt(datadir, tmp_path, monkeypatch):
-    monkeypatch.setattr(qm9, "QM9_NUM_MOLECULES", 300)  # treat the fixture as "the full set"
+    monkeypatch.setattr(qm9_source, "QM9_NUM_MOLECULES", 300)  # treat the fixture as "the full set"
     half = tmp_path / "qm9.csv.xz"
     half.write_bytes(lzma.compress(QM9_FIXTURE.read_bytes())[:30000])
     with pytest.raises(DataError, match="corrupt or truncated"):
@@ -359,7 +359,7 @@ def test_cache_is_built_verified_and_rebuilt(datadir, tmp_path, monkeypatch):
 
 
 def test_cache_loads_without_rdkit(datadir, monkeypatch):
-    monkeypatch.setattr(qm9, "QM9_NUM_MOLECULES", 300)
+    monkeypatch.setattr(qm9_source, "QM9_NUM_MOLECULES", 300)
     load_qm9_arrays(source=QM9_FIXTURE)
     code = ("import sys; sys.modules['rdkit'] = None\n"  # as on the GPU machine: no RDKit
             "from factorlab.data.qm9 import load_qm9\n"

@@ -208,7 +208,7 @@ def find_in_qm9(smiles_or_mol, table, columns: Sequence[str] | None = None) -> Q
 def qm9_atoms(table, row: int) -> tuple[np.ndarray, np.ndarray]:
     """Atomic numbers (int64 [n]) and B3LYP coordinates (float64 [n, 3], Angstrom) of row ``row``."""
     from factorlab.data.qm9 import parse_atoms
-    from factorlab.data.qm9_features import ATOMIC_NUMBERS
+    from factorlab.data.qm9 import ATOMIC_NUMBERS
 
     z, pos, _ = parse_atoms(table.iloc[[row]])
     return np.asarray(ATOMIC_NUMBERS, dtype=np.int64)[z], pos

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from factorlab.data.qm9 import ATOMREF_HARTREE, HARTREE_TO_EV
-from factorlab.data.qm9_features import ATOMIC_NUMBERS
+from factorlab.data.qm9 import ATOMIC_NUMBERS
 
 #: Mass (u) of the most common isotope of each QM9 element (1H, 12C, 14N, 16O, 19F; AME2016),
 #: what Gaussian uses for frequencies, thermochemistry and rotational constants.

@@ -103,7 +103,7 @@ def predict_network(smiles: str, table=None, network: str = "none", max_heavy_at
         ``canonical`` (canonical SMILES).
     """
     from factorlab.data.qm9 import graphs_for_prediction
-    from factorlab.data.qm9_features import ATOMIC_NUMBERS
+    from factorlab.data.qm9 import ATOMIC_NUMBERS
     from factorlab.dft.geometry import canonical_smiles, find_in_qm9, parse_smiles, qm9_atoms, qm9_reference
     from factorlab.experiments.qm9_demo_model import load_demo_predictor
 

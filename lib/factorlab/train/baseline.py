@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-#: Number of element columns (H, C, N, O, F), as in :data:`factorlab.data.qm9_features.ELEMENTS`.
+#: Number of element columns (H, C, N, O, F), as in :data:`factorlab.data.qm9.ELEMENTS`.
 NUM_ELEMENTS = 5
 
 

@@ -32,10 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from factorlab.data.errors import DataError
-
-#: The five QM9 elements in PyG's order; a node's ``element`` feature indexes this tuple.
-ELEMENTS = ("H", "C", "N", "O", "F")
-ATOMIC_NUMBERS = (1, 6, 7, 8, 9)
+from factorlab.data.qm9.targets import ATOMIC_NUMBERS, ELEMENTS
 #: Covalent radii (Angstrom), Cordero et al., Dalton Trans. 2008, of H, C (sp3), N, O, F.
 COVALENT_RADII = (0.31, 0.76, 0.71, 0.66, 0.57)
 #: Tolerance factors tried, in order, for bonds from coordinates (measured on 10,000 random
