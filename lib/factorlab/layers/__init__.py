@@ -1,18 +1,23 @@
 """Factorized replacements for ``nn.Linear`` and ``nn.Conv2d``, one family per module.
 
 Every layer has ``num_params()``, ``flops(input_shape)``, ``dense_weight()``,
-``compression()``, a constructor taking ``rank`` or a parameter budget (``target_params`` /
-``compression``), and ``from_dense(layer, rank)`` decomposing a trained dense layer. See
-``factorlab.layers.base`` for the counting conventions.
+``compression()``, ``reset_parameters()``, a constructor taking ``rank`` or a parameter budget
+(``target_params`` / ``compression``), and ``from_dense(layer, rank)`` decomposing a trained
+dense layer. Each family's conversions between factors and the dense weight are plain
+functions (``cp_to_weight(out_factors, in_factors)``, ``weight_to_cp(weight, rank, ...)``,
+...), which the layer classes wrap. See ``factorlab.layers.base`` for the counting
+conventions and what the classes share.
 """
 from factorlab.layers.base import FactorizedLayer, factorize_dim, reconstruction_error
 from factorlab.layers.conv import FactorizedConv2d
-from factorlab.layers.cp import CPConv2d, CPLinear
+from factorlab.layers.cp import CPConv2d, CPLinear, conv_weight_to_cp, cp_to_conv_weight, cp_to_weight, weight_to_cp
 from factorlab.layers.linear import FactorizedLinear
-from factorlab.layers.lowrank import LowRankConv2d, LowRankLinear, bottleneck_rank
-from factorlab.layers.separable import SeparableConv2d
-from factorlab.layers.tt import TTConv2d, TTLinear
-from factorlab.layers.tucker import TuckerConv2d, TuckerLinear
+from factorlab.layers.lowrank import (LowRankConv2d, LowRankLinear, bottleneck_rank, conv_weight_to_lowrank,
+                                      lowrank_to_conv_weight, lowrank_to_weight, weight_to_lowrank)
+from factorlab.layers.separable import SeparableConv2d, conv_weight_to_separable, separable_to_conv_weight
+from factorlab.layers.tt import TTConv2d, TTLinear, conv_weight_to_tt, tt_to_conv_weight, tt_to_weight, weight_to_tt
+from factorlab.layers.tucker import (TuckerConv2d, TuckerLinear, conv_weight_to_tucker2, tucker2_to_conv_weight,
+                                     tucker_to_weight, weight_to_tucker)
 
 #: Linear families by name.
 LINEAR_LAYERS = {"lowrank": LowRankLinear, "cp": CPLinear, "tucker": TuckerLinear, "tt": TTLinear}
@@ -22,4 +27,10 @@ CONV_LAYERS = {"separable": SeparableConv2d, "lowrank": LowRankConv2d, "cp": CPC
 
 __all__ = ["CONV_LAYERS", "CPConv2d", "CPLinear", "FactorizedConv2d", "FactorizedLayer", "FactorizedLinear",
            "LINEAR_LAYERS", "LowRankConv2d", "LowRankLinear", "SeparableConv2d", "TTConv2d", "TTLinear",
-           "TuckerConv2d", "TuckerLinear", "bottleneck_rank", "factorize_dim", "reconstruction_error"]
+           "TuckerConv2d", "TuckerLinear", "bottleneck_rank", "factorize_dim", "reconstruction_error",
+           # factor <-> weight conversions
+           "conv_weight_to_cp", "conv_weight_to_lowrank", "conv_weight_to_separable", "conv_weight_to_tt",
+           "conv_weight_to_tucker2", "cp_to_conv_weight", "cp_to_weight", "lowrank_to_conv_weight",
+           "lowrank_to_weight", "separable_to_conv_weight", "tt_to_conv_weight", "tt_to_weight",
+           "tucker2_to_conv_weight", "tucker_to_weight", "weight_to_cp", "weight_to_lowrank", "weight_to_tt",
+           "weight_to_tucker"]

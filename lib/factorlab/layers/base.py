@@ -12,9 +12,20 @@ Conventions used by every layer in :mod:`factorlab.layers`:
 - ``dense_weight()`` rebuilds the full weight ([out, in] or [out, in, kh, kw]); tests check the
   layer's output against the dense layer with that weight.
 - ``from_dense(layer, rank)`` initialises the factors by decomposing a trained dense layer.
+- ``reset_parameters()`` (called from ``__init__``) draws the bias, then every factor in
+  ``factors()`` order; the draws and their order are fixed (committed runs were trained with
+  them, and a test pins them).
+
+Each family's conversions between factors and the dense weight are module-level functions
+(``cp_to_weight``, ``weight_to_cp``, ...); the layer classes are thin wrappers over them. What
+every class shares lives here once, in :class:`FactorizedLayer`: rank resolution from a rank,
+a parameter budget or a compression ratio (a subclass supplies ``rank_maxima()`` and
+``factor_params(ranks)``), initialisation (it supplies ``summed_terms()``) and the
+``from_dense`` template (it supplies ``decompose(weight, ...)``).
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -176,36 +187,156 @@ class ContractionPlan:
         return ops[0]
 
 
-class FactorizedLayer(nn.Module):
-    """Base of every factorized layer: parameter counting, compression and plan caching.
+@torch.compiler.disable
+@functools.lru_cache(maxsize=512)
+def contraction_plan(equation: str, shapes: tuple[tuple[int, ...], ...]) -> ContractionPlan:
+    """The :class:`ContractionPlan` of ``equation`` over operands of ``shapes`` (memoised: a
+    pure function of its arguments, built once per equation and shapes)."""
+    return ContractionPlan(equation, shapes)
 
-    Subclasses implement ``dense_weight()``, ``dense_params()``, ``flops(input_shape)`` and
-    ``forward``.
+
+def contract(equation: str, *operands: torch.Tensor) -> torch.Tensor:
+    """``torch.einsum(equation, *operands)`` along the FLOP-optimal pairwise path of
+    :func:`contraction_plan` (the factor-to-weight conversions of every family use it)."""
+    return contraction_plan(equation, tuple(tuple(int(n) for n in op.shape) for op in operands))(*operands)
+
+
+class FactorizedLayer(nn.Module):
+    """Base of every factorized layer: rank resolution, initialisation, the ``from_dense``
+    template, parameter counting, compression and plan caching.
+
+    A subclass (through :class:`~factorlab.layers.FactorizedLinear` or
+    :class:`~factorlab.layers.FactorizedConv2d`) supplies only what differs between families:
+
+    - ``factors()``: its factor parameters, in initialisation order;
+    - ``rank_maxima()`` and ``factor_params(ranks)``: the valid ranks and the parameter count
+      they give (used by ``resolve_rank`` for budgets);
+    - ``summed_terms()``: how many products of factor entries each weight entry sums (sets
+      the initialisation scale in ``reset_parameters``);
+    - ``decompose(weight, **options)`` and ``decompose_options``: the factors of a dense
+      weight (used by ``from_dense``);
+    - ``dense_weight()``, ``flops(input_shape)`` and ``forward``.
     """
+
+    #: Keyword arguments of :meth:`from_dense` that go to ``decompose`` (the rest go to the
+    #: constructor).
+    decompose_options: tuple[str, ...] = ()
 
     def __init__(self):
         super().__init__()
         self._plans: dict = {}
 
-    def num_params(self) -> int:
-        """Trainable scalars of this layer (factors and bias)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def dense_params(self) -> int:  # pragma: no cover - abstract
+    # -- to implement ------------------------------------------------------------------
+    @property
+    def fan_in(self) -> int:  # pragma: no cover - abstract
+        """Inputs summed into each output entry (in_features, or in_channels kh kw)."""
         raise NotImplementedError
 
-    def compression(self) -> float:
-        """Parameters of the dense layer of the same shape (with the same bias) / this layer's."""
-        return self.dense_params() / self.num_params()
+    def dense_params(self) -> int:  # pragma: no cover - abstract
+        """Parameters of the dense layer of the same shape, bias included."""
+        raise NotImplementedError
 
     def dense_weight(self) -> torch.Tensor:  # pragma: no cover - abstract
+        """The full weight the factors represent: [out_features, in_features] or
+        [out_channels, in_channels, kh, kw]."""
         raise NotImplementedError
 
     def flops(self, input_shape: Sequence[int]) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def factors(self) -> list[torch.Tensor]:  # pragma: no cover - abstract
+        """The factor parameters, in initialisation order."""
         raise NotImplementedError
+
+    def rank_maxima(self) -> tuple[int, ...] | None:  # pragma: no cover - abstract
+        """The largest valid value of each internal rank (their number is the number of
+        ranks), or None for one rank without a maximum (CP)."""
+        raise NotImplementedError
+
+    def factor_params(self, ranks: tuple[int, ...]) -> int:  # pragma: no cover - abstract
+        """Number of factor entries (bias excluded) at internal ``ranks``."""
+        raise NotImplementedError
+
+    def summed_terms(self) -> int:  # pragma: no cover - abstract
+        """How many products of factor entries each entry of the dense weight sums (R for CP
+        and low rank, the product of the ranks for Tucker and tensor train)."""
+        raise NotImplementedError
+
+    def decompose(self, weight: torch.Tensor, **options) -> list[torch.Tensor]:  # pragma: no cover - abstract
+        """Factors (float64, in ``factors()`` order and shapes) of a dense ``weight`` at this
+        layer's ranks."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _check_dense(layer: nn.Module) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def _geometry(layer: nn.Module) -> dict:  # pragma: no cover - abstract
+        """Constructor arguments reproducing a dense ``layer``'s shape, geometry and bias."""
+        raise NotImplementedError
+
+    # -- ranks and budgets -------------------------------------------------------------
+    def bias_params(self) -> int:
+        """Number of bias entries (0 without bias)."""
+        bias = getattr(self, "bias", None)
+        return 0 if bias is None else bias.numel()
+
+    def resolve_rank(self, rank: Rank | None, target_params: float | None, compression: float | None
+                     ) -> tuple[int, ...]:
+        """The validated internal ranks from exactly one of ``rank`` (one int, or one per
+        rank), ``target_params`` (the largest uniform rank, clamped to each maximum, whose
+        layer has at most that many parameters, bias included) or ``compression`` (a budget
+        of ``dense_params() / compression``). ValueError naming the valid range otherwise."""
+        maxima = self.rank_maxima()
+        n = 1 if maxima is None else len(maxima)
+        budget = resolve_budget(rank, target_params, compression, self.dense_params())
+        if budget is not None:
+            def clamp(r: int) -> tuple[int, ...]:
+                return (r,) if maxima is None else tuple(min(r, m) for m in maxima)
+
+            # An unbounded (CP) rank is searched up to the dense parameter count.
+            top = self.dense_params() if maxima is None else max(maxima, default=1)
+            r = solve_rank(lambda r: self.factor_params(clamp(r)) + self.bias_params(), budget, top,
+                           type(self).__name__)
+            rank = clamp(r)
+        return expand_rank("rank", rank, n, maxima)
+
+    # -- initialisation ----------------------------------------------------------------
+    def reset_parameters(self) -> None:
+        r"""Draw the bias as PyTorch's dense default, :math:`U(-1/\sqrt{f}, 1/\sqrt{f})` with
+        :math:`f` the fan-in, then every factor in ``factors()`` order from
+        :math:`N(0, v)`, :math:`v = (1 / (3 f T))^{1/N}` for :math:`N` factors and :math:`T`
+        summed terms (``summed_terms()``): the rebuilt weight then has the variance
+        :math:`1/(3f)` of the dense default, with every factor at the same scale."""
+        init_bias_(self.bias, self.fan_in)
+        var = balanced_var(dense_init_var(self.fan_in), self.summed_terms(), len(self.factors()))
+        for factor in self.factors():
+            normal_(factor, var)
+
+    # -- from a dense layer ------------------------------------------------------------
+    @classmethod
+    def from_dense(cls, layer: nn.Module, rank: Rank | None = None, **kwargs) -> "FactorizedLayer":
+        """A layer of ``layer``'s shape, geometry, bias, dtype and device whose factors
+        decompose ``layer.weight`` (in float64, then cast).
+
+        ``rank`` (or ``target_params`` / ``compression`` in ``kwargs``) and the other
+        constructor options (``in_modes``, ``d``, ...) go to the constructor; the keys of
+        ``decompose_options`` (``n_iter_max``, ``seed``) go to ``decompose``.
+        """
+        cls._check_dense(layer)
+        options = {k: kwargs.pop(k) for k in cls.decompose_options if k in kwargs}
+        new = cls(**cls._geometry(layer), rank=rank, **kwargs)
+        new._set_factors_(new.decompose(layer.weight, **options))
+        new._copy_bias_from(layer)
+        return new.to(layer.weight.device, layer.weight.dtype)
+
+    def _copy_bias_from(self, layer: nn.Module) -> None:
+        if (layer.bias is None) != (self.bias is None):
+            raise ValueError("bias mismatch between the dense layer and the factorized one")
+        if layer.bias is not None:
+            with torch.no_grad():
+                self.bias.copy_(layer.bias)
 
     def _set_factors_(self, tensors: Sequence[torch.Tensor]) -> None:
         """Copy decomposed factors (any dtype/device) into ``factors()``, in that order."""
@@ -216,6 +347,16 @@ class FactorizedLayer(nn.Module):
                     raise RuntimeError(f"factor shape {tuple(t.shape)} does not match parameter {tuple(p.shape)}")
                 p.copy_(t.to(p.dtype))
 
+    # -- counting ----------------------------------------------------------------------
+    def num_params(self) -> int:
+        """Trainable scalars of this layer (factors and bias)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def compression(self) -> float:
+        """Parameters of the dense layer of the same shape (with the same bias) / this layer's."""
+        return self.dense_params() / self.num_params()
+
+    # -- plans -------------------------------------------------------------------------
     @torch.compiler.disable
     def _plan(self, key, build: Callable[[], object]):
         """The cached plan for ``key`` (built on first use; plain Python, never traced)."""

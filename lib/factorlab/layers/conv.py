@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from factorlab.layers.base import ContractionPlan, FactorizedLayer, check_positive_int, init_bias_
+from factorlab.layers.base import FactorizedLayer, check_positive_int, contraction_plan
 
 
 def _pair(name: str, value, minimum: int) -> tuple[int, int]:
@@ -66,9 +66,13 @@ class Stage:
 
 
 class FactorizedConv2d(FactorizedLayer):
-    """Base class: subclasses implement ``factors()``, ``weight_subscripts()`` (einsum
-    subscripts of the factors and of the [out, in, kh, kw] weight) and ``stages()`` (the
-    factored convolution sequence), or override ``_factored``/``_factored_flops``.
+    """Base class of the factorized ``nn.Conv2d`` replacements: subclasses implement
+    ``factors()``, ``weight_equation()`` (the einsum from the factors to the weight),
+    ``dense_weight()`` (a call of the family's module-level conversion function, which
+    contracts that equation), ``stages()`` (the factored convolution sequence; or override
+    ``_factored``/``_factored_flops``) and the rank hooks of
+    :class:`~factorlab.layers.FactorizedLayer`, and call ``reset_parameters()`` at the end of
+    ``__init__``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
@@ -82,7 +86,6 @@ class FactorizedConv2d(FactorizedLayer):
         self.dilation = _pair("dilation", dilation, 1)
         if bias:
             self.bias = nn.Parameter(torch.empty(self.out_channels))
-            init_bias_(self.bias, self.fan_in)
         else:
             self.register_parameter("bias", None)
         #: None (choose by FLOPs), "factored" or "dense".
@@ -90,10 +93,12 @@ class FactorizedConv2d(FactorizedLayer):
 
     @property
     def fan_in(self) -> int:
+        """in_channels kh kw."""
         return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
 
     # -- to implement ------------------------------------------------------------------
-    def weight_subscripts(self) -> tuple[list[str], str]:  # pragma: no cover - abstract
+    def weight_equation(self) -> str:  # pragma: no cover - abstract
+        """The einsum equation ``dense_weight()`` contracts the factors with."""
         raise NotImplementedError
 
     def stages(self) -> list[Stage]:  # pragma: no cover - abstract
@@ -101,18 +106,13 @@ class FactorizedConv2d(FactorizedLayer):
 
     # -- shared --------------------------------------------------------------------------
     def dense_params(self) -> int:
+        """out_channels in_channels kh kw (+ out_channels with bias)."""
         kh, kw = self.kernel_size
         return self.out_channels * self.in_channels * kh * kw + (self.out_channels if self.bias is not None else 0)
 
-    def _weight_plan(self) -> ContractionPlan:
-        fs, out = self.weight_subscripts()
-        eq = ",".join(fs) + "->" + out
-        return self._plan(("weight",), lambda: ContractionPlan(eq, [tuple(f.shape) for f in self.factors()]))
-
-    def dense_weight(self) -> torch.Tensor:
-        """The full weight [out_channels, in_channels, kh, kw] the factors represent."""
-        kh, kw = self.kernel_size
-        return self._weight_plan()(*self.factors()).reshape(self.out_channels, self.in_channels, kh, kw)
+    def _weight_flops(self) -> int:
+        """FLOPs of rebuilding the weight (the contraction ``dense_weight()`` runs)."""
+        return contraction_plan(self.weight_equation(), tuple(tuple(f.shape) for f in self.factors())).cost
 
     def _factored(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.stages():
@@ -128,7 +128,7 @@ class FactorizedConv2d(FactorizedLayer):
 
     def _dense_flops(self, shape: tuple[int, int, int, int]) -> int:
         hw = conv_output_hw(shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
-        return self._weight_plan().cost + conv_flops(shape[0], self.in_channels, self.out_channels, hw, self.kernel_size)
+        return self._weight_flops() + conv_flops(shape[0], self.in_channels, self.out_channels, hw, self.kernel_size)
 
     def _check_input_shape(self, shape) -> tuple[int, int, int, int]:
         shape = tuple(int(s) for s in shape)
@@ -168,9 +168,15 @@ class FactorizedConv2d(FactorizedLayer):
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, rank={getattr(self, 'rank', None)}, "
-                f"bias={self.bias is not None}")
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        for name, default in (("stride", (1, 1)), ("padding", (0, 0)), ("dilation", (1, 1))):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        if len(getattr(self, "in_modes", ())) > 1:
+            s += f", in_modes={self.in_modes}, out_modes={self.out_modes}"
+        if getattr(self, "depth_multiplier", 1) != 1:
+            s += f", depth_multiplier={self.depth_multiplier}"
+        return s + f", rank={self.rank}, params={self.num_params()}, bias={self.bias is not None}"
 
     # -- from_dense helpers --------------------------------------------------------------
     @staticmethod
@@ -191,8 +197,3 @@ class FactorizedConv2d(FactorizedLayer):
         return {"in_channels": layer.in_channels, "out_channels": layer.out_channels,
                 "kernel_size": layer.kernel_size, "stride": layer.stride, "padding": layer.padding,
                 "dilation": layer.dilation, "bias": layer.bias is not None}
-
-    def _copy_bias_from(self, layer: nn.Conv2d) -> None:
-        if layer.bias is not None:
-            with torch.no_grad():
-                self.bias.copy_(layer.bias)

@@ -7,7 +7,8 @@ shape (o_1, ..., o_d, i_1, ..., i_d) (row-major, so ``W.reshape(out, in)`` is th
 matrix), and that tensor is stored as factors. The forward pass contracts the input with the
 factors as one einsum along a FLOP-optimal pairwise path, planned once per batch size; when
 contracting the factors with each other first (i.e. rebuilding the weight) is cheaper for
-that batch, the planner's path does exactly that.
+that batch, the planner's path does exactly that. The same equation without the input,
+:func:`weight_equation`, rebuilds the weight.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from factorlab.layers.base import ContractionPlan, FactorizedLayer, check_positive_int, init_bias_
+from factorlab.layers.base import ContractionPlan, FactorizedLayer, check_positive_int
 
 #: einsum symbols usable by torch.einsum.
 _SYMBOLS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -38,9 +39,19 @@ class Symbols:
         return s
 
 
+def weight_equation(subscripts: tuple[str, list[str], str]) -> str:
+    """The einsum equation rebuilding the weight tensor (o_1..o_d, i_1..i_d) from the factors,
+    given a layer's (x, factors, y) forward ``subscripts``."""
+    x, fs, y = subscripts
+    return ",".join(fs) + "->" + y[1:] + x[1:]
+
+
 class FactorizedLinear(FactorizedLayer):
-    """Base class: subclasses set ``in_modes``/``out_modes`` and implement ``factors()`` and
-    ``subscripts()``.
+    """Base class of the factorized ``nn.Linear`` replacements: subclasses set
+    ``in_modes``/``out_modes``, implement ``factors()``, ``subscripts()`` and
+    ``dense_weight()`` (a call of the family's module-level conversion function) and the
+    rank hooks of :class:`~factorlab.layers.FactorizedLayer`, and call
+    ``reset_parameters()`` at the end of ``__init__``.
 
     ``subscripts()`` returns (x, [one per factor], y) einsum subscripts where ``x`` is the
     batch letter followed by one letter per input mode and ``y`` the batch letter followed by
@@ -53,11 +64,14 @@ class FactorizedLinear(FactorizedLayer):
         self.out_features = check_positive_int("out_features", out_features)
         if bias:
             self.bias = nn.Parameter(torch.empty(self.out_features))
-            init_bias_(self.bias, self.in_features)
         else:
             self.register_parameter("bias", None)
         self.in_modes: tuple[int, ...] = (self.in_features,)
         self.out_modes: tuple[int, ...] = (self.out_features,)
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_features
 
     # -- to implement ------------------------------------------------------------------
     def subscripts(self) -> tuple[str, list[str], str]:  # pragma: no cover - abstract
@@ -65,6 +79,7 @@ class FactorizedLinear(FactorizedLayer):
 
     # -- shared --------------------------------------------------------------------------
     def dense_params(self) -> int:
+        """in_features out_features (+ out_features with bias)."""
         return self.in_features * self.out_features + (self.out_features if self.bias is not None else 0)
 
     def _equation(self) -> str:
@@ -74,15 +89,6 @@ class FactorizedLinear(FactorizedLayer):
     def _forward_plan(self, batch: int) -> ContractionPlan:
         shapes = [(batch, *self.in_modes)] + [tuple(f.shape) for f in self.factors()]
         return self._plan(("forward", batch), lambda: ContractionPlan(self._equation(), shapes))
-
-    def _weight_plan(self) -> ContractionPlan:
-        x, fs, y = self.subscripts()
-        eq = ",".join(fs) + "->" + y[1:] + x[1:]
-        return self._plan(("weight",), lambda: ContractionPlan(eq, [tuple(f.shape) for f in self.factors()]))
-
-    def dense_weight(self) -> torch.Tensor:
-        """The full weight [out_features, in_features] the factors represent."""
-        return self._weight_plan()(*self.factors()).reshape(self.out_features, self.in_features)
 
     def flops(self, input_shape: Sequence[int]) -> int:
         """Forward FLOPs for an input of shape ``[*, in_features]`` (all leading dims are batch)."""
@@ -104,17 +110,15 @@ class FactorizedLinear(FactorizedLayer):
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, in_modes={self.in_modes}, "
-                f"out_modes={self.out_modes}, rank={getattr(self, 'rank', None)}, bias={self.bias is not None}")
+        modes = f", in_modes={self.in_modes}, out_modes={self.out_modes}" if len(self.in_modes) > 1 else ""
+        return (f"in_features={self.in_features}, out_features={self.out_features}{modes}, rank={self.rank}, "
+                f"params={self.num_params()}, bias={self.bias is not None}")
 
     @staticmethod
     def _check_dense(layer: nn.Module) -> None:
         if not isinstance(layer, nn.Linear):
             raise ValueError(f"from_dense expects an nn.Linear, got {type(layer).__name__}")
 
-    def _copy_bias_from(self, layer: nn.Linear) -> None:
-        if (layer.bias is None) != (self.bias is None):
-            raise ValueError("bias mismatch between the dense layer and the factorized one")
-        if layer.bias is not None:
-            with torch.no_grad():
-                self.bias.copy_(layer.bias)
+    @staticmethod
+    def _geometry(layer: nn.Linear) -> dict:
+        return {"in_features": layer.in_features, "out_features": layer.out_features, "bias": layer.bias is not None}

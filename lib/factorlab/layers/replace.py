@@ -27,11 +27,8 @@ def factorized_like(layer: nn.Module, family: str, **kwargs) -> FactorizedLayer:
     """A freshly initialised factorized layer with ``layer``'s shape and geometry; ``kwargs``
     are the family's rank arguments (``rank``, ``compression``, ``target_params``, ``d``, ...)."""
     cls = family_class(layer, family)
-    if isinstance(layer, nn.Linear):
-        new = cls(layer.in_features, layer.out_features, bias=layer.bias is not None, **kwargs)
-    else:
-        cls._check_dense(layer)
-        new = cls(**cls._geometry(layer), **kwargs)
+    cls._check_dense(layer)
+    new = cls(**cls._geometry(layer), **kwargs)
     return new.to(layer.weight.device, layer.weight.dtype)
 
 

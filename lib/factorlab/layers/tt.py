@@ -12,20 +12,23 @@ TTConv2d (after Garipov et al. 2016): the spatial kernel is the first core,
     map in -> (out x r_0) channels at every pixel (one einsum), then one convolution with the
     kh x kw x r_0 kernel per output channel (stride, padding, dilation here).
 
-``from_dense`` uses TensorLy's ``tensor_train`` (TT-SVD), exact at full ranks.
+Conversions (functions first, the classes wrap them): :func:`tt_to_weight`,
+:func:`weight_to_tt`, :func:`tt_to_conv_weight`, :func:`conv_weight_to_tt`; the
+decompositions use TensorLy's ``tensor_train`` (TT-SVD), exact at full ranks.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from factorlab.layers.base import (ContractionPlan, balanced_var, check_mode_pair, dense_init_var, expand_rank, normal_,
-                                   resolve_budget, solve_rank, to_tensorly)
+from factorlab.layers.base import (ContractionPlan, Rank, check_mode_pair, check_modes, contract, expand_rank,
+                                   to_tensorly)
 from factorlab.layers.conv import FactorizedConv2d, conv_flops, conv_output_hw
-from factorlab.layers.linear import FactorizedLinear, Symbols
+from factorlab.layers.linear import FactorizedLinear, Symbols, weight_equation
 
 
 def tt_max_ranks(mode_sizes) -> tuple[int, ...]:
@@ -34,80 +37,213 @@ def tt_max_ranks(mode_sizes) -> tuple[int, ...]:
     return tuple(min(math.prod(sizes[:k + 1]), math.prod(sizes[k + 1:])) for k in range(len(sizes) - 1))
 
 
-def _tt_ranks(rank, target_params, compression, dense_params, maxima, params_of, what):
-    """Validated internal ranks from a rank argument or a parameter budget (uniform, clamped)."""
-    budget = resolve_budget(rank, target_params, compression, dense_params)
-    if budget is not None:
-        r = solve_rank(lambda r: params_of([min(r, m) for m in maxima]), budget, max(maxima, default=1), what)
-        rank = [min(r, m) for m in maxima]
-    if not maxima:  # d == 1: no internal rank
-        return ()
-    return expand_rank("rank", rank, len(maxima), maxima)
+# -- conversions ------------------------------------------------------------------------------
+
+def tt_subscripts(d: int) -> tuple[str, list[str], str]:
+    """einsum subscripts (x, cores, y) of a TT-matrix linear map over ``d`` mode pairs: x =
+    batch + input modes; core k [r_{k-1}, o_k, i_k, r_k]; y = batch + output modes."""
+    sym = Symbols()
+    b = sym.take()
+    o, i, r = sym.take(d), sym.take(d), sym.take(d + 1)
+    return b + i, [r[k] + o[k] + i[k] + r[k + 1] for k in range(d)], b + o
 
 
-def _tt_decompose(tensor: torch.Tensor, ranks) -> list[torch.Tensor]:
-    """TT-SVD cores [r_{k-1}, n_k, r_k] of ``tensor`` with internal ``ranks``."""
+def tt_to_weight(cores: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The weight [prod o_k, prod i_k] of TT-matrix ``cores`` [r_{k-1}, o_k, i_k, r_k]
+    (r_0 = r_d = 1): W[(o_1..o_d), (i_1..i_d)] = G_1[o_1, i_1] ... G_d[o_d, i_d]."""
+    cores = list(cores)
+    if not cores or any(c.dim() != 4 for c in cores):
+        raise ValueError(f"need TT-matrix cores [r, o, i, r'], got shapes {[tuple(c.shape) for c in cores]}")
+    w = contract(weight_equation(tt_subscripts(len(cores))), *cores)
+    return w.reshape(math.prod(c.shape[1] for c in cores), math.prod(c.shape[2] for c in cores))
+
+
+def _tt_svd(tensor: torch.Tensor, ranks: Sequence[int]) -> list[torch.Tensor]:
+    """TT-SVD cores [r_{k-1}, n_k, r_k] of ``tensor`` with internal ``ranks`` (float64)."""
     from tensorly.decomposition import tensor_train
 
     return list(tensor_train(to_tensorly(tensor), rank=[1, *ranks, 1]).factors)
 
 
+def weight_to_tt(weight: torch.Tensor, rank: Rank, *, out_modes: Sequence[int], in_modes: Sequence[int]
+                 ) -> list[torch.Tensor]:
+    """TT-matrix cores [r_{k-1}, o_k, i_k, r_k] of ``weight`` [out, in]: the TT-SVD (float64)
+    of the weight arranged as (o_1 i_1, ..., o_d i_d), at internal ranks ``rank`` (one int or
+    d - 1 ints, each at most its TT-SVD maximum). Exact at full ranks."""
+    if weight.dim() != 2:
+        raise ValueError(f"weight_to_tt needs a matrix [out, in], got shape {tuple(weight.shape)}")
+    outs = check_modes("out_modes", weight.shape[0], out_modes, None)
+    ins = check_modes("in_modes", weight.shape[1], in_modes, None)
+    if len(outs) != len(ins):
+        raise ValueError(f"in_modes {ins} and out_modes {outs} must have the same length")
+    nd = len(ins)
+    pairs = [o * i for o, i in zip(outs, ins)]
+    maxima = tt_max_ranks(pairs)
+    ranks = expand_rank("rank", rank, len(maxima), maxima)
+    w = weight.reshape(*outs, *ins)
+    w = w.permute(*[j for k in range(nd) for j in (k, nd + k)]).reshape(*pairs)
+    return [c.reshape(c.shape[0], o, i, c.shape[-1]) for c, o, i in zip(_tt_svd(w, ranks), outs, ins)]
+
+
+def tt_conv_letters(d: int) -> tuple[str, str, str, str, str, str]:
+    """einsum letters of a TT convolution over ``d`` channel-mode pairs: (batch, c_1..c_d,
+    s_1..s_d, r_0..r_d, kernel y x, image h w)."""
+    sym = Symbols()
+    return sym.take(), sym.take(d), sym.take(d), sym.take(d + 1), sym.take(2), sym.take(2)
+
+
+def tt_conv_equation(d: int) -> str:
+    """einsum from a TT convolution's factors (spatial [r_0, kh, kw], cores [r_{k-1}, c_k,
+    s_k, r_k]) to its weight tensor (s_1..s_d, c_1..c_d, kh, kw)."""
+    _, c, s, r, yx, _ = tt_conv_letters(d)
+    return ",".join([r[0] + yx] + [r[k] + c[k] + s[k] + r[k + 1] for k in range(d)]) + "->" + s + c + yx
+
+
+def tt_to_conv_weight(spatial: torch.Tensor, cores: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The weight [prod s_k, prod c_k, kh, kw] of a TT convolution: the ``spatial`` core
+    [r_0, kh, kw] times the channel ``cores`` [r_{k-1}, c_k, s_k, r_k] (r_d = 1),
+    W[(s_1..s_d), (c_1..c_d), y, x] = K[y, x] G_1[c_1, s_1] ... G_d[c_d, s_d]."""
+    cores = list(cores)
+    if spatial.dim() != 3 or not cores or any(c.dim() != 4 for c in cores):
+        raise ValueError(f"need spatial [r_0, kh, kw] and cores [r, c, s, r'], got {tuple(spatial.shape)} and "
+                         f"{[tuple(c.shape) for c in cores]}")
+    w = contract(tt_conv_equation(len(cores)), spatial, *cores)
+    return w.reshape(math.prod(g.shape[2] for g in cores), math.prod(g.shape[1] for g in cores), *spatial.shape[1:])
+
+
+def conv_weight_to_tt(weight: torch.Tensor, rank: Rank, *, out_modes: Sequence[int], in_modes: Sequence[int]
+                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(spatial [r_0, kh, kw], cores [r_{k-1}, c_k, s_k, r_k]): the TT-SVD (float64) of
+    ``weight`` [S, C, kh, kw] arranged as (kh kw, c_1 s_1, ..., c_d s_d), at ranks ``rank``
+    (one int or d ints r_0..r_{d-1}, each at most its TT-SVD maximum). Exact at full ranks."""
+    if weight.dim() != 4:
+        raise ValueError(f"need a convolution weight [out, in, kh, kw], got shape {tuple(weight.shape)}")
+    outs = check_modes("out_modes", weight.shape[0], out_modes, None)
+    ins = check_modes("in_modes", weight.shape[1], in_modes, None)
+    if len(outs) != len(ins):
+        raise ValueError(f"in_modes {ins} and out_modes {outs} must have the same length")
+    nd = len(ins)
+    kh, kw = weight.shape[2:]
+    sizes = [kh * kw] + [c * s for c, s in zip(ins, outs)]
+    maxima = tt_max_ranks(sizes)
+    ranks = expand_rank("rank", rank, len(maxima), maxima)
+    w = weight.reshape(*outs, *ins, kh * kw)
+    w = w.permute(2 * nd, *[j for k in range(nd) for j in (nd + k, k)]).reshape(*sizes)
+    first, *rest = _tt_svd(w, ranks)
+    spatial = first[0].T.reshape(ranks[0], kh, kw)
+    return spatial, [g.reshape(g.shape[0], c, s, g.shape[-1]) for g, c, s in zip(rest, ins, outs)]
+
+
+# -- layers -----------------------------------------------------------------------------------
+
 class TTLinear(FactorizedLinear):
-    """TT-matrix linear layer. ``rank``: one int or d-1 internal ranks; or ``target_params``
-    / ``compression``. ``in_modes``/``out_modes`` (same length d) default to ``d`` balanced
-    factors of the feature sizes."""
+    r"""Tensor-train (TT-matrix) linear layer (Novikov et al. 2015):
+
+    .. math::
+        \mathbf{W}_{(o_1 \dots o_d), (i_1 \dots i_d)} =
+        \mathbf{G}_1[o_1, i_1] \, \mathbf{G}_2[o_2, i_2] \cdots \mathbf{G}_d[o_d, i_d],
+        \qquad \mathbf{y} = \mathbf{W} \mathbf{x} + \mathbf{b},
+
+    each :math:`\mathbf{G}_k[o_k, i_k]` an :math:`r_{k-1} \times r_k` matrix
+    (:math:`r_0 = r_d = 1`), with :math:`\sum_k r_{k-1} o_k i_k r_k` factor parameters.
+    ``from_dense(layer, rank)`` runs TT-SVD (``weight_to_tt``, exact at full ranks);
+    ``tt_to_weight`` rebuilds the weight.
+
+    Args:
+        in_features (int): :math:`I = \prod_k i_k`.
+        out_features (int): :math:`O = \prod_k o_k`.
+        rank (int or tuple): one int or the :math:`d - 1` internal ranks
+            :math:`r_1..r_{d-1}`, each at most
+            :math:`\min(\prod_{j \le k} o_j i_j, \prod_{j > k} o_j i_j)`. Give exactly one of
+            ``rank``, ``target_params`` and ``compression`` (the budgets solve for one rank,
+            clamped to each maximum).
+        in_modes (tuple of int): :math:`(i_1, \dots, i_d)`; default ``d`` balanced factors of
+            ``in_features``.
+        out_modes (tuple of int): :math:`(o_1, \dots, o_d)`, as many as ``in_modes``; default
+            balanced factors of ``out_features``.
+        d (int): number of mode pairs when the modes are not given (default 2).
+        target_params (float): parameter budget, bias included.
+        compression (float): dense parameters / layer parameters.
+        bias (bool): learn an additive bias (default True).
+
+    Shapes:
+        input :math:`(*, I)`, output :math:`(*, O)`; factors ``cores[k]``
+        :math:`(r_{k-1}, o_k, i_k, r_k)`.
+    """
 
     def __init__(self, in_features: int, out_features: int, rank=None, *, in_modes=None, out_modes=None,
                  d: int = 2, target_params=None, compression=None, bias: bool = True):
         super().__init__(in_features, out_features, bias)
         self.in_modes, self.out_modes = check_mode_pair(self.in_features, self.out_features, in_modes, out_modes, d)
-        pairs = [o * i for o, i in zip(self.out_modes, self.in_modes)]
-        n_bias = self.out_features if bias else 0
-
-        def params_of(ranks) -> int:
-            r = [1, *ranks, 1]
-            return sum(r[k] * pairs[k] * r[k + 1] for k in range(len(pairs))) + n_bias
-
-        self.rank = _tt_ranks(rank, target_params, compression, self.dense_params(), tt_max_ranks(pairs), params_of,
-                              "TTLinear")
+        self.rank = self.resolve_rank(rank, target_params, compression)
         r = [1, *self.rank, 1]
-        var = balanced_var(dense_init_var(self.in_features), math.prod(self.rank), len(pairs))
         self.cores = nn.ParameterList([
-            nn.Parameter(normal_(torch.empty(r[k], o, i, r[k + 1]), var))
+            nn.Parameter(torch.empty(r[k], o, i, r[k + 1]))
             for k, (o, i) in enumerate(zip(self.out_modes, self.in_modes))])
+        self.reset_parameters()
 
     def factors(self) -> list[torch.Tensor]:
         return list(self.cores)
 
-    def subscripts(self):
-        sym = Symbols()
-        nd = len(self.in_modes)
-        b = sym.take()
-        o, i, r = sym.take(nd), sym.take(nd), sym.take(nd + 1)
-        return b + i, [r[k] + o[k] + i[k] + r[k + 1] for k in range(nd)], b + o
+    def _pairs(self) -> list[int]:
+        return [o * i for o, i in zip(self.out_modes, self.in_modes)]
 
-    @classmethod
-    def from_dense(cls, layer: nn.Linear, rank, *, in_modes=None, out_modes=None, d: int = 2) -> "TTLinear":
-        """TT-SVD of the weight tensorized as (o_1 i_1, ..., o_d i_d)."""
-        cls._check_dense(layer)
-        new = cls(layer.in_features, layer.out_features, rank, in_modes=in_modes, out_modes=out_modes, d=d,
-                  bias=layer.bias is not None)
-        nd = len(new.in_modes)
-        w = layer.weight.reshape(*new.out_modes, *new.in_modes)
-        w = w.permute(*[j for k in range(nd) for j in (k, nd + k)])
-        w = w.reshape(*[o * i for o, i in zip(new.out_modes, new.in_modes)])
-        cores = _tt_decompose(w, new.rank)
-        new._set_factors_([c.reshape(c.shape[0], o, i, c.shape[-1])
-                           for c, o, i in zip(cores, new.out_modes, new.in_modes)])
-        new._copy_bias_from(layer)
-        return new.to(layer.weight.device, layer.weight.dtype)
+    def rank_maxima(self) -> tuple[int, ...]:
+        return tt_max_ranks(self._pairs())
+
+    def factor_params(self, ranks: tuple[int, ...]) -> int:
+        pairs, r = self._pairs(), [1, *ranks, 1]
+        return sum(r[k] * pairs[k] * r[k + 1] for k in range(len(pairs)))
+
+    def summed_terms(self) -> int:
+        return math.prod(self.rank)
+
+    def subscripts(self):
+        return tt_subscripts(len(self.in_modes))
+
+    def dense_weight(self) -> torch.Tensor:
+        return tt_to_weight(self.cores)
+
+    def decompose(self, weight: torch.Tensor) -> list[torch.Tensor]:
+        return weight_to_tt(weight, self.rank, out_modes=self.out_modes, in_modes=self.in_modes)
 
 
 class TTConv2d(FactorizedConv2d):
-    """TT convolution. ``in_modes``/``out_modes``: channel factorizations of the same length
-    d (default ``d`` balanced factors); ``rank``: one int or d ranks (r_0 = spatial rank, then
-    r_1..r_{d-1}); or ``target_params`` / ``compression``. Factors: ``spatial`` [r_0, kh, kw],
-    ``cores[k]`` [r_{k-1}, c_k, s_k, r_k]."""
+    r"""Tensor-train convolution (after Garipov et al. 2016), the spatial kernel as first core:
+
+    .. math::
+        \mathbf{W}_{(s_1 \dots s_d), (c_1 \dots c_d), y, x} =
+        \mathbf{K}[y, x] \, \mathbf{G}_1[c_1, s_1] \cdots \mathbf{G}_d[c_d, s_d],
+
+    :math:`\mathbf{K}[y, x]` a :math:`1 \times r_0` row, :math:`\mathbf{G}_k[c_k, s_k]` an
+    :math:`r_{k-1} \times r_k` matrix (:math:`r_d = 1`); :math:`r_0 k_h k_w + \sum_k r_{k-1}
+    c_k s_k r_k` factor parameters. The forward pass maps the channels with the cores at
+    every pixel (one einsum, :math:`C \to S r_0`), then runs one :math:`k_h \times k_w`
+    convolution per output channel (carrying stride, padding and dilation).
+    ``from_dense(layer, rank)`` runs TT-SVD (``conv_weight_to_tt``, exact at full ranks);
+    ``tt_to_conv_weight`` rebuilds the weight.
+
+    Args:
+        in_channels (int): :math:`C = \prod_k c_k`.
+        out_channels (int): :math:`S = \prod_k s_k`.
+        kernel_size (int or tuple): :math:`(k_h, k_w)`.
+        stride (int or tuple): as ``nn.Conv2d`` (default 1).
+        padding (int or tuple): zero padding, as ``nn.Conv2d`` (default 0).
+        dilation (int or tuple): as ``nn.Conv2d`` (default 1).
+        rank (int or tuple): one int or :math:`d` ranks (:math:`r_0`, the spatial rank, then
+            :math:`r_1..r_{d-1}`), each at most its TT-SVD maximum. Give exactly one of
+            ``rank``, ``target_params`` and ``compression``.
+        in_modes (tuple of int): :math:`(c_1, \dots, c_d)`; default ``d`` balanced factors.
+        out_modes (tuple of int): :math:`(s_1, \dots, s_d)`, as many as ``in_modes``.
+        d (int): number of channel-mode pairs when the modes are not given (default 2).
+        target_params (float): parameter budget, bias included.
+        compression (float): dense parameters / layer parameters.
+        bias (bool): learn an additive bias (default True).
+
+    Shapes:
+        input :math:`(B, C, H, W)`, output :math:`(B, S, H', W')`; factors ``spatial``
+        :math:`(r_0, k_h, k_w)` and ``cores[k]`` :math:`(r_{k-1}, c_k, s_k, r_k)`.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  rank=None, *, in_modes=None, out_modes=None, d: int = 2, target_params=None, compression=None,
@@ -115,38 +251,43 @@ class TTConv2d(FactorizedConv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias)
         self.in_modes, self.out_modes = check_mode_pair(self.in_channels, self.out_channels, in_modes, out_modes, d)
         kh, kw = self.kernel_size
-        sizes = [kh * kw] + [c * s for c, s in zip(self.in_modes, self.out_modes)]
-        n_bias = self.out_channels if bias else 0
-
-        def params_of(ranks) -> int:
-            r = [1, *ranks, 1]
-            return sum(r[k] * sizes[k] * r[k + 1] for k in range(len(sizes))) + n_bias
-
-        self.rank = _tt_ranks(rank, target_params, compression, self.dense_params(), tt_max_ranks(sizes), params_of,
-                              "TTConv2d")
+        self.rank = self.resolve_rank(rank, target_params, compression)
         r = [*self.rank, 1]
-        var = balanced_var(dense_init_var(self.fan_in), math.prod(self.rank), len(sizes))
-        self.spatial = nn.Parameter(normal_(torch.empty(r[0], kh, kw), var))
+        self.spatial = nn.Parameter(torch.empty(r[0], kh, kw))
         self.cores = nn.ParameterList([
-            nn.Parameter(normal_(torch.empty(r[k], c, s, r[k + 1]), var))
+            nn.Parameter(torch.empty(r[k], c, s, r[k + 1]))
             for k, (c, s) in enumerate(zip(self.in_modes, self.out_modes))])
+        self.reset_parameters()
 
     def factors(self) -> list[torch.Tensor]:
         return [self.spatial, *self.cores]
 
-    def _letters(self):
-        sym = Symbols()
-        nd = len(self.in_modes)
-        return sym.take(), sym.take(nd), sym.take(nd), sym.take(nd + 1), sym.take(2), sym.take(2)
+    def _sizes(self) -> list[int]:
+        return [self.kernel_size[0] * self.kernel_size[1]] + [c * s for c, s in zip(self.in_modes, self.out_modes)]
 
-    def weight_subscripts(self):
-        _, c, s, r, yx, _ = self._letters()
-        nd = len(self.in_modes)
-        return [r[0] + yx] + [r[k] + c[k] + s[k] + r[k + 1] for k in range(nd)], s + c + yx
+    def rank_maxima(self) -> tuple[int, ...]:
+        return tt_max_ranks(self._sizes())
+
+    def factor_params(self, ranks: tuple[int, ...]) -> int:
+        sizes, r = self._sizes(), [1, *ranks, 1]
+        return sum(r[k] * sizes[k] * r[k + 1] for k in range(len(sizes)))
+
+    def summed_terms(self) -> int:
+        return math.prod(self.rank)
+
+    def weight_equation(self) -> str:
+        return tt_conv_equation(len(self.in_modes))
+
+    def dense_weight(self) -> torch.Tensor:
+        return tt_to_conv_weight(self.spatial, self.cores)
+
+    def decompose(self, weight: torch.Tensor) -> list[torch.Tensor]:
+        spatial, cores = conv_weight_to_tt(weight, self.rank, out_modes=self.out_modes, in_modes=self.in_modes)
+        return [spatial, *cores]
 
     def _channel_plan(self, shape) -> ContractionPlan:
         """Einsum x [B, c_1..c_d, H, W] x cores -> [B, s_1..s_d, r_0, H, W]."""
-        b, c, s, r, _, hw = self._letters()
+        b, c, s, r, _, hw = tt_conv_letters(len(self.in_modes))
         nd = len(self.in_modes)
         eq = ",".join([b + c + hw] + [r[k] + c[k] + s[k] + r[k + 1] for k in range(nd)]) + "->" + b + s + r[0] + hw
         shapes = [(shape[0], *self.in_modes, shape[2], shape[3])] + [tuple(g.shape) for g in self.cores]
@@ -164,20 +305,3 @@ class TTConv2d(FactorizedConv2d):
         hw = conv_output_hw(shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
         spatial = conv_flops(shape[0] * self.out_channels, self.rank[0], 1, hw, self.kernel_size)
         return self._channel_plan(shape).cost + spatial
-
-    @classmethod
-    def from_dense(cls, layer: nn.Conv2d, rank, *, in_modes=None, out_modes=None, d: int = 2) -> "TTConv2d":
-        """TT-SVD of the weight arranged as (kh kw, c_1 s_1, ..., c_d s_d)."""
-        cls._check_dense(layer)
-        new = cls(**cls._geometry(layer), rank=rank, in_modes=in_modes, out_modes=out_modes, d=d)
-        nd = len(new.in_modes)
-        kh, kw = new.kernel_size
-        w = layer.weight.reshape(*new.out_modes, *new.in_modes, kh * kw)
-        w = w.permute(2 * nd, *[j for k in range(nd) for j in (nd + k, k)])
-        w = w.reshape(kh * kw, *[c * s for c, s in zip(new.in_modes, new.out_modes)])
-        first, *rest = _tt_decompose(w, new.rank)
-        spatial = first[0].T.reshape(new.rank[0], kh, kw)
-        cores = [g.reshape(g.shape[0], c, s, g.shape[-1]) for g, c, s in zip(rest, new.in_modes, new.out_modes)]
-        new._set_factors_([spatial, *cores])
-        new._copy_bias_from(layer)
-        return new.to(layer.weight.device, layer.weight.dtype)
