@@ -1,0 +1,208 @@
+"""Chapter "Factorized layers on MNIST" (``notebooks/mnist_factorized.ipynb``): networks with
+factorized layers against narrower dense networks, from the records of the experiment
+``mnist_factorized`` (:mod:`factorlab.experiments.mnist_factorized`).
+
+Accuracies are test accuracies in percent after the last epoch; parameters count the whole
+network unless a name says "layer"; times are seconds of training steps; a time to target is
+the training time until the training loss first reaches the experiment's target."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from factorlab import plots
+from factorlab.analysis import factorized_runs_frame, largest_compression_within, pareto_front
+from factorlab.experiments.mnist_factorized import NETS
+from factorlab.report.provenance import devices_of, profile_of
+
+#: Families in the order of figures and tables.
+FAMILY_ORDER = ["lowrank", "cp", "tucker", "tt", "separable"]
+#: Panel and table titles of the two networks, in chapter order.
+NET_TITLE = {"mlp": "MLP 784-512-512-10", "conv2": "2 conv + pooling"}
+#: Tolerance of "within half a point" of the full-width dense network (accuracy points).
+TOLERANCE = 0.5
+
+
+def runs_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per run of ``mnist_factorized`` (:func:`factorlab.analysis.factorized_runs_frame`)."""
+    return factorized_runs_frame(records)
+
+
+def means_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per point of ``mnist_factorized`` (net, family, compression, width; sorted so):
+    the mean over seeds of accuracy (``acc``, with its std ``acc_sd``), training seconds, time
+    and epochs to the target, and the point's parameters, FLOPs, factorized-layer parameters,
+    ranks and number of seeds."""
+    runs = runs_frame(records)
+    return (runs.groupby(["net", "family", "compression", "width"], dropna=False, as_index=False)
+            .agg(acc=("acc", "mean"), acc_sd=("acc", "std"), params=("params", "first"), flops=("flops", "first"),
+                 layer_params=("layer_params", "first"), layer_dense_params=("layer_dense_params", "first"),
+                 ranks=("ranks", "first"), seeds=("seed", "count"), train_s=("train_s", "mean"),
+                 time_to_target_s=("time_to_target_s", "mean"), epochs_to_target=("epochs_to_target", "mean")))
+
+
+def _full_dense(mean: pd.DataFrame, net: str) -> pd.Series:
+    """The full-width dense network's row of ``mean`` for ``net``."""
+    return mean[(mean.net == net) & (mean.family == "dense") & (mean.width == NETS[net]["full_width"])].iloc[0]
+
+
+def reference_accuracy(records: list[dict]) -> dict[str, float]:
+    """Per net of ``mnist_factorized``: the full-width dense network's mean test accuracy (%)."""
+    mean = means_frame(records)
+    return {net: float(_full_dense(mean, net)["acc"]) for net in mean.net.unique()}
+
+
+def accuracy_figure(records: list[dict]):
+    """Figure of ``mnist_factorized``: accuracy against parameters, one panel per net; dots
+    are factorized networks (colour: family, annotated with c), the black line the narrower
+    dense networks, the grey band the full dense network ± :data:`TOLERANCE`, the dashed
+    line the Pareto frontier of all points."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    mean, reference = means_frame(records), reference_accuracy(records)
+    palette = dict(zip(FAMILY_ORDER, sns.color_palette("colorblind", len(FAMILY_ORDER))))
+    fig, axes = plt.subplots(1, 2, figsize=(plots.FULL_WIDTH, 4.0))
+    for ax, net in zip(axes, ["mlp", "conv2"]):
+        m = mean[mean.net == net]
+        dense = m[m.family == "dense"].sort_values("params")
+        ax.axhspan(reference[net] - TOLERANCE, reference[net] + TOLERANCE, color="0.85", zorder=0)
+        ax.plot(dense["params"], dense["acc"], "k-o", ms=4, label="dense, narrower")
+        for fam in FAMILY_ORDER:
+            f = m[m.family == fam]
+            if len(f):
+                ax.scatter(f["params"], f["acc"], color=palette[fam], s=30, label=fam, zorder=3)
+                for _, row in f.iterrows():
+                    ax.annotate(f"{row.compression:g}×", (row.params, row.acc), fontsize=7, xytext=(3, 2),
+                                textcoords="offset points")
+        front = pareto_front(m, "params", "acc")
+        ax.step(front["params"], front["acc"], "--", where="post", color="0.3", lw=1, label="Pareto frontier")
+        plots.log_axis(ax, "x")
+        ax.set_xlabel("trainable parameters (whole network)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(NET_TITLE[net])
+        lo = max(m["acc"].min() - 1, reference[net] - 15)
+        ax.set_ylim(lo, min(100, reference[net] + 1))
+    axes[0].legend(fontsize="x-small", loc="lower right")
+    axes[1].legend(fontsize="x-small", loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def points_table(records: list[dict], net: str) -> pd.DataFrame:
+    """Every point of ``net`` in ``mnist_factorized`` (dense by decreasing width, then each
+    family by compression): ranks, factorized-layer and network parameters, test accuracy
+    (mean ± std over seeds, %) and its difference to the full dense network (points)."""
+    runs, mean, reference = runs_frame(records), means_frame(records), reference_accuracy(records)
+    m = mean[mean.net == net].copy()
+    m["order"] = [-1 if f == "dense" else FAMILY_ORDER.index(f) for f in m.family]
+    m = m.sort_values(["order", "compression", "width"], ascending=[True, True, False])
+    rows = []
+    for _, r in m.iterrows():
+        g = runs[(runs.net == net) & (runs.family == r.family)
+                 & (runs.compression.fillna(-1) == (r.compression if r.family != "dense" else -1))
+                 & (runs.width.fillna(-1) == (r.width if r.family == "dense" else -1))]
+        rows.append({
+            "family": r.family if r.family != "dense" else f"dense, width {int(r.width)}",
+            "c": "" if r.family == "dense" else f"{r.compression:g}×",
+            "ranks": r.ranks,
+            "factorized layers: params": ("" if r.family == "dense"
+                                          else f"{int(r.layer_params):,} / {int(r.layer_dense_params):,}"),
+            "network params": f"{int(r.params):,}",
+            "test acc. (%)": plots.mean_std(g["acc"], 2),
+            "vs full dense": f"{r.acc - reference[net]:+.2f}",
+        })
+    return pd.DataFrame(rows)
+
+
+def tolerance_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
+    """Compression within :data:`TOLERANCE` of the full dense network, from ``mnist_factorized``:
+    ``(table, values)``. Per net, each family's largest tested compression whose mean accuracy
+    stays within the tolerance ("none" if none does), then the narrowest dense network that
+    does, with its whole-network parameter ratio. ``values`` (glued): ``c05_<net>_<family>``
+    (e.g. ``"16×"`` or ``"none"``), ``narrow_<net>`` (its width) and ``narrow_ratio_<net>``."""
+    runs, mean, reference = runs_frame(records), means_frame(records), reference_accuracy(records)
+    rows, values = [], {}
+    for net in ["mlp", "conv2"]:
+        fac = runs[(runs.net == net) & (runs.family != "dense")]
+        best = largest_compression_within(fac, reference[net], TOLERANCE)
+        for _, b in best.iterrows():
+            got = mean[(mean.net == net) & (mean.family == b.family) & (mean.compression == b.compression)]
+            c = "none" if np.isnan(b.compression) else f"{b.compression:g}×"
+            rows.append({"network": NET_TITLE[net], "family": b.family, "largest c within 0.5 pt": c,
+                         "network params there": "" if got.empty else f"{int(got.params.iloc[0]):,}",
+                         "acc. there (%)": "" if got.empty else f"{got.acc.iloc[0]:.2f}"})
+            values[f"c05_{net}_{b.family}"] = c
+        dense = mean[(mean.net == net) & (mean.family == "dense")]
+        ok = dense[dense.acc >= reference[net] - TOLERANCE].sort_values("params")
+        full_params = float(dense[dense.width == NETS[net]["full_width"]].params.iloc[0])
+        narrow = ok.iloc[0]
+        rows.append({"network": NET_TITLE[net], "family": f"dense, width {int(narrow.width)}",
+                     "largest c within 0.5 pt": f"{full_params / narrow.params:.1f}× (whole net)",
+                     "network params there": f"{int(narrow.params):,}", "acc. there (%)": f"{narrow.acc:.2f}"})
+        values[f"narrow_{net}"] = int(narrow.width)
+        values[f"narrow_ratio_{net}"] = float(full_params / narrow.params)
+    return pd.DataFrame(rows), values
+
+
+def time_to_target_table(records: list[dict]) -> pd.DataFrame:
+    """Time to the target training loss in ``mnist_factorized``, per net and factorized point
+    (by family, compression) and the full dense network last: seconds per epoch, epoch time
+    and time to target relative to the full dense network, epochs to target ("not reached"
+    when the target was not hit within the budget)."""
+    runs, mean = runs_frame(records), means_frame(records)
+    rows = []
+    for net in ["mlp", "conv2"]:
+        m = mean[mean.net == net]
+        ref = _full_dense(mean, net)
+        epochs = runs[(runs.net == net)].epochs.iloc[0]
+        for _, r in m[m.family != "dense"].sort_values(["family", "compression"]).iterrows():
+            reached = not np.isnan(r.time_to_target_s)
+            rows.append({"network": NET_TITLE[net], "family": r.family, "c": f"{r.compression:g}×",
+                         "s / epoch": f"{r.train_s / epochs:.1f}",
+                         "epoch time vs dense": f"{r.train_s / ref.train_s:.2f}×",
+                         "epochs to target": f"{r.epochs_to_target:.1f}" if reached else "not reached",
+                         "time to target vs dense": (f"{r.time_to_target_s / ref.time_to_target_s:.2f}×" if reached
+                                                     else "not reached")})
+        rows.append({"network": NET_TITLE[net], "family": "dense (full width)", "c": "1×",
+                     "s / epoch": f"{ref.train_s / epochs:.1f}", "epoch time vs dense": "1.00×",
+                     "epochs to target": f"{ref.epochs_to_target:.1f}", "time to target vs dense": "1.00×"})
+    return pd.DataFrame(rows)
+
+
+def glue_values(records: list[dict]) -> dict:
+    """The chapter's glued values from ``mnist_factorized`` (besides :func:`tolerance_table`'s),
+    in glue order: ``profile``, ``n_runs``, ``n_seeds``, ``devices``; per net: ``epochs_<net>``,
+    ``ref_<net>`` (full dense accuracy, %), ``target_<net>`` (target training loss),
+    ``ttt_max_<net>`` / ``ttt_median_<net>`` (time to target of the factorized points over the
+    full dense network's), ``ttt_missed_<net>`` (factorized points that miss the target),
+    ``n_fac_<net>``, ``epoch_ratio_max_<net>``, ``ref_params_<net>``, ``ref_ttt_<net>`` (s),
+    ``ref_ept_<net>`` (epochs); and per point (``<net>_w<width>`` for dense,
+    ``<net>_<family>_<c>`` otherwise): ``acc_``, ``params_``, ``ttt_`` (time to target vs
+    dense), ``ept_`` (epochs to target) and ``epoch_ratio_`` (epoch time vs dense)."""
+    runs, mean, reference = runs_frame(records), means_frame(records), reference_accuracy(records)
+    values = {"profile": profile_of(records), "n_runs": len(records), "n_seeds": int(runs.seed.nunique()),
+              "devices": devices_of(records)}
+    for net in ["mlp", "conv2"]:
+        values[f"epochs_{net}"] = int(runs[runs.net == net].epochs.iloc[0])
+        values[f"ref_{net}"] = reference[net]
+        values[f"target_{net}"] = float(runs[runs.net == net].target_loss.iloc[0])
+        m = mean[(mean.net == net) & (mean.family != "dense")]
+        ref = _full_dense(mean, net)
+        ratio = m.time_to_target_s / ref.time_to_target_s
+        values[f"ttt_max_{net}"] = float(ratio.max())
+        values[f"ttt_median_{net}"] = float(ratio.median())
+        values[f"ttt_missed_{net}"] = int(ratio.isna().sum())
+        values[f"n_fac_{net}"] = int(len(m))
+        values[f"epoch_ratio_max_{net}"] = float((m.train_s / ref.train_s).max())
+        values[f"ref_params_{net}"] = int(ref.params)
+        values[f"ref_ttt_{net}"] = float(ref.time_to_target_s)
+        values[f"ref_ept_{net}"] = float(ref.epochs_to_target)
+        for _, r in mean[mean.net == net].iterrows():
+            key = f"{net}_w{int(r.width)}" if r.family == "dense" else f"{net}_{r.family}_{r.compression:g}"
+            values[f"acc_{key}"] = float(r.acc)
+            values[f"params_{key}"] = int(r.params)
+            values[f"ttt_{key}"] = float(r.time_to_target_s / ref.time_to_target_s)
+            values[f"ept_{key}"] = float(r.epochs_to_target)
+            values[f"epoch_ratio_{key}"] = float(r.train_s / ref.train_s)
+    return values

@@ -1,0 +1,145 @@
+"""factorlab.report.mnist_factorized: tables, the half-point verdict and glued values of the
+factorized-MNIST chapter, on smoke-profile records and on hand-built records around the
+tolerance."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+from factorlab.experiments.mnist_factorized import NAME, grid
+from factorlab.report import mnist_factorized as report
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def smoke_records(tmp_path_factory):
+    """The smoke grid of ``mnist_factorized``, trained into a throw-away store."""
+    from factorlab.data import DataError
+    from factorlab.experiments import run_experiment
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path_factory.mktemp("store")))
+        mp.delenv("FACTORLAB_REQUIRE_CACHED", raising=False)
+        if not os.environ.get("FACTORLAB_DATA_MIRROR") and (REPO.parent / "shared" / "datasets").is_dir():
+            mp.setenv("FACTORLAB_DATA_MIRROR", str(REPO.parent / "shared" / "datasets"))
+        try:
+            return run_experiment(NAME, "smoke", "cpu")
+        except DataError as err:  # no MNIST cache and no mirror on this machine
+            pytest.skip(f"MNIST not available: {err}")
+
+
+def _record(net, family, acc, params, *, c=None, width=None, seed=0, ttt=None, train_s=30.0, ept=None):
+    """A hand-built run record: accuracy ``acc`` in %, time to target ``ttt`` (s, None: missed)."""
+    epochs = 3 if net == "mlp" else 2
+    layers = [] if family == "dense" else [{"params": params // 10, "dense_params": params // 10 * c, "rank": 4}]
+    return {
+        "experiment": NAME, "key": f"{net}-{family}-{c}-{width}-{seed}",
+        "config": {"experiment": NAME, "profile": "cpu", "net": net, "family": family, "compression": c,
+                   "width": width, "seed": seed, "epochs": epochs},
+        "metrics": {"test_acc": acc / 100, "train_loss": 0.2, "target_loss": 0.3, "time_to_target_s": ttt,
+                    "epochs_to_target": ept if ept is not None else (None if ttt is None else ttt / 10)},
+        "model": {"params": params, "flops_per_sample": 2 * params, "factorized_layers": layers},
+        "timing": {"train_s": train_s},
+        "provenance": {"device": "cpu"},
+    }
+
+
+def _hand_records() -> list[dict]:
+    """MLP: full dense 98.0 %; low-rank 0.45 points below at 4x (two seeds), 0.55 below at 16x;
+    TT within at 16x; CP outside at 4x. Conv: full dense 99.0 %, separable 0.4 below at 3x."""
+    return [
+        _record("mlp", "dense", 98.0, 100_000, width=512, ttt=10.0, train_s=30.0),
+        _record("mlp", "dense", 97.6, 20_000, width=64, ttt=12.0),
+        _record("mlp", "dense", 97.0, 10_000, width=32, ttt=14.0),
+        _record("mlp", "lowrank", 97.45, 30_000, c=4, seed=0, ttt=20.0, train_s=60.0),
+        _record("mlp", "lowrank", 97.65, 30_000, c=4, seed=1, ttt=20.0, train_s=60.0),
+        _record("mlp", "lowrank", 97.45, 12_000, c=16, ttt=None),
+        _record("mlp", "tt", 97.9, 30_000, c=4, ttt=50.0, train_s=90.0),
+        _record("mlp", "tt", 97.6, 12_000, c=16, ttt=15.0),
+        _record("mlp", "cp", 97.0, 30_000, c=4, ttt=None),
+        _record("conv2", "dense", 99.0, 25_000, width=32, ttt=8.0, train_s=40.0),
+        _record("conv2", "dense", 98.0, 8_000, width=16, ttt=9.0),
+        _record("conv2", "separable", 98.6, 19_000, c=3, ttt=16.0, train_s=80.0),
+    ]
+
+
+def test_half_point_verdict_on_both_sides_of_the_tolerance():
+    table, values = report.tolerance_table(_hand_records())
+    assert report.TOLERANCE == 0.5
+    assert values["c05_mlp_lowrank"] == "4×"  # mean of 97.45 and 97.65 is 0.45 below; 16x is 0.55 below
+    assert values["c05_mlp_tt"] == "16×" and values["c05_mlp_cp"] == "none"
+    assert values["c05_conv2_separable"] == "3×"
+    assert values["narrow_mlp"] == 64 and values["narrow_ratio_mlp"] == pytest.approx(5.0)
+    assert values["narrow_conv2"] == 32 and values["narrow_ratio_conv2"] == pytest.approx(1.0)
+    cp = table[(table.network == "MLP 784-512-512-10") & (table.family == "cp")].iloc[0]
+    assert cp["largest c within 0.5 pt"] == "none" and cp["network params there"] == ""
+    lr = table[table.family == "lowrank"].iloc[0]
+    assert lr["network params there"] == "30,000" and lr["acc. there (%)"] == "97.55"
+    assert table.iloc[3]["largest c within 0.5 pt"] == "5.0× (whole net)"  # after the 3 MLP families
+
+
+def test_glue_values_on_hand_built_records():
+    v = report.glue_values(_hand_records())
+    assert list(v)[:4] == ["profile", "n_runs", "n_seeds", "devices"]
+    assert v["n_runs"] == 12 and v["n_seeds"] == 2 and v["epochs_mlp"] == 3 and v["epochs_conv2"] == 2
+    assert v["ref_mlp"] == pytest.approx(98.0) and v["ref_params_mlp"] == 100_000 and v["target_mlp"] == 0.3
+    assert v["acc_mlp_lowrank_4"] == pytest.approx(97.55) and v["params_mlp_w64"] == 20_000
+    # time to target over the dense one: lowrank 4x 2.0, tt 4x 5.0, tt 16x 1.5; lowrank 16x and cp miss
+    assert v["ttt_mlp_lowrank_4"] == pytest.approx(2.0) and math.isnan(v["ttt_mlp_lowrank_16"])
+    assert v["ttt_max_mlp"] == pytest.approx(5.0) and v["ttt_median_mlp"] == pytest.approx(2.0)
+    assert v["ttt_missed_mlp"] == 2 and v["n_fac_mlp"] == 5
+    assert v["epoch_ratio_mlp_tt_4"] == pytest.approx(3.0) and v["epoch_ratio_max_mlp"] == pytest.approx(3.0)
+    assert v["ref_ttt_mlp"] == 10.0 and v["ref_ept_mlp"] == pytest.approx(1.0)
+    assert v["ttt_conv2_separable_3"] == pytest.approx(2.0) and v["epoch_ratio_conv2_separable_3"] == 2.0
+    assert all(type(x) in (float, int, str) for x in v.values())
+
+
+def test_points_and_time_tables():
+    t = report.points_table(_hand_records(), "mlp")
+    assert list(t.family) == ["dense, width 512", "dense, width 64", "dense, width 32",
+                              "lowrank", "lowrank", "cp", "tt", "tt"]
+    lr4 = t.iloc[3]
+    assert lr4["c"] == "4×" and lr4["test acc. (%)"] == "97.55 ± 0.14" and lr4["vs full dense"] == "-0.45"
+    assert lr4["factorized layers: params"] == "3,000 / 12,000"
+    ttt = report.time_to_target_table(_hand_records())
+    missed = ttt[(ttt.family == "cp")].iloc[0]
+    assert missed["time to target vs dense"] == "not reached" and missed["epochs to target"] == "not reached"
+    tt4 = ttt[(ttt.family == "tt") & (ttt.c == "4×")].iloc[0]
+    assert tt4["s / epoch"] == "30.0" and tt4["epoch time vs dense"] == "3.00×" and tt4["time to target vs dense"] == "5.00×"
+    assert list(ttt.family[ttt.c == "1×"]) == ["dense (full width)"] * 2
+
+
+def test_smoke_records(smoke_records):
+    assert len(smoke_records) == len(grid("smoke"))
+    v = report.glue_values(smoke_records)
+    full = {r["config"]["net"]: r for r in smoke_records
+            if r["config"]["family"] == "dense" and r["config"]["width"] in (512, 32)}
+    assert v["ref_mlp"] == pytest.approx(100 * full["mlp"]["metrics"]["test_acc"])
+    assert v["acc_conv2_w32"] == pytest.approx(100 * full["conv2"]["metrics"]["test_acc"])
+    assert v["params_mlp_w512"] == full["mlp"]["model"]["params"] == v["ref_params_mlp"]
+    assert v["profile"] == "smoke" and v["n_seeds"] == 1 and v["epochs_mlp"] == 1
+    assert v["n_fac_mlp"] == 4 and v["n_fac_conv2"] == 5
+    for r in smoke_records:
+        c = r["config"]
+        if c["family"] != "dense":
+            assert v[f"acc_{c['net']}_{c['family']}_{c['compression']:g}"] == pytest.approx(100 * r["metrics"]["test_acc"])
+    _, values = report.tolerance_table(smoke_records)
+    assert set(values) == {"c05_mlp_lowrank", "c05_mlp_cp", "c05_mlp_tucker", "c05_mlp_tt", "narrow_mlp",
+                           "narrow_ratio_mlp", "c05_conv2_separable", "c05_conv2_lowrank", "c05_conv2_cp",
+                           "c05_conv2_tucker", "c05_conv2_tt", "narrow_conv2", "narrow_ratio_conv2"}
+    assert len(report.points_table(smoke_records, "conv2")) == 7
+
+
+def test_accuracy_figure():
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = report.accuracy_figure(_hand_records())
+    assert [ax.get_title() for ax in fig.axes] == ["MLP 784-512-512-10", "2 conv + pooling"]
+    assert fig.axes[0].get_ylim() == pytest.approx((96.0, 99.0))  # min - 1 .. reference + 1
+    plt.close(fig)
