@@ -50,7 +50,7 @@ NETWORKS = {"single-task": "none", "hard-sharing": "hard"}
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from factorlab.dft.report import predict_main
+    from factorlab.predict import predict_main
 
     def tri(v: str):
         return {"auto": "auto", "yes": True, "no": False}[v]

@@ -1,10 +1,10 @@
-"""The composition baseline that QM9 networks refine (factorlab.train.baseline)."""
+"""The composition baseline that QM9 networks refine (factorlab.models.qm9_baseline)."""
 import pytest
 import torch
 from torch import nn
 
 from factorlab.data.qm9 import QM9Loader, load_qm9, target_index
-from factorlab.train.baseline import CompositionBaseline, baseline_mae, element_counts
+from factorlab.models.qm9_baseline import CompositionBaseline, baseline_mae, element_counts
 from factorlab.train.regression import evaluate_mae
 
 

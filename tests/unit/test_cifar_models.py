@@ -9,7 +9,7 @@ from factorlab.layers import SeparableConv2d, TTConv2d
 from factorlab.models import count_params
 from factorlab.models.cifar import (FAMILIES, AirbenchNet, ResNet9, SeparableTTConv2d, build_cifar_model,
                                     conv_factory, describe_factorized)
-from factorlab.train.optim import compressed_modules
+from factorlab.models.counting import compressed_modules
 
 
 def conv_bn(c_in: int, c_out: int, bn_weight: bool = True) -> int:

@@ -14,9 +14,10 @@ from factorlab.experiments import get_experiment
 from factorlab.experiments import cifar_common as cc
 from factorlab.models import count_params
 from factorlab.models.cifar import build_cifar_model
+from factorlab.models.counting import compressed_modules
 from factorlab.results import config_hash
 from factorlab.train.fast import check_recipe, fit_fast, lookahead_step, predict, predict_levels
-from factorlab.train.optim import LookaheadEMA, compressed_modules, ema_decay, param_groups
+from factorlab.train.optim import LookaheadEMA, ema_decay, param_groups
 from factorlab.train.schedules import make_schedule, piecewise_linear
 
 EXPERIMENTS = ["cifar_baselines", "cifar_factorized", "cifar_long"]

@@ -11,10 +11,10 @@ from factorlab.data.errors import DataError
 from factorlab.data.qm9 import QM9_FIXTURE, graphs_for_prediction, load_qm9, read_qm9_table
 from factorlab.experiments import qm9_demo_model as demo
 from factorlab.models import build_qm9_model, stack_models
+from factorlab.models.qm9_baseline import CompositionBaseline
 from factorlab.models.qm9_saved import load_qm9_predictor, save_qm9_model, sha256_file
 from factorlab.results import RunStore, config_hash
 from factorlab.train import seed_everything
-from factorlab.train.baseline import CompositionBaseline
 
 SMALL = {"hidden": 16, "layers": 2, "head_hidden": 8, "readout": "sum", "batch_norm": True, "pool_norm": True}
 

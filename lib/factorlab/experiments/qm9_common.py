@@ -11,9 +11,9 @@ import torch
 
 from factorlab.data.qm9 import TARGET_NAMES, load_qm9, target_index
 from factorlab.models import count_params
+from factorlab.models.qm9_baseline import CompositionBaseline, baseline_mae
 from factorlab.models.qm9_saved import build_member_models, stack_or_single
 from factorlab.train import resolve_device
-from factorlab.train.baseline import CompositionBaseline, baseline_mae
 from factorlab.train.regression import fit_regression
 
 #: All 19 targets, in PyG's order.
@@ -74,7 +74,7 @@ def _subset(ids: torch.Tensor, n: int | None, what: str) -> torch.Tensor:
     return ids[:n]
 
 
-#: Target baselines a config may name (``cfg["baseline"]``): see :mod:`factorlab.train.baseline`.
+#: Target baselines a config may name (``cfg["baseline"]``): see :mod:`factorlab.models.qm9_baseline`.
 BASELINES = ("none", "composition")
 
 

@@ -6,7 +6,7 @@ not pay for torch_geometric; ``from factorlab.models import QM9GINE`` works as b
 """
 import importlib
 
-from factorlab.models.counting import count_flops, count_params
+from factorlab.models.counting import compressed_modules, count_flops, count_params
 from factorlab.models.mnist import MLP, MNIST_MODELS, ConvNet1, ConvNet2, build_mnist_model
 from factorlab.models.stack import ModelStack, member_state, num_members, stack_models, unstack
 
@@ -32,5 +32,5 @@ def __dir__():
     return sorted(list(globals()) + list(_WHERE))
 
 
-__all__ = ["MLP", "MNIST_MODELS", "ConvNet1", "ConvNet2", "ModelStack", "build_mnist_model", "count_flops",
-           "count_params", "member_state", "num_members", "stack_models", "unstack", *_WHERE]
+__all__ = ["MLP", "MNIST_MODELS", "ConvNet1", "ConvNet2", "ModelStack", "build_mnist_model", "compressed_modules",
+           "count_flops", "count_params", "member_state", "num_members", "stack_models", "unstack", *_WHERE]

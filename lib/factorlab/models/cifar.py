@@ -47,6 +47,7 @@ from torch import nn
 from factorlab.layers import (CPConv2d, LowRankConv2d, SeparableConv2d, TTConv2d, TuckerConv2d,
                               bottleneck_rank)
 from factorlab.layers.tt import tt_max_ranks
+from factorlab.models.counting import compressed_modules
 
 #: ``factory(in_channels, out_channels) -> module``: a 3x3, stride 1, padding 1 convolution
 #: without bias, [B, in, H, W] -> [B, out, H, W].
@@ -317,10 +318,7 @@ def build_cifar_model(net: str, width: float = 1.0, factorize: dict | None = Non
 
 def describe_factorized(model: nn.Module) -> list[dict]:
     """Name, type, channels, rank, parameters and dense-equivalent parameters of each
-    factorized convolution (JSON-able), found by
-    :func:`factorlab.train.optim.compressed_modules`."""
-    from factorlab.train.optim import compressed_modules
-
+    factorized convolution (JSON-able), found by :func:`~factorlab.models.counting.compressed_modules`."""
     rows = []
     for name, m in compressed_modules(model):
         rank = getattr(m, "rank", None)

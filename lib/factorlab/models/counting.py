@@ -1,4 +1,5 @@
-"""Exact parameter and FLOP counts of a model, by counting what its layers do.
+"""Exact parameter and FLOP counts of a model, by counting what its layers do, and the
+compressed (factorized) modules a model holds.
 
 FLOPs count one multiply and one add as two FLOPs (so a Linear(n, m) on one sample is
 2 n m, plus m for the bias); only Linear, Conv2d and factorized layers (through their own
@@ -56,3 +57,15 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
             h.remove()
         model.train(was_training)
     return total
+
+
+def compressed_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of the outermost modules of ``model`` that report a compression ratio
+    (a callable ``compression()`` and ``dense_params()``: every layer of
+    :mod:`factorlab.layers` and composite factorized convolutions)."""
+    out: list[tuple[str, nn.Module]] = []
+    for name, m in model.named_modules():
+        if callable(getattr(m, "compression", None)) and callable(getattr(m, "dense_params", None)) \
+                and not any(name.startswith(n + ".") for n, _ in out):
+            out.append((name, m))
+    return out

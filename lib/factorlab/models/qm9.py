@@ -15,7 +15,7 @@ Every model takes a batch with PyG's fields -- ``x`` int64 [n, 6] (the codes of
 [2, e], ``edge_attr`` int64 [e] bond codes, ``batch`` int64 [n], ``ptr`` int64 [G+1] -- which
 both :class:`~factorlab.data.qm9.QM9Batch` and a PyG ``Batch`` of ``QM9Data.molecule(i)``
 dicts have, and returns *standardized* predictions [G, T] (see ``QM9Data.standardize``; or of
-the residual over a composition baseline, :mod:`factorlab.train.baseline`, as the trainer chooses).
+the residual over a composition baseline, :mod:`factorlab.models.qm9_baseline`, as the trainer chooses).
 """
 from __future__ import annotations
 

@@ -24,8 +24,9 @@ import torch
 from factorlab.data.qm9 import TARGET_NAMES, QM9Batch, target_index
 from factorlab.files import atomic_torch_save, file_digest
 from factorlab.models.qm9 import build_qm9_model
+from factorlab.models.qm9_baseline import CompositionBaseline
 from factorlab.models.stack import stack_models
-from factorlab.train.baseline import CompositionBaseline
+from factorlab.seed import seed_everything
 
 #: Version of the file layout; :func:`load_qm9_predictor` refuses other versions.
 FORMAT = 1
@@ -40,8 +41,6 @@ def build_member_models(config: dict, members: list[list[str]], seed: int | None
     """One untrained model of ``config`` (``model``, ``model_kwargs``) per member, member ``k``
     with ``len(members[k])`` outputs; with ``seed``, each is built right after
     ``seed_everything(seed)``, so a member starts from the same weights alone or in a stack."""
-    from factorlab.train import seed_everything
-
     models = []
     for targets in members:
         if seed is not None:

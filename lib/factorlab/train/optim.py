@@ -5,22 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from factorlab.models.counting import compressed_modules
+
 #: How the weight decay of a compressed layer's parameters is set: ``"usual"`` (the same as
 #: every other parameter) or ``"scaled"`` (multiplied by that layer's compression ratio,
 #: dense parameters / its parameters: the ablation of the fourth journal).
 WD_MODES = ("usual", "scaled")
-
-
-def compressed_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(name, module) of the outermost modules of ``model`` that report a compression ratio
-    (a callable ``compression()`` and ``dense_params()``: every layer of
-    :mod:`factorlab.layers` and composite factorized convolutions)."""
-    out: list[tuple[str, nn.Module]] = []
-    for name, m in model.named_modules():
-        if callable(getattr(m, "compression", None)) and callable(getattr(m, "dense_params", None)) \
-                and not any(name.startswith(n + ".") for n, _ in out):
-            out.append((name, m))
-    return out
 
 
 def param_groups(model: nn.Module, *, lr: float, weight_decay: float, wd_mode: str = "usual",
@@ -89,4 +79,4 @@ class LookaheadEMA:
                 value.copy_(ema)
 
 
-__all__ = ["LookaheadEMA", "WD_MODES", "compressed_modules", "ema_decay", "param_groups"]
+__all__ = ["LookaheadEMA", "WD_MODES", "ema_decay", "param_groups"]

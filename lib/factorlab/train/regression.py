@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from factorlab.data.qm9 import TARGETS, QM9Data, QM9Loader
+from factorlab.models.qm9_baseline import CompositionBaseline
 from factorlab.models.stack import member_state, num_members
 from factorlab.train import schedules
-from factorlab.train.baseline import CompositionBaseline
 from factorlab.train.device import synchronize
 
 SCHEDULES = ("cosine", "constant")
@@ -67,7 +67,7 @@ def evaluate_mae(model: nn.Module, data: QM9Data, ids: torch.Tensor, columns: li
     """Mean absolute error of ``model`` on molecules ``ids``, per output column, in eval mode.
 
     With ``baseline``, the model's outputs are standardized residuals of that composition
-    baseline (see :mod:`factorlab.train.baseline`); without, standardized targets.
+    baseline (see :mod:`factorlab.models.qm9_baseline`); without, standardized targets.
 
     Returns ``(mae_units, mae_std)``, float64 [C] on the device: in the targets' units and in
     units of their training standard deviation.
@@ -125,7 +125,7 @@ def fit_regression(
         schedule: ``"cosine"`` or ``"constant"`` (per step).
         seed: seeds the shuffling order (initialisation is the caller's: seed before building).
         baseline: when given, the model learns the standardized residual of this composition
-            baseline instead of the standardized target (:mod:`factorlab.train.baseline`).
+            baseline instead of the standardized target (:mod:`factorlab.models.qm9_baseline`).
 
     Returns:
         A :class:`RegressionFit`; ``model`` is left holding each member's best weights.

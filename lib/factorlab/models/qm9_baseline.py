@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from factorlab.data.qm9 import QM9Loader
+
 #: Number of element columns (H, C, N, O, F), as in :data:`factorlab.data.qm9.ELEMENTS`.
 NUM_ELEMENTS = 5
 
@@ -55,8 +57,6 @@ class CompositionBaseline:
     @classmethod
     def fit(cls, data, train_ids: torch.Tensor, batch_size: int = 4096) -> "CompositionBaseline":
         """Fit on molecules ``train_ids`` of ``data`` (a :class:`~factorlab.data.qm9.QM9Data`)."""
-        from factorlab.data.qm9 import QM9Loader
-
         xs, ys = [], []
         for b in QM9Loader(data, train_ids, batch_size=batch_size):
             xs.append(_design(b.x, b.batch, b.ptr.numel() - 1))
@@ -93,8 +93,6 @@ def baseline_mae(baseline: CompositionBaseline, data, ids: torch.Tensor, columns
                  batch_size: int = 4096) -> list[float]:
     """Test MAE (targets' units) of the composition baseline alone (plus the residual's training
     mean) on molecules ``ids``, per target column: what a network must improve on."""
-    from factorlab.data.qm9 import QM9Loader
-
     cols = torch.as_tensor(columns, device=data.device)
     total = torch.zeros(len(columns), dtype=torch.float64, device=data.device)
     for b in QM9Loader(data, ids, batch_size=batch_size):

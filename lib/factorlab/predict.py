@@ -1,6 +1,12 @@
-"""The side-by-side table of ``python -m factorlab predict``: property, unit, DFT, network,
-QM9 reference, and each method's wall time, as plain text (no widths that depend on a
-terminal)."""
+"""``python -m factorlab predict``: a molecule's 19 QM9 properties by DFT
+(:mod:`factorlab.dft`) and/or by the saved network of the ``qm9_demo_model`` experiment, beside
+QM9's own values when the molecule is in QM9, as one side-by-side table (property, unit, DFT,
+network, QM9 reference, each method's wall time) in plain text (no widths that depend on a
+terminal).
+
+It sits above both :mod:`factorlab.dft` and :mod:`factorlab.experiments` (it reads the
+experiment's saved network), beside :mod:`factorlab.report` in the layer order.
+"""
 from __future__ import annotations
 
 import time
