@@ -65,7 +65,7 @@ run), alternating airbench and ours seed by seed.
 evaluation, read from its printed table), and our synchronized wall clock around the whole
 ``train94`` call minus its per-epoch logging evaluations (so it also counts what the events
 leave out: building the net, loading the test set). Ours: ``timing.total_s`` of
-:func:`factorlab.train.fast.fit_fast` (whitening + training steps + the final TTA evaluation,
+:func:`factorlab.train.cifar_recipe.fit_fast` (whitening + training steps + the final TTA evaluation,
 synchronized; warm-up and per-epoch evaluations excluded), the same span as airbench's events.
 Accuracy: TTA level 2 (mirror + translate) on the whole test set for both. The ratio ours /
 airbench94 of the median times is the headline (target: at most 1.2x "at the same accuracy",

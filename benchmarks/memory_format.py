@@ -5,7 +5,7 @@
     python benchmarks/memory_format.py --quick        # two small nets, batch 16: seconds (smoke test)
     python benchmarks/memory_format.py --device cuda  # on a GPU
 
-:func:`factorlab.train.fast.fit_fast` puts the model and every batch in channels-last memory
+:func:`factorlab.train.cifar_recipe.fit_fast` puts the model and every batch in channels-last memory
 format (recipe key ``channels_last``, default True). Until the CPU comparison with airbench94
 (``airbench_anchor.py --profile cpu``) it did so only on CUDA; airbench94 does it everywhere,
 which made it faster on the CPU. This measures the choice: for every distinct net of the

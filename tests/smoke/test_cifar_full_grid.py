@@ -21,7 +21,7 @@ from factorlab.experiments import cifar_common as cc
 from factorlab.experiments import get_experiment
 from factorlab.models import count_params
 from factorlab.models.cifar import describe_factorized
-from factorlab.train import fast
+from factorlab.train import cifar_recipe as fast
 
 EXPERIMENTS = ("cifar_baselines", "cifar_factorized", "cifar_long", "cifar_init")
 

@@ -5,7 +5,7 @@ from torch import nn
 
 from factorlab.data.qm9 import QM9Loader, load_qm9, target_index
 from factorlab.models.qm9_baseline import CompositionBaseline, baseline_mae, element_counts
-from factorlab.train.regression import evaluate_mae
+from factorlab.train.qm9_regression import evaluate_mae
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from factorlab.models import count_params
 from factorlab.models.cifar import build_cifar_model
 from factorlab.models.counting import compressed_modules
 from factorlab.results import config_hash
-from factorlab.train.fast import check_recipe, fit_fast, lookahead_step, predict, predict_levels
+from factorlab.train.cifar_recipe import check_recipe, fit_fast, lookahead_step, predict, predict_levels
 from factorlab.train.optim import LookaheadEMA, ema_decay, param_groups
 from factorlab.train.schedules import make_schedule, piecewise_linear
 

@@ -8,7 +8,7 @@ a config into the parts of a run record, and the GPU budget estimate.
     data_source ("fixture" for smoke, else None), n_train, n_test, subset_seed,
     net ("resnet9" | "airbench"), width, family ("dense" or the factorize family),
     factorize (None or the spec of factorlab.models.cifar.conv_factory), wd_mode
-    ("usual" | "scaled"), recipe (factorlab.train.fast, without wd_mode), seed
+    ("usual" | "scaled"), recipe (factorlab.train.cifar_recipe, without wd_mode), seed
 
 ``dataset_variant`` is :func:`factorlab.data.cifar10.default_variant` when the grid is made
 (``FACTORLAB_CIFAR10_VARIANT``, else the JPEG mirror's variant, which all of this project's
@@ -69,7 +69,7 @@ from factorlab.models import count_flops, count_params
 from factorlab.models.cifar import build_cifar_model, check_width, describe_factorized
 from factorlab.paths import REPO_ROOT
 from factorlab.train import resolve_device, seed_everything
-from factorlab.train.fast import check_recipe, fit_fast
+from factorlab.train.cifar_recipe import check_recipe, fit_fast
 
 #: The committed smoke/test fixture (see its README).
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "cifar10_fixture" / "cifar10-fixture.tar.xz"

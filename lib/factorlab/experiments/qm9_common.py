@@ -14,7 +14,7 @@ from factorlab.models import count_params
 from factorlab.models.qm9_baseline import CompositionBaseline, baseline_mae
 from factorlab.models.qm9_saved import build_member_models, stack_or_single
 from factorlab.train import resolve_device
-from factorlab.train.regression import fit_regression
+from factorlab.train.qm9_regression import fit_regression
 
 #: All 19 targets, in PyG's order.
 ALL_TARGETS: list[str] = list(TARGET_NAMES)

@@ -4,7 +4,7 @@ A network whose every cross-channel map is block-diagonal over ``K`` groups of c
 whose every other operation acts channel by channel (sums over neighbours, sum pooling,
 BatchNorm), *is* ``K`` independent networks laid side by side: group ``k``'s outputs depend
 only on group ``k``'s parameters, and a loss that is a sum over groups gives each group the
-gradient it would get alone. This is how :mod:`factorlab.train.regression` trains many
+gradient it would get alone. This is how :mod:`factorlab.train.qm9_regression` trains many
 single-task models at once with one set of kernels (few, large launches on a GPU).
 
 Layout convention (relied on by :func:`factorlab.models.stack.member_state`): every

@@ -51,7 +51,7 @@ from torch import nn
 
 from factorlab.data.augment import Augment, AugmentedBatches, translate
 from factorlab.train.device import synchronize
-from factorlab.train.loop import FitResult
+from factorlab.train.classifier import FitResult
 from factorlab.train.optim import LookaheadEMA, ema_decay, param_groups
 from factorlab.train.schedules import make_schedule
 
@@ -193,7 +193,7 @@ def fit_fast(model: nn.Module, data, recipe: dict, *, device: torch.device | str
     ``device``) with ``recipe`` (see the module docstring) and evaluate it.
 
     ``seed`` seeds the batch order and augmentation (the model's initialisation is the
-    caller's). Returns a :class:`~factorlab.train.loop.FitResult`:
+    caller's). Returns a :class:`~factorlab.train.classifier.FitResult`:
 
     - ``history`` per epoch: ``epoch`` (fractional for a partial last epoch), ``lr`` (the
       multiplier at the epoch's end), ``train_loss``/``train_acc`` (running means over the

@@ -1,4 +1,5 @@
-"""One training loop for classification, shared by every classification experiment.
+"""The training loop of image classifiers (the MNIST nets of the baseline, factorized and
+compression experiments): any optimizer, epochs over a device loader, the test set after each.
 
 Everything lives on the device: the data come from a :class:`~factorlab.data.DeviceLoader`,
 the loss is accumulated on the device and read once per check window, and the clock is read
