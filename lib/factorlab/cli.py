@@ -32,7 +32,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise ValueError(f"--where expects KEY=VALUE, got {item!r}")
         where[key] = value
-    records = run_experiment(args.experiment, args.profile, args.device, store=store, log=log, where=where)
+    from factorlab.experiments.executors import run_grid
+
+    records = run_grid(args.experiment, args.profile, args.device, executor=args.executor, jobs=args.jobs,
+                       address=args.address, store=store, log=log, where=where)
     print(f"{len(records)} runs of {args.experiment} ({args.profile}) in {store.root / args.experiment}")
     return 0
 
@@ -70,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--device", choices=VALID_DEVICES, default="auto")
     p_run.add_argument("--where", action="append", metavar="KEY=VALUE",
                        help="only the runs whose config has KEY equal to VALUE (repeatable), e.g. net=mlp")
+    p_run.add_argument("--executor", choices=("local", "processes", "ray"), default="local",
+                       help="local: one run after another here; processes: --jobs worker processes here; "
+                            "ray: Ray tasks on a local Ray or the cluster at --address")
+    p_run.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="runs at a time (processes: default the cores; ray: the cluster's CPUs); "
+                            "each gets cores/N torch threads")
+    p_run.add_argument("--address", default=None, metavar="HOST:PORT",
+                       help="with --executor ray: the cluster's head (`ray start --head` prints it), or auto")
     p_run.set_defaults(func=_cmd_run)
     p_list = sub.add_parser("list", help="list the experiments and their grid sizes")
     p_list.set_defaults(func=_cmd_list)
