@@ -1,0 +1,61 @@
+"""factorlab.report.run_records: the appendix table of every record in the store."""
+from __future__ import annotations
+
+import pytest
+
+from factorlab.report import run_records as report
+from factorlab.results import RunStore
+
+
+def _record(experiment, key, config, metrics, *, profile="cpu", commit="0123456789abcdef", dirty=False,
+            wall=12.345) -> dict:
+    return {"experiment": experiment, "key": key, "config": {"experiment": experiment, "profile": profile, **config},
+            "metrics": metrics, "provenance": {"profile": profile, "device": "cpu (x86_64, 1 threads)",
+                                               "git_commit": commit, "git_dirty": dirty, "wall_s": wall}}
+
+
+def test_label_picks_the_distinguishing_keys_else_every_scalar():
+    assert report.label({"experiment": "e", "profile": "cpu", "seed": 1, "net": "mlp", "lr": 0.1,
+                         "compression": None, "model": {"a": 1}}) == "net=mlp, seed=1"
+    # no known key: every scalar entry but experiment and profile, sorted; lists and dicts left out
+    assert report.label({"experiment": "e", "profile": "cpu", "budget_s": 0.3, "device": "cpu", "shapes": [1]}) \
+        == "budget_s=0.3, device=cpu"
+
+
+def test_headline_metric_order():
+    assert report.headline_metric({"test_loss": 0.5, "test_acc": 0.9}) == "test_acc"
+    assert report.headline_metric({"test_acc": None, "baseline_acc": 0.97}) == "baseline_acc"
+    assert report.headline_metric({"test_acc": [0.9], "rows": []}) is None
+
+
+def test_records_table_rows():
+    t = report.records_table([
+        _record("mnist_baselines", "k1", {"net": "mlp", "seed": 0}, {"test_acc": 0.98123456}),
+        _record("layers_benchmark", "k2", {"budget_s": 0.3}, {"rows": []}, commit=None, dirty=True, wall=1.04),
+    ])
+    assert list(t.columns) == report.COLUMNS
+    assert t.iloc[0].tolist() == ["mnist_baselines", "k1", "cpu", "net=mlp, seed=0", "test_acc", "0.9812",
+                                  "cpu (x86_64, 1 threads)", "0123456789", "12.3"]
+    assert t.iloc[1][["what", "metric", "value", "commit", "wall (s)"]].tolist() == \
+        ["budget_s=0.3", "", "", "unknown+dirty", "1.0"]
+
+
+def test_load_records_by_profile_from_a_store(tmp_path):
+    store = RunStore(tmp_path)
+    for profile, seed in (("smoke", 0), ("smoke", 1)):
+        store.run({"experiment": "toy", "profile": profile, "seed": seed},
+                  lambda c: {"metrics": {"test_acc": 0.5 + c["seed"] / 10}})
+    assert len(report.load_records(store=store)) == 2
+    assert len(report.load_records("smoke", store=store)) == 2 and report.load_records("cpu", store=store) == []
+    t = report.records_table(report.load_records(store=store))
+    assert sorted(t["value"]) == ["0.5000", "0.6000"] and set(t["what"]) == {"seed=0", "seed=1"}
+    assert set(t["profile"]) == {"smoke"}
+
+
+def test_every_committed_record_gets_a_row():
+    records = report.load_records()
+    if not records:
+        pytest.skip("empty run store")
+    t = report.records_table(records)
+    assert len(t) == len(records) and (t["what"] != "").all()
+    assert t["run"].str.fullmatch(r"[0-9a-f]{16}").all()
