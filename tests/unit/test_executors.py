@@ -224,6 +224,24 @@ def test_a_freed_claim_without_a_record_is_trained_here(tmp_path, monkeypatch):
     assert record["metrics"]["score"] == 1 and record["model"]["device"] == "cpu"
 
 
+def test_local_runs_in_grid_order_once_and_raises_a_runs_own_error(tmp_path):
+    configs = toy_grid(3, sleep=0.0)
+    store = RunStore(tmp_path)
+    store.run(configs[1], lambda c: toy_train(c, "before"))
+    seen = []
+    records = run_configs([configs[0], configs[1], configs[0], configs[2]], toy_train, store=store,
+                          log=lambda i, n, cfg, cached: seen.append((i, n, cfg["seed"], cached)))
+    assert seen == [(0, 4, 0, False), (1, 4, 1, True), (3, 4, 2, False)]  # the repeated config once
+    assert [r["model"]["device"] for r in records] == ["cpu", "before", "cpu", "cpu"] and records[0] == records[2]
+
+    def broken(cfg, device):
+        raise ZeroDivisionError("a bug in a run")
+
+    with pytest.raises(ZeroDivisionError, match="a bug in a run"):
+        run_configs(toy_grid(4, 0.0), broken, store=store)
+    assert len(store.records("toy_sweep")) == 3 and not any((tmp_path / ".claims").iterdir())
+
+
 # ---------------------------------------------------------------- arguments and the command line
 
 def _closed_port() -> int:

@@ -3,7 +3,8 @@ machine, or as tasks on a Ray cluster.
 
     run_configs(configs, "mnist_baselines", executor="processes", jobs=2)
 
-- ``local``: the sequential loop of :func:`factorlab.experiments.run_experiment`, in this process.
+- ``local``: the sequential loop of :func:`factorlab.experiments.run_experiment`, in this process
+  (each run under its claim; a failing run raises its own exception).
 - ``processes``: the missing configs run in ``jobs`` worker processes (``spawn``), each with
   ``torch.set_num_threads(threads)``, ``threads = max(1, cores // jobs)`` by default.
 - ``ray``: each missing config is a Ray task (``num_cpus=threads``, the task's torch threads),
@@ -274,13 +275,14 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-def _dispatch(missing: list[tuple[int, dict]], n: int, submit: Callable[[dict], cf.Future], jobs: int,
+def _dispatch(todo: list[tuple[int, dict]], n: int, submit: Callable[[dict], cf.Future], jobs: int,
               store, log: Log | None) -> list[tuple[dict, BaseException]]:
-    """Keep at most ``jobs`` of ``missing`` ((grid index, config)) in flight through ``submit``;
-    configs another command holds are waited for. Stops submitting at the first failure and
-    returns every (config, exception) once the runs in flight have ended."""
+    """Go through ``todo`` ((grid index, config)) in order: a config in the store is logged as
+    cached, one another command holds is waited for, the others go to ``submit``, at most
+    ``jobs`` in flight. Stops submitting at the first failure and returns every (config,
+    exception) once the runs in flight have ended."""
     root = store.root
-    pending = collections.deque(missing)
+    pending = collections.deque(todo)
     waiting: list[tuple[int, dict]] = []
     running: dict[cf.Future, tuple[int, dict]] = {}
     failures: list[tuple[dict, BaseException]] = []
@@ -345,14 +347,9 @@ def run_configs(configs: list[dict], train: Train, *, executor: str = "local", j
     for c in configs:
         check_config(c)
     keys = [store.key(c) for c in configs]
-    seen: set[str] = set()
-    missing = []
-    for i, (cfg, key) in enumerate(zip(configs, keys)):
-        if key not in seen and store.get(cfg) is None:
-            missing.append((i, cfg))
-        elif log is not None and key not in seen:
-            log(i, n, cfg, True)
-        seen.add(key)
+    first = {key: i for i, key in reversed(list(enumerate(keys)))}
+    todo = [(i, configs[i]) for i in sorted(first.values())]  # each run once, in grid order
+    missing = [(i, cfg) for i, cfg in todo if store.get(cfg) is None]
     if missing:
         if require_cached():
             raise RunNotCachedError(f"{len(missing)} runs of {missing[0][1]['experiment']!r} are not in the run "
@@ -361,15 +358,19 @@ def run_configs(configs: list[dict], train: Train, *, executor: str = "local", j
     cores = os.cpu_count() or 1
     if not missing:
         failures = []
+        for i, cfg in todo if log is not None else []:
+            log(i, n, cfg, True)
     elif executor == "local":
-        failures = _dispatch(missing, n, lambda cfg: _run_here(train, cfg, device, root, threads), 1, store, log)
+        failures = _dispatch(todo, n, lambda cfg: _run_here(train, cfg, device, root, threads), 1, store, log)
+        if failures:  # here, the run's own exception (with its traceback) says most
+            raise failures[0][1]
     elif executor == "processes":
         jobs = jobs or cores
         threads = threads or max(1, cores // jobs)
         ctx = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=set_threads,
                                     initargs=(threads,)) as pool:
-            failures = _dispatch(missing, n, lambda cfg: pool.submit(train_one, train, cfg, device, root, threads),
+            failures = _dispatch(todo, n, lambda cfg: pool.submit(train_one, train, cfg, device, root, threads),
                                  jobs, store, log)
     else:
         ray = import_ray()
@@ -379,7 +380,7 @@ def run_configs(configs: list[dict], train: Train, *, executor: str = "local", j
             threads = threads or auto_threads
             task = ray.remote(_ray_task).options(num_cpus=threads, max_retries=0,
                                                  num_gpus=1 if str(device).startswith("cuda") else 0)
-            failures = _dispatch(missing, n, lambda cfg: task.remote(train, cfg, device, root, threads).future(),
+            failures = _dispatch(todo, n, lambda cfg: task.remote(train, cfg, device, root, threads).future(),
                                  jobs, store, log)
         finally:
             if started:
@@ -388,7 +389,8 @@ def run_configs(configs: list[dict], train: Train, *, executor: str = "local", j
         cfg, err = failures[0]
         done = sum(store.get(c) is not None for _, c in missing)
         raise RuntimeError(f"{len(failures)} of {len(missing)} runs to train failed ({done} trained and recorded; "
-                           f"run the command again to train the rest); run {store.key(cfg)}: {_first_line(err)}")
+                           f"run the command again to train the rest; --executor local shows a traceback); "
+                           f"run {store.key(cfg)}: {_first_line(err)}")
     records = [store.get(c) for c in configs]
     lost = [k for k, r in zip(keys, records) if r is None]
     if lost:
@@ -412,13 +414,10 @@ def run_grid(name: str, profile: str, device: str = "auto", *, executor: str = "
              address: str | None = None, store=None, log: Log | None = None,
              where: dict[str, str] | None = None) -> list[dict]:
     """Every run of registered experiment ``name`` under ``profile`` (restricted by ``where``,
-    see :func:`factorlab.experiments.select`) through :func:`run_configs`; for ``local`` this
-    is :func:`factorlab.experiments.run_experiment`."""
-    from factorlab.experiments import check_profile, get_experiment, run_experiment, select
+    see :func:`factorlab.experiments.select`) through :func:`run_configs` (``local``: the loop
+    of :func:`factorlab.experiments.run_experiment`, each run under its claim)."""
+    from factorlab.experiments import check_profile, get_experiment, select
 
-    _check_jobs(executor, jobs)
-    if executor == "local" and address is None:
-        return run_experiment(name, profile, device, store=store, log=log, where=where)
     configs = select(get_experiment(name).grid(check_profile(profile)), where)
     return run_configs(configs, name, executor=executor, jobs=jobs, address=address, device=device,
                        store=store, log=log)
