@@ -2,33 +2,18 @@
 on smoke-profile records and on hand-built records whose numbers are known."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import matplotlib
 import pytest
 
 from factorlab.experiments.mnist_baselines import NAME, grid
 from factorlab.report import mnist_baselines as report
-
-REPO = Path(__file__).resolve().parents[2]
+from report_smoke import train_smoke
 
 
 @pytest.fixture(scope="module")
 def smoke_records(tmp_path_factory):
     """The smoke grid of ``mnist_baselines``, trained into a throw-away store."""
-    from factorlab.data import DataError
-    from factorlab.experiments import run_experiment
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path_factory.mktemp("store")))
-        mp.delenv("FACTORLAB_REQUIRE_CACHED", raising=False)
-        if not os.environ.get("FACTORLAB_DATA_MIRROR") and (REPO.parent / "shared" / "datasets").is_dir():
-            mp.setenv("FACTORLAB_DATA_MIRROR", str(REPO.parent / "shared" / "datasets"))
-        try:
-            return run_experiment(NAME, "smoke", "cpu")
-        except DataError as err:  # no MNIST cache and no mirror on this machine
-            pytest.skip(f"MNIST not available: {err}")
+    return train_smoke(NAME, tmp_path_factory.mktemp("store"))
 
 
 def _record(net: str, variant: str, seed: int, acc: float, train_s: float = 60.0, epochs: int = 2,
