@@ -40,8 +40,10 @@ smoke: install  ## run every notebook and the CLI with profile=smoke into a thro
 
 test: unit nbval smoke book  ## everything CI checks: unit tests, nbval replay, smoke runs, strict book build
 
-reproduce: install  ## fill the run store with PROFILE runs, then re-execute notebooks for clean outputs
-	for nb in $(NOTEBOOKS); do \
+reproduce: install  ## measure missing PROFILE benchmarks, fill the run store via the notebooks, re-execute them clean
+	for b in $$($(BIN)/python -m factorlab list --kind benchmark --names); do \
+	  $(BIN)/python -m factorlab run $$b --profile $(PROFILE) || exit 1; \
+	done && for nb in $(NOTEBOOKS); do \
 	  $(PAPERMILL) -p profile $(PROFILE) -p device $(DEVICE) $$nb $$nb && \
 	  FACTORLAB_REQUIRE_CACHED=1 $(PAPERMILL) -p profile $(PROFILE) -p device $(DEVICE) $$nb $$nb || exit 1; \
 	done

@@ -1,6 +1,7 @@
 """Command line: ``python -m factorlab run <experiment> --profile {smoke,cpu,full} --device
-{auto,cpu,cuda}`` trains every missing run of an experiment's grid into the run store, without
-Jupyter; ``python -m factorlab list`` lists experiments and how many runs each profile has;
+{auto,cpu,cuda}`` trains (or measures) every missing run of a registered experiment or benchmark
+into the run store, without Jupyter; ``python -m factorlab list`` lists everything that writes
+a record, its kind and how many runs each profile has;
 ``python -m factorlab predict SMILES --method dft|net|both`` prints a molecule's QM9 properties by
 DFT (see :mod:`factorlab.dft`) and/or by the saved network (``qm9_demo_model``), side by side."""
 from __future__ import annotations
@@ -9,7 +10,7 @@ import argparse
 import sys
 import time
 
-from factorlab.experiments import EXPERIMENTS, PROFILES, get_experiment, run_experiment
+from factorlab.experiments import EXPERIMENTS, KINDS, PROFILES, get, names
 from factorlab.train.device import VALID_DEVICES
 
 
@@ -18,12 +19,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     store = RunStore()
     t0 = time.perf_counter()
+    exp = get(args.experiment)
 
     def log(i: int, n: int, cfg: dict, cached: bool) -> None:
-        what = "cached " if cached else "training"
-        keys = ("net", "model", "variant", "family", "compression", "factor", "width", "wd_mode", "sharing",
-                "task_set", "qm9_index", "seed")
-        label = " ".join(f"{k}={cfg[k]}" for k in keys if cfg.get(k) is not None)
+        what = "cached " if cached else "training" if exp.kind == "experiment" else "measuring"
+        label = exp.label(cfg)
         print(f"[{i + 1}/{n}] {what} {config_hash(cfg)} {label}  ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     where = {}
@@ -41,10 +41,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    for name in sorted(EXPERIMENTS):
-        exp = get_experiment(name)
-        sizes = ", ".join(f"{p}: {len(exp.grid(p))} runs" for p in PROFILES)
-        print(f"{name}  ({sizes})")
+    for name in names(args.kind):
+        if args.names:
+            print(name)
+            continue
+        exp = get(name)
+        sizes = ", ".join(f"{p}: {len(exp.grid(p))}" for p in PROFILES)
+        print(f"{name:24s} {exp.kind:10s} runs per profile: {sizes}")
     return 0
 
 
@@ -67,7 +70,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m factorlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="train an experiment's grid into the run store")
+    p_run = sub.add_parser("run", help="train an experiment's (or measure a benchmark's) grid into the run store")
     p_run.add_argument("experiment", choices=sorted(EXPERIMENTS))
     p_run.add_argument("--profile", choices=PROFILES, default="cpu")
     p_run.add_argument("--device", choices=VALID_DEVICES, default="auto")
@@ -82,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--address", default=None, metavar="HOST:PORT",
                        help="with --executor ray: the cluster's head (`ray start --head` prints it), or auto")
     p_run.set_defaults(func=_cmd_run)
-    p_list = sub.add_parser("list", help="list the experiments and their grid sizes")
+    p_list = sub.add_parser("list", help="list everything that writes a record: kind and runs per profile")
+    p_list.add_argument("--kind", choices=KINDS, default=None, help="only experiments or only benchmarks")
+    p_list.add_argument("--names", action="store_true", help="the names alone, one a line (for scripts)")
     p_list.set_defaults(func=_cmd_list)
     p_pred = sub.add_parser("predict", help="a molecule's QM9 properties by DFT (QM9's level of theory) and/or the trained network")
     p_pred.add_argument("smiles", help="the molecule (H, C, N, O, F; neutral; at most --max-heavy-atoms)")

@@ -1,11 +1,11 @@
-"""The parts of ``benchmarks/airbench_anchor.py`` that need no GPU (nor airbench): our cache in
+"""The parts of the airbench94 anchor (:mod:`factorlab.experiments.cifar_anchor`, entry point
+``benchmarks/airbench_anchor.py``) that need no GPU (nor airbench): our cache in
 the form of airbench's ``train.pt``/``test.pt``, reading airbench's printed table, the
 summary and its ratio, the printed table, the stand-in torchvision, the run configs, and the
 one-line error without CUDA."""
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import json
 import math
 import re
@@ -18,22 +18,13 @@ import pytest
 import torch
 
 from factorlab.data.cifar10 import CLASSES, load_cifar10
+from factorlab.experiments import cifar_anchor as A
 from factorlab.experiments import cifar_common as cc
 from factorlab.experiments import get_experiment
 from factorlab.results import config_hash
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "airbench_anchor.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("airbench_anchor", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-A = _load_script()
 
 #: airbench 0.1.8's printed table of one train94(verbose=True) run, as it printed it (1.2 epochs on
 #: the fixture in a CPU dry run, so the numbers are small).

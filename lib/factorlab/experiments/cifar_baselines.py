@@ -31,8 +31,9 @@ Profiles (see :mod:`factorlab.experiments.cifar_common`):
 """
 from __future__ import annotations
 
-from factorlab.experiments.cifar_common import make_config, recipe_for, train_config
+from factorlab.experiments.cifar_common import CifarConfig, cifar_config, recipe_for, train_config
 from factorlab.experiments.profiles import check_profile
+from factorlab.experiments.registry import Experiment
 
 NAME = "cifar_baselines"
 
@@ -46,24 +47,31 @@ BUDGETS: dict[str, dict] = {
 }
 
 
-def grid(profile: str) -> list[dict]:
+def configs(profile: str) -> list[CifarConfig]:
     """Every run config under ``profile``: per net and width, each seed; then the extra
     airbench seeds at the largest width."""
     budget = BUDGETS[check_profile(profile)]
-    configs = []
+    out = []
     for net, widths in budget["widths"].items():
         recipe = recipe_for(net, profile)
         for width in widths:
             for seed in budget["seeds"]:
-                configs.append(make_config(NAME, profile, net=net, width=width, factorize=None, recipe=recipe,
-                                           seed=seed))
+                out.append(cifar_config(NAME, profile, net=net, width=width, factorize=None, recipe=recipe, seed=seed))
         if net == "airbench":
             for seed in budget["anchor_seeds"]:
-                configs.append(make_config(NAME, profile, net=net, width=max(widths), factorize=None, recipe=recipe,
-                                           seed=seed))
-    return configs
+                out.append(cifar_config(NAME, profile, net=net, width=max(widths), factorize=None, recipe=recipe,
+                                        seed=seed))
+    return out
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
 
 
 def train(cfg: dict, device: str = "auto") -> dict:
     """Train one run; returns the parts of a run record."""
     return train_config(cfg, device)
+
+
+EXPERIMENT = Experiment(NAME, "experiment", CifarConfig, configs, train, label_keys=("net", "width", "factorize", "wd_mode", "seed"))

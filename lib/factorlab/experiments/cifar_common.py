@@ -60,10 +60,13 @@ from __future__ import annotations
 import copy
 import functools
 import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from factorlab.data.cifar10 import default_variant, is_lossy, load_cifar10
+from factorlab.experiments.config import Profile, RunConfig
 from factorlab.experiments.profiles import check_profile
 from factorlab.models import count_flops, count_params
 from factorlab.models.cifar import build_cifar_model, check_width, describe_factorized
@@ -206,8 +209,42 @@ def family_of(factorize: dict | None) -> str:
     return "dense" if factorize is None else factorize["family"]
 
 
-def make_config(experiment: str, profile: str, *, net: str, width: float, factorize: dict | None, recipe: dict,
-                seed: int, wd_mode: str = "usual", data: dict | None = None, dirac: bool = True) -> dict:
+@dataclass(kw_only=True)
+class CifarConfig(RunConfig):
+    """A CIFAR-10 run config (the layout of the module docstring), shared by
+    ``cifar_baselines``, ``cifar_factorized``, ``cifar_long`` and ``cifar_init``. ``dirac``
+    is a key only when False (configs made before it existed keep their hashes)."""
+
+    experiment: str
+    profile: Profile
+    dataset_variant: str
+    data_source: Literal["fixture"] | None
+    n_train: int | None
+    n_test: int | None
+    subset_seed: int
+    net: Literal["resnet9", "airbench"]
+    width: float
+    family: str
+    factorize: dict[str, Any] | None
+    wd_mode: Literal["usual", "scaled"]
+    recipe: dict[str, Any]
+    seed: int
+    dirac: bool = True
+
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("dirac",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.family != family_of(self.factorize):
+            raise ValueError(f"cifar_common.CifarConfig.family must be {family_of(self.factorize)!r} (from factorize), "
+                             f"got {self.family!r}")
+        if not self.dirac and (self.net != "airbench" or self.factorize is not None):
+            raise ValueError(f"dirac=False applies to the dense airbench net only (its 3x3 convolutions start as "
+                             f"the identity), not to {self.net!r} with factorize={self.factorize!r}")
+
+
+def cifar_config(experiment: str, profile: str, *, net: str, width: float, factorize: dict | None, recipe: dict,
+                 seed: int, wd_mode: str = "usual", data: dict | None = None, dirac: bool = True) -> CifarConfig:
     """One run config (see the module docstring); ``data`` overrides keys of the profile's
     :data:`DATA` (e.g. a smaller ``n_train``). ``dirac=False`` (the dense airbench net only)
     initialises its 3x3 convolutions without the identity (Dirac) filters and adds
@@ -221,15 +258,14 @@ def make_config(experiment: str, profile: str, *, net: str, width: float, factor
     data = {**DATA[profile], **(data or {})}
     if set(data) != set(DATA[profile]):
         raise ValueError(f"data keys must be {sorted(DATA[profile])}, got {sorted(data)}")
-    if not dirac and (net != "airbench" or factorize is not None):
-        raise ValueError(f"dirac=False applies to the dense airbench net only (its 3x3 convolutions start as the "
-                         f"identity), not to {net!r} with factorize={factorize!r}")
-    cfg = {"experiment": experiment, "profile": profile, "dataset_variant": default_variant(), **data,
-           "net": net, "width": check_width(width), "family": family_of(factorize),
-           "factorize": copy.deepcopy(factorize), "wd_mode": wd_mode, "recipe": copy.deepcopy(recipe), "seed": seed}
-    if not dirac:
-        cfg["dirac"] = False
-    return cfg
+    return CifarConfig(experiment=experiment, profile=profile, dataset_variant=default_variant(), **data, net=net,
+                       width=check_width(width), family=family_of(factorize), factorize=copy.deepcopy(factorize),
+                       wd_mode=wd_mode, recipe=copy.deepcopy(recipe), seed=seed, dirac=dirac)
+
+
+def make_config(experiment: str, profile: str, **kwargs) -> dict:
+    """:func:`cifar_config` as the dict the run store hashes (same arguments)."""
+    return cifar_config(experiment, profile, **kwargs).to_dict()
 
 
 def load_data(cfg: dict, device: torch.device):

@@ -38,8 +38,9 @@ Profiles:
 """
 from __future__ import annotations
 
-from factorlab.experiments.cifar_common import SCALE, make_config, recipe_for, train_config
+from factorlab.experiments.cifar_common import SCALE, CifarConfig, cifar_config, recipe_for, train_config
 from factorlab.experiments.profiles import check_profile
+from factorlab.experiments.registry import Experiment
 
 NAME = "cifar_factorized"
 
@@ -70,21 +71,29 @@ BUDGETS: dict[str, dict] = {
 }
 
 
-def grid(profile: str) -> list[dict]:
+def configs(profile: str) -> list[CifarConfig]:
     """Every run config under ``profile``: per net, variant and weight-decay mode, each seed."""
     budget = BUDGETS[check_profile(profile)]
     width = SCALE[profile]["width"]
-    configs = []
+    out = []
     for net in ("airbench", "resnet9"):
         recipe = recipe_for(net, profile)
         for variant, modes in budget[net]:
             for wd_mode in modes:
                 for seed in budget["seeds"][net]:
-                    configs.append(make_config(NAME, profile, net=net, width=width, factorize=variant, recipe=recipe,
-                                               seed=seed, wd_mode=wd_mode))
-    return configs
+                    out.append(cifar_config(NAME, profile, net=net, width=width, factorize=variant, recipe=recipe,
+                                            seed=seed, wd_mode=wd_mode))
+    return out
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
 
 
 def train(cfg: dict, device: str = "auto") -> dict:
     """Train one run; returns the parts of a run record."""
     return train_config(cfg, device)
+
+
+EXPERIMENT = Experiment(NAME, "experiment", CifarConfig, configs, train, label_keys=("net", "width", "factorize", "wd_mode", "seed"))

@@ -20,8 +20,9 @@ Profiles (see :mod:`factorlab.experiments.cifar_common`):
 """
 from __future__ import annotations
 
-from factorlab.experiments.cifar_common import make_config, recipe_for, train_config
+from factorlab.experiments.cifar_common import CifarConfig, cifar_config, recipe_for, train_config
 from factorlab.experiments.profiles import check_profile
+from factorlab.experiments.registry import Experiment
 
 NAME = "cifar_init"
 
@@ -33,14 +34,22 @@ BUDGETS: dict[str, dict] = {
 }
 
 
-def grid(profile: str) -> list[dict]:
+def configs(profile: str) -> list[CifarConfig]:
     """Every run config under ``profile``: per width, each seed."""
     b = BUDGETS[check_profile(profile)]
     recipe = recipe_for("airbench", profile)
-    return [make_config(NAME, profile, net="airbench", width=w, factorize=None, recipe=recipe, seed=seed, dirac=False)
+    return [cifar_config(NAME, profile, net="airbench", width=w, factorize=None, recipe=recipe, seed=seed, dirac=False)
             for w in b["widths"] for seed in b["seeds"]]
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
 
 
 def train(cfg: dict, device: str = "auto") -> dict:
     """Train one run; returns the parts of a run record."""
     return train_config(cfg, device)
+
+
+EXPERIMENT = Experiment(NAME, "experiment", CifarConfig, configs, train, label_keys=("net", "width", "factorize", "wd_mode", "seed"))

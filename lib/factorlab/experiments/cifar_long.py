@@ -24,8 +24,9 @@ Profiles:
 """
 from __future__ import annotations
 
-from factorlab.experiments.cifar_common import SCALE, long_recipe, make_config, train_config
+from factorlab.experiments.cifar_common import SCALE, CifarConfig, cifar_config, long_recipe, train_config
 from factorlab.experiments.profiles import check_profile
+from factorlab.experiments.registry import Experiment
 
 NAME = "cifar_long"
 
@@ -40,15 +41,23 @@ BUDGETS: dict[str, dict] = {
 }
 
 
-def grid(profile: str) -> list[dict]:
+def configs(profile: str) -> list[CifarConfig]:
     """Every run config under ``profile``: each variant, each seed."""
     b = BUDGETS[check_profile(profile)]
     recipe = long_recipe(b["epochs"], b["batch_size"], b["eval_train_n"], SCALE[profile]["warmup_steps"])
-    return [make_config(NAME, profile, net="resnet9", width=SCALE[profile]["width"], factorize=v, recipe=recipe,
-                        seed=seed, data=b["data"])
+    return [cifar_config(NAME, profile, net="resnet9", width=SCALE[profile]["width"], factorize=v, recipe=recipe,
+                         seed=seed, data=b["data"])
             for v in VARIANTS for seed in b["seeds"]]
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
 
 
 def train(cfg: dict, device: str = "auto") -> dict:
     """Train one run; returns the parts of a run record."""
     return train_config(cfg, device)
+
+
+EXPERIMENT = Experiment(NAME, "experiment", CifarConfig, configs, train, label_keys=("net", "width", "factorize", "wd_mode", "seed"))

@@ -20,13 +20,17 @@ CF4 (5 heavy atoms); see :mod:`factorlab.dft.cost` for the rest.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
+from factorlab.experiments.config import Profile, RunConfig
 from factorlab.experiments.profiles import check_profile
+from factorlab.experiments.registry import Experiment
 
 NAME = "dft_validation"
 
@@ -98,7 +102,26 @@ def select_molecules(table, per_size: int = 5, seed: int = 0) -> dict[int, list[
     return out
 
 
-def grid(profile: str) -> list[dict]:
+@dataclass(kw_only=True)
+class Config(RunConfig):
+    """The DFT of one QM9 molecule (``qm9_index`` in the ``source`` table: ``fixture`` or
+    ``qm9``) at the level of theory of :data:`SETTINGS`, with the CPKS polarizability and the
+    Hessian (thermochemistry) when asked."""
+
+    experiment: str
+    profile: Profile
+    qm9_index: int
+    heavy_atoms: int
+    source: str
+    xc: str
+    basis: str
+    grid: list[int]
+    density_fit: bool
+    polarizability: bool
+    hessian: bool
+
+
+def configs(profile: str) -> list[Config]:
     """Every run config of this experiment under ``profile``, in a fixed order."""
     budget = BUDGETS[check_profile(profile)]
     if budget["per_size"] is None:
@@ -106,10 +129,15 @@ def grid(profile: str) -> list[dict]:
     else:
         per = budget["per_size"]
         molecules = [(k, idx) for k in range(1, 10) for idx in SAMPLE[k][:per[k] if isinstance(per, dict) else per]]
-    return [{"experiment": NAME, "profile": profile, "qm9_index": idx, "heavy_atoms": k,
-             "source": budget["source"], **SETTINGS, "polarizability": budget["polarizability"],
-             "hessian": k <= budget["hessian_max_heavy"]}
+    return [Config(experiment=NAME, profile=profile, qm9_index=idx, heavy_atoms=k, source=budget["source"],
+                   **copy.deepcopy(SETTINGS), polarizability=budget["polarizability"],
+                   hessian=k <= budget["hessian_max_heavy"])
             for k, idx in molecules]
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
 
 
 @functools.lru_cache(maxsize=2)
@@ -165,3 +193,6 @@ def validation_frame(records: list[dict]):
             rows.append({"qm9_index": rec["config"]["qm9_index"], "heavy_atoms": rec["config"]["heavy_atoms"],
                          "target": name, "dft": m["dft"].get(name), "qm9": m["qm9"].get(name), "error": err})
     return pd.DataFrame(rows)
+
+
+EXPERIMENT = Experiment(NAME, "experiment", Config, configs, train, label_keys=("qm9_index", "heavy_atoms"))

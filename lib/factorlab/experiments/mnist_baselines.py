@@ -18,11 +18,15 @@ profile.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 
 from factorlab.data import load_mnist
+from factorlab.experiments.config import Profile, RunConfig
 from factorlab.experiments.profiles import check_profile
+from factorlab.experiments.registry import Experiment
 from factorlab.models import build_mnist_model, count_flops, count_params
 from factorlab.train import fit_classifier, resolve_device, seed_everything
 
@@ -58,19 +62,54 @@ BUDGETS: dict[str, dict] = {
 }
 
 
-def grid(profile: str) -> list[dict]:
+@dataclass(kw_only=True)
+class MnistConfig(RunConfig):
+    """What every MNIST run config has: the net and its :func:`~factorlab.models.build_mnist_model`
+    arguments, the optimizer (:func:`make_optimizer`), epochs, the data subset (None = all of
+    it), the seed and the training-loss target (None: none watched)."""
+
+    experiment: str
+    profile: Profile
+    net: Literal["mlp", "conv1", "conv2"]
+    model: str
+    model_kwargs: dict[str, Any]
+    optimizer: Literal["sgd", "adam", "adamw"]
+    lr: float
+    momentum: float | None
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    n_train: int | None
+    n_test: int | None
+    seed: int
+    target_loss: float | None
+
+
+@dataclass(kw_only=True)
+class Config(MnistConfig):
+    """A run of ``mnist_baselines``: a net of :data:`NETS` with the overrides of one of its
+    :data:`VARIANTS`."""
+
+    variant: Literal["journal", "l2", "adamw"]
+
+
+def configs(profile: str) -> list[Config]:
     """Every run config of this experiment under ``profile``, in a fixed order."""
     budget = BUDGETS[check_profile(profile)]
-    configs = []
+    out = []
     for net, base in NETS.items():
         for variant, overrides in VARIANTS[net].items():
             for seed in budget["seeds"]:
-                cfg = {"experiment": NAME, "profile": profile, "net": net, "variant": variant,
-                       **copy.deepcopy(base), **overrides,
-                       "epochs": budget["epochs"][net], "n_train": budget["n_train"],
-                       "n_test": budget["n_test"], "seed": seed, "target_loss": None}
-                configs.append(cfg)
-    return configs
+                out.append(Config(experiment=NAME, profile=profile, net=net, variant=variant,
+                                  **{**copy.deepcopy(base), **overrides},
+                                  epochs=budget["epochs"][net], n_train=budget["n_train"],
+                                  n_test=budget["n_test"], seed=seed, target_loss=None))
+    return out
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
 
 
 def preprocess(x: torch.Tensor) -> torch.Tensor:
@@ -121,3 +160,6 @@ def train(cfg: dict, device: str = "auto") -> dict:
     """Train one run of the grid; returns the parts of a run record (see factorlab.results)."""
     model, fit = fit_config(cfg, lambda c: build_mnist_model(c["model"], **c["model_kwargs"]), device)
     return record_parts(model, fit)
+
+
+EXPERIMENT = Experiment(NAME, "experiment", Config, configs, train, label_keys=("net", "variant", "seed"))

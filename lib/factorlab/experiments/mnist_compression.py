@@ -18,13 +18,16 @@ The first convolution (one input channel) and the linear classifier are left den
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from factorlab.data import load_mnist
 from factorlab.experiments.mnist_baselines import NETS as BASE_NETS
-from factorlab.experiments.mnist_baselines import VARIANTS, make_optimizer, preprocess
+from factorlab.experiments.mnist_baselines import VARIANTS, MnistConfig, make_optimizer, preprocess
 from factorlab.experiments.profiles import check_profile
+from factorlab.experiments.registry import Experiment
 from factorlab.layers import reconstruction_error
 from factorlab.layers.replace import factorize_model, get_module
 from factorlab.models import build_mnist_model, count_flops, count_params
@@ -44,16 +47,35 @@ BUDGETS: dict[str, dict] = {
 }
 
 
-def grid(profile: str) -> list[dict]:
+@dataclass(kw_only=True)
+class Config(MnistConfig):
+    """A run of ``mnist_compression``: train ``conv2``, then decompose ``layer`` with each
+    method at each of its ``ranks``, fine-tune, and time (see the module docstring)."""
+
+    net: Literal["conv2"]
+    layer: str
+    ranks: dict[str, list[int]]
+    finetune_epochs: int
+    finetune_lr: float
+    timing_batch: int
+    timing_repeats: int
+
+
+def configs(profile: str) -> list[Config]:
     """One config per seed (every method and rank is evaluated inside the run)."""
     budget = BUDGETS[check_profile(profile)]
     base = {**BASE_NETS["conv2"], **VARIANTS["conv2"]["l2"]}
-    return [{"experiment": NAME, "profile": profile, "net": "conv2", **copy.deepcopy(base), "layer": LAYER,
-             "epochs": budget["epochs"], "n_train": budget["n_train"], "n_test": budget["n_test"],
-             "seed": seed, "ranks": copy.deepcopy(budget["ranks"]), "finetune_epochs": budget["finetune_epochs"],
-             "finetune_lr": 1e-4, "timing_batch": budget["timing_batch"], "timing_repeats": budget["repeats"],
-             "target_loss": None}
+    return [Config(experiment=NAME, profile=profile, net="conv2", **copy.deepcopy(base), layer=LAYER,
+                   epochs=budget["epochs"], n_train=budget["n_train"], n_test=budget["n_test"],
+                   seed=seed, ranks=copy.deepcopy(budget["ranks"]), finetune_epochs=budget["finetune_epochs"],
+                   finetune_lr=1e-4, timing_batch=budget["timing_batch"], timing_repeats=budget["repeats"],
+                   target_loss=None)
             for seed in budget["seeds"]]
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
 
 
 def _layer_input(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -120,3 +142,6 @@ def train(cfg: dict, device: str = "auto") -> dict:
 def dense_layer_wrapper(layer: torch.nn.Module) -> torch.nn.Module:
     """``layer`` inside a Sequential, so :func:`count_flops` can run it on its own input shape."""
     return torch.nn.Sequential(layer)
+
+
+EXPERIMENT = Experiment(NAME, "experiment", Config, configs, train, label_keys=("net", "seed"))

@@ -20,12 +20,15 @@ the grid (e.g. low-rank 784->512 at 256x).
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 
 from factorlab.experiments.mnist_baselines import NETS as BASE_NETS
-from factorlab.experiments.mnist_baselines import VARIANTS, fit_config, record_parts
+from factorlab.experiments.mnist_baselines import VARIANTS, MnistConfig, fit_config, record_parts
 from factorlab.experiments.profiles import check_profile
+from factorlab.experiments.registry import Experiment
 from factorlab.layers import FactorizedLayer
 from factorlab.layers.replace import factorize_model, get_module
 from factorlab.models import build_mnist_model
@@ -77,6 +80,20 @@ def build_model(cfg: dict) -> torch.nn.Module:
                            **cfg["family_kwargs"])
 
 
+@dataclass(kw_only=True)
+class Config(MnistConfig):
+    """A run of ``mnist_factorized``: the net of :data:`NETS` either dense (``family="dense"``,
+    at hidden width or filters ``width``) or with ``layers`` factorized as ``family`` at
+    ``compression`` (``family_kwargs`` its fixed arguments)."""
+
+    net: Literal["mlp", "conv2"]
+    family: Literal["dense", "lowrank", "cp", "tucker", "tt", "separable"]
+    family_kwargs: dict[str, Any]
+    compression: int | None
+    width: int | None
+    layers: list[str]
+
+
 def _feasible(cfg: dict) -> bool:
     try:
         build_model(cfg)
@@ -87,25 +104,30 @@ def _feasible(cfg: dict) -> bool:
     return True
 
 
-def grid(profile: str) -> list[dict]:
+def configs(profile: str) -> list[Config]:
     """Every run config under ``profile``: per net, the full-width dense baseline, the dense
     width references, then every feasible (family, compression), for each seed."""
     budget = BUDGETS[check_profile(profile)]
-    configs = []
+    out = []
     for net_name, net in NETS.items():
         variants = [("dense", {}, None, net["full_width"])]
         variants += [("dense", {}, None, w) for w in budget["widths"][net_name]]
         variants += [(fam, kw, c, None) for fam, kw in net["families"].items() for c in budget["compression"][net_name]]
         for family, fam_kwargs, compression, width in variants:
             for seed in budget["seeds"]:
-                cfg = {"experiment": NAME, "profile": profile, "net": net_name, **copy.deepcopy(net["base"]),
-                       "family": family, "family_kwargs": dict(fam_kwargs), "compression": compression,
-                       "width": width, "layers": list(net["layers"]) if family != "dense" else [],
-                       "epochs": budget["epochs"][net_name], "n_train": budget["n_train"],
-                       "n_test": budget["n_test"], "seed": seed, "target_loss": net["target_loss"]}
-                if family == "dense" or _feasible(cfg):
-                    configs.append(cfg)
-    return configs
+                cfg = Config(experiment=NAME, profile=profile, net=net_name, **copy.deepcopy(net["base"]),
+                             family=family, family_kwargs=dict(fam_kwargs), compression=compression,
+                             width=width, layers=list(net["layers"]) if family != "dense" else [],
+                             epochs=budget["epochs"][net_name], n_train=budget["n_train"],
+                             n_test=budget["n_test"], seed=seed, target_loss=net["target_loss"])
+                if family == "dense" or _feasible(cfg.to_dict()):
+                    out.append(cfg)
+    return out
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
 
 
 def describe_layers(model: torch.nn.Module, names: list[str]) -> list[dict]:
@@ -125,3 +147,7 @@ def train(cfg: dict, device: str = "auto") -> dict:
     """Train one run; returns the parts of a run record."""
     model, fit = fit_config(cfg, build_model, device)
     return record_parts(model, fit, factorized_layers=describe_layers(model, cfg["layers"]))
+
+
+EXPERIMENT = Experiment(NAME, "experiment", Config, configs, train,
+                        label_keys=("net", "family", "compression", "width", "seed"))

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 
 from factorlab.data.qm9 import TARGET_NAMES, load_qm9, target_index
+from factorlab.experiments.config import Profile, RunConfig
 from factorlab.models import count_params
 from factorlab.models.qm9_baseline import CompositionBaseline, baseline_mae
 from factorlab.models.qm9_saved import build_member_models, stack_or_single
@@ -52,6 +54,33 @@ SCHNET_BUDGETS: dict[str, dict | None] = {
              "model_kwargs": {"hidden": 128, "filters": 128, "interactions": 6, "gaussians": 50, "cutoff": 10.0,
                               "head_hidden": 64, "pool_norm": True}},
 }
+
+
+@dataclass(kw_only=True)
+class QM9Config(RunConfig):
+    """A QM9 training run config: the model and its keyword arguments, the data (``fixture``
+    or ``full``) and the subset sizes of each split (None = the whole split), the training
+    settings, the target baseline, how the targets share a network (``none``: one model per
+    target; ``hard``: one shared encoder), the targets and the seed. Shared by
+    ``qm9_single_task`` and ``qm9_demo_model``; ``qm9_hard_sharing`` adds ``task_set``."""
+
+    experiment: str
+    profile: Profile
+    model: Literal["gine", "schnet"]
+    model_kwargs: dict[str, Any]
+    data: Literal["fixture", "full"]
+    n_train: int | None
+    n_valid: int | None
+    n_test: int | None
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    schedule: str
+    baseline: Literal["none", "composition"]
+    sharing: Literal["none", "hard"]
+    targets: list[str]
+    seed: int
 
 
 def base_config(name: str, profile: str, model: str, model_kwargs: dict, **training) -> dict:

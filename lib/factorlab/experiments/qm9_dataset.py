@@ -16,10 +16,15 @@ Recording them keeps the book's numbers replayable without the 50 MB processed f
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 
 from factorlab.data.qm9 import TARGET_NAMES, load_qm9, target_index
+from factorlab.experiments.config import Profile, RunConfig
 from factorlab.experiments.profiles import check_profile
+from factorlab.experiments.registry import Experiment
 
 NAME = "qm9_dataset"
 
@@ -28,10 +33,25 @@ K_B_EV = 8.617333262e-5
 T_QM9 = 298.15
 
 
-def grid(profile: str) -> list[dict]:
+@dataclass(kw_only=True)
+class Config(RunConfig):
+    """The statistics of one dataset (``fixture`` or ``full``) under the split of ``split_seed``."""
+
+    experiment: str
+    profile: Profile
+    data: Literal["fixture", "full"]
+    split_seed: int
+
+
+def configs(profile: str) -> list[Config]:
     """One config: the fixture for ``smoke``, the full dataset otherwise."""
-    return [{"experiment": NAME, "profile": check_profile(profile),
-             "data": "fixture" if profile == "smoke" else "full", "split_seed": 0}]
+    return [Config(experiment=NAME, profile=check_profile(profile), data="fixture" if profile == "smoke" else "full",
+                   split_seed=0)]
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
 
 
 def _heavy_atoms(data) -> torch.Tensor:
@@ -71,3 +91,6 @@ def train(cfg: dict, device: str = "auto") -> dict:
         "kT_eV": K_B_EV * T_QM9,
     }
     return {"metrics": metrics, "history": {}, "timing": {}, "model": {}}
+
+
+EXPERIMENT = Experiment(NAME, "experiment", Config, configs, train, label_keys=("data",))

@@ -32,7 +32,8 @@ import time
 import torch
 
 from factorlab.experiments.profiles import check_profile
-from factorlab.experiments.qm9_common import ALL_TARGETS, BUDGETS, base_config, train_members
+from factorlab.experiments.qm9_common import ALL_TARGETS, BUDGETS, QM9Config, base_config, train_members
+from factorlab.experiments.registry import Experiment
 
 NAME = "qm9_demo_model"
 #: Sharing modes, in the order of the grid; the CLI's default is the first.
@@ -43,11 +44,16 @@ PROFILE_PREFERENCE = ("full", "cpu", "smoke")
 BATCH_SIZES = (64, 256, 1024)
 
 
-def grid(profile: str) -> list[dict]:
+def configs(profile: str) -> list[QM9Config]:
     """Both networks under ``profile`` (seed 0, all 19 targets)."""
     budget = BUDGETS[check_profile(profile)]
-    return [{**base_config(NAME, profile, "gine", budget["gine"]), "sharing": sharing,
-             "targets": list(ALL_TARGETS), "seed": 0} for sharing in SHARING]
+    return [QM9Config(**base_config(NAME, profile, "gine", budget["gine"]), sharing=sharing,
+                      targets=list(ALL_TARGETS), seed=0) for sharing in SHARING]
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
 
 
 def members_of(cfg: dict) -> list[list[str]]:
@@ -171,3 +177,6 @@ def load_demo_predictor(sharing: str = "none", device: str = "cpu", store=None):
     rec = find_demo_record(sharing, store)
     predictor = load_qm9_predictor(weights_path(rec["config"]), device, sha256=rec["model"]["weights"]["sha256"])
     return predictor, rec
+
+
+EXPERIMENT = Experiment(NAME, "experiment", QM9Config, configs, train, label_keys=("sharing", "seed"))

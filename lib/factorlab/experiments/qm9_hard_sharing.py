@@ -16,8 +16,12 @@ runs); ``full`` all 110,000 molecules, 40 epochs, batch 256, 128 channels, seeds
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from factorlab.experiments.profiles import check_profile
-from factorlab.experiments.qm9_common import BUDGETS, TASK_SETS, base_config, fit_members
+from factorlab.experiments.qm9_common import BUDGETS, TASK_SETS, QM9Config, base_config, fit_members
+from factorlab.experiments.registry import Experiment
 
 NAME = "qm9_hard_sharing"
 
@@ -25,14 +29,30 @@ NAME = "qm9_hard_sharing"
 SEEDS = {"smoke": [0], "cpu": [0, 1, 2], "full": [0, 1, 2]}
 
 
-def grid(profile: str) -> list[dict]:
+@dataclass(kw_only=True)
+class Config(QM9Config):
+    """A run of ``qm9_hard_sharing``: one shared model for the targets of ``task_set``."""
+
+    sharing: Literal["hard"]
+    task_set: Literal["all19", "std12"]
+
+
+def configs(profile: str) -> list[Config]:
     """Every run config under ``profile``: per seed, one shared model per task set."""
     budget = BUDGETS[check_profile(profile)]
-    return [{**base_config(NAME, profile, "gine", budget["gine"]), "sharing": "hard", "task_set": task_set,
-             "targets": list(targets), "seed": seed}
+    return [Config(**base_config(NAME, profile, "gine", budget["gine"]), sharing="hard", task_set=task_set,
+                   targets=list(targets), seed=seed)
             for seed in SEEDS[profile] for task_set, targets in TASK_SETS.items()]
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
 
 
 def train(cfg: dict, device: str = "auto") -> dict:
     """Train one shared model predicting every target of ``cfg["targets"]``."""
     return fit_members(cfg, [list(cfg["targets"])], device)
+
+
+EXPERIMENT = Experiment(NAME, "experiment", Config, configs, train, label_keys=("task_set", "seed"))

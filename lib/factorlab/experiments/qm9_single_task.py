@@ -33,7 +33,8 @@ Budgets (``qm9_common.BUDGETS``):
 from __future__ import annotations
 
 from factorlab.experiments.profiles import check_profile
-from factorlab.experiments.qm9_common import ALL_TARGETS, BUDGETS, SCHNET_BUDGETS, base_config, fit_members
+from factorlab.experiments.qm9_common import ALL_TARGETS, BUDGETS, SCHNET_BUDGETS, QM9Config, base_config, fit_members
+from factorlab.experiments.registry import Experiment
 
 NAME = "qm9_single_task"
 
@@ -42,24 +43,32 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def grid(profile: str) -> list[dict]:
+def configs(profile: str) -> list[QM9Config]:
     """Every run config of this experiment under ``profile``: per seed, the GINE stacks of
     ``BUDGETS[profile]["stack"]`` targets, then the SchNet stacks (where the profile has them)."""
     budget = BUDGETS[check_profile(profile)]
-    configs = []
+    out = []
     for seed in budget["seeds"]:
         for targets in _chunks(ALL_TARGETS, budget["stack"]):
-            configs.append({**base_config(NAME, profile, "gine", budget["gine"]), "sharing": "none",
-                            "targets": targets, "seed": seed})
+            out.append(QM9Config(**base_config(NAME, profile, "gine", budget["gine"]), sharing="none",
+                                 targets=targets, seed=seed))
     schnet = SCHNET_BUDGETS[profile]
     if schnet is not None:
         for seed in schnet["seeds"]:
-            configs.append({**base_config(NAME, profile, "schnet", schnet["model_kwargs"], epochs=schnet["epochs"],
-                                          batch_size=schnet["batch_size"], lr=schnet["lr"]),
-                            "sharing": "none", "targets": list(schnet["targets"]), "seed": seed})
-    return configs
+            out.append(QM9Config(**base_config(NAME, profile, "schnet", schnet["model_kwargs"], epochs=schnet["epochs"],
+                                               batch_size=schnet["batch_size"], lr=schnet["lr"]),
+                                 sharing="none", targets=list(schnet["targets"]), seed=seed))
+    return out
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
 
 
 def train(cfg: dict, device: str = "auto") -> dict:
     """Train one config: an independent single-task model per target of ``cfg["targets"]``."""
     return fit_members(cfg, [[t] for t in cfg["targets"]], device)
+
+
+EXPERIMENT = Experiment(NAME, "experiment", QM9Config, configs, train, label_keys=("model", "targets", "seed"))

@@ -1,0 +1,462 @@
+"""Benchmark ``layers_benchmark``: forward+backward time of every factorized layer against the
+dense layer of the same shape and against TensorLy-Torch at the same rank, all in one process.
+The entry point is ``benchmarks/layers.py`` (prints the tables); the record comes from
+``run_experiment("layers_benchmark", profile)`` like any run.
+
+Profiles: ``smoke`` two configurations at batch 32, few repeats, on the CPU (seconds);
+``cpu`` every configuration at batch 1, 32 and 256 on the CPU (several minutes on two cores);
+``full`` the same on a CUDA GPU. The config names the device it measures on.
+
+What one row is: a layer configuration (shape, family, compression ratio) at one batch size.
+For that row, and with the same input, it times back to back
+
+- the dense layer of the same shape (``nn.Linear`` / ``nn.Conv2d``, with bias);
+- ours: linear layers as they are (their einsum planner picks the order, which may rebuild the
+  weight); convolutions forced to each path (``force_path="factored"`` and ``"dense"``, the
+  latter rebuilding the weight and running one convolution). "ours" is the time of the path
+  the layer's FLOP rule picks (``path_for``): the automatic forward runs exactly that path, so
+  it is not timed a third time;
+- TensorLy-Torch's ``FactorizedLinear`` / ``FactorizedConv`` built with the factorization and
+  the rank our layer ended up with (``layer.rank``) and the same tensor modes, with both
+  ``implementation="factorized"`` and ``"reconstructed"``. It has no equivalent of the low-rank
+  linear, separable, low-rank or TT convolution (its TT convolution factorizes the kernel
+  (in, kh, kw, out), not channel sub-modes): those peer cells stay empty.
+
+Each time is the median (``factorlab.train.timing.median_time``) of forward + backward passes
+(loss = sum of the output; the input requires a gradient, as a hidden layer's does), after one
+untimed warm-up call that also sizes the number of repeats to about ``budget_s`` seconds, with
+the device synchronized before every clock read. "predicted" is the ratio of forward FLOPs,
+ours / dense, from the layers' exact counts (``flops``); dense FLOPs are 2 B in out + B out for
+a linear layer and ``conv_flops`` + bias for a convolution. Backward passes scale the same way
+to first order.
+
+TensorLy-Torch (``pip install --no-deps -r benchmarks/requirements.txt``) is optional: without
+it the table says so and the peer columns stay empty.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from factorlab.experiments.config import Profile, RunConfig
+from factorlab.experiments.profiles import check_profile
+from factorlab.experiments.registry import Experiment
+from factorlab.layers import (CPConv2d, CPLinear, LowRankConv2d, LowRankLinear, SeparableConv2d,
+                              TTConv2d, TTLinear, TuckerConv2d, TuckerLinear)
+from factorlab.layers.conv import conv_flops, conv_output_hw
+from factorlab.train.device import resolve_device, synchronize
+from factorlab.train.timing import median_time
+
+try:  # the peer: optional, benchmark-only dependency
+    import tltorch
+except Exception:  # pragma: no cover - ImportError, or a broken install: depends on the environment
+    tltorch = None
+
+BATCHES = (1, 32, 256)
+QUICK_BATCHES = (32,)
+IMPLEMENTATIONS = ("factorized", "reconstructed")
+#: Table header of the main table (the smoke test looks for it).
+HEADER_MARK = "ours/dense"
+
+
+# -- timing ---------------------------------------------------------------------------------
+
+def fwd_bwd_step(module: nn.Module, x: torch.Tensor):
+    """A closure running one forward and backward pass of ``module`` on ``x`` (loss = sum of
+    outputs), clearing the gradients of the parameters and of ``x`` first."""
+    params = [p for p in module.parameters() if p.requires_grad]
+
+    def step():
+        for p in params:
+            p.grad = None
+        x.grad = None
+        module(x).sum().backward()
+
+    return step
+
+
+def measure(step, device: torch.device, budget: float, min_repeats: int = 3, max_repeats: int = 30) -> float:
+    """Median seconds of ``step()``: one untimed warm-up call (plans, allocator, lazy
+    initialisation) that also sizes the repeats (``budget`` / its time, within
+    [min_repeats, max_repeats]), then :func:`factorlab.train.timing.median_time`; calls under
+    1 ms are looped to at least 1 ms per sample."""
+    synchronize(device)
+    t0 = time.perf_counter()
+    step()
+    synchronize(device)
+    first = max(time.perf_counter() - t0, 1e-7)
+    repeats = int(min(max_repeats, max(min_repeats, budget / first)))
+    return median_time(step, device, repeats=repeats, warmup=1 if first < 0.2 else 0,
+                       min_time=1e-3 if first < 1e-3 else 0.0)
+
+
+# -- configurations -------------------------------------------------------------------------
+
+#: Linear shapes: (in, out, 2-mode in, 2-mode out, 3-mode in, 3-mode out). TT uses 3 modes.
+LINEAR_SHAPES = [(784, 512, (28, 28), (32, 16), (16, 7, 7), (8, 8, 8)),
+                 (512, 512, (32, 16), (32, 16), (8, 8, 8), (8, 8, 8))]
+#: Convolution shapes: (channels, input height = width); 3x3, padding 1.
+CONV_SHAPES = [(32, 14), (64, 32)]
+COMPRESSIONS = (4, 16)
+
+
+def _linear_maker(family: str, i: int, o: int, modes2, modes3, c: float):
+    if family == "lowrank":
+        return lambda: LowRankLinear(i, o, compression=c)
+    if family == "cp":
+        return lambda: CPLinear(i, o, compression=c, in_modes=modes2[0], out_modes=modes2[1])
+    if family == "tucker":
+        return lambda: TuckerLinear(i, o, compression=c, in_modes=modes2[0], out_modes=modes2[1])
+    return lambda: TTLinear(i, o, compression=c, in_modes=modes3[0], out_modes=modes3[1])
+
+
+def _conv_maker(family: str, ch: int, c: float | None):
+    if family == "separable":
+        return lambda: SeparableConv2d(ch, ch, 3, padding=1)
+    cls = {"lowrank": LowRankConv2d, "cp": CPConv2d, "tucker": TuckerConv2d, "tt": TTConv2d}[family]
+    return lambda: cls(ch, ch, 3, padding=1, compression=c)
+
+
+def configurations(quick: bool) -> list[dict]:
+    """Every configuration measured: dicts with kind, family, shape (label), compression
+    (None for the plain separable layer), hw (convolutions), and ``make`` / ``dense``
+    factories. ``quick``: the TT linear 784->512 and the CP convolution 32->32 at 4x (both
+    have a TensorLy-Torch peer; the convolution has both paths)."""
+    out = []
+    for i, o, im2, om2, im3, om3 in LINEAR_SHAPES:
+        for c in COMPRESSIONS:
+            for fam in ("lowrank", "cp", "tucker", "tt"):
+                out.append({"kind": "linear", "family": fam, "shape": f"{i}->{o}", "compression": c,
+                            "make": _linear_maker(fam, i, o, (im2, om2), (im3, om3), c),
+                            "dense": lambda i=i, o=o: nn.Linear(i, o)})
+    for ch, hw in CONV_SHAPES:
+        base = {"kind": "conv", "shape": f"{ch}->{ch} 3x3 @{hw}x{hw}", "hw": hw,
+                "dense": lambda ch=ch: nn.Conv2d(ch, ch, 3, padding=1)}
+        out.append({**base, "family": "separable", "compression": None, "make": _conv_maker("separable", ch, None)})
+        for c in COMPRESSIONS:
+            for fam in ("lowrank", "cp", "tucker", "tt"):
+                out.append({**base, "family": fam, "compression": c, "make": _conv_maker(fam, ch, c)})
+    if quick:
+        keep = {("linear", "tt", "784->512", 4), ("conv", "cp", "32->32 3x3 @14x14", 4)}
+        out = [c for c in out if (c["kind"], c["family"], c["shape"], c["compression"]) in keep]
+    return out
+
+
+def config_labels(quick: bool) -> list[str]:
+    """One readable label per configuration (stored in the run's config)."""
+    return [f"{c['kind']} {c['family']} {c['shape']} c={c['compression']}" for c in configurations(quick)]
+
+
+# -- the peer -------------------------------------------------------------------------------
+
+def peer(layer: nn.Module, implementation: str) -> nn.Module | None:
+    """TensorLy-Torch's layer with the same factorization, modes and rank as ``layer``, or
+    None where it has no equivalent (low-rank linear, separable, low-rank and TT convolution)
+    or is not installed."""
+    if tltorch is None:
+        return None
+    if isinstance(layer, CPLinear):
+        return tltorch.FactorizedLinear(layer.in_modes, layer.out_modes, factorization="cp", rank=layer.rank,
+                                        implementation=implementation)
+    if isinstance(layer, TuckerLinear):  # ranks: output modes then input modes, as its tensor is (out.., in..)
+        return tltorch.FactorizedLinear(layer.in_modes, layer.out_modes, factorization="tucker",
+                                        rank=tuple(layer.rank), implementation=implementation)
+    if isinstance(layer, TTLinear):  # the TT-matrix: cores [r_{k-1}, o_k, i_k, r_k], as ours
+        return tltorch.FactorizedLinear(layer.in_modes, layer.out_modes, factorization="blocktt",
+                                        rank=(1, *layer.rank, 1), implementation=implementation)
+    conv = None
+    if isinstance(layer, CPConv2d):  # CP of the [out, in, kh, kw] kernel: 1x1, kx1, 1xk, 1x1
+        conv = tltorch.FactorizedConv(layer.in_channels, layer.out_channels, layer.kernel_size, order=2,
+                                      padding=layer.padding, factorization="cp", rank=layer.rank, bias=True,
+                                      implementation=implementation)
+    elif isinstance(layer, TuckerConv2d):  # Tucker with full spatial ranks = Tucker-2 (+ 2 k x k factors)
+        p, q = layer.rank
+        conv = tltorch.FactorizedConv(layer.in_channels, layer.out_channels, layer.kernel_size, order=2,
+                                      padding=layer.padding, factorization="tucker",
+                                      rank=(p, q, *layer.kernel_size), bias=True, implementation=implementation)
+    if conv is not None:
+        # FactorizedConv leaves its factors and bias uninitialised (torch.empty): garbage that
+        # may hold denormals or NaN, which slow CPU arithmetic. Initialise like its own from_conv.
+        conv.reset_parameters(std=math.sqrt(1.0 / (3 * layer.fan_in)))
+    return conv
+
+
+# -- one row --------------------------------------------------------------------------------
+
+def dense_flops(cfg: dict, dense: nn.Module, batch: int) -> int:
+    """Forward FLOPs of the dense layer, bias included (same conventions as the layers)."""
+    if cfg["kind"] == "linear":
+        return 2 * batch * dense.in_features * dense.out_features + batch * dense.out_features
+    hw = conv_output_hw((cfg["hw"], cfg["hw"]), dense.kernel_size, dense.stride, dense.padding, dense.dilation)
+    return conv_flops(batch, dense.in_channels, dense.out_channels, hw, dense.kernel_size) + \
+        batch * dense.out_channels * hw[0] * hw[1]
+
+
+def _rank_str(rank) -> str:
+    return "" if rank is None else str(rank) if isinstance(rank, int) else "x".join(map(str, rank))
+
+
+def run(device: torch.device, quick: bool, budget: float, log=print) -> list[dict]:
+    """Measure every configuration at every batch size; one dict per row (times in seconds)."""
+    rows = []
+    batches = QUICK_BATCHES if quick else BATCHES
+    reps = {"min_repeats": 2, "max_repeats": 5} if quick else {}
+    for cfg in configurations(quick):
+        torch.manual_seed(0)
+        ours = cfg["make"]().to(device)
+        dense = cfg["dense"]().to(device)
+        peers = {}
+        for impl in IMPLEMENTATIONS:
+            try:
+                m = peer(ours, impl)
+            except Exception as err:  # report, keep measuring the rest
+                log(f"  tltorch peer for {cfg['family']} {cfg['shape']} ({impl}) could not be built: {err!r}")
+                m = None
+            if m is not None:
+                peers[impl] = m.to(device)
+        for batch in batches:
+            shape = ((batch, dense.in_features) if cfg["kind"] == "linear"
+                     else (batch, dense.in_channels, cfg["hw"], cfg["hw"]))
+            x = torch.randn(shape, device=device, requires_grad=True)
+            with torch.no_grad():
+                y = ours(x)
+                assert y.shape == dense(x).shape, "ours and dense disagree on the output shape"
+                for impl, m in peers.items():
+                    assert m(x).shape == y.shape, f"tltorch ({impl}) and ours disagree on the output shape"
+            row = {"kind": cfg["kind"], "family": cfg["family"], "shape": cfg["shape"],
+                   "compression": cfg["compression"], "rank": _rank_str(ours.rank), "params": ours.num_params(),
+                   "dense_params": ours.dense_params(), "batch": batch, "dense_flops": dense_flops(cfg, dense, batch),
+                   "ours_flops": ours.flops(shape)}
+            row["flop_ratio"] = row["ours_flops"] / row["dense_flops"]
+            row["dense_s"] = measure(fwd_bwd_step(dense, x), device, budget, **reps)
+            if cfg["kind"] == "conv":
+                row["path"] = ours.path_for(shape)
+                outs = {}
+                for path in ("factored", "dense"):
+                    ours.force_path = path
+                    row[f"flops_{path}"] = ours.flops(shape)
+                    with torch.no_grad():
+                        outs[path] = ours(x)
+                    row[f"ours_{path}_s"] = measure(fwd_bwd_step(ours, x), device, budget, **reps)
+                ours.force_path = None
+                scale = outs["dense"].abs().max().item()
+                assert torch.allclose(outs["factored"], outs["dense"], rtol=1e-3, atol=1e-4 * max(scale, 1.0)), \
+                    "the factored and the rebuilt-weight paths disagree"
+                row["ours_s"] = row[f"ours_{row['path']}_s"]  # the automatic forward runs this path
+            else:
+                row["ours_s"] = measure(fwd_bwd_step(ours, x), device, budget, **reps)
+            for impl, m in peers.items():
+                row["tltorch_params"] = sum(p.numel() for p in m.parameters())
+                row[f"tltorch_{impl}_s"] = measure(fwd_bwd_step(m, x), device, budget, **reps)
+            rows.append(row)
+            peer_txt = "".join(f", tltorch {impl[:4]}. {1e3 * row[f'tltorch_{impl}_s']:.3f} ms" for impl in peers)
+            log(f"  {cfg['kind']:6s} {cfg['family']:9s} {cfg['shape']:18s} c={cfg['compression']} B={batch}: "
+                f"dense {1e3 * row['dense_s']:.3f} ms, ours {1e3 * row['ours_s']:.3f} ms{peer_txt}", flush=True)
+    return rows
+
+
+# -- tables and targets ---------------------------------------------------------------------
+
+def summarize(rows: list[dict]):
+    """``(df, targets)``: the rows as a DataFrame with the ratio columns added, and the
+    issue's three targets as ``{name: (rows meeting it, rows it applies to)}``:
+
+    1. compressed rows (fewer parameters than dense) at batch 1: ours/dense <= 1;
+    2. rows where FLOPs dominate (dense time >= 1 ms): measured/predicted <= 1.5;
+    3. rows with a TensorLy-Torch peer: its faster implementation / ours >= 2.
+    """
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    for col in ["tltorch_factorized_s", "tltorch_reconstructed_s", "tltorch_params", "path", "ours_factored_s",
+                "ours_dense_s"]:
+        if col not in df:
+            df[col] = float("nan")
+    df["ours/dense"] = df.ours_s / df.dense_s
+    df["measured/predicted"] = df["ours/dense"] / df.flop_ratio
+    for impl in IMPLEMENTATIONS:
+        df[f"tltorch_{impl}/ours"] = df[f"tltorch_{impl}_s"] / df.ours_s
+    df["tltorch_best/ours"] = df[[f"tltorch_{impl}_s" for impl in IMPLEMENTATIONS]].min(axis=1) / df.ours_s
+    b1 = df[(df.params < df.dense_params) & (df.batch == 1)]
+    flop_bound = df[df.dense_s >= 1e-3]
+    has_peer = df["tltorch_best/ours"].notna()
+    targets = {
+        "never slower than dense at batch 1 (compressed configs)": (
+            int((b1["ours/dense"] <= 1.0).sum()), len(b1)),
+        "within 1.5x of the FLOP prediction where dense >= 1 ms (measured/predicted <= 1.5)": (
+            int((flop_bound["measured/predicted"] <= 1.5).sum()), len(flop_bound)),
+        "at least 2x faster than TensorLy-Torch at equal rank (its faster implementation)": (
+            int((df.loc[has_peer, "tltorch_best/ours"] >= 2.0).sum()), int(has_peer.sum())),
+    }
+    return df, targets
+
+
+def _ms(v) -> str:
+    return "" if v is None or v != v else f"{1e3 * v:.3f}"
+
+
+def _x(v) -> str:
+    return "" if v is None or v != v else f"{v:.2f}"
+
+
+def format_table(df) -> str:
+    """The main table: one line per row, times in ms (forward + backward)."""
+    import pandas as pd
+
+    t = pd.DataFrame({
+        "layer": df["kind"] + " " + df["shape"],
+        "family": df.family,
+        "c": df.compression.map(lambda v: "-" if v is None or v != v else f"{v:g}"),
+        "c_actual": (df.dense_params / df.params).map(lambda v: f"{v:.1f}"),
+        "rank": df["rank"].map(lambda v: v if v else "-"),
+        "B": df.batch,
+        "dense ms": df.dense_s.map(_ms),
+        "ours ms": df.ours_s.map(_ms),
+        "ours/dense": df["ours/dense"].map(_x),
+        "predicted": df.flop_ratio.map(_x),
+        "meas/pred": df["measured/predicted"].map(_x),
+        "tl-fact ms": df.tltorch_factorized_s.map(_ms),
+        "tl-rec ms": df.tltorch_reconstructed_s.map(_ms),
+        "tl-fact/ours": df["tltorch_factorized/ours"].map(_x),
+        "tl-rec/ours": df["tltorch_reconstructed/ours"].map(_x),
+    })
+    t = t.rename(columns={"ours/dense": HEADER_MARK})
+    return t.to_string(index=False)
+
+
+def format_paths(df) -> str:
+    """The convolution path table: the FLOP rule's choice against both paths timed."""
+    import pandas as pd
+
+    conv = df[df.kind == "conv"]
+    if conv.empty:
+        return ""
+    faster = conv.apply(lambda r: "factored" if r.ours_factored_s <= r.ours_dense_s else "dense", axis=1)
+    chosen = conv.apply(lambda r: r[f"ours_{r.path}_s"], axis=1)
+    best = conv[["ours_factored_s", "ours_dense_s"]].min(axis=1)
+    t = pd.DataFrame({
+        "layer": conv["shape"], "family": conv.family,
+        "c": conv.compression.map(lambda v: "-" if v is None or v != v else f"{v:g}"), "B": conv.batch,
+        "factored ms": conv.ours_factored_s.map(_ms), "rebuilt ms": conv.ours_dense_s.map(_ms),
+        "FLOPs fact/rebuilt": (conv.flops_factored / conv.flops_dense).map(_x),
+        "FLOP rule": conv.path, "faster": faster, "agree": (conv.path == faster).map({True: "yes", False: "NO"}),
+        "chosen/best": (chosen / best).map(_x),
+    })
+    return t.to_string(index=False)
+
+
+def report(df, targets) -> str:
+    """Tables, the targets and the path summary, as printed."""
+    lines = [format_table(df), ""]
+    paths = format_paths(df)
+    if paths:
+        lines += ["Convolutions: the path the FLOP rule picks against both paths timed "
+                  "(rebuilt = force_path='dense')", paths, ""]
+    for name, (met, total) in targets.items():
+        lines.append(f"target: {name}: met in {met} of {total} rows" + (" -- MET" if met == total and total else ""))
+    has_peer = df["tltorch_best/ours"].notna()
+    if has_peer.any():
+        for impl in IMPLEMENTATIONS:
+            r = df.loc[has_peer, f"tltorch_{impl}/ours"]
+            lines.append(f"  tltorch {impl} / ours: median {r.median():.2f}, range {r.min():.2f}..{r.max():.2f}, "
+                         f">= 2 in {int((r >= 2).sum())} of {len(r)} rows")
+    else:
+        lines.append("  tltorch not installed: peer column empty")
+    flop_bound = df[df.dense_s >= 1e-3]
+    if len(flop_bound):
+        r = flop_bound["measured/predicted"]
+        lines.append(f"  measured/predicted where dense >= 1 ms: median {r.median():.2f}; within 1.5x both ways "
+                     f"(1/1.5..1.5) in {int(((r <= 1.5) & (r >= 1 / 1.5)).sum())} of {len(r)} rows")
+    conv = df[df.kind == "conv"]
+    if len(conv):
+        faster = (conv.ours_factored_s <= conv.ours_dense_s).map({True: "factored", False: "dense"})
+        lines.append(f"  conv path: the FLOP rule picks the faster measured path in {int((conv.path == faster).sum())} "
+                     f"of {len(conv)} rows")
+    return "\n".join(lines)
+
+
+# -- the run record -------------------------------------------------------------------------
+
+NAME = "layers_benchmark"
+#: The device each profile measures on.
+PROFILE_DEVICE = {"smoke": "cpu", "cpu": "cpu", "full": "cuda"}
+
+
+@dataclass(kw_only=True)
+class Config(RunConfig):
+    """One benchmark run: the configurations (labels of :func:`configurations`) at each of
+    ``batches`` on ``device``, about ``budget_s`` seconds per measurement."""
+
+    experiment: str
+    profile: Profile
+    device: Literal["cpu", "cuda"]
+    batches: list[int]
+    configs: list[str]
+    budget_s: float
+    input_requires_grad: bool
+
+
+def default_budget(profile: str) -> float:
+    """Seconds per measurement unless given: 0.02 for the smoke profile, else 0.3."""
+    return 0.02 if profile == "smoke" else 0.3
+
+
+def make_config(profile: str, device: str | torch.device | None = None, budget: float | None = None) -> Config:
+    """The config of one benchmark run (``profile`` "smoke" = the quick subset; "cpu" or
+    "full" = everything) on ``device``'s kind (default: the profile's,
+    :data:`PROFILE_DEVICE`), at ``budget`` seconds per measurement (default
+    :func:`default_budget`)."""
+    quick = check_profile(profile) == "smoke"
+    device = PROFILE_DEVICE[profile] if device is None else torch.device(device).type
+    budget = default_budget(profile) if budget is None else budget
+    return Config(experiment=NAME, profile=profile, device=device, batches=list(QUICK_BATCHES if quick else BATCHES),
+                  configs=config_labels(quick), budget_s=budget, input_requires_grad=True)
+
+
+def config(profile: str, device: torch.device, budget: float | None = None) -> dict:
+    """:func:`make_config` as the dict the run store hashes."""
+    return make_config(profile, device, budget).to_dict()
+
+
+def configs(profile: str) -> list[Config]:
+    """The grid: one run per profile, on the profile's device, at the default budget."""
+    return [make_config(profile)]
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
+
+
+def measure_record(cfg: dict, device: torch.device, log=print) -> dict:
+    """Run the benchmark described by ``cfg`` on ``device``; the parts of a run record."""
+    t0 = time.perf_counter()
+    rows = run(device, cfg["profile"] == "smoke", cfg["budget_s"], log=log)
+    _, targets = summarize(rows)
+    threads = torch.get_num_threads()
+    return {"metrics": {"rows": rows, "targets": {k: list(v) for k, v in targets.items()},
+                        "tltorch": None if tltorch is None else tltorch.__version__, "threads": threads},
+            "timing": {"wall_s": time.perf_counter() - t0, "threads": threads}}
+
+
+def train(cfg: dict, device: str = "auto") -> dict:
+    """Measure ``cfg`` on the device it names (``device`` is not used: the profile chose it)."""
+    return measure_record(cfg, resolve_device(cfg["device"]))
+
+
+def record(profile: str, device: str = "auto", store=None, budget: float | None = None) -> dict:
+    """The stored record of ``profile`` on ``device``'s kind (at ``budget``, default the
+    profile's), measured now if missing. Notebooks: ``run_experiment("layers_benchmark",
+    profile)[0]`` is the same record where ``device`` is the profile's."""
+    from factorlab.experiments.registry import run_config
+
+    return run_config(NAME, make_config(profile, resolve_device(device), budget), device, store)
+
+
+EXPERIMENT = Experiment(NAME, "benchmark", Config, configs, train, label_keys=("device", "budget_s"),
+                        measures_on="device")
