@@ -254,3 +254,21 @@ def test_without_cuda_the_script_exits_with_one_line(tmp_path):
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.startswith("error: airbench_anchor needs a CUDA GPU") and out.stderr.count("\n") == 1
     assert "Traceback" not in out.stderr and not any(tmp_path.iterdir())  # nothing recorded
+
+
+def test_grid_configs_take_each_profiles_defaults():
+    full, cpu, smoke = (A.configs(p)[0] for p in ("full", "cpu", "smoke"))
+    assert (full.runs, full.device, full.torchvision) == (3, "cuda", "installed")
+    assert (cpu.runs, cpu.device, cpu.torchvision, cpu.seeds) == (5, "cpu", "shim", [0, 1, 2, 3, 4])
+    assert (smoke.runs, smoke.device, smoke.torchvision) == (1, "cpu", "shim")
+    assert A.make_config(5, "shim", profile="cpu") == cpu and A.make_config(3, "shim") != full
+    assert A.config(3, "installed") == full.to_dict()
+
+
+def test_a_config_that_says_shim_gets_the_shim(airbench):
+    if getattr(sys.modules.get("torchvision"), "__version__", None) != "shim":  # airbench came with a real one
+        with pytest.raises(A.AnchorError, match="asks for the torchvision stand-in; run it in a fresh process"):
+            A.import_airbench(force_shim=True)
+        return
+    module, tv = A.import_airbench(force_shim=True)
+    assert module is airbench and tv == "shim" and sys.modules["torchvision"].__version__ == "shim"

@@ -10,7 +10,7 @@ torchvision does not import beside their torch). The command line's options make
 configs (``--runs``, ``--acc-tolerance``).
 
     python benchmarks/airbench_anchor.py                # on a CUDA GPU: 3 runs of each, prints the table
-    python benchmarks/airbench_anchor.py --record       # ... and stores it as one run record (cifar_anchor)
+    python benchmarks/airbench_anchor.py --record       # ... through the run store (record cifar_anchor)
     python benchmarks/airbench_anchor.py --runs 5       # seeds 0..4
     python benchmarks/airbench_anchor.py --profile cpu --torchvision-shim --record   # this CPU machine
 
