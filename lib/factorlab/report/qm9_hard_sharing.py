@@ -1,0 +1,147 @@
+"""Chapter "Hard parameter sharing" (``notebooks/qm9_hard_sharing.ipynb``): one GINE encoder with
+a head per target (experiment ``qm9_hard_sharing``, task sets ``all19`` and ``std12``) against
+the GINE single-task models of experiment ``qm9_single_task``, target by target and by Δm.
+
+Relative changes and Δm are in % of the single-task MAE (mean over the single-task seeds);
+negative means sharing helps. A target is "worse" when its shared MAE is strictly above the
+single-task MAE, "better" when strictly below."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from factorlab import plots
+from factorlab.mtl import delta_m
+from factorlab.report.provenance import devices_of
+from factorlab.report.qm9 import TARGET_ORDER, UNITS, mae_frame
+
+#: The task sets of ``qm9_hard_sharing`` in display order, with their figure labels.
+TASK_SETS = {"all19": "shared, 19 targets", "std12": "shared, 12 targets"}
+
+
+def results_frame(records: list[dict], stl_records: list[dict]) -> pd.DataFrame:
+    """One row per run and target of the ``qm9_hard_sharing`` ``records`` and the
+    ``qm9_single_task`` ``stl_records`` (GINE): setting ("single-task" or the task set), seed,
+    target and test MAE (see :func:`factorlab.report.qm9.mae_frame`)."""
+    return mae_frame(records + stl_records)[["setting", "seed", "target", "mae"]]
+
+
+def single_task_mae(res: pd.DataFrame) -> pd.Series:
+    """The single-task test MAE per target of :func:`results_frame`: mean over the seeds."""
+    return res[res.setting == "single-task"].groupby("target").mae.mean()
+
+
+def task_sets(res: pd.DataFrame) -> list[str]:
+    """The task sets of :data:`TASK_SETS` that :func:`results_frame` has runs of, in order."""
+    return [s for s in TASK_SETS if s in set(res.setting)]
+
+
+def relative_change(res: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per task set, the change of the mean (over seeds) shared-model test MAE against the
+    single-task MAE, in % per target (negative: sharing helps)."""
+    stl = single_task_mae(res)
+    rel = {}
+    for s in task_sets(res):
+        mean = res[res.setting == s].pivot(index="target", columns="seed", values="mae").mean(axis=1)
+        rel[s] = 100 * (mean - stl.reindex(mean.index)) / stl.reindex(mean.index)
+    return rel
+
+
+def target_table(res: pd.DataFrame) -> pd.DataFrame:
+    """The chapter's target-by-target table: unit, single-task MAE and, per task set, the
+    shared model's MAE (mean over seeds) and its change (%), formatted (4 significant digits,
+    changes signed with one decimal; empty where a target is not in the set)."""
+    stl = single_task_mae(res)
+    rel = relative_change(res)
+    table = pd.DataFrame({"target": TARGET_ORDER, "unit": [UNITS[t] for t in TARGET_ORDER]})
+    table["single-task MAE"] = table.target.map(stl)
+    for s in task_sets(res):
+        mean = res[res.setting == s].pivot(index="target", columns="seed", values="mae").mean(axis=1)
+        table[f"{s} MAE"] = table.target.map(mean)
+        table[f"{s} change (%)"] = table.target.map(rel[s])
+    for col in table.columns[2:]:
+        table[col] = table[col].map(lambda v: "" if v != v else (f"{v:+.1f}" if "change" in col else f"{v:.4g}"))
+    return table
+
+
+def change_figure(res: pd.DataFrame):
+    """Bars of :func:`relative_change` per target, one colour per task set, on a symmetric log
+    scale (linear within ±20 %). Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    rel, sets = relative_change(res), task_sets(res)
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH, 3.4))
+    width = 0.8 / max(1, len(sets))
+    colors = dict(zip(TASK_SETS, sns.color_palette("colorblind", 2)))
+    for k, s in enumerate(sets):
+        v = rel[s].reindex(TARGET_ORDER)
+        x = np.arange(len(TARGET_ORDER)) + (k - (len(sets) - 1) / 2) * width
+        ax.bar(x, v.to_numpy(), width, color=colors[s], label=TASK_SETS[s])
+    ax.axhline(0, color="k", lw=1)
+    ax.set_yscale("symlog", linthresh=20)  # linear within ±20 %, logarithmic beyond (one target is far out)
+    ax.set_xticks(np.arange(len(TARGET_ORDER)), TARGET_ORDER, rotation=45, ha="right")
+    ax.set_ylabel("MAE change vs single-task (%)")
+    ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def delta_m_frame(res: pd.DataFrame) -> pd.DataFrame:
+    """One row per task set and seed: Δm (%) of the shared model against the single-task MAE
+    (:func:`factorlab.mtl.delta_m`), the number of targets and how many are worse."""
+    stl = single_task_mae(res)
+    rows = []
+    for s in task_sets(res):
+        for seed, g in res[res.setting == s].groupby("seed"):
+            mtl = dict(zip(g.target, g.mae))
+            rows.append({"task set": s, "seed": seed, "delta_m": 100 * delta_m(mtl, stl.to_dict()),
+                         "targets": len(mtl), "worse": int(sum(mtl[t] > stl[t] for t in mtl))})
+    return pd.DataFrame(rows)
+
+
+def delta_m_summary(res: pd.DataFrame) -> pd.DataFrame:
+    """:func:`delta_m_frame` per task set: targets, seeds, mean and standard deviation of Δm
+    over seeds (NaN for one seed) and the mean number of targets worse than single-task."""
+    return delta_m_frame(res).groupby("task set", sort=False).agg(
+        targets=("targets", "first"), seeds=("seed", "count"), mean=("delta_m", "mean"), sd=("delta_m", "std"),
+        worse=("worse", "mean")).reset_index()
+
+
+def delta_m_table(res: pd.DataFrame) -> pd.DataFrame:
+    """:func:`delta_m_summary` formatted: Δm as "+m ± sd" (one decimal)."""
+    summary = delta_m_summary(res)
+    return pd.DataFrame({
+        "task set": summary["task set"], "targets": summary.targets, "seeds": summary.seeds,
+        "Δm (%)": [f"{m:+.1f}" + ("" if s != s else f" ± {s:.1f}") for m, s in zip(summary["mean"], summary.sd)],
+        "targets worse than single-task (mean over seeds)": summary.worse.map("{:.1f}".format)})
+
+
+def glue_values(profile: str, records: list[dict], stl_records: list[dict]) -> dict:
+    """Every value the chapter glues, by name, from the ``qm9_hard_sharing`` ``records`` and
+    the GINE ``qm9_single_task`` ``stl_records``: the set-up (counts as thousands-separated
+    strings), per task set ``s`` Δm mean and sd (%; sd 0 for one seed) ``dm_<s>``,
+    ``dm_<s>_sd``, the mean number of worse targets ``worse_<s>``, the number of better targets
+    ``n_better_<s>`` of ``n_<s>``, the best and worst target and change, and every target's
+    change ``rel_<s>_<t>`` (%)."""
+    res = results_frame(records, stl_records)
+    cfg = records[0]["config"]
+    seeds = sorted({r["config"]["seed"] for r in records})
+    v = {"profile": profile, "n_runs": len(records), "devices": devices_of(records),
+         "layers": cfg["model_kwargs"]["layers"], "hidden": cfg["model_kwargs"]["hidden"], "epochs": cfg["epochs"],
+         "n_train": f"{records[0]['model']['n_train']:,}", "seeds": ", ".join(str(s) for s in seeds),
+         "params_all19": f"{next(r['model']['params'] for r in records if r['config']['task_set'] == 'all19'):,}",
+         "params_stl_total": f"{19 * stl_records[0]['model']['params_per_member']:,}", "n_seeds": len(seeds)}
+    for _, row in delta_m_summary(res).iterrows():
+        s = row["task set"]
+        v[f"dm_{s}"] = float(row["mean"])
+        v[f"dm_{s}_sd"] = float(row.sd) if row.sd == row.sd else 0.0
+        v[f"worse_{s}"] = float(row.worse)
+    for s, change in relative_change(res).items():
+        change = change.dropna()
+        v.update({f"n_better_{s}": int((change < 0).sum()), f"n_{s}": int(len(change)),
+                  f"best_{s}": change.idxmin(), f"best_{s}_pct": float(change.min()),
+                  f"worst_{s}": change.idxmax(), f"worst_{s}_pct": float(change.max())})
+        for t, p in change.items():
+            v[f"rel_{s}_{t}"] = float(p)
+    return v

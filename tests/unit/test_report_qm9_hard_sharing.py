@@ -1,0 +1,92 @@
+"""factorlab.report.qm9_hard_sharing: the hard-sharing chapter's frames, tables, Δm and glued
+values, on smoke-profile records (trained into a temporary store) and on hand-built records
+on both sides of "worse than single-task" (a shared MAE 1 % above, equal to and 1 % below)."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import pytest
+
+from factorlab.report import qm9_hard_sharing as report
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke records of qm9_hard_sharing and of qm9_single_task's GINE, in a temporary store."""
+    from factorlab.experiments import run_experiment
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path_factory.mktemp("store")))
+        mp.delenv("FACTORLAB_REQUIRE_CACHED", raising=False)
+        return (run_experiment("qm9_hard_sharing", "smoke", "cpu"),
+                run_experiment("qm9_single_task", "smoke", "cpu", where={"model": "gine"}))
+
+
+def _run(mae: dict[str, float], seed: int = 0, task_set: str | None = None) -> dict:
+    """A hand-built record: single-task (``task_set`` None) or hard-shared over ``mae``'s targets."""
+    cfg = {"experiment": "qm9_hard_sharing" if task_set else "qm9_single_task", "model": "gine", "seed": seed,
+           "sharing": "hard" if task_set else "none", "targets": list(mae), "epochs": 10,
+           "model_kwargs": {"layers": 4, "hidden": 64}}
+    if task_set:
+        cfg["task_set"] = task_set
+    return {"config": cfg, "metrics": {"test_mae": dict(mae), "test_mae_std": dict(mae), "valid_mae": dict(mae),
+                                       "best_epoch": {t: 1 for t in mae}},
+            "model": {"params": 500, "params_per_member": 100, "n_train": 20000},
+            "provenance": {"device": "cpu (x86_64, 1 threads)"}}
+
+
+STL = {"mu": 1.0, "alpha": 2.0, "homo": 4.0}
+
+
+def _hand():
+    records = [_run({"mu": 1.01, "alpha": 2.0, "homo": 3.96}, seed=0, task_set="all19"),  # +1 %, 0, -1 %
+               _run({"mu": 1.03, "alpha": 2.02, "homo": 3.96}, seed=1, task_set="all19")]  # +3 %, +1 %, -1 %
+    return records, [_run(STL)]
+
+
+def test_worse_and_better_on_both_sides_of_single_task():
+    records, stl = _hand()
+    res = report.results_frame(records, stl)
+    per_seed = report.delta_m_frame(res).set_index("seed")
+    assert list(per_seed.worse) == [1, 2]  # equal (alpha, seed 0) is not worse
+    assert per_seed.delta_m.tolist() == pytest.approx([0.0, 1.0])  # mean of (+1, 0, -1) and (+3, +1, -1) %
+    rel = report.relative_change(res)["all19"]
+    assert rel.to_dict() == pytest.approx({"alpha": 0.5, "homo": -1.0, "mu": 2.0})
+    v = report.glue_values("cpu", records, stl)
+    assert v["dm_all19"] == pytest.approx(0.5) and v["dm_all19_sd"] == pytest.approx(math.sqrt(0.5))
+    assert v["worse_all19"] == 1.5 and v["n_better_all19"] == 1 and v["n_all19"] == 3
+    assert (v["best_all19"], v["worst_all19"]) == ("homo", "mu")
+    assert v["best_all19_pct"] == pytest.approx(-1.0) and v["worst_all19_pct"] == pytest.approx(2.0)
+    assert v["seeds"] == "0, 1" and v["n_seeds"] == 2 and v["params_stl_total"] == "1,900"
+    assert "dm_std12" not in v  # no runs of that task set
+    table = report.delta_m_table(res)
+    assert table.loc[0, "Δm (%)"] == "+0.5 ± 0.7" and table.loc[0, "targets worse than single-task (mean over seeds)"] == "1.5"
+
+
+def test_one_seed_has_no_spread():
+    records, stl = _hand()
+    v = report.glue_values("cpu", records[:1], stl)
+    assert v["dm_all19"] == pytest.approx(0.0) and v["dm_all19_sd"] == 0.0
+    assert report.delta_m_table(report.results_frame(records[:1], stl)).loc[0, "Δm (%)"] == "+0.0"
+
+
+def test_smoke_glue_values_and_table(smoke):
+    records, stl = smoke
+    v = report.glue_values("smoke", records, stl)
+    res = report.results_frame(records, stl)
+    assert report.task_sets(res) == ["all19", "std12"] and v["n_all19"] == 19 and v["n_std12"] == 12
+    mtl = next(r for r in records if r["config"]["task_set"] == "all19")["metrics"]["test_mae"]
+    single = stl[0]["metrics"]["test_mae"]
+    for t in ("mu", "U0", "C"):
+        assert v[f"rel_all19_{t}"] == pytest.approx(100 * (mtl[t] - single[t]) / single[t])
+    assert v["worse_all19"] == sum(mtl[t] > single[t] for t in mtl)
+    assert v["params_all19"] == f"{next(r['model']['params'] for r in records if r['config']['task_set'] == 'all19'):,}"
+    assert len(v) == 11 + 2 * 3 + 2 * 6 + 19 + 12
+    table = report.target_table(res).set_index("target")
+    assert table.loc["A", "std12 MAE"] == "" and table.loc["mu", "all19 change (%)"] == f"{v['rel_all19_mu']:+.1f}"
+    fig = report.change_figure(res)
+    assert len(fig.axes[0].patches) == 19 + 19  # std12's seven missing targets are NaN bars
+    assert fig.axes[0].get_legend_handles_labels()[1] == ["shared, 19 targets", "shared, 12 targets"]
