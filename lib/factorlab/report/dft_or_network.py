@@ -1,0 +1,346 @@
+"""Chapter "DFT or network?" (``notebooks/dft_or_network.ipynb``): the DFT of a sample of QM9
+molecules against QM9's labels (experiment ``dft_validation``, one record per molecule), the
+two saved networks of experiment ``qm9_demo_model`` (19 single-task GINEs, ``sharing
+"none"``, and one hard-shared GINE, ``"hard"``) on the same molecules, and the time each
+method takes (SCF on one and two threads: benchmark ``dft_threads_benchmark``).
+
+Errors are in each target's unit (:data:`factorlab.report.qm9.UNITS`); times in seconds per
+molecule on one CPU thread unless a name says ``_ms``/``_us``; a ratio to chemical accuracy
+below 1 is chemically accurate; "print step" is the precision QM9 prints a label to."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from factorlab import plots
+from factorlab.dft.cost import fit_power_law
+from factorlab.experiments.dft_validation import QM9_PRINTED_STEP, validation_frame
+from factorlab.mtl import CHEMICAL_ACCURACY
+from factorlab.report.provenance import devices_of
+from factorlab.report.qm9 import TARGET_ORDER, UNITS
+
+#: Targets grouped by the DFT step they need: key -> (label, targets).
+DFT_STEP_GROUPS = {"scf": ("SCF: μ, HOMO, LUMO, gap, ⟨R²⟩", ["mu", "homo", "lumo", "gap", "r2"]),
+                   "pol": ("+ CPKS: α", ["alpha"]),
+                   "hess": ("+ Hessian: ZPVE, energies, Cv", ["zpve", "U0", "U", "H", "G", "Cv", "U0_atom", "U_atom",
+                                                               "H_atom", "G_atom"])}
+#: Legend label of each saved network, by its ``sharing``.
+NETWORK_LABELS = {"none": "19 single-task GINEs", "hard": "hard-shared GINE"}
+#: Heavy-atom ranges of the "small" and "large" molecules the text compares.
+SMALL_MAX_HEAVY, LARGE_MIN_HEAVY = 3, 7
+
+
+def thread_records(profile: str, store=None) -> list[dict]:
+    """The records of the benchmark ``dft_threads_benchmark`` (``benchmarks/dft_threads.py
+    --record``: the SCF on one and two threads) for ``profile``, from the run store (empty
+    where it was not measured)."""
+    from factorlab.results import RunStore
+
+    return [r for r in (store or RunStore()).records("dft_threads_benchmark") if r["config"]["profile"] == profile]
+
+
+def networks(net_records: list[dict]) -> dict[str, dict]:
+    """The ``qm9_demo_model`` records by ``sharing``: ``{"none": single-task, "hard": shared}``."""
+    return {r["config"]["sharing"]: r for r in net_records}
+
+
+def molecules_frame(dft_records: list[dict], net_records: list[dict]) -> pd.DataFrame:
+    """One row per molecule of ``dft_validation``, by heavy atoms then QM9 Index: SMILES, atoms,
+    basis functions, the seconds of each DFT step (NaN where not run), the electronic energy's
+    error against QM9's U0 − ZPVE (mEh) and the split the networks saw it in."""
+    stl = networks(net_records)["none"]
+    return pd.DataFrame([{
+        "Index": r["config"]["qm9_index"], "SMILES": r["model"]["smiles"], "heavy atoms": r["config"]["heavy_atoms"],
+        "atoms": r["model"]["n_atoms"], "basis functions": r["model"]["n_basis"],
+        "SCF (s)": r["timing"].get("scf_s"), "polarizability (s)": r["timing"].get("polarizability_s"),
+        "Hessian (s)": r["timing"].get("hessian_s"), "total (s)": r["timing"]["total_s"],
+        "energy error (mEh)": r["metrics"]["energy_error_mEh"],
+        "network split": stl["metrics"]["sample"].get(str(r["config"]["qm9_index"]), {}).get("split", "not loaded"),
+    } for r in dft_records]).sort_values(["heavy atoms", "Index"]).reset_index(drop=True)
+
+
+def molecules_table(mols: pd.DataFrame) -> pd.DataFrame:
+    """:func:`molecules_frame` formatted: seconds with one decimal (empty where not run), the
+    energy error signed with four decimals."""
+    show = mols.copy()
+    for c in ("SCF (s)", "polarizability (s)", "Hessian (s)", "total (s)"):
+        show[c] = show[c].map(lambda x: "" if x != x or x is None else f"{x:.1f}")
+    show["energy error (mEh)"] = show["energy error (mEh)"].map("{:+.4f}".format)
+    return show
+
+
+def network_sample_frame(dft_records: list[dict], net_records: list[dict]) -> pd.DataFrame:
+    """One row per molecule of ``dft_validation``, network and target: the network's value,
+    QM9's label and the error network − QM9 (molecules a network has no prediction for are
+    left out)."""
+    rows = []
+    for r in dft_records:
+        idx = str(r["config"]["qm9_index"])
+        for sharing, rec in networks(net_records).items():
+            pred = rec["metrics"]["sample"].get(idx)
+            if pred is None:
+                continue
+            for t in TARGET_ORDER:
+                rows.append({"qm9_index": int(idx), "network": sharing, "target": t, "value": pred["network"][t],
+                             "qm9": r["metrics"]["qm9"][t], "error": pred["network"][t] - r["metrics"]["qm9"][t]})
+    return pd.DataFrame(rows)
+
+
+def dft_error_summary(dft_records: list[dict]) -> pd.DataFrame:
+    """Per target (in :data:`TARGETS` order, those computed), over the molecules: their number,
+    median and max |DFT − QM9|, QM9's print step and max / step (at most 0.5 for a perfect
+    reproduction of a rounded label)."""
+    v = validation_frame(dft_records).dropna(subset=["error"]).copy()
+    v["abs"] = v.error.abs()
+    summary = v.groupby("target").agg(molecules=("abs", "size"), median=("abs", "median"), max=("abs", "max"))
+    summary = summary.reindex([n for n in TARGET_ORDER if n in summary.index])
+    summary["step"] = [QM9_PRINTED_STEP[t] for t in summary.index]
+    summary["max / step"] = summary["max"] / summary["step"]
+    return summary
+
+
+def dft_error_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`dft_error_summary` formatted (two significant digits, the ratio with two decimals)."""
+    return pd.DataFrame({"target": summary.index, "unit": [UNITS[t] for t in summary.index],
+                         "molecules": summary.molecules.to_numpy(),
+                         "median |DFT − QM9|": summary["median"].map("{:.2g}".format).to_numpy(),
+                         "max |DFT − QM9|": summary["max"].map("{:.2g}".format).to_numpy(),
+                         "QM9 print step": summary.step.map("{:.2g}".format).to_numpy(),
+                         "max / print step": summary["max / step"].map("{:.2f}".format).to_numpy()})
+
+
+def network_frame(dft_records: list[dict], net_records: list[dict]) -> pd.DataFrame:
+    """Per target: the cited chemical accuracy, both networks' test-split MAE, the single-task
+    networks' MAE over this sample (when they predicted it), the DFT's median |error| over the
+    sample and single-task test MAE / chemical accuracy (NaN without a cited accuracy)."""
+    net = networks(net_records)
+    net_sample = network_sample_frame(dft_records, net_records)
+    tab = pd.DataFrame({"target": TARGET_ORDER, "unit": [UNITS[t] for t in TARGET_ORDER]})
+    tab["chemical accuracy (cited)"] = tab.target.map(lambda t: CHEMICAL_ACCURACY.get(t, np.nan))
+    tab["single-task MAE, test split"] = tab.target.map(net["none"]["metrics"]["test_mae"])
+    tab["hard-shared MAE, test split"] = tab.target.map(net["hard"]["metrics"]["test_mae"])
+    if len(net_sample):
+        s = net_sample.assign(abs=net_sample.error.abs()).groupby(["network", "target"])["abs"].mean()
+        tab["single-task MAE, this sample"] = tab.target.map(s.get("none", pd.Series(dtype=float)))
+    tab["DFT median |error|, this sample"] = tab.target.map(dft_error_summary(dft_records)["median"])
+    tab["single-task / chemical accuracy"] = tab["single-task MAE, test split"] / tab["chemical accuracy (cited)"]
+    return tab
+
+
+def network_table(tab: pd.DataFrame) -> pd.DataFrame:
+    """:func:`network_frame` formatted (three significant digits, empty for NaN)."""
+    fmt = tab.copy()
+    for c in fmt.columns[2:]:
+        fmt[c] = fmt[c].map(lambda x: "" if x != x else f"{x:.3g}")
+    return fmt
+
+
+def per_molecule_ratio(dft_records: list[dict], net_records: list[dict]) -> pd.DataFrame:
+    """Per network and molecule of the sample: its heavy atoms and the median over the targets
+    with a cited accuracy of |network − QM9| / chemical accuracy (empty, with the columns
+    ``network``, ``heavy atoms`` and ``ratio``, when no network predicted the sample)."""
+    net_sample = network_sample_frame(dft_records, net_records)
+    if not len(net_sample):
+        return pd.DataFrame({"network": [], "qm9_index": [], "heavy atoms": [], "ratio": []})
+    mols = molecules_frame(dft_records, net_records)
+    ns = net_sample[net_sample.target.isin(list(CHEMICAL_ACCURACY))].copy()
+    ns["ratio"] = ns.error.abs() / ns.target.map(CHEMICAL_ACCURACY)
+    ns["heavy atoms"] = ns.qm9_index.map(dict(zip(mols.Index, mols["heavy atoms"])))
+    return ns.groupby(["network", "qm9_index", "heavy atoms"], as_index=False).ratio.median()
+
+
+def accuracy_figure(per_mol: pd.DataFrame):
+    """:func:`per_molecule_ratio` against heavy atoms, one marker per network, log scale,
+    chemical accuracy dashed. Returns the Figure, or None when ``per_mol`` is empty."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if not len(per_mol):
+        return None
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH * 0.7, 3.2))
+    for (sharing, g), c, m in zip(per_mol.groupby("network", sort=False), sns.color_palette("colorblind", 2), ("o", "s")):
+        ax.scatter(g["heavy atoms"], g.ratio, color=c, marker=m, label=NETWORK_LABELS[sharing])
+    ax.axhline(1, color="k", lw=1, ls="--")
+    ax.set_yscale("log")
+    ax.set_xticks(range(1, 10))
+    ax.set_xlabel("heavy atoms")
+    ax.set_ylabel("median over targets of\n|error| / chemical accuracy")
+    ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def network_one_molecule_s(net_records: list[dict]) -> float:
+    """Seconds the single-task networks take for one molecule from its SMILES: featurization
+    plus one forward pass of a ready graph."""
+    inf = networks(net_records)["none"]["timing"]["inference"]
+    return inf["single_s"] + inf["featurize_s"]
+
+
+def time_figure(mols: pd.DataFrame, net_records: list[dict]):
+    """Seconds per molecule against heavy atoms: each DFT step's cumulated time (SCF, +
+    polarizability, + Hessian) as points, the single-task networks' inference times as lines,
+    log scale. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    inf_s = networks(net_records)["none"]["timing"]["inference"]
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH, 3.6))
+    pal = sns.color_palette("colorblind", 6)
+    for col, label, c, m in (("SCF (s)", "DFT: SCF", pal[0], "o"),
+                             ("polarizability (s)", "DFT: + polarizability (CPKS)", pal[1], "s"),
+                             ("Hessian (s)", "DFT: + Hessian (thermochemistry)", pal[2], "^")):
+        d = mols.dropna(subset=[col])
+        y = d["SCF (s)"] if col == "SCF (s)" else (d["SCF (s)"] + d["polarizability (s)"].fillna(0)
+                                                  + (d["Hessian (s)"] if col == "Hessian (s)" else 0))
+        ax.scatter(d["heavy atoms"], y, color=c, marker=m, label=label, zorder=3)
+    lines = (("featurize_single", "network: SMILES → graph → 19 single-task GINEs", pal[3], "-"),
+             ("single_s", "network: one molecule, graph ready", pal[4], "--"),
+             ("batched_s", f"network: batches of {inf_s['batch_size']:,}, per molecule", pal[5], ":"))
+    for key, label, c, ls in lines:
+        ax.axhline(network_one_molecule_s(net_records) if key == "featurize_single" else inf_s[key],
+                   color=c, ls=ls, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("heavy atoms")
+    ax.set_ylabel("seconds per molecule (one CPU thread)")
+    ax.set_xticks(range(1, 10))
+    ax.legend(fontsize="x-small", loc="center right")
+    fig.tight_layout()
+    return fig
+
+
+def cost_fits(mols: pd.DataFrame) -> dict:
+    """Power laws of the DFT's cost in the number of basis functions (least squares in log-log,
+    :func:`factorlab.dft.cost.fit_power_law`; NaN with fewer than two molecules): ``scf`` and
+    ``hess`` as (seconds at the first molecule's size, power), the ``largest`` molecule's row
+    and ``hess_extrap_s``, the Hessian's fit extrapolated to it (an extrapolation, not a
+    measurement)."""
+    hess = mols.dropna(subset=["Hessian (s)"])
+    scf_fit = fit_power_law(mols["basis functions"], mols["SCF (s)"]) if len(mols) > 1 else (np.nan, np.nan)
+    hess_fit = fit_power_law(hess["basis functions"], hess["Hessian (s)"]) if len(hess) > 1 else (np.nan, np.nan)
+    largest = mols.loc[mols["basis functions"].idxmax()]
+    hess_extrap = hess_fit[0] * (largest["basis functions"] / hess["basis functions"].iloc[0]) ** hess_fit[1] \
+        if len(hess) > 1 else np.nan
+    return {"scf": scf_fit, "hess": hess_fit, "largest": largest, "hess_extrap_s": hess_extrap}
+
+
+def speed_error_points(dft_records: list[dict], net_records: list[dict]) -> pd.DataFrame:
+    """One point per group of :data:`DFT_STEP_GROUPS` and method: seconds per molecule (the
+    DFT: median over the sample of the steps' total, the Hessian's over the molecules it ran on;
+    the network: one molecule from its SMILES) and the median, min and max over the group's
+    targets of error / chemical accuracy (the DFT: largest |error| on the sample; the network:
+    single-task test MAE)."""
+    mols = molecules_frame(dft_records, net_records)
+    summary = dft_error_summary(dft_records)
+    hess = mols.dropna(subset=["Hessian (s)"])
+    stl = networks(net_records)["none"]
+    dft_time = {"scf": mols["SCF (s)"].median(),
+                "pol": (mols["SCF (s)"] + mols["polarizability (s)"]).median(),
+                "hess": (hess["SCF (s)"] + hess["Hessian (s)"]).median() if len(hess) else np.nan}
+    net_time = network_one_molecule_s(net_records)
+    pts = []
+    for g, (label, ts) in DFT_STEP_GROUPS.items():
+        dft_r = [summary.loc[t, "max"] / CHEMICAL_ACCURACY[t] for t in ts if t in summary.index]
+        net_r = [stl["metrics"]["test_mae"][t] / CHEMICAL_ACCURACY[t] for t in ts]
+        if dft_r:
+            pts.append({"group": g, "label": label, "method": "DFT: largest |error| on the sample",
+                        "seconds": dft_time[g], "median": np.median(dft_r), "lo": min(dft_r), "hi": max(dft_r)})
+        pts.append({"group": g, "label": label, "method": "network: test MAE (19 single-task GINEs)",
+                    "seconds": net_time, "median": np.median(net_r), "lo": min(net_r), "hi": max(net_r)})
+    return pd.DataFrame(pts)
+
+
+def speed_error_figure(pts: pd.DataFrame):
+    """:func:`speed_error_points` as error / chemical accuracy against seconds per molecule
+    (log-log; the bar is the range over the group's targets; the network's three groups,
+    which share one time, drawn slightly apart). Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH, 3.8))
+    markers = {"scf": "o", "pol": "s", "hess": "^"}
+    shift = {"scf": 0.8, "pol": 1.0, "hess": 1.25}  # spread the network's three groups (same time) apart
+    colors = dict(zip(pts.method.unique(), sns.color_palette("colorblind", 2)))
+    for _, p in pts.iterrows():
+        x = p.seconds * (shift[p.group] if p.method.startswith("network") else 1.0)
+        ax.errorbar([x], [p["median"]], yerr=[[p["median"] - p.lo], [p.hi - p["median"]]], color=colors[p.method],
+                    marker=markers[p.group], ms=7, capsize=3, ls="none")
+    for m, c in colors.items():
+        ax.plot([], [], color=c, marker="o", ls="none", label=m)
+    for g, (label, _) in DFT_STEP_GROUPS.items():
+        ax.plot([], [], color="0.4", marker=markers[g], ls="none", label=label)
+    ax.axhline(1, color="k", lw=1, ls="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("seconds per molecule (one CPU thread)")
+    ax.set_ylabel("error / chemical accuracy")
+    ax.legend(fontsize="x-small", loc="center", ncol=1)
+    fig.tight_layout()
+    return fig
+
+
+def threads_sentence(thread_recs: list[dict]) -> str:
+    """The sentence on the SCF's speed-up from one to two threads, from the first
+    ``dft_threads_benchmark`` record (or that it was not measured)."""
+    if not thread_recs:
+        return "The speed-up on two threads has not been measured for this profile (benchmarks/dft_threads.py)."
+    tm = thread_recs[0]["metrics"]
+    heavy = [r["heavy_atoms"] for r in tm["rows"]]
+    return (f"On two threads of the same machine (otherwise idle) the SCF ran {tm['speedup_min']:.2f} to "
+            f"{tm['speedup_max']:.2f} times faster than on one, on {len(heavy)} molecules of {min(heavy)} to "
+            f"{max(heavy)} heavy atoms (benchmarks/dft_threads.py), with the same energy.")
+
+
+def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], thread_recs: list[dict]) -> dict:
+    """Every value the chapter glues, by name, from the ``dft_validation``, ``qm9_demo_model``
+    and ``dft_threads_benchmark`` records: the sample and the networks (counts as
+    thousands-separated strings), the DFT's times (s) and power laws (:func:`cost_fits`,
+    ``hess_extrap_h`` in hours), the networks' times (ms, µs), the speed-up of the network over
+    the SCF, the validation verdicts (``n_within_one``: targets whose largest error is at most
+    one print step; ``worst_*``: the largest max / step), the networks' test MAE / chemical
+    accuracy (``n_net_accurate``: at most 1) and the median per-molecule ratio of the small
+    (≤ 3 heavy atoms) and large (≥ 7) molecules."""
+    net = networks(net_records)
+    stl, hard = net["none"], net["hard"]
+    inf_s, inf_h = stl["timing"]["inference"], hard["timing"]["inference"]
+    mols = molecules_frame(dft_records, net_records)
+    summary = dft_error_summary(dft_records)
+    fits = cost_fits(mols)
+    hess = mols.dropna(subset=["Hessian (s)"])
+    largest = fits["largest"]
+    v = {"profile": profile, "n_dft": len(dft_records), "dft_devices": devices_of(dft_records),
+         "net_devices": devices_of(net_records),
+         "hessian_max": max([r["config"]["heavy_atoms"] for r in dft_records if r["config"]["hessian"]], default=0),
+         "per_size": max(mols.groupby("heavy atoms").size()),
+         "n_train": f"{stl['model']['n_train']:,}", "n_test": f"{stl['model']['n_test']:,}",
+         "n_valid": f"{stl['model']['n_valid']:,}", "epochs": stl["config"]["epochs"],
+         "params_stl": f"{stl['model']['params']:,}", "params_hard": f"{hard['model']['params']:,}",
+         "scf_min": float(mols["SCF (s)"].min()), "scf_max": float(mols["SCF (s)"].max()),
+         "largest_smiles": str(largest["SMILES"]), "largest_nbf": int(largest["basis functions"]),
+         "scf_power": float(fits["scf"][1]), "hess_power": float(fits["hess"][1]),
+         "hess_min": float(hess["Hessian (s)"].min()) if len(hess) else float("nan"),
+         "hess_max": float(hess["Hessian (s)"].max()) if len(hess) else float("nan"),
+         "hess_extrap_h": float(fits["hess_extrap_s"]) / 3600,
+         "net_single_ms": 1e3 * inf_s["single_s"], "net_featurize_ms": 1e3 * inf_s["featurize_s"],
+         "net_batched_us": 1e6 * inf_s["batched_s"], "batch_size": f"{inf_s['batch_size']:,}",
+         "hard_single_ms": 1e3 * inf_h["single_s"], "hard_batched_us": 1e6 * inf_h["batched_s"]}
+    net_one = network_one_molecule_s(net_records)
+    v.update({"speedup_min": float(mols["SCF (s)"].min() / net_one),
+              "speedup_max": float(mols["SCF (s)"].max() / net_one),
+              "energy_err_max": float(mols["energy error (mEh)"].abs().max()),
+              "n_within_one": int((summary["max / step"] <= 1).sum()),
+              "net_rate": float(1 / inf_s["batched_s"]), "n_targets_dft": len(summary)})
+    worst = summary["max / step"].idxmax()
+    v.update({"worst_target": worst, "worst_ratio": float(summary.loc[worst, "max / step"])})
+    tab = network_frame(dft_records, net_records)
+    ratios = tab.dropna(subset=["single-task / chemical accuracy"]).set_index("target")["single-task / chemical accuracy"]
+    v.update({"net_ratio_min": float(ratios.min()), "net_ratio_min_t": ratios.idxmin(),
+              "net_ratio_max": float(ratios.max()), "net_ratio_max_t": ratios.idxmax(),
+              "net_ratio_median": float(ratios.median()), "n_net_accurate": int((ratios <= 1).sum()),
+              "threads_sentence": threads_sentence(thread_recs),
+              "n_train_split": int((mols["network split"] == "train").sum())})
+    per_mol = per_molecule_ratio(dft_records, net_records)
+    st = per_mol[per_mol.network == "none"]
+    v.update({"small_ratio": float(st[st["heavy atoms"] <= SMALL_MAX_HEAVY].ratio.median()),
+              "large_ratio": float(st[st["heavy atoms"] >= LARGE_MIN_HEAVY].ratio.median())})
+    return v

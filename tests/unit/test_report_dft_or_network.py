@@ -1,0 +1,151 @@
+"""factorlab.report.dft_or_network: the DFT-or-network chapter's frames, tables, figures and
+glued values, on smoke-profile records (trained into a temporary store) and on hand-built
+records on both sides of each verdict (one print step, chemical accuracy 1, the small/large
+molecule bounds) and with exact power laws."""
+from __future__ import annotations
+
+import math
+import statistics
+
+import matplotlib
+import pytest
+
+from factorlab.experiments.dft_validation import QM9_PRINTED_STEP
+from factorlab.mtl import CHEMICAL_ACCURACY
+from factorlab.report import dft_or_network as report
+from factorlab.report.qm9 import TARGET_ORDER
+
+matplotlib.use("Agg")
+
+DEVICE = "cpu (x86_64, 1 threads)"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke records of dft_validation (one molecule) and qm9_demo_model (two networks)."""
+    from factorlab.experiments import run_experiment
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path_factory.mktemp("store")))
+        mp.delenv("FACTORLAB_REQUIRE_CACHED", raising=False)
+        return run_experiment("dft_validation", "smoke", "cpu"), run_experiment("qm9_demo_model", "smoke", "cpu")
+
+
+def _dft(idx: int, heavy: int, n_basis: int, scf_s: float, steps: dict[str, float], hessian_s: float | None = None):
+    """A dft_validation record whose error on each target of ``steps`` is that many print steps."""
+    qm9 = {t: 1.0 for t in TARGET_ORDER}
+    error = {t: k * QM9_PRINTED_STEP[t] for t, k in steps.items()}
+    timing = {"scf_s": scf_s, "polarizability_s": 1.0, "total_s": scf_s + 1.0 + (hessian_s or 0.0)}
+    if hessian_s is not None:
+        timing["hessian_s"] = hessian_s
+    return {"config": {"qm9_index": idx, "heavy_atoms": heavy, "hessian": hessian_s is not None},
+            "metrics": {"qm9": qm9, "dft": {t: qm9[t] + e for t, e in error.items()}, "error": error,
+                        "energy_error_mEh": -0.01 * idx},
+            "model": {"smiles": "C" * heavy, "n_atoms": 3 * heavy, "n_basis": n_basis},
+            "timing": timing, "provenance": {"device": DEVICE}}
+
+
+def _net(sharing: str, test_ratio: dict[str, float], sample: dict[int, float], params: int):
+    """A qm9_demo_model record: test MAE = ratio x chemical accuracy (1.0 for the rotational
+    constants); on each molecule of ``sample`` every target off QM9's label by that many
+    chemical accuracies (1 for A, B, C)."""
+    mae = {t: test_ratio.get(t, 2.0) * CHEMICAL_ACCURACY.get(t, 1.0) for t in TARGET_ORDER}
+    pred = {str(i): {"split": "train" if i == 1 else "test",
+                     "network": {t: 1.0 + k * CHEMICAL_ACCURACY.get(t, 1.0) for t in TARGET_ORDER}}
+            for i, k in sample.items()}
+    return {"config": {"sharing": sharing, "epochs": 10},
+            "metrics": {"test_mae": mae, "sample": pred},
+            "model": {"n_train": 20000, "n_valid": 2000, "n_test": 10831, "params": params},
+            "timing": {"inference": {"single_s": 0.002, "featurize_s": 0.001, "batched_s": 1e-4, "batch_size": 256}},
+            "provenance": {"device": DEVICE}}
+
+
+def _hand():
+    dft = [_dft(1, 1, 10, 1.0, {"mu": 0.5, "homo": 1.0}, hessian_s=2.0),
+           _dft(2, 3, 20, 8.0, {"mu": 1.01, "homo": 0.99}, hessian_s=32.0),  # power 3 (SCF), 4 (Hessian)
+           _dft(3, 4, 40, 64.0, {"mu": 0.2, "homo": 0.2}),
+           _dft(4, 7, 80, 512.0, {"mu": 0.2, "homo": 0.2})]
+    nets = [_net("none", {"mu": 1.0, "homo": 1.01, "lumo": 0.5}, {1: 0.5, 2: 2.0, 3: 9.0, 4: 3.0}, 1900),
+            _net("hard", {}, {1: 1.0}, 500)]
+    return dft, nets
+
+
+def test_verdicts_on_both_sides_of_their_thresholds():
+    dft, nets = _hand()
+    v = report.glue_values("cpu", dft, nets, [])
+    # largest error: mu 1.01 steps (over one), homo 1.0 step (within one)
+    assert v["n_within_one"] == 1 and v["worst_target"] == "mu" and v["worst_ratio"] == pytest.approx(1.01)
+    # network test MAE / chemical accuracy: mu 1.0 and lumo 0.5 accurate (<= 1), homo 1.01 not
+    assert v["n_net_accurate"] == 2 and v["net_ratio_min_t"] == "lumo" and v["net_ratio_max"] == pytest.approx(2.0)
+    # per molecule median ratio of the single-task networks: <= 3 heavy atoms (0.5, 2.0), >= 7 (3.0); 4 is neither
+    assert v["small_ratio"] == pytest.approx(1.25) and v["large_ratio"] == pytest.approx(3.0)
+    assert v["n_train_split"] == 1 and v["per_size"] == 1 and v["hessian_max"] == 3
+    assert v["threads_sentence"].startswith("The speed-up on two threads has not been measured")
+
+
+def test_power_laws_and_times():
+    dft, nets = _hand()
+    v = report.glue_values("cpu", dft, nets, [])
+    assert v["scf_power"] == pytest.approx(3.0) and v["hess_power"] == pytest.approx(4.0)
+    assert v["hess_extrap_h"] == pytest.approx(2.0 * 8 ** 4 / 3600)  # 2 s at 10 basis functions, read at 80
+    assert (v["largest_smiles"], v["largest_nbf"]) == ("CCCCCCC", 80)
+    assert (v["hess_min"], v["hess_max"]) == (2.0, 32.0) and (v["scf_min"], v["scf_max"]) == (1.0, 512.0)
+    assert v["speedup_max"] == pytest.approx(512.0 / 0.003) and v["net_rate"] == pytest.approx(1e4)
+    assert v["net_single_ms"] == pytest.approx(2.0) and v["batch_size"] == "256" and v["params_stl"] == "1,900"
+    assert v["energy_err_max"] == pytest.approx(0.04)
+    assert len(v) == 45
+
+
+def test_frames_and_tables():
+    dft, nets = _hand()
+    mols = report.molecules_frame(dft, nets)
+    assert list(mols.Index) == [1, 2, 3, 4] and list(mols["network split"]) == ["train", "test", "test", "test"]
+    show = report.molecules_table(mols)
+    assert list(show["Hessian (s)"]) == ["2.0", "32.0", "", ""] and show["energy error (mEh)"][0] == "-0.0100"
+    summary = report.dft_error_summary(dft)
+    assert list(summary.index) == ["mu", "homo"] and list(summary.molecules) == [4, 4]
+    assert list(report.dft_error_table(summary)["max / print step"]) == ["1.01", "1.00"]
+    tab = report.network_frame(dft, nets).set_index("target")
+    assert tab.loc["mu", "single-task MAE, this sample"] == pytest.approx(3.625 * CHEMICAL_ACCURACY["mu"])
+    assert math.isnan(tab.loc["A", "single-task / chemical accuracy"]) and math.isnan(tab.loc["lumo", "DFT median |error|, this sample"])
+    assert report.network_table(tab.reset_index()).set_index("target").loc["A", "chemical accuracy (cited)"] == ""
+    pts = report.speed_error_points(dft, nets).set_index(["group", "method"])
+    dft_scf = pts.loc[("scf", "DFT: largest |error| on the sample")]
+    assert dft_scf.seconds == 36.0  # median SCF time of the sample
+    assert dft_scf.hi == pytest.approx(max(1.01 * QM9_PRINTED_STEP["mu"] / CHEMICAL_ACCURACY["mu"],
+                                           1.0 * QM9_PRINTED_STEP["homo"] / CHEMICAL_ACCURACY["homo"]))
+    assert ("pol", "DFT: largest |error| on the sample") not in pts.index  # alpha not computed
+
+
+def test_figures():
+    dft, nets = _hand()
+    fig = report.accuracy_figure(report.per_molecule_ratio(dft, nets))
+    assert [len(c.get_offsets()) for c in fig.axes[0].collections] == [1, 4]  # molecules per network
+    assert fig.axes[0].get_legend_handles_labels()[1] == ["hard-shared GINE", "19 single-task GINEs"]
+    assert report.accuracy_figure(report.per_molecule_ratio(dft, [_net("none", {}, {}, 1), _net("hard", {}, {}, 1)])) is None
+    fig = report.time_figure(report.molecules_frame(dft, nets), nets)
+    assert len(fig.axes[0].lines) == 3 and len(fig.axes[0].collections) == 3
+    fig = report.speed_error_figure(report.speed_error_points(dft, nets))
+    assert fig.axes[0].get_legend_handles_labels()[1][2:] == [label for label, _ in report.DFT_STEP_GROUPS.values()]
+
+
+def test_threads_sentence_from_the_record():
+    rec = {"metrics": {"speedup_min": 1.342, "speedup_max": 1.69,
+                       "rows": [{"heavy_atoms": 3}, {"heavy_atoms": 5}, {"heavy_atoms": 6}]}}
+    assert report.threads_sentence([rec]).startswith("On two threads of the same machine (otherwise idle) the SCF "
+                                                     "ran 1.34 to 1.69 times faster than on one, on 3 molecules of "
+                                                     "3 to 6 heavy atoms")
+
+
+def test_smoke_records(smoke):
+    dft, nets = smoke
+    v = report.glue_values("smoke", dft, nets, report.thread_records("smoke"))
+    stl = next(r for r in nets if r["config"]["sharing"] == "none")
+    assert v["n_dft"] == 1 and v["per_size"] == 1 and v["params_stl"] == f"{stl['model']['params']:,}"
+    assert math.isnan(v["scf_power"]) and math.isnan(v["hess_extrap_h"])  # one molecule: no fit
+    assert v["scf_min"] == v["scf_max"] == dft[0]["timing"]["scf_s"]
+    assert v["n_targets_dft"] == len(report.dft_error_summary(dft))
+    ratios = {t: stl["metrics"]["test_mae"][t] / a for t, a in CHEMICAL_ACCURACY.items()}
+    assert v["n_net_accurate"] == sum(r <= 1 for r in ratios.values())
+    assert v["net_ratio_median"] == pytest.approx(statistics.median(ratios.values()))
+    assert len(v) == 45
