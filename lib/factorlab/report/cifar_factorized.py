@@ -1,0 +1,371 @@
+"""Chapter "Factorized convolutions in fast CIFAR-10 training" (``notebooks/cifar_factorized.ipynb``):
+the dense reference curve (experiment ``cifar_baselines``), the factorized variants
+(``cifar_factorized``) against the dense net thinned to their size, weight decay scaled by
+compression, the dense net without its identity initialisation (``cifar_init``), the
+long-schedule overfitting runs (``cifar_long``), airbench94 itself side by side (benchmark
+``cifar_anchor``, ``benchmarks/airbench_anchor.py``) and the channels-last speed-up (benchmark
+``memory_format_benchmark``, ``benchmarks/memory_format.py``).
+
+Accuracies are test accuracies in % (points for differences); "sd" is the standard deviation
+over seeds, "se" the standard error of a paired mean difference. Verdicts: a paired difference
+is "clear" when it exceeds :data:`CLEAR_SE` standard errors; a run "overfits" when its final
+clean training loss is below :data:`OVERFITS` of its test loss, "a little" below
+:data:`OVERFITS_A_LITTLE`."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from factorlab import plots
+from factorlab.analysis import interpolate_log, pareto_front
+from factorlab.report.provenance import devices_of
+
+#: A paired difference is clear when |mean| exceeds this many standard errors.
+CLEAR_SE = 2
+#: Final training loss / test loss below which a run overfits, and overfits a little.
+OVERFITS, OVERFITS_A_LITTLE = 0.5, 0.85
+#: The experiments of the chapter's ``full`` grid, whose GPU time is estimated.
+FULL_GRID = ("cifar_baselines", "cifar_factorized", "cifar_long", "cifar_init")
+
+
+def variant_label(cfg: dict) -> str:
+    """A short name of a config's convolution: family and its knobs, e.g.
+    ``"separable_lowrank (factor=4)"``."""
+    f = cfg.get("factorize") or {}
+    knobs = ", ".join(f"{k}={v}" for k, v in sorted(f.items()) if k != "family")
+    return cfg["family"] + (f" ({knobs})" if knobs else "")
+
+
+def runs_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per run of a CIFAR experiment (``cifar_baselines``, ``cifar_factorized``,
+    ``cifar_init``): net, family, variant (:func:`variant_label`), width, wd_mode, seed, test
+    accuracy ``acc`` (%), trainable ``params``, ``train_s`` (s) and whole-network
+    ``compression``."""
+    return pd.DataFrame([{"net": r["config"]["net"], "family": r["config"]["family"],
+                          "variant": variant_label(r["config"]), "width": r["config"]["width"],
+                          "wd_mode": r["config"]["wd_mode"], "seed": r["config"]["seed"],
+                          "acc": 100 * r["metrics"]["test_acc"], "params": r["model"]["params"],
+                          "train_s": r["timing"]["train_s"], "compression": r["model"]["compression"]}
+                         for r in records])
+
+
+def dense_curve_at(runs: pd.DataFrame, net: str, params) -> np.ndarray:
+    """Mean test accuracy (%) of a dense net of the same size: the curve of ``runs``' ``net``
+    (mean over seeds per width) read at ``params`` (interpolated in log parameters; NaN
+    outside the widths run)."""
+    d = runs[runs.net == net].groupby("width").agg(params=("params", "first"), acc=("acc", "mean"))
+    return interpolate_log(d.params, d.acc, params) if len(d) else np.full(len(params), np.nan)
+
+
+def factorized_points(b: pd.DataFrame, f: pd.DataFrame, ni: pd.DataFrame) -> pd.DataFrame:
+    """One point per factorized config (net, family, variant, wd_mode) of :func:`runs_frame`
+    ``f``: mean ``acc`` and ``sd`` over seeds (NaN for one), ``seeds``, ``params``, mean
+    ``train_s``, ``compression``; ``dense_same_size``, the dense reference ``b`` read at its
+    size, ``vs_dense`` = acc − dense_same_size (points) and ``dense_random_start``, the
+    identity-free dense net ``ni`` read at its size (both for the first point's net)."""
+    fm = f.groupby(["net", "family", "variant", "wd_mode"], as_index=False).agg(
+        acc=("acc", "mean"), sd=("acc", "std"), seeds=("seed", "nunique"), params=("params", "first"),
+        train_s=("train_s", "mean"), compression=("compression", "first"))
+    fm["dense_same_size"] = dense_curve_at(b, fm.net.iloc[0], fm.params) if len(fm) else []
+    fm["vs_dense"] = fm.acc - fm.dense_same_size
+    fm["dense_random_start"] = dense_curve_at(ni, fm.net.iloc[0], fm.params) if len(fm) else []
+    return fm
+
+
+def accuracy_figure(b: pd.DataFrame, f: pd.DataFrame, fm: pd.DataFrame, dataset_variant: str | None):
+    """Test accuracy against parameters (left) and training time (right): the dense nets per
+    width (mean ± sd over seeds), the factorized points of :func:`factorized_points` (colour:
+    family, marker: weight decay) and the Pareto front over the means. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(plots.FULL_WIDTH, 3.8), sharey=True)
+    palette = dict(zip(sorted(f.family.unique()), sns.color_palette("colorblind", f.family.nunique())))
+    for ax, x, xlabel in [(axes[0], "params", "trainable parameters"), (axes[1], "train_s", "training time (s, CPU)")]:
+        for net, d in b.groupby("net"):
+            g = d.groupby("width").agg(x=(x, "mean"), acc=("acc", "mean"), sd=("acc", "std")).reset_index()
+            ax.errorbar(g.x, g.acc, yerr=g.sd, fmt="k-" if net == "airbench" else "k--", marker="o", ms=4,
+                        label=f"{net}, dense, widths {', '.join(f'{w:g}' for w in g.width)}")
+        for (fam, wd), d in fm.groupby(["family", "wd_mode"]):
+            ax.errorbar(d[x], d.acc, yerr=d.sd, color=palette[fam], marker="o" if wd == "usual" else "^", ms=5,
+                        ls="none", elinewidth=0.8, label=f"{fam}, wd {wd}", zorder=3)
+        bm = b.groupby(["net", "width"], as_index=False).agg(acc=("acc", "mean"), params=("params", "first"),
+                                                            train_s=("train_s", "mean"))
+        front = pareto_front(pd.concat([bm, fm], ignore_index=True), x=x, y="acc")
+        ax.plot(front[x], front.acc, color="0.6", lw=1, zorder=1)
+        plots.log_axis(ax, "x", counts=(x == "params"), subs=(1.0,) if x == "params" else (1.0, 2.0, 5.0))
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylabel(f"test accuracy (%, {dataset_variant}, lossy)" if dataset_variant else "test accuracy (%)")
+    axes[1].legend(fontsize="xx-small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def weight_decay_differences(f: pd.DataFrame) -> pd.DataFrame:
+    """Per variant of :func:`runs_frame` ``f``: the paired (by seed) difference scaled − usual
+    weight decay, its mean ``mean`` (points), standard error ``se`` (NaN for one pair) and the
+    number of pairs ``n``; ``clear`` when ``|mean| > CLEAR_SE · se`` (False without an se)."""
+    acc = f.pivot_table(index=["variant", "seed"], columns="wd_mode", values="acc")
+    diff = (acc["scaled"] - acc["usual"]).groupby(level="variant")
+    out = pd.DataFrame({"mean": diff.mean(), "se": diff.std() / np.sqrt(diff.count()), "n": diff.count()})
+    out["clear"] = out["mean"].abs() > CLEAR_SE * out.se  # NaN (one seed) compares False
+    return out
+
+
+def _pm(m: float, s: float) -> str:
+    """``"m ± s"`` with one decimal (just ``"m"`` when ``s`` is NaN)."""
+    return f"{m:.1f}" + ("" if s != s else f" ± {s:.1f}")
+
+
+def weight_decay_table(f: pd.DataFrame, fm: pd.DataFrame) -> pd.DataFrame:
+    """Per variant: parameters, the dense net of the same size, mean ± sd with usual and with
+    scaled weight decay, and the paired difference ± its standard error (points)."""
+    d = weight_decay_differences(f)
+    stats = f.groupby(["variant", "wd_mode"]).acc.agg(["mean", "std"]).unstack("wd_mode")
+    params = f.groupby("variant").params.first()
+    variants = stats.index
+    same = fm.groupby("variant").dense_same_size.first()
+    return pd.DataFrame({"variant": variants, "params": params.reindex(variants).map("{:,}".format).to_numpy(),
+                         "dense, same size (%)": [f"{v:.1f}" for v in same.reindex(variants)],
+                         "usual (%)": [_pm(m, s) for m, s in zip(stats[("mean", "usual")], stats[("std", "usual")])],
+                         "scaled (%)": [_pm(m, s) for m, s in zip(stats[("mean", "scaled")], stats[("std", "scaled")])],
+                         "scaled − usual (points)": [f"{m:+.1f}" + ("" if s != s else f" ± {s:.1f}") for m, s in
+                                                     zip(d["mean"].reindex(variants), d.se.reindex(variants))]})
+
+
+def weight_decay_pattern(fm: pd.DataFrame, d_mean: pd.Series) -> str:
+    """The sentence on whether the sign of the scaled − usual difference ``d_mean`` (per
+    variant) follows the variants' whole-network compression: it does when every variant
+    helped by scaling is compressed less than every variant hurt by it."""
+    comp = fm.groupby("variant").compression.first()
+    up, down = comp[d_mean.reindex(comp.index) > 0], comp[d_mean.reindex(comp.index) < 0]
+    if len(up) and len(down) and up.max() < down.min():
+        return (f"The sign follows the compression: scaling raised the mean accuracy of every variant compressed "
+                f"{up.max():.1f}× or less (whole network) and lowered it for every variant compressed "
+                f"{down.min():.1f}× or more, where the multiplied decay is strongest.")
+    return "The sign does not follow the compression ratio in a simple way at this budget."
+
+
+def thin_headline(cmp: pd.DataFrame) -> str:
+    """The discussion's first sentence: how many factorized points (rows of
+    :func:`factorized_points` with a dense reference) beat the dense net thinned to their size."""
+    n_above = int((cmp.vs_dense > 0).sum())
+    if n_above == 0:
+        return ("Under this budget, factorizing every 3×3 convolution costs more accuracy than thinning the dense "
+                "network to the same number of parameters.")
+    if n_above == len(cmp):
+        return "Under this budget, every factorized variant beats the dense network thinned to its size."
+    return (f"Under this budget, factorizing beats thinning the dense network to the same size in {n_above} of "
+            f"{len(cmp)} configurations.")
+
+
+def init_comparison(b: pd.DataFrame, ni: pd.DataFrame) -> pd.DataFrame:
+    """Per width of ``cifar_init`` (:func:`runs_frame` ``ni``): params, mean accuracy ``acc`` and
+    ``sd`` without the identity start, ``seeds``, and ``acc_id``/``sd_id`` of the dense airbench
+    net with it (``cifar_baselines``)."""
+    with_id = b[b.net == "airbench"].groupby("width").agg(params=("params", "first"), acc=("acc", "mean"),
+                                                          sd=("acc", "std"))
+    no_id = ni.groupby("width").agg(params=("params", "first"), acc=("acc", "mean"), sd=("acc", "std"),
+                                    seeds=("seed", "nunique"))
+    return no_id.join(with_id[["acc", "sd"]].rename(columns={"acc": "acc_id", "sd": "sd_id"}))
+
+
+def init_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`init_comparison` formatted: identity start, random start (mean ± sd) and their
+    difference (points)."""
+    return pd.DataFrame({
+        "width": [f"{w:g}" for w in rows.index], "params": rows.params.map("{:,}".format),
+        "identity start (%)": [_pm(m, s) for m, s in zip(rows.acc_id, rows.sd_id)],
+        "random start (%)": [_pm(m, s) for m, s in zip(rows.acc, rows.sd)],
+        "identity − random (points)": [f"{d:+.1f}" for d in rows.acc_id - rows.acc],
+        "seeds": rows.seeds})
+
+
+def long_figure(long: list[dict]):
+    """Clean training loss (solid) and test loss (dashed) per epoch of each ``cifar_long`` run.
+    Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH * 0.7, 3.4))
+    for color, r in zip(sns.color_palette("colorblind", len(long)), long):
+        h, lab = r["history"], variant_label(r["config"])
+        ax.plot(h["epoch"], h["train_eval_loss"], "-", color=color, label=f"{lab}: train")
+        ax.plot(h["epoch"], h["test_loss"], "--", color=color, label=f"{lab}: test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy")
+    ax.legend(fontsize="xx-small")
+    fig.tight_layout()
+    return fig
+
+
+def overfit_verdict(ratio: float) -> str:
+    """The verdict on a final clean training loss / test loss ``ratio``: "overfits" below
+    :data:`OVERFITS`, "overfits a little" below :data:`OVERFITS_A_LITTLE`, else "hardly overfits"."""
+    return "overfits" if ratio < OVERFITS else ("overfits a little" if ratio < OVERFITS_A_LITTLE else "hardly overfits")
+
+
+def long_values(long: list[dict]) -> dict:
+    """The glued values of the ``cifar_long`` runs: epochs, training images and per run (key
+    ``dense`` or ``f<factor>``) the final training and test losses, test accuracy (%), the
+    :func:`overfit_verdict` and the conclusion on whether a compressed network overfits."""
+    v = {"long_epochs": len(long[0]["history"]["epoch"]), "long_n_train": f"{long[0]['metrics']['n_train']:,}"}
+    ratios: dict[str, float] = {}
+    for r in long:
+        h = r["history"]
+        key = "dense" if r["config"]["family"] == "dense" else f"f{r['config']['factorize'].get('factor')}"
+        train_l, test_l = float(h["train_eval_loss"][-1]), float(h["test_loss"][-1])
+        ratio = train_l / test_l  # the final clean training loss as a fraction of the test loss
+        v.update({f"long_{key}_train": train_l, f"long_{key}_test": test_l,
+                  f"long_{key}_acc": 100 * float(r["metrics"]["test_acc"]), f"long_{key}_fit": overfit_verdict(ratio)})
+        if key != "dense":
+            ratios[key] = ratio
+    overfit = [k for k, v in ratios.items() if v < OVERFITS]
+    v["long_conclusion"] = (f"A compressed network can overfit: the factor-{overfit[0][1:]} variant drives its "
+                            "training loss far below its test loss" if overfit else
+                            "Neither compressed network overfits within this budget")
+    return v
+
+
+def anchor_records(store=None) -> list[dict]:
+    """Every record of the benchmark ``cifar_anchor`` (airbench94 beside our baseline), from
+    the run store, ``full`` profile first."""
+    from factorlab.results import RunStore
+
+    return sorted((store or RunStore()).records("cifar_anchor"), key=lambda a: a["config"]["profile"] != "full")
+
+
+def anchor_table(anchor: list[dict]) -> pd.DataFrame:
+    """Per ``cifar_anchor`` record and method (airbench94's package, ours): scale, device,
+    seeds, median time per run (s) and test accuracy (%, mean ± sd, TTA 2)."""
+    rows = []
+    for a in anchor:
+        m, cfg = a["metrics"], a["config"]
+        where = a["timing"]["device_name"] if cfg["device"] == "cuda" else f"CPU, {a['timing']['threads']} threads, fp32"
+        scale = (f"{cfg['profile']}: {m['n_train']:,} training images, {cfg['ours_recipe']['epochs']:g} epochs, "
+                 f"batch {cfg['ours_recipe']['batch_size']}, channels {'/'.join(map(str, a['model']['channels']))}")
+        for name, s, n in (("airbench94 (its package)", m["airbench"], m["n_airbench"]),
+                           ("ours (cifar_baselines)", m["ours"], m["n_ours"])):
+            rows.append({"scale": scale, "device": where, "method": name, "seeds": n,
+                         "time per run, median (s)": f"{s['time_s_median']:.1f}",
+                         "test accuracy (%, TTA 2)": f"{100 * s['acc_mean']:.2f} ± {100 * s['acc_std']:.2f}"})
+    return pd.DataFrame(rows)
+
+
+def anchor_summary(anchor: list[dict]) -> str:
+    """Markdown list: per ``cifar_anchor`` record the accuracy difference ours − airbench94 ±
+    its standard error and the time ratio (on a GPU with the 1.2× target's verdict), and that
+    the GPU comparison is not run yet where no record is from CUDA."""
+    lines = []
+    for a in anchor:
+        m, cfg = a["metrics"], a["config"]
+        acc = f"accuracy ours − airbench94 {100 * m['acc_diff']:+.2f} ± {100 * m['acc_diff_se']:.2f} points (standard error)"
+        if cfg["device"] == "cuda":
+            lines.append(f"- **{cfg['profile']}, GPU**: time ratio ours / airbench94 **{m['ratio']:.2f}×** (target ≤ "
+                         f"{m['target_ratio']:g}×: {'met' if m['time_ok'] else 'not met'}); {acc}; the target "
+                         f"{'is met' if m['target_met'] else 'is not met'}.")
+        else:
+            lines.append(f"- **{cfg['profile']}, CPU**: {acc}; time ratio ours / airbench94 {m['ratio']:.2f}× (median "
+                         "times; no verdict on the GPU target).")
+    if not any(a["config"]["device"] == "cuda" for a in anchor):
+        lines.append("- **full, GPU: not run yet.** airbench94's published recipe trains only on a CUDA GPU (fp16, CUDA "
+                     "events), and no GPU has been lent to this project so far; `benchmarks/README.md` gives the one "
+                     "prepared command for the next session that has one.")
+    return "\n".join(lines)
+
+
+def anchor_values(anchor: list[dict]) -> dict:
+    """The glued values of the ``cpu`` ``cifar_anchor`` record (none without one): the accuracy
+    difference ours − airbench94 and its standard error (points), seeds, time ratio, our
+    accuracy, and the verdict: the same accuracy when |difference| ≤ :data:`CLEAR_SE` standard
+    errors, else more or less accurate."""
+    cpu = next((a for a in anchor if a["config"]["profile"] == "cpu"), None)
+    if cpu is None:
+        return {}
+    ma = cpu["metrics"]
+    same = abs(ma["acc_diff"]) <= CLEAR_SE * ma["acc_diff_se"]
+    return {"anchor_cpu_diff": f"{100 * ma['acc_diff']:+.2f}", "anchor_cpu_se": f"{100 * ma['acc_diff_se']:.2f}",
+            "anchor_cpu_seeds": ma["n_ours"], "anchor_cpu_ratio": f"{ma['ratio']:.2f}",
+            "anchor_cpu_acc": f"{100 * ma['ours']['acc_mean']:.1f}",
+            "anchor_cpu_verdict": "reaches airbench94's accuracy" if same else
+            ("is more accurate than airbench94" if ma["acc_diff"] > 0 else "falls short of airbench94's accuracy"),
+            "anchor_cpu_noise": "inside twice its standard error" if same else "more than twice its standard error"}
+
+
+def published_table() -> pd.DataFrame:
+    """The recipes' published numbers (:data:`factorlab.literature.CIFAR_PUBLISHED`: cited, not
+    measured)."""
+    from factorlab.literature import CIFAR_PUBLISHED
+
+    return pd.DataFrame([{"recipe": e["recipe"], "test accuracy (%)": f"{e['test_acc_pct']:.2f}",
+                          "time per run (s)": f"{e['time_s']:g}", "hardware": e["hardware"],
+                          "epochs": f"{e['epochs']:g}", "where it is printed": e["where"]} for e in CIFAR_PUBLISHED])
+
+
+def memory_format_records(store=None) -> list[dict]:
+    """The ``cpu`` records of the benchmark ``memory_format_benchmark`` (a training step of every
+    cpu-grid net in NCHW and channels-last), from the run store. The chapter cites the ``cpu``
+    measurement whichever profile it shows."""
+    from factorlab.results import RunStore
+
+    return [r for r in (store or RunStore()).records("memory_format_benchmark") if r["config"]["profile"] == "cpu"]
+
+
+def full_grid_minutes() -> float:
+    """The estimated GPU minutes of the chapter's ``full`` grids
+    (:func:`factorlab.experiments.cifar_common.estimate_grid_seconds` over :data:`FULL_GRID`)."""
+    from factorlab.experiments import cifar_common, get_experiment
+
+    return sum(cifar_common.estimate_grid_seconds(get_experiment(e).grid("full")) for e in FULL_GRID) / 60
+
+
+def glue_values(profile: str, base: list[dict], fact: list[dict], long: list[dict], init: list[dict],
+                anchor: list[dict], mf: list[dict]) -> dict:
+    """Every value the chapter glues, by name, from the records of ``cifar_baselines``
+    (``base``), ``cifar_factorized``, ``cifar_long``, ``cifar_init``, ``cifar_anchor`` and the
+    ``cpu`` ``memory_format_benchmark`` (``mf``): the set-up, the factorized points against the
+    dense reference (``n_below_dense`` of ``n_vs_dense``), the weight-decay verdicts
+    (``n_scaled_better``; ``n_clear``: beyond :data:`CLEAR_SE` standard errors), the
+    initialisation comparison, the channels-last speed-up, the ``full`` grid's GPU minutes,
+    :func:`long_values` and :func:`anchor_values`."""
+    b, f, ni = runs_frame(base), runs_frame(fact), runs_frame(init)
+    fm = factorized_points(b, f, ni)
+    best_fm = fm.loc[fm.acc.idxmax()]
+    ref = b[(b.net == f.net.iloc[0]) & (b.width == f.width.iloc[0])]
+    v = {"profile": profile, "devices": devices_of(base + fact + long),
+         "variant": base[0]["config"]["dataset_variant"],
+         "n_train": f"{base[0]['metrics']['n_train']:,}",  # config says None for "all of the source"
+         "n_test": f"{base[0]['metrics']['n_test']:,}", "fact_net": f.net.iloc[0], "fact_width": f"{f.width.iloc[0]:g}",
+         "ref_acc": float(ref.acc.mean()), "ref_params": f"{int(ref.params.iloc[0]):,}",
+         "fact_seeds": int(f.seed.nunique()), "fact_best": float(fm.acc.max()),
+         "fact_best_what": f"{best_fm.variant}, weight decay {best_fm.wd_mode}", "fact_worst": float(fm.acc.min()),
+         "fact_max_params": f"{int(f.params.max()):,}"}
+    d = weight_decay_differences(f)
+    v.update({"n_scaled_better": int((d["mean"] > 0).sum()), "n_pairs": int(d["mean"].notna().sum()),
+              "n_clear": int(d.clear.sum()), "n_clear_better": int((d.clear & (d["mean"] > 0)).sum()),
+              "wd_pattern": weight_decay_pattern(fm, d["mean"])})
+    cmp = fm.dropna(subset=["vs_dense"])
+    best = cmp.loc[cmp.vs_dense.idxmax()] if len(cmp) else None
+    v.update({"thin_headline": thin_headline(cmp), "n_vs_dense": len(cmp),
+              "n_below_dense": int((cmp.vs_dense < 0).sum()),
+              "vs_dense_best": f"{best.vs_dense:+.1f}" if best is not None else "n/a",
+              "vs_dense_best_what": f"{best.variant}, weight decay {best.wd_mode}" if best is not None else "n/a",
+              "vs_dense_worst": f"{cmp.vs_dense.min():+.1f}" if len(cmp) else "n/a",
+              "full_minutes": f"{full_grid_minutes():.0f}"})
+    fact_w = float(f.width.iloc[0])
+    rows = init_comparison(b, ni)
+    drop = (rows.acc_id - rows.acc).dropna()
+    thin = drop.drop(index=fact_w, errors="ignore")
+    rnd = fm.dropna(subset=["dense_random_start"])
+    margin = rnd.acc - rnd.dense_random_start
+    v.update({"init_change_fact": f"{-drop.get(fact_w, float('nan')):+.1f}",
+              "init_change_thin": " and ".join(f"{-x:+.1f}" for x in thin) if len(thin) else "n/a",
+              "init_thin_widths": " and ".join(f"{w:g}" for w in thin.index) if len(thin) else "n/a",
+              "n_cmp_random": len(rnd), "n_beat_random": int((rnd.acc > rnd.dense_random_start).sum()),
+              "random_margin": f"{margin.min():+.1f} to {margin.max():+.1f}" if len(rnd) else "n/a"})
+    if mf:
+        v.update({"mf_min": f"{mf[0]['metrics']['speedup_min']:.1f}", "mf_max": f"{mf[0]['metrics']['speedup_max']:.1f}",
+                  "mf_n": mf[0]["metrics"]["n"]})
+    v.update(long_values(long))
+    v.update(anchor_values(anchor))
+    return v
