@@ -9,6 +9,7 @@ import math
 import matplotlib
 import pandas as pd
 import pytest
+from report_smoke import train_smoke
 
 from factorlab.report import cifar_factorized as report
 
@@ -20,12 +21,8 @@ SQRT3 = math.sqrt(3)
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """The smoke records of the four CIFAR experiments, in a temporary store."""
-    from factorlab.experiments import run_experiment
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path_factory.mktemp("store")))
-        mp.delenv("FACTORLAB_REQUIRE_CACHED", raising=False)
-        return {e: run_experiment(f"cifar_{e}", "smoke", "cpu") for e in ("baselines", "factorized", "long", "init")}
+    root = tmp_path_factory.mktemp("store")
+    return {e: train_smoke(f"cifar_{e}", root) for e in ("baselines", "factorized", "long", "init")}
 
 
 def _rec(family: str, acc: float, params: int, *, width: float = 0.5, wd: str = "usual", seed: int = 0,

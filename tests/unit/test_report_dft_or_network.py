@@ -9,6 +9,7 @@ import statistics
 
 import matplotlib
 import pytest
+from report_smoke import train_smoke
 
 from factorlab.experiments.dft_validation import QM9_PRINTED_STEP
 from factorlab.mtl import CHEMICAL_ACCURACY
@@ -23,12 +24,8 @@ DEVICE = "cpu (x86_64, 1 threads)"
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """The smoke records of dft_validation (one molecule) and qm9_demo_model (two networks)."""
-    from factorlab.experiments import run_experiment
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path_factory.mktemp("store")))
-        mp.delenv("FACTORLAB_REQUIRE_CACHED", raising=False)
-        return run_experiment("dft_validation", "smoke", "cpu"), run_experiment("qm9_demo_model", "smoke", "cpu")
+    root = tmp_path_factory.mktemp("store")
+    return train_smoke("dft_validation", root), train_smoke("qm9_demo_model", root)
 
 
 def _dft(idx: int, heavy: int, n_basis: int, scf_s: float, steps: dict[str, float], hessian_s: float | None = None):

@@ -7,6 +7,7 @@ import math
 
 import matplotlib
 import pytest
+from report_smoke import train_smoke
 
 from factorlab.report import qm9_hard_sharing as report
 
@@ -16,13 +17,9 @@ matplotlib.use("Agg")
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """The smoke records of qm9_hard_sharing and of qm9_single_task's GINE, in a temporary store."""
-    from factorlab.experiments import run_experiment
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path_factory.mktemp("store")))
-        mp.delenv("FACTORLAB_REQUIRE_CACHED", raising=False)
-        return (run_experiment("qm9_hard_sharing", "smoke", "cpu"),
-                run_experiment("qm9_single_task", "smoke", "cpu", where={"model": "gine"}))
+    root = tmp_path_factory.mktemp("store")
+    gine = [r for r in train_smoke("qm9_single_task", root) if r["config"]["model"] == "gine"]
+    return train_smoke("qm9_hard_sharing", root), gine
 
 
 def _run(mae: dict[str, float], seed: int = 0, task_set: str | None = None) -> dict:

@@ -7,6 +7,7 @@ import math
 
 import matplotlib
 import pytest
+from report_smoke import train_smoke
 
 from factorlab.mtl import CHEMICAL_ACCURACY
 from factorlab.report import qm9_single_task as report
@@ -17,26 +18,22 @@ LOADER_METRICS = {"n_molecules": 300, "threads": 1, "ours_load_s": 0.01, "pyg_lo
                   "ours_train_s": 0.9, "pyg_train_s": 1.0, "train_ratio": 1.0 / 0.9}
 
 
-def _loader_config(profile: str = "smoke", device: str = "cpu") -> dict:
-    return {"experiment": report.LOADER_BENCHMARK, "profile": profile, "device": device, "batch_size": 32,
-            "n_molecules": 300, "repeats": 1, "model": {"name": "gine", "hidden": 8, "layers": 1},
-            "fixture": True}
+def _loader_config() -> dict:
+    """The config of the loader benchmark's smoke run, as the registry builds it."""
+    from factorlab.experiments import get
+
+    return get(report.LOADER_BENCHMARK).grid("smoke")[0].to_dict()
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """The smoke records of qm9_dataset and qm9_single_task, and a hand-made loader record, in
     a temporary store."""
-    from factorlab.experiments import run_experiment
     from factorlab.results import RunStore
 
     root = tmp_path_factory.mktemp("store")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACTORLAB_RESULTS_DIR", str(root))
-        mp.delenv("FACTORLAB_REQUIRE_CACHED", raising=False)
-        ds = run_experiment("qm9_dataset", "smoke", "cpu")[0]
-        records = run_experiment("qm9_single_task", "smoke", "cpu")
-        loader = RunStore(root).run(_loader_config(), lambda c: {"metrics": dict(LOADER_METRICS)})
+    ds, records = train_smoke("qm9_dataset", root)[0], train_smoke("qm9_single_task", root)
+    loader = RunStore(root).run(_loader_config(), lambda c: {"metrics": dict(LOADER_METRICS)})
     return {"root": root, "ds": ds, "records": records, "loader": loader}
 
 
@@ -61,7 +58,7 @@ def test_smoke_glue_values(smoke):
     assert v["profile"] == "smoke" and v["n_runs"] == len(records) == 2  # a GINE and a SchNet run
     assert v["n_mol"] == f"{ds['metrics']['n_molecules']:,}" and v["n_test"] == f"{ds['metrics']['split']['test']:,}"
     assert v["epochs"] == gine["config"]["epochs"] and v["params"] == f"{gine['model']['params_per_member']:,}"
-    assert v["lb_n"] == "300" and v["lb_batch"] == 32 and v["lb_load_ratio"] == 5.0
+    assert v["lb_n"] == "300" and v["lb_batch"] == 128 and v["lb_load_ratio"] == 5.0
     assert v["lb_load_share"] == pytest.approx(5.0)  # 100 * 0.05 / 1.0
     # one GINE seed: the glued MAE is the record's, the ratio divides by the cited accuracy
     for t in ("U0", "mu", "A"):
@@ -123,15 +120,10 @@ def test_min_correlation_ignores_the_diagonal():
     assert report.min_correlation(corr, ["a", "b"]) == 0.9 and report.min_correlation(corr, "abc") == 0.8
 
 
-def test_loader_record_matches_profile_and_device(smoke, monkeypatch):
-    from factorlab import experiments
+def test_loader_record_comes_from_the_registry(smoke, monkeypatch):
     from factorlab.results import RunStore
 
-    monkeypatch.delitem(experiments.EXPERIMENTS, report.LOADER_BENCHMARK, raising=False)
-    store = RunStore(smoke["root"])
-    assert report.loader_record("smoke", "cpu", store=store)["key"] == smoke["loader"]["key"]
-    with pytest.raises(LookupError, match=r"no qm9_loader_benchmark record for profile 'cpu' on cpu.*"
-                                          r"benchmarks/qm9_loader.py --device cpu --record"):
-        report.loader_record("cpu", "cpu", store=store)
+    monkeypatch.setenv("FACTORLAB_REQUIRE_CACHED", "1")  # stored: nothing is measured
+    assert report.loader_record("smoke", "cpu", store=RunStore(smoke["root"]))["key"] == smoke["loader"]["key"]
     with pytest.raises(ValueError, match="profile"):
-        report.loader_record("huge", "cpu", store=store)
+        report.loader_record("huge", "cpu", store=RunStore(smoke["root"]))

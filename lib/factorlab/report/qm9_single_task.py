@@ -28,30 +28,12 @@ ATOMIZATION_ENERGIES = ("U0_atom", "U_atom", "H_atom", "G_atom")
 
 
 def loader_record(profile: str, device: str = "auto", store=None) -> dict:
-    """The record of the benchmark ``qm9_loader_benchmark`` for ``profile`` on ``device``'s
-    kind (cpu/cuda): from the run store, or measured now through the experiment registry where
-    the benchmark is registered there.
+    """The record of the benchmark ``qm9_loader_benchmark`` under ``profile`` (on the device
+    its profile names), from the run store or measured now if missing
+    (``run_experiment("qm9_loader_benchmark", profile)``)."""
+    from factorlab.experiments import run_experiment
 
-    Raises:
-        LookupError: no such record and the benchmark is not registered (the message names
-            the command that measures it).
-    """
-    from factorlab.experiments import EXPERIMENTS, check_profile, run_experiment
-    from factorlab.results import RunStore
-    from factorlab.train import resolve_device
-
-    kind = resolve_device(device).type
-    check_profile(profile)
-    store = store or RunStore()
-    found = [r for r in store.records(LOADER_BENCHMARK)
-             if r["config"]["profile"] == profile and r["config"]["device"] == kind]
-    if not found and LOADER_BENCHMARK in EXPERIMENTS:
-        found = [r for r in run_experiment(LOADER_BENCHMARK, profile, device, store=store)
-                 if r["config"]["device"] == kind]
-    if not found:
-        raise LookupError(f"no {LOADER_BENCHMARK} record for profile {profile!r} on {kind} in {store.root}: "
-                          f"measure it with `python benchmarks/qm9_loader.py --device {kind} --record`")
-    return found[0]
+    return run_experiment(LOADER_BENCHMARK, profile, device, store=store)[0]
 
 
 def runs_frame(records: list[dict]) -> pd.DataFrame:
