@@ -1,0 +1,87 @@
+"""Soft parameter sharing: the penalty, its gradient, its distances and its errors."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from factorlab.models.qm9 import QM9GINE
+from factorlab.models.stack import member_state
+from factorlab.mtl.soft import (SoftSharingPenalty, check_lambda, encoder_layers, is_hard,
+                                pairwise_sq_distance)
+
+HP = {"hidden": 8, "layers": 2, "head_hidden": 4}
+
+
+def _stack(k=3, seed=0):
+    torch.manual_seed(seed)
+    return QM9GINE(num_tasks=1, groups=k, **HP)
+
+
+def test_pairwise_sum_equals_the_sum_over_pairs_and_its_gradient_is_right():
+    torch.manual_seed(0)
+    a = torch.randn(4, 7, dtype=torch.float64, requires_grad=True)
+    brute = sum((a[i] - a[j]).pow(2).sum() for i, j in itertools.combinations(range(4), 2))
+    assert torch.allclose(pairwise_sq_distance(a), brute)
+    assert torch.autograd.gradcheck(pairwise_sq_distance, (a,))  # against finite differences
+
+
+def test_penalty_is_lambda_over_n_times_the_pairwise_sum_over_encoder_members():
+    model = _stack(3)
+    pen = SoftSharingPenalty(model, 0.5)
+    members = [member_state(model, k) for k in range(3)]
+    names = [n for n, _ in model.named_parameters() if n.startswith("encoder.")]
+    brute = sum((members[i][n] - members[j][n]).pow(2).sum() for n in names for i, j in itertools.combinations(range(3), 2))
+    n_one = sum(p.numel() for n, p in QM9GINE(num_tasks=1, groups=1, **HP).named_parameters() if n.startswith("encoder."))
+    assert pen.constrained_params == n_one
+    assert torch.allclose(pen.raw(), brute, rtol=1e-5)
+    assert torch.allclose(pen(), brute * 0.5 / n_one, rtol=1e-5)
+    assert "encoder.node_in" in pen.layers and not any(l.startswith("heads") for l in pen.layers)
+
+
+def test_penalty_gradient_matches_finite_differences_on_a_model_parameter():
+    model = _stack(2).double()
+    pen = SoftSharingPenalty(model, 2.0, layers=["encoder.node_in"])
+    w = model.encoder.node_in.weight
+    pen().backward()
+    i, j = 3, 5
+    eps = 1e-6
+    with torch.no_grad():
+        w[i, j] += eps
+        up = pen().item()
+        w[i, j] -= 2 * eps
+        down = pen().item()
+        w[i, j] += eps
+    assert w.grad[i, j].item() == pytest.approx((up - down) / (2 * eps), rel=1e-6)
+
+
+def test_distances_are_zero_when_tied_and_near_sqrt2_when_independent():
+    model = _stack(4)
+    pen = SoftSharingPenalty(model, 1.0)
+    d = pen.distances()
+    assert set(d) == set(pen.layers)
+    random_init = [l for l in pen.layers if "norm" not in l]  # BatchNorm starts at (1, 0) in every member
+    assert len(random_init) >= 5 and all(1.2 < d[l] < 1.6 for l in random_init)  # independent draws: ~sqrt(2)
+    assert all(d[l] == 0.0 for l in pen.layers if "norm" in l)
+    with torch.no_grad():
+        for p in pen.groups["encoder.node_in"]:
+            rows = p.view(4, -1)
+            rows.copy_(rows[0].expand_as(rows))
+    assert pen.distances()["encoder.node_in"] == 0.0
+
+
+def test_lambda_and_layers_are_checked():
+    model = _stack(2)
+    for bad in (-1e-3, float("nan"), "x", None):
+        with pytest.raises(ValueError, match=">= 0 or inf"):
+            SoftSharingPenalty(model, bad)
+    with pytest.raises(ValueError, match="hard sharing"):
+        SoftSharingPenalty(model, math.inf)
+    with pytest.raises(ValueError, match=r"unknown soft-sharing layer\(s\) \['encoder.nope'\]: choose from encoder.node_in"):
+        SoftSharingPenalty(model, 1.0, layers=["encoder.nope"])
+    with pytest.raises(ValueError, match="at least 2 members"):
+        SoftSharingPenalty(_stack(1), 1.0)
+    assert is_hard(math.inf) and not is_hard(0.0) and check_lambda(0) == 0.0
+    assert encoder_layers(model)[0] == "encoder.node_in"
