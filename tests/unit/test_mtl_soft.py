@@ -85,3 +85,61 @@ def test_lambda_and_layers_are_checked():
         SoftSharingPenalty(_stack(1), 1.0)
     assert is_hard(math.inf) and not is_hard(0.0) and check_lambda(0) == 0.0
     assert encoder_layers(model)[0] == "encoder.node_in"
+
+
+def test_penalty_gradient_passes_gradcheck_on_every_constrained_parameter():
+    model = QM9GINE(num_tasks=1, groups=3, hidden=4, layers=1, head_hidden=2).double()
+    pen = SoftSharingPenalty(model, 0.7)
+    layers = {l: len(ps) for l, ps in pen.groups.items()}
+    inputs = [p.detach().clone().requires_grad_() for l in pen.layers for p in pen.groups[l]]
+
+    def penalty_of(*tensors):  # the penalty as a function of its parameters (float64)
+        it, saved = iter(tensors), pen.groups
+        pen.groups = {l: [next(it) for _ in range(n)] for l, n in layers.items()}
+        try:
+            return pen()
+        finally:
+            pen.groups = saved
+
+    assert sum(t.numel() for t in inputs) == 3 * pen.constrained_params
+    assert torch.autograd.gradcheck(penalty_of, tuple(inputs))  # against central finite differences
+
+
+# ----------------------------------------------------------------------------- in the training loop
+
+@pytest.fixture(scope="module")
+def data():
+    from factorlab.data.qm9 import load_qm9
+
+    return load_qm9(fixture=True)
+
+
+def _fit(data, **kw):
+    from factorlab.train.qm9_regression import fit_regression
+
+    torch.manual_seed(0)
+    model = QM9GINE(num_tasks=1, groups=2, **HP)
+    ids = data.split
+    extra = kw.pop("extra", lambda m: {})(model)
+    fit = fit_regression(model, data, [11, 8], train_ids=ids["train"][:96], valid_ids=ids["valid"],
+                         test_ids=ids["test"], epochs=2, batch_size=32, **extra, **kw)
+    return model, fit
+
+
+def test_fit_regression_adds_the_penalty_and_records_it_per_epoch(data):
+    model, fit = _fit(data, extra=lambda m: {"penalty": SoftSharingPenalty(m, 10.0),
+                                             "probes": {"distance": SoftSharingPenalty(m, 0.0).distances}})
+    h = fit.history
+    assert len(h["penalty"]) == len(h["data_loss"]) == 2 and all(v > 0 for v in h["penalty"])
+    assert h["data_loss"] == [pytest.approx(h["train_mse"]["Cv"][e] + h["train_mse"]["U"][e]) for e in range(2)]
+    assert set(h["distance"]) == set(encoder_layers(model)) and all(len(v) == 2 for v in h["distance"].values())
+    plain_model, plain = _fit(data)
+    assert "penalty" not in plain.history and "data_loss" not in plain.history
+    assert not torch.equal(model.encoder.node_in.weight, plain_model.encoder.node_in.weight)  # the term trained
+
+
+def test_a_probe_reads_without_changing_the_training(data):
+    probed_model, probed = _fit(data, extra=lambda m: {"probes": {"distance": SoftSharingPenalty(m, 0.0).distances}})
+    plain_model, plain = _fit(data)
+    assert probed.metrics == plain.metrics
+    assert all(torch.equal(a, b) for a, b in zip(probed_model.state_dict().values(), plain_model.state_dict().values()))

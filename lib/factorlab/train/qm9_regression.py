@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +43,13 @@ class RegressionFit:
     ``history``: ``epoch`` (1-based), ``lr`` (at the epoch's start), ``train_s`` (cumulative
     training seconds), and per column label ``train_mse`` (standardized MSE, running mean over
     the epoch's batches in training mode) and ``valid_mae`` (target units, eval mode).
+
+    With a ``penalty`` (see :func:`fit_regression`) the history also holds, per epoch,
+    ``penalty`` (the term added to the loss, running mean over the epoch's batches, each value
+    taken before that batch's step) and ``data_loss`` (the sum over columns of the standardized
+    MSE, running mean over the same batches: the sum of the columns' ``train_mse``); with
+    ``probes``, ``history[name][key]`` for every ``key`` a probe ``name`` returned, read after
+    the epoch's training steps and before its validation.
 
     ``metrics``, per column label: ``test_mae`` (target units), ``test_mae_std`` (in units
     of the target's training standard deviation), ``valid_mae`` (units, at the best epoch),
@@ -86,6 +94,29 @@ def evaluate_mae(model: nn.Module, data: QM9Data, ids: torch.Tensor, columns: li
     return mae, mae / std.double()
 
 
+@torch.no_grad()
+def evaluate_mse_std(model: nn.Module, data: QM9Data, ids: torch.Tensor, columns: list[int],
+                     batch_size: int = 1024, baseline: CompositionBaseline | None = None) -> torch.Tensor:
+    """Mean squared error of ``model`` on molecules ``ids``, per output column, in eval mode,
+    in units of each target's *training standard deviation squared* (``QM9Data.y_std``): the
+    loss on z-scored targets, whatever the model was trained to predict (with ``baseline``, its
+    outputs are standardized residuals, as in :func:`evaluate_mae`).
+
+    Returns float64 [C] on the device.
+    """
+    was_training = model.training
+    model.eval()
+    cols = torch.as_tensor(columns, device=data.device)
+    mean, std = data.y_mean.index_select(0, cols), data.y_std.index_select(0, cols)
+    total = torch.zeros(len(columns), dtype=torch.float64, device=data.device)
+    for b in QM9Loader(data, ids, batch_size=batch_size):
+        z = model(b).float()
+        pred = z * std + mean if baseline is None else baseline.unstandardize(b, z, cols)
+        total += ((pred - b.y.index_select(1, cols)).double() / std.double()).pow(2).sum(0)
+    model.train(was_training)
+    return total / ids.numel()
+
+
 def make_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
     """Per-step schedule: ``cosine`` (lr -> 0 over ``total_steps``) or ``constant``; the
     multipliers come from :func:`factorlab.train.schedules.make_schedule`."""
@@ -110,6 +141,8 @@ def fit_regression(
     seed: int = 0,
     eval_batch_size: int = 1024,
     baseline: CompositionBaseline | None = None,
+    penalty: Callable[[], torch.Tensor] | None = None,
+    probes: Mapping[str, Callable[[], dict[str, float]]] | None = None,
 ) -> RegressionFit:
     """Train ``model`` (on ``data``'s device) to predict targets ``columns``, keep each
     member's best-validation weights, and measure test MAE per column.
@@ -126,6 +159,13 @@ def fit_regression(
         seed: seeds the shuffling order (initialisation is the caller's: seed before building).
         baseline: when given, the model learns the standardized residual of this composition
             baseline instead of the standardized target (:mod:`factorlab.models.qm9_baseline`).
+        penalty: when given, a callable returning a scalar tensor (with gradients) that is
+            added to the data loss at every step, e.g. a soft-sharing penalty
+            (:class:`factorlab.mtl.soft.SoftSharingPenalty`); without it the loss is the data
+            loss alone and not one operation of the loop differs.
+        probes: ``name -> callable`` returning ``{key: float}``, read (not trained) after each
+            epoch's training steps and recorded in ``history[name][key]`` (e.g. the distances
+            between the members' weights).
 
     Returns:
         A :class:`RegressionFit`; ``model`` is left holding each member's best weights.
@@ -157,18 +197,27 @@ def fit_regression(
 
     history: dict = {"epoch": [], "lr": [], "train_s": [], "train_mse": {l: [] for l in labels},
                      "valid_mae": {l: [] for l in labels}}
+    if penalty is not None:
+        history.update(penalty=[], data_loss=[])
+    probes = dict(probes or {})
+    history.update({name: {} for name in probes})
     train_s = eval_s = 0.0
     steps = 0
     for epoch in range(1, epochs + 1):
         model.train()
         history["lr"].append(optimizer.param_groups[0]["lr"])
         sq_sum = torch.zeros(len(columns), dtype=torch.float64, device=device)
+        pen_sum = torch.zeros((), dtype=torch.float64, device=device)
         synchronize(device)
         t0 = time.perf_counter()
         for b in loader:
             target = (data.standardize(b.y) if baseline is None else baseline.standardize(b, b.y)).index_select(1, cols)
             per_col = (model(b) - target).pow(2).mean(0)  # [C] standardized MSE
             loss = per_col.sum()
+            if penalty is not None:  # e.g. soft sharing: data loss + the penalty term
+                term = penalty()
+                pen_sum += term.detach().double()
+                loss = loss + term
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -177,6 +226,9 @@ def fit_regression(
             steps += 1
         synchronize(device)
         train_s += time.perf_counter() - t0
+        for name, probe in probes.items():
+            for key, value in probe().items():
+                history[name].setdefault(key, []).append(float(value))
 
         t1 = time.perf_counter()
         valid_mae, valid_std = evaluate_mae(model, data, valid_ids, columns, eval_batch_size, baseline)
@@ -195,6 +247,9 @@ def fit_regression(
         for c, label in enumerate(labels):
             history["train_mse"][label].append(train_mse[c])
             history["valid_mae"][label].append(valid_list[c])
+        if penalty is not None:
+            history["penalty"].append(pen_sum.item() / len(loader))
+            history["data_loss"].append(sum(train_mse))
         if not all(math.isfinite(v) for v in train_mse):
             break  # a member diverged: keep what was measured (the record shows it)
 
