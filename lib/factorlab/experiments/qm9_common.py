@@ -5,6 +5,7 @@ hyper-parameters per profile, so that their errors compare (Δm)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,6 +24,20 @@ ALL_TARGETS: list[str] = list(TARGET_NAMES)
 #: The 12 targets most QM9 papers report (MoleculeNet's set; U0, U, H, G as total energies).
 STANDARD_12: list[str] = ["mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U", "H", "G", "Cv"]
 TASK_SETS: dict[str, list[str]] = {"all19": ALL_TARGETS, "std12": STANDARD_12}
+#: The 11 targets of the QM9 multitask benchmark of Navon et al. 2022 (Nash-MTL) and its
+#: successors, in their order: PyG columns 0-3, 5, 6, 12-15, 11 (no gap; the four energies as
+#: atomization energies).
+NASH11: list[str] = ["mu", "alpha", "homo", "lumo", "r2", "zpve", "U0_atom", "U_atom", "H_atom", "G_atom", "Cv"]
+#: Every named task set: :data:`TASK_SETS` (the hard-sharing grid's, which iterates it) and
+#: ``nash11``.
+NAMED_TASK_SETS: dict[str, list[str]] = {**TASK_SETS, "nash11": NASH11}
+
+
+def task_set(name: str) -> list[str]:
+    """The targets of the named task set ``name`` (a copy); ValueError naming the valid names."""
+    if name not in NAMED_TASK_SETS:
+        raise ValueError(f"unknown QM9 task set {name!r}: choose one of {', '.join(NAMED_TASK_SETS)}")
+    return list(NAMED_TASK_SETS[name])
 
 #: GINE settings every profile shares (written into each config, so a record names them).
 _GINE_FIXED = {"readout": "sum", "batch_norm": True, "pool_norm": True}
@@ -130,12 +145,18 @@ class TrainedMembers:
     parts: dict
 
 
-def train_members(cfg: dict, members: list[list[str]], device: str = "auto") -> TrainedMembers:
+def train_members(cfg: dict, members: list[list[str]], device: str = "auto",
+                  prepare: Callable[[torch.nn.Module], tuple[torch.nn.Module, dict]] | None = None) -> TrainedMembers:
     """Train independent models, member ``k`` predicting targets ``members[k]``, as one stack
     (a grouped network when possible); see :class:`TrainedMembers`.
 
     Each member is built right after ``seed_everything(cfg["seed"])``, so a member starts from
     the same weights whether it trains alone or in a stack.
+
+    ``prepare(stack)``, when given, receives the untrained stack (on the device) and returns
+    the network to train (the stack itself, or a module wrapping it, e.g. with cross-stitch
+    units) and extra keyword arguments of :func:`fit_regression` (``penalty``, ``probes``):
+    how soft sharing couples the members. Without it, nothing differs.
     """
     dev = resolve_device(device)
     data = load_qm9(dev, fixture=cfg["data"] == "fixture")
@@ -145,12 +166,15 @@ def train_members(cfg: dict, members: list[list[str]], device: str = "auto") -> 
         raise ValueError(f"every member must predict the same number of targets, got {members}")
     models = build_member_models(cfg, members, seed=cfg["seed"])
     model = stack_or_single(models)
+    extra: dict = {}
+    if prepare is not None:
+        model, extra = prepare(model.to(dev))
     columns = [target_index(t) for m in members for t in m]
     baseline = _baseline(cfg, data, split["train"])
     fit = fit_regression(model, data, columns, train_ids=split["train"], valid_ids=split["valid"],
                          test_ids=split["test"], epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                          weight_decay=cfg["weight_decay"], schedule=cfg["schedule"], seed=cfg["seed"],
-                         baseline=baseline)
+                         baseline=baseline, **extra)
     if baseline is not None:  # what the network adds over the linear composition model
         labels = [t for m in members for t in m]
         fit.metrics["composition_test_mae"] = dict(zip(labels, baseline_mae(baseline, data, split["test"], columns)))
