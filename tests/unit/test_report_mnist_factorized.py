@@ -128,3 +128,48 @@ def test_accuracy_figure():
     assert [ax.get_title() for ax in fig.axes] == ["MLP 784-512-512-10", "2 conv + pooling"]
     assert fig.axes[0].get_ylim() == pytest.approx((96.0, 99.0))  # min - 1 .. reference + 1
     plt.close(fig)
+
+
+def _with_load(record: dict, quiet) -> dict:
+    """``record`` with a provenance load block whose ``quiet`` is ``quiet`` (None: no block)."""
+    if quiet is not None:
+        record["provenance"]["load"] = {"quiet": quiet, "other_trainings": 0 if quiet else 1}
+    return record
+
+
+def test_quiet_flag_of_times_and_counts():
+    recs = _hand_records()
+    _with_load(recs[0], True)  # full dense MLP: quiet
+    _with_load(recs[3], True)  # low-rank 4x, seed 0 quiet, seed 1 unknown: "1 of 2"
+    _with_load(recs[6], False)  # TT 4x: busy
+    ttt = report.time_to_target_table(recs)
+    assert "quiet" in ttt.columns
+    row = lambda fam, c: ttt[(ttt.network == "MLP 784-512-512-10") & (ttt.family == fam) & (ttt.c == c)].iloc[0]
+    assert row("dense (full width)", "1×")["quiet"] == "yes"
+    assert row("lowrank", "4×")["quiet"] == "1 of 2"
+    assert row("tt", "4×")["quiet"] == "no" and row("tt", "16×")["quiet"] == "unknown"
+    v = report.glue_values(recs)
+    assert (v["n_quiet"], v["n_not_quiet"], v["n_load_unknown"]) == (2, 1, 9)
+
+
+def test_sizes_and_ranks_glued_from_the_records():
+    v = report.glue_values(_hand_records())
+    # factorized layers hold 12,000 dense parameters in the hand-built MLP (3,000 x 4) of 100,000
+    assert v["layer_dense_params_mlp"] == 12_000 and v["hidden_share_mlp"] == pytest.approx(12.0)
+    assert v["params_min_mlp_4"] == v["params_max_mlp_4"] == 30_000 and v["params_min_mlp_16"] == 12_000
+    assert v["params_min_fac_mlp"] == 12_000 and v["params_min_conv2_3"] == 19_000
+    assert v["ranks_mlp_tt_4"] == "4" and v["rank_mlp_tt_4"] == 4
+    assert v["full_epochs_mlp"] == 20 and v["full_seeds"] == 3
+    assert all(type(x) in (float, int, str) for x in v.values())
+
+
+def test_ranks_of_two_layers_read_as_prose():
+    recs = _hand_records()
+    recs[3]["model"]["factorized_layers"] = [{"params": 10, "dense_params": 40, "rank": 4},
+                                             {"params": 5, "dense_params": 20, "rank": 3}]
+    recs[4]["model"]["factorized_layers"] = recs[3]["model"]["factorized_layers"]
+    v = report.glue_values(recs)
+    assert v["ranks_mlp_lowrank_4"] == "4 and 3" and v["rank_mlp_lowrank_4"] == 4
+    recs[6]["model"]["factorized_layers"] = [{"params": 10, "dense_params": 40, "rank": [2, 2]}]
+    v = report.glue_values(recs)
+    assert v["ranks_mlp_tt_4"] == "[2, 2]" and "rank_mlp_tt_4" not in v

@@ -12,8 +12,8 @@ import pandas as pd
 
 from factorlab import plots
 from factorlab.analysis import factorized_runs_frame, largest_compression_within, pareto_front
-from factorlab.experiments.mnist_factorized import NETS
-from factorlab.report.provenance import devices_of, profile_of
+from factorlab.experiments.mnist_factorized import BUDGETS, NETS
+from factorlab.report.provenance import devices_of, profile_of, quiet_counts, quiet_label, quiet_of
 
 #: Families in the order of figures and tables.
 FAMILY_ORDER = ["lowrank", "cp", "tucker", "tt", "separable"]
@@ -24,21 +24,26 @@ TOLERANCE = 0.5
 
 
 def runs_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per run of ``mnist_factorized`` (:func:`factorlab.analysis.factorized_runs_frame`)."""
-    return factorized_runs_frame(records)
+    """One row per run of ``mnist_factorized`` (:func:`factorlab.analysis.factorized_runs_frame`),
+    with ``quiet``: whether its time was taken on a quiet machine (None: not recorded)."""
+    runs = factorized_runs_frame(records)
+    runs["quiet"] = pd.Series([quiet_of(r) for r in records], index=runs.index, dtype=object)
+    return runs
 
 
 def means_frame(records: list[dict]) -> pd.DataFrame:
     """One row per point of ``mnist_factorized`` (net, family, compression, width; sorted so):
     the mean over seeds of accuracy (``acc``, with its std ``acc_sd``), training seconds, time
     and epochs to the target, and the point's parameters, FLOPs, factorized-layer parameters,
-    ranks and number of seeds."""
+    ranks, number of seeds and ``quiet`` (:func:`factorlab.report.provenance.quiet_label` of
+    its runs)."""
     runs = runs_frame(records)
     return (runs.groupby(["net", "family", "compression", "width"], dropna=False, as_index=False)
             .agg(acc=("acc", "mean"), acc_sd=("acc", "std"), params=("params", "first"), flops=("flops", "first"),
                  layer_params=("layer_params", "first"), layer_dense_params=("layer_dense_params", "first"),
                  ranks=("ranks", "first"), seeds=("seed", "count"), train_s=("train_s", "mean"),
-                 time_to_target_s=("time_to_target_s", "mean"), epochs_to_target=("epochs_to_target", "mean")))
+                 time_to_target_s=("time_to_target_s", "mean"), epochs_to_target=("epochs_to_target", "mean"),
+                 quiet=("quiet", lambda q: quiet_label(list(q)))))
 
 
 def _full_dense(mean: pd.DataFrame, net: str) -> pd.Series:
@@ -149,7 +154,8 @@ def time_to_target_table(records: list[dict]) -> pd.DataFrame:
     """Time to the target training loss in ``mnist_factorized``, per net and factorized point
     (by family, compression) and the full dense network last: seconds per epoch, epoch time
     and time to target relative to the full dense network, epochs to target ("not reached"
-    when the target was not hit within the budget)."""
+    when the target was not hit within the budget) and ``quiet`` (whether the point's times
+    were taken on a quiet machine: yes / no / unknown, for records before the load was recorded)."""
     runs, mean = runs_frame(records), means_frame(records)
     rows = []
     for net in ["mlp", "conv2"]:
@@ -163,10 +169,11 @@ def time_to_target_table(records: list[dict]) -> pd.DataFrame:
                          "epoch time vs dense": f"{r.train_s / ref.train_s:.2f}×",
                          "epochs to target": f"{r.epochs_to_target:.1f}" if reached else "not reached",
                          "time to target vs dense": (f"{r.time_to_target_s / ref.time_to_target_s:.2f}×" if reached
-                                                     else "not reached")})
+                                                     else "not reached"), "quiet": r.quiet})
         rows.append({"network": NET_TITLE[net], "family": "dense (full width)", "c": "1×",
                      "s / epoch": f"{ref.train_s / epochs:.1f}", "epoch time vs dense": "1.00×",
-                     "epochs to target": f"{ref.epochs_to_target:.1f}", "time to target vs dense": "1.00×"})
+                     "epochs to target": f"{ref.epochs_to_target:.1f}", "time to target vs dense": "1.00×",
+                     "quiet": ref.quiet})
     return pd.DataFrame(rows)
 
 
@@ -179,10 +186,22 @@ def glue_values(records: list[dict]) -> dict:
     ``n_fac_<net>``, ``epoch_ratio_max_<net>``, ``ref_params_<net>``, ``ref_ttt_<net>`` (s),
     ``ref_ept_<net>`` (epochs); and per point (``<net>_w<width>`` for dense,
     ``<net>_<family>_<c>`` otherwise): ``acc_``, ``params_``, ``ttt_`` (time to target vs
-    dense), ``ept_`` (epochs to target) and ``epoch_ratio_`` (epoch time vs dense)."""
+    dense), ``ept_`` (epochs to target) and ``epoch_ratio_`` (epoch time vs dense), and for
+    factorized points ``ranks_`` (the layers' ranks, "a and b") and ``rank_`` (the first
+    layer's rank where it is one number). Also: ``n_quiet`` / ``n_not_quiet`` /
+    ``n_load_unknown`` (runs whose times were taken on a quiet machine, a busy one, or before
+    the load was recorded); ``hidden_share_mlp`` (% of the full MLP's parameters in the
+    factorized layers); ``layer_dense_params_conv2`` (the dense convolution that is
+    factorized); per net and tested compression ``params_min_<net>_<c>`` /
+    ``params_max_<net>_<c>`` (whole-network parameters over the families there) and
+    ``params_min_fac_<net>`` (the smallest factorized network); ``full_epochs_<net>`` and
+    ``full_seeds`` (the ``full`` profile's budget)."""
     runs, mean, reference = runs_frame(records), means_frame(records), reference_accuracy(records)
     values = {"profile": profile_of(records), "n_runs": len(records), "n_seeds": int(runs.seed.nunique()),
               "devices": devices_of(records)}
+    quiet = quiet_counts(records)
+    values.update(n_quiet=quiet["quiet"], n_not_quiet=quiet["not_quiet"], n_load_unknown=quiet["unknown"])
+    values["full_seeds"] = len(BUDGETS["full"]["seeds"])
     for net in ["mlp", "conv2"]:
         values[f"epochs_{net}"] = int(runs[runs.net == net].epochs.iloc[0])
         values[f"ref_{net}"] = reference[net]
@@ -198,6 +217,14 @@ def glue_values(records: list[dict]) -> dict:
         values[f"ref_params_{net}"] = int(ref.params)
         values[f"ref_ttt_{net}"] = float(ref.time_to_target_s)
         values[f"ref_ept_{net}"] = float(ref.epochs_to_target)
+        values[f"full_epochs_{net}"] = int(BUDGETS["full"]["epochs"][net])
+        if len(m):
+            values[f"params_min_fac_{net}"] = int(m.params.min())
+            values[f"layer_dense_params_{net}"] = int(m.layer_dense_params.iloc[0])
+            values[f"hidden_share_{net}"] = float(100 * m.layer_dense_params.iloc[0] / ref.params)
+        for c, at in m.groupby("compression"):
+            values[f"params_min_{net}_{c:g}"] = int(at.params.min())
+            values[f"params_max_{net}_{c:g}"] = int(at.params.max())
         for _, r in mean[mean.net == net].iterrows():
             key = f"{net}_w{int(r.width)}" if r.family == "dense" else f"{net}_{r.family}_{r.compression:g}"
             values[f"acc_{key}"] = float(r.acc)
@@ -205,4 +232,9 @@ def glue_values(records: list[dict]) -> dict:
             values[f"ttt_{key}"] = float(r.time_to_target_s / ref.time_to_target_s)
             values[f"ept_{key}"] = float(r.epochs_to_target)
             values[f"epoch_ratio_{key}"] = float(r.train_s / ref.train_s)
+            if r.family != "dense":
+                ranks = str(r.ranks).split("; ")
+                values[f"ranks_{key}"] = " and ".join(ranks)
+                if ranks[0].isdigit():
+                    values[f"rank_{key}"] = int(ranks[0])
     return values
