@@ -57,6 +57,8 @@ def test_glue_values_on_both_sides_of_faster():
     assert v["net_speedup_max"] == pytest.approx(4 / 3.8)
     assert v["layer_share_pct"] == pytest.approx(25.0) and v["net_bound"] == pytest.approx(4 / 3)  # Amdahl
     assert v["net_flop_speedup_max"] == pytest.approx(2000 / 1100)
+    assert v["layer_params"] == 900 and v["layer_flops_pct"] == pytest.approx(50.0)
+    assert (v["n_quiet"], v["n_not_quiet"], v["n_load_unknown"]) == (0, 0, 1)  # no load block
     assert all(type(x) in (float, int, str) for x in v.values())
 
 
@@ -76,6 +78,18 @@ def test_results_table():
     assert cp4["compression"] == "10.0×" and cp4["layer speedup: measured"] == "1.05×"
     assert cp4["network: measured"] == "0.95×" and cp4["rel. error of W"] == "0.800"
     assert cp4["acc. decomposed (%)"] == "90.00" and t.iloc[2]["layer params"] == "300"
+    assert set(t["quiet"]) == {"unknown"}
+
+
+def test_quiet_flag_beside_the_times():
+    quiet, busy = _hand_record(0), _hand_record(1)
+    quiet["provenance"]["load"] = {"quiet": True}
+    busy["provenance"]["load"] = {"quiet": False}
+    assert set(report.results_table([quiet])["quiet"]) == {"yes"}
+    assert set(report.results_table([busy])["quiet"]) == {"no"}
+    assert set(report.results_table([quiet, busy])["quiet"]) == {"1 of 2"}
+    v = report.glue_values([quiet, busy, _hand_record(2)])
+    assert (v["n_quiet"], v["n_not_quiet"], v["n_load_unknown"]) == (1, 1, 1)
 
 
 def test_smoke_record(smoke_records):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from factorlab import plots
-from factorlab.report.provenance import devices_of, profile_of
+from factorlab.report.provenance import devices_of, profile_of, quiet_counts, quiet_label, quiet_of
 
 
 def decompositions_frame(records: list[dict]) -> pd.DataFrame:
@@ -19,12 +19,14 @@ def decompositions_frame(records: list[dict]) -> pd.DataFrame:
     result row (params, flops, rel_error, times in s, ...) with the accuracies in %, the run's
     seed and baseline accuracy, and the ratios ``layer_speedup``, ``net_speedup`` (measured),
     ``flop_speedup``, ``net_flop_speedup`` (predicted), ``compression`` (dense layer params /
-    decomposed) and ``layer_share`` (the dense layer's share of the dense net's time)."""
+    decomposed), ``layer_share`` (the dense layer's share of the dense net's time) and
+    ``quiet`` (whether the run's times were taken on a quiet machine; None: not recorded)."""
     rows = []
     for r in records:
         dense = r["metrics"]["dense_layer"]
         for row in r["metrics"]["results"]:
             rows.append({"seed": r["config"]["seed"], "baseline_acc": 100 * r["metrics"]["baseline_acc"], **row,
+                         "quiet": quiet_of(r),
                          "acc_decomposed": 100 * row["acc_decomposed"], "acc_finetuned": 100 * row["acc_finetuned"],
                          "layer_speedup": row["dense_layer_s"] / row["layer_s"],
                          "net_speedup": row["dense_net_s"] / row["net_s"],
@@ -37,12 +39,16 @@ def decompositions_frame(records: list[dict]) -> pd.DataFrame:
 
 def summary_frame(records: list[dict]) -> pd.DataFrame:
     """One row per (method, rank) of ``mnist_compression``, sorted so: params, compression,
-    FLOP speedups, mean relative error and accuracies over seeds, median measured speedups."""
-    return decompositions_frame(records).groupby(["method", "rank"], as_index=False).agg(
+    FLOP speedups, mean relative error and accuracies over seeds, median measured speedups and
+    ``quiet`` (:func:`factorlab.report.provenance.quiet_label` of the runs timing them)."""
+    frame = decompositions_frame(records)
+    frame["quiet"] = frame["quiet"].astype(object)
+    return frame.groupby(["method", "rank"], as_index=False).agg(
         params=("params", "first"), compression=("compression", "first"), rel_error=("rel_error", "mean"),
         acc_decomposed=("acc_decomposed", "mean"), acc_finetuned=("acc_finetuned", "mean"),
         flop_speedup=("flop_speedup", "first"), layer_speedup=("layer_speedup", "median"),
-        net_flop_speedup=("net_flop_speedup", "first"), net_speedup=("net_speedup", "median"))
+        net_flop_speedup=("net_flop_speedup", "first"), net_speedup=("net_speedup", "median"),
+        quiet=("quiet", lambda q: quiet_label(list(q))))
 
 
 def baseline_accuracy(records: list[dict]) -> float:
@@ -87,7 +93,8 @@ def figure(records: list[dict]):
 
 def results_table(records: list[dict]) -> pd.DataFrame:
     """The chapter's table of ``mnist_compression``: one row per (method, rank) by compression,
-    formatted: parameters, compression, relative error of W, accuracies, speedups."""
+    formatted: parameters, compression, relative error of W, accuracies, speedups, and whether
+    the times were taken on a quiet machine (``quiet``: yes / no / unknown / "k of n")."""
     tab = summary_frame(records).sort_values(["method", "compression"]).copy()
     return pd.DataFrame({
         "method": tab.method, "rank": tab["rank"].astype(str), "layer params": tab.params.map("{:,}".format),
@@ -98,6 +105,7 @@ def results_table(records: list[dict]) -> pd.DataFrame:
         "layer speedup: measured": tab.layer_speedup.map("{:.2f}×".format),
         "network: FLOPs": tab.net_flop_speedup.map("{:.2f}×".format),
         "network: measured": tab.net_speedup.map("{:.2f}×".format),
+        "quiet": tab.quiet,
     })
 
 
@@ -110,7 +118,10 @@ def glue_values(records: list[dict]) -> dict:
     fastest layer (``layer_speedup_max``, ``_what``, ``_flops``), ``n_variants``,
     ``n_layer_faster`` / ``n_net_faster`` (speedup above 1), ``layer_share_pct`` (median share
     of the dense layer in the dense net's time, %), ``net_bound`` (Amdahl: 1 / (1 - share)) and
-    ``net_flop_speedup_max``."""
+    ``net_flop_speedup_max``; the replaced dense layer's ``layer_params`` and
+    ``layer_flops_pct`` (% of the dense net's FLOPs); ``n_quiet`` / ``n_not_quiet`` /
+    ``n_load_unknown`` (runs whose times were taken on a quiet machine, a busy one, or before
+    the load was recorded)."""
     res, g, cfg = decompositions_frame(records), summary_frame(records), records[0]["config"]
     values = {"profile": profile_of(records), "n_runs": len(records), "devices": devices_of(records),
               "epochs": int(cfg["epochs"]), "ft_epochs": int(cfg["finetune_epochs"]),
@@ -135,4 +146,9 @@ def glue_values(records: list[dict]) -> dict:
     values["layer_share_pct"] = 100 * share
     values["net_bound"] = 1 / (1 - share)
     values["net_flop_speedup_max"] = float(g.net_flop_speedup.max())
+    dense = records[0]["metrics"]["dense_layer"]
+    values["layer_params"] = int(dense["params"])
+    values["layer_flops_pct"] = 100 * dense["flops"] / dense["net_flops_per_sample"]
+    quiet = quiet_counts(records)
+    values.update(n_quiet=quiet["quiet"], n_not_quiet=quiet["not_quiet"], n_load_unknown=quiet["unknown"])
     return values
