@@ -88,6 +88,15 @@ def test_measurements_table_and_provenance():
     assert sep["c"] == "" and sep["path"] == "factored" and sep["rebuilt ms"] == "2.000"
     prov = report.provenance_frame(_hand_record())
     assert prov.iloc[0][["run", "git commit", "wall time (s)"]].tolist() == ["0123456789abcdef", "abcdef0123", 9.0]
+    assert prov.iloc[0]["quiet"] == "unknown" and report.glue_values(_hand_record())["quiet"] == "unknown"
+
+
+def test_quiet_flag_from_the_load_block():
+    for quiet, label in ((True, "yes"), (False, "no")):
+        rec = _hand_record()
+        rec["provenance"]["load"] = {"quiet": quiet, "other_trainings": 0}
+        assert report.provenance_frame(rec).iloc[0]["quiet"] == label
+        assert report.glue_values(rec)["quiet"] == label
 
 
 def test_smoke_record(tmp_path, monkeypatch):
@@ -103,6 +112,7 @@ def test_smoke_record(tmp_path, monkeypatch):
     assert v["path_agree"] == int(conv["path"] == ("factored" if conv["ours_factored_s"] <= conv["ours_dense_s"]
                                                    else "dense"))
     assert math.isnan(v["lr_lin_best"])  # no low-rank linear row in the smoke subset
+    assert v["quiet"] in ("yes", "no")  # the store records the load of every new record
     # recomputed from the rows, the targets are those stored with the record
     assert {k: list(t) for k, t in report.targets(rec).items()} == rec["metrics"]["targets"]
 

@@ -13,6 +13,7 @@ import pandas as pd
 from factorlab import plots
 from factorlab.experiments import run_experiment
 from factorlab.experiments.layers_benchmark import NAME, summarize
+from factorlab.report.provenance import quiet_label, quiet_of
 from factorlab.results import provenance_table
 
 #: Families in the figure's colour order.
@@ -101,8 +102,9 @@ def measurements_table(record: dict) -> pd.DataFrame:
 
 def provenance_frame(record: dict) -> pd.DataFrame:
     """The record's provenance row (:func:`factorlab.results.provenance_table`), rounded to 1
-    decimal."""
-    return provenance_table([record]).round(1)
+    decimal, with ``quiet``: whether the machine was quiet while it measured (yes / no /
+    unknown for a record from before the load was recorded)."""
+    return provenance_table([record]).round(1).assign(quiet=quiet_label(quiet_of(record)))
 
 
 def glue_values(record: dict) -> dict:
@@ -117,7 +119,8 @@ def glue_values(record: dict) -> dict:
     convolutions at 16x (or the plain separable) at batch < 256 (``bigconv_*``); the TT
     convolution's factored over rebuilt time (``tt_fact_over_reb_*``), CP's at 4x and batch
     256 (``cp256_fact_over_reb``); the CP linear layer's ranks at 4x (``cp_lin_rank``) and its
-    smallest FLOP ratio (``cp_lin_pred_min``)."""
+    smallest FLOP ratio (``cp_lin_pred_min``); ``quiet`` (yes / no / unknown: whether the
+    machine was quiet while the record was measured)."""
     df = measurements_frame(record)
     values = {"profile": record["config"]["profile"], "devices": record["provenance"]["device"],
               "threads": int(record["timing"]["threads"]), "tltorch": str(record["metrics"]["tltorch"])}
@@ -156,4 +159,5 @@ def glue_values(record: dict) -> dict:
     cpl = df[(df.kind == "linear") & (df.family == "cp") & (df.compression == 4)]
     values["cp_lin_rank"] = ", ".join(sorted(set(cpl["rank"])))
     values["cp_lin_pred_min"] = float(cpl.flop_ratio.min())
+    values["quiet"] = quiet_label(quiet_of(record))
     return values
