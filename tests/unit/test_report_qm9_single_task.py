@@ -70,7 +70,11 @@ def test_smoke_glue_values(smoke):
     corr = report.correlation_frame(ds)
     assert v["corr_total_min"] == pytest.approx(min(corr.loc[a, b] for a in report.TOTAL_ENERGIES
                                                     for b in report.TOTAL_ENERGIES if a != b))
-    assert len(v) == 99
+    assert v["n_targets"] == 19 and v["print_step_mev"] == pytest.approx(2.7211, abs=1e-4)  # 1e-4 Hartree
+    assert v["u_mean_ev"] == pytest.approx(ds["metrics"]["targets"]["U"]["mean"])
+    # the store records the load of the loader's run: quiet or not, never unknown
+    assert v["lb_quiet"] == ("yes" if loader["provenance"]["load"]["quiet"] else "no")
+    assert len(v) == 103
 
 
 def test_smoke_frames_and_figures(smoke):
@@ -82,6 +86,7 @@ def test_smoke_frames_and_figures(smoke):
     assert table.loc[table.target == "A", "ratio"].item() == "" and table["MAE / std"].str.match(r"\d\.\d{3}$").all()
     assert list(report.targets_table(smoke["ds"]).columns) == ["target", "unit", "meaning", "mean", "std", "min", "max"]
     assert list(report.loader_table(smoke["loader"])["PyG / ours"]) == ["5.00×", "1.11×"]
+    assert set(report.loader_table(smoke["loader"])["quiet"]) <= {"yes", "no"}
     fig = report.ratio_figure(g, "smoke")
     assert len(fig.axes[0].patches) == 16  # one bar per target with a cited accuracy
     assert fig.axes[0].get_legend_handles_labels()[1][-1] == "ours (smoke profile)"
@@ -127,3 +132,11 @@ def test_loader_record_comes_from_the_registry(smoke, monkeypatch):
     assert report.loader_record("smoke", "cpu", store=RunStore(smoke["root"]))["key"] == smoke["loader"]["key"]
     with pytest.raises(ValueError, match="profile"):
         report.loader_record("huge", "cpu", store=RunStore(smoke["root"]))
+
+
+def test_loader_quiet_flag_yes_no_unknown():
+    base = {"config": {"batch_size": 128}, "metrics": dict(LOADER_METRICS), "provenance": {"device": "cpu"}}
+    assert set(report.loader_table(base)["quiet"]) == {"unknown"}  # a record from before the load block
+    for quiet, label in ((True, "yes"), (False, "no")):
+        rec = {**base, "provenance": {"device": "cpu", "load": {"quiet": quiet}}}
+        assert set(report.loader_table(rec)["quiet"]) == {label}

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from factorlab import literature, plots
-from factorlab.data.qm9 import TARGETS
+from factorlab.data.qm9 import HARTREE_TO_EV, TARGETS
 from factorlab.mtl import CHEMICAL_ACCURACY
-from factorlab.report.provenance import devices_of
+from factorlab.report.provenance import devices_of, quiet_label, quiet_of
 from factorlab.report.qm9 import TARGET_ORDER, mae_frame
 
 #: The benchmark whose record times the loader.
@@ -60,11 +60,13 @@ def targets_table(dataset: dict) -> pd.DataFrame:
 def loader_table(loader: dict) -> pd.DataFrame:
     """The ``qm9_loader_benchmark`` record as a table: one epoch's seconds with our on-device
     gather and with PyG's DataLoader, and their ratio, for iterating the batches alone and for
-    a training epoch."""
+    a training epoch, and ``quiet``: whether the record was measured on a quiet machine (yes /
+    no / unknown for records from before the load was recorded)."""
     lm = loader["metrics"]
+    quiet = quiet_label(quiet_of(loader))
     return pd.DataFrame([{"phase": {"load": "iterate batches only", "train": "training epoch"}[ph],
                           "ours (s)": f"{lm[f'ours_{ph}_s']:.3f}", "PyG DataLoader (s)": f"{lm[f'pyg_{ph}_s']:.3f}",
-                          "PyG / ours": f"{lm[f'{ph}_ratio']:.2f}×"} for ph in ("load", "train")])
+                          "PyG / ours": f"{lm[f'{ph}_ratio']:.2f}×", "quiet": quiet} for ph in ("load", "train")])
 
 
 def per_target(runs: pd.DataFrame) -> pd.DataFrame:
@@ -183,7 +185,10 @@ def glue_values(profile: str, dataset: dict, records: list[dict], loader: dict) 
     ratios PyG / ours, the composition model's MAE / the network's (``gain_*``), the number of
     targets below chemical accuracy (ratio < 1, ``n_chem``) and per target its mean test MAE
     (``mae_<t>``), ratio (``ratio_<t>``, NaN without a cited accuracy) and MAE/std
-    (``maestd_<t>``)."""
+    (``maestd_<t>``); also ``n_targets`` (the dataset's targets), ``print_step_mev`` (one unit
+    in the fourth decimal of a Hartree, in meV: the release's print precision), ``u_mean_ev``
+    (the training mean of the total energy U, eV) and ``lb_quiet`` (whether the loader was
+    timed on a quiet machine: yes / no / unknown)."""
     dm, lm = dataset["metrics"], loader["metrics"]
     gine = gine_record(records)
     cfg, info = gine["config"], gine["model"]
@@ -191,13 +196,14 @@ def glue_values(profile: str, dataset: dict, records: list[dict], loader: dict) 
     g = per_target(runs_frame(records))
     v = {"profile": profile, "n_runs": len(records), "devices": devices_of(records),
          "n_mol": f"{dm['n_molecules']:,}", "n_from_xyz": dm["n_from_xyz"], "methane": dm["methane_U0_atom_eV"],
-         "gap_err_mev": 1e3 * dm["max_abs_gap_minus_lumo_homo_eV"]}
+         "gap_err_mev": 1e3 * dm["max_abs_gap_minus_lumo_homo_eV"], "n_targets": len(dm["target_names"]),
+         "print_step_mev": 1e3 * 1e-4 * HARTREE_TO_EV, "u_mean_ev": float(dm["targets"]["U"]["mean"])}
     for k in ("train", "valid", "test"):
         v[f"n_{k}"] = f"{dm['split'][k]:,}"
     v.update({"lb_n": f"{lm['n_molecules']:,}", "lb_batch": loader["config"]["batch_size"],
               "lb_device": loader["provenance"]["device"], "lb_threads": lm["threads"],
               "lb_load_ratio": lm["load_ratio"], "lb_train_ratio": lm["train_ratio"],
-              "lb_load_share": 100 * lm["pyg_load_s"] / lm["pyg_train_s"],
+              "lb_load_share": 100 * lm["pyg_load_s"] / lm["pyg_train_s"], "lb_quiet": quiet_label(quiet_of(loader)),
               "layers": cfg["model_kwargs"]["layers"], "hidden": cfg["model_kwargs"]["hidden"],
               "params": f"{info['params_per_member']:,}", "lr": cfg["lr"], "batch": cfg["batch_size"],
               "epochs": cfg["epochs"], "n_train_used": f"{info['n_train']:,}", "n_valid_used": f"{info['n_valid']:,}",
