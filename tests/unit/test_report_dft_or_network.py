@@ -52,7 +52,8 @@ def _net(sharing: str, test_ratio: dict[str, float], sample: dict[int, float], p
             for i, k in sample.items()}
     return {"config": {"sharing": sharing, "epochs": 10},
             "metrics": {"test_mae": mae, "sample": pred},
-            "model": {"n_train": 20000, "n_valid": 2000, "n_test": 10831, "params": params},
+            "model": {"n_train": 20000, "n_valid": 2000, "n_test": 10831, "params": params,
+                      "members": len(TARGET_ORDER) if sharing == "none" else 1, "targets": list(TARGET_ORDER)},
             "timing": {"inference": {"single_s": 0.002, "featurize_s": 0.001, "batched_s": 1e-4, "batch_size": 256}},
             "provenance": {"device": DEVICE}}
 
@@ -90,7 +91,7 @@ def test_power_laws_and_times():
     assert v["speedup_max"] == pytest.approx(512.0 / 0.003) and v["net_rate"] == pytest.approx(1e4)
     assert v["net_single_ms"] == pytest.approx(2.0) and v["batch_size"] == "256" and v["params_stl"] == "1,900"
     assert v["energy_err_max"] == pytest.approx(0.04)
-    assert len(v) == 45
+    assert len(v) == 53
 
 
 def test_frames_and_tables():
@@ -129,9 +130,11 @@ def test_figures():
 def test_threads_sentence_from_the_record():
     rec = {"metrics": {"speedup_min": 1.342, "speedup_max": 1.69,
                        "rows": [{"heavy_atoms": 3}, {"heavy_atoms": 5}, {"heavy_atoms": 6}]}}
-    assert report.threads_sentence([rec]).startswith("On two threads of the same machine (otherwise idle) the SCF "
-                                                     "ran 1.34 to 1.69 times faster than on one, on 3 molecules of "
-                                                     "3 to 6 heavy atoms")
+    assert report.threads_sentence([rec]).startswith(
+        "On two threads of the same machine (a machine whose load was not recorded) the SCF "
+        "ran 1.34 to 1.69 times faster than on one, on 3 molecules of 3 to 6 heavy atoms")
+    for quiet, words in ((True, "(a quiet machine)"), (False, "(a busy machine)")):
+        assert words in report.threads_sentence([{**rec, "provenance": {"load": {"quiet": quiet}}}])
 
 
 def test_smoke_records(smoke):
@@ -145,4 +148,20 @@ def test_smoke_records(smoke):
     ratios = {t: stl["metrics"]["test_mae"][t] / a for t, a in CHEMICAL_ACCURACY.items()}
     assert v["n_net_accurate"] == sum(r <= 1 for r in ratios.values())
     assert v["net_ratio_median"] == pytest.approx(statistics.median(ratios.values()))
-    assert len(v) == 45
+    assert v["n_members_stl"] == stl["model"]["members"] and v["n_heads_hard"] == 19
+    # records written by the store carry their load: every DFT timing is quiet or not, none unknown
+    assert "predate" not in v["dft_quiet_sentence"] and v["net_quiet"] != "unknown"
+    assert len(v) == 53
+
+
+def test_sizes_members_and_quiet_counts():
+    dft, nets = _hand()
+    dft[0]["provenance"]["load"] = {"quiet": True}
+    dft[1]["provenance"]["load"] = {"quiet": False}
+    nets[0]["provenance"]["load"] = {"quiet": True}
+    v = report.glue_values("cpu", dft, nets, [])
+    assert (v["size_min"], v["size_max"], v["small_max"], v["large_min"]) == (1, 7, 3, 7)
+    assert (v["n_members_stl"], v["n_heads_hard"]) == (19, 19)
+    assert v["dft_quiet_sentence"] == ("1 of the 4 DFT timings were taken on a quiet machine "
+                                       "(1 on a busy one, 2 predate load recording)")
+    assert v["net_quiet"] == "1 of 2"

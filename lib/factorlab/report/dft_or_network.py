@@ -16,7 +16,7 @@ from factorlab import plots
 from factorlab.dft.cost import fit_power_law
 from factorlab.experiments.dft_validation import QM9_PRINTED_STEP, validation_frame
 from factorlab.mtl import CHEMICAL_ACCURACY
-from factorlab.report.provenance import devices_of
+from factorlab.report.provenance import devices_of, quiet_label, quiet_of, quiet_sentence
 from factorlab.report.qm9 import TARGET_ORDER, UNITS
 
 #: Targets grouped by the DFT step they need: key -> (label, targets).
@@ -281,12 +281,15 @@ def speed_error_figure(pts: pd.DataFrame):
 
 def threads_sentence(thread_recs: list[dict]) -> str:
     """The sentence on the SCF's speed-up from one to two threads, from the first
-    ``dft_threads_benchmark`` record (or that it was not measured)."""
+    ``dft_threads_benchmark`` record (or that it was not measured), with whether the machine
+    was quiet (:func:`factorlab.report.provenance.quiet_of`; "not recorded" for old records)."""
     if not thread_recs:
         return "The speed-up on two threads has not been measured for this profile (benchmarks/dft_threads.py)."
     tm = thread_recs[0]["metrics"]
     heavy = [r["heavy_atoms"] for r in tm["rows"]]
-    return (f"On two threads of the same machine (otherwise idle) the SCF ran {tm['speedup_min']:.2f} to "
+    quiet = {"yes": "a quiet machine", "no": "a busy machine",
+             "unknown": "a machine whose load was not recorded"}[quiet_label(quiet_of(thread_recs[0]))]
+    return (f"On two threads of the same machine ({quiet}) the SCF ran {tm['speedup_min']:.2f} to "
             f"{tm['speedup_max']:.2f} times faster than on one, on {len(heavy)} molecules of {min(heavy)} to "
             f"{max(heavy)} heavy atoms (benchmarks/dft_threads.py), with the same energy.")
 
@@ -299,7 +302,11 @@ def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], 
     the SCF, the validation verdicts (``n_within_one``: targets whose largest error is at most
     one print step; ``worst_*``: the largest max / step), the networks' test MAE / chemical
     accuracy (``n_net_accurate``: at most 1) and the median per-molecule ratio of the small
-    (≤ 3 heavy atoms) and large (≥ 7) molecules."""
+    (≤ 3 heavy atoms) and large (≥ 7) molecules (``small_max`` / ``large_min``); ``size_min`` /
+    ``size_max`` (heavy atoms of the sample), ``n_members_stl`` (single-task networks, one
+    encoder each), ``n_heads_hard`` (the hard-shared network's heads, one encoder);
+    ``dft_quiet_sentence`` (how many DFT timings were taken on a quiet machine) and
+    ``net_quiet`` (the networks' inference timings: yes / no / unknown / "k of n")."""
     net = networks(net_records)
     stl, hard = net["none"], net["hard"]
     inf_s, inf_h = stl["timing"]["inference"], hard["timing"]["inference"]
@@ -323,7 +330,12 @@ def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], 
          "hess_extrap_h": float(fits["hess_extrap_s"]) / 3600,
          "net_single_ms": 1e3 * inf_s["single_s"], "net_featurize_ms": 1e3 * inf_s["featurize_s"],
          "net_batched_us": 1e6 * inf_s["batched_s"], "batch_size": f"{inf_s['batch_size']:,}",
-         "hard_single_ms": 1e3 * inf_h["single_s"], "hard_batched_us": 1e6 * inf_h["batched_s"]}
+         "hard_single_ms": 1e3 * inf_h["single_s"], "hard_batched_us": 1e6 * inf_h["batched_s"],
+         "size_min": int(mols["heavy atoms"].min()), "size_max": int(mols["heavy atoms"].max()),
+         "n_members_stl": int(stl["model"]["members"]), "n_heads_hard": len(hard["model"]["targets"]),
+         "small_max": SMALL_MAX_HEAVY, "large_min": LARGE_MIN_HEAVY,
+         "dft_quiet_sentence": quiet_sentence(dft_records, "DFT timings"),
+         "net_quiet": quiet_label([quiet_of(stl), quiet_of(hard)])}
     net_one = network_one_molecule_s(net_records)
     v.update({"speedup_min": float(mols["SCF (s)"].min() / net_one),
               "speedup_max": float(mols["SCF (s)"].max() / net_one),
