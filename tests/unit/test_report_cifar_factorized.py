@@ -59,7 +59,8 @@ def _long(family: str, factor: int | None, train: float, test: float) -> dict:
 
 def _anchor(profile: str, diff: float, se: float, device: str = "cpu") -> dict:
     stats = {"time_s_median": 10.0, "acc_mean": 0.6, "acc_std": 0.01}
-    return {"config": {"profile": profile, "device": device, "ours_recipe": {"epochs": 8, "batch_size": 512}},
+    return {"config": {"profile": profile, "device": device, "ours_recipe": {"epochs": 8, "batch_size": 512},
+                       "airbench_version": "0.1.8", "target_ratio": 1.2},
             "metrics": {"acc_diff": diff, "acc_diff_se": se, "n_ours": 5, "n_airbench": 5, "ratio": 0.97,
                         "n_train": 5000, "airbench": stats, "ours": stats, "target_ratio": 1.2, "time_ok": True,
                         "target_met": False},
@@ -141,6 +142,16 @@ def test_anchor_verdict_at_two_standard_errors():
     assert "**0.97×** (target ≤ 1.2×: met)" in gpu and "not run yet" not in gpu
     assert list(report.anchor_table([_anchor("cpu", 0.0, 0.01)]).method) == ["airbench94 (its package)",
                                                                              "ours (cifar_baselines)"]
+    assert (v["anchor_cpu_version"], v["anchor_target_ratio"], v["anchor_cpu_quiet"]) == ("0.1.8", 1.2, "unknown")
+
+
+def test_anchor_quiet_flag():
+    quiet, busy = _anchor("cpu", 0.0, 0.01), _anchor("cpu", 0.0, 0.01)
+    quiet["provenance"] = {"load": {"quiet": True}}
+    busy["provenance"] = {"load": {"quiet": False}}
+    assert set(report.anchor_table([quiet]).quiet) == {"yes"} and set(report.anchor_table([busy]).quiet) == {"no"}
+    assert set(report.anchor_table([_anchor("cpu", 0.0, 0.01)]).quiet) == {"unknown"}
+    assert report.anchor_values([quiet])["anchor_cpu_quiet"] == "yes"
 
 
 def test_smoke_records(smoke):
@@ -150,7 +161,11 @@ def test_smoke_records(smoke):
     f = report.runs_frame(fact)
     assert v["profile"] == "smoke" and v["fact_net"] == fact[0]["config"]["net"]
     assert v["fact_best"] == pytest.approx(f.groupby(["net", "variant", "wd_mode"]).acc.mean().max())
-    assert (v["mf_min"], v["mf_max"], v["mf_n"]) == ("1.1", "2.5", 17)
+    assert (v["mf_min"], v["mf_max"], v["mf_n"], v["mf_quiet"]) == ("1.1", "2.5", 17, "unknown")
+    runs = base + fact + long + init
+    assert v["n_timed"] == len(runs) == v["n_quiet"] + v["n_not_quiet"] + v["n_load_unknown"]
+    assert v["n_load_unknown"] == 0  # the store records the load of every new run
+    assert (v["overfits_ratio"], v["overfits_little_ratio"]) == (0.5, 0.85)
     assert v["long_epochs"] == len(long[0]["history"]["epoch"]) and {"long_f4_fit", "long_f20_fit"} <= set(v)
     assert float(v["full_minutes"]) > 0 and "anchor_cpu_verdict" not in v
     fm = report.factorized_points(report.runs_frame(base), f, report.runs_frame(init))

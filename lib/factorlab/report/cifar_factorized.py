@@ -18,7 +18,7 @@ import pandas as pd
 
 from factorlab import plots
 from factorlab.analysis import interpolate_log, pareto_front
-from factorlab.report.provenance import devices_of
+from factorlab.report.provenance import devices_of, quiet_counts, quiet_label, quiet_of
 
 #: A paired difference is clear when |mean| exceeds this many standard errors.
 CLEAR_SE = 2
@@ -237,7 +237,8 @@ def anchor_records(store=None) -> list[dict]:
 
 def anchor_table(anchor: list[dict]) -> pd.DataFrame:
     """Per ``cifar_anchor`` record and method (airbench94's package, ours): scale, device,
-    seeds, median time per run (s) and test accuracy (%, mean ± sd, TTA 2)."""
+    seeds, median time per run (s), test accuracy (%, mean ± sd, TTA 2) and ``quiet`` (whether
+    the record's times were taken on a quiet machine: yes / no / unknown)."""
     rows = []
     for a in anchor:
         m, cfg = a["metrics"], a["config"]
@@ -248,7 +249,8 @@ def anchor_table(anchor: list[dict]) -> pd.DataFrame:
                            ("ours (cifar_baselines)", m["ours"], m["n_ours"])):
             rows.append({"scale": scale, "device": where, "method": name, "seeds": n,
                          "time per run, median (s)": f"{s['time_s_median']:.1f}",
-                         "test accuracy (%, TTA 2)": f"{100 * s['acc_mean']:.2f} ± {100 * s['acc_std']:.2f}"})
+                         "test accuracy (%, TTA 2)": f"{100 * s['acc_mean']:.2f} ± {100 * s['acc_std']:.2f}",
+                         "quiet": quiet_label(quiet_of(a))})
     return pd.DataFrame(rows)
 
 
@@ -278,7 +280,9 @@ def anchor_values(anchor: list[dict]) -> dict:
     """The glued values of the ``cpu`` ``cifar_anchor`` record (none without one): the accuracy
     difference ours − airbench94 and its standard error (points), seeds, time ratio, our
     accuracy, and the verdict: the same accuracy when |difference| ≤ :data:`CLEAR_SE` standard
-    errors, else more or less accurate."""
+    errors, else more or less accurate; also the package version run (``anchor_cpu_version``),
+    the time target on a GPU (``anchor_target_ratio``) and ``anchor_cpu_quiet`` (whether the
+    times were taken on a quiet machine: yes / no / unknown)."""
     cpu = next((a for a in anchor if a["config"]["profile"] == "cpu"), None)
     if cpu is None:
         return {}
@@ -289,7 +293,9 @@ def anchor_values(anchor: list[dict]) -> dict:
             "anchor_cpu_acc": f"{100 * ma['ours']['acc_mean']:.1f}",
             "anchor_cpu_verdict": "reaches airbench94's accuracy" if same else
             ("is more accurate than airbench94" if ma["acc_diff"] > 0 else "falls short of airbench94's accuracy"),
-            "anchor_cpu_noise": "inside twice its standard error" if same else "more than twice its standard error"}
+            "anchor_cpu_noise": "inside twice its standard error" if same else "more than twice its standard error",
+            "anchor_cpu_version": str(cpu["config"]["airbench_version"]),
+            "anchor_target_ratio": float(cpu["config"]["target_ratio"]), "anchor_cpu_quiet": quiet_label(quiet_of(cpu))}
 
 
 def published_table() -> pd.DataFrame:
@@ -327,7 +333,11 @@ def glue_values(profile: str, base: list[dict], fact: list[dict], long: list[dic
     dense reference (``n_below_dense`` of ``n_vs_dense``), the weight-decay verdicts
     (``n_scaled_better``; ``n_clear``: beyond :data:`CLEAR_SE` standard errors), the
     initialisation comparison, the channels-last speed-up, the ``full`` grid's GPU minutes,
-    :func:`long_values` and :func:`anchor_values`."""
+    :func:`long_values` and :func:`anchor_values`; the overfitting thresholds
+    (``overfits_ratio``, ``overfits_little_ratio``); whether the timed runs were taken on a quiet
+    machine (``n_timed``, ``n_quiet``, ``n_not_quiet``, ``n_load_unknown`` over the
+    baseline, factorized, long and initialisation runs; ``mf_quiet`` for the memory-format
+    benchmark)."""
     b, f, ni = runs_frame(base), runs_frame(fact), runs_frame(init)
     fm = factorized_points(b, f, ni)
     best_fm = fm.loc[fm.acc.idxmax()]
@@ -365,7 +375,11 @@ def glue_values(profile: str, base: list[dict], fact: list[dict], long: list[dic
               "random_margin": f"{margin.min():+.1f} to {margin.max():+.1f}" if len(rnd) else "n/a"})
     if mf:
         v.update({"mf_min": f"{mf[0]['metrics']['speedup_min']:.1f}", "mf_max": f"{mf[0]['metrics']['speedup_max']:.1f}",
-                  "mf_n": mf[0]["metrics"]["n"]})
+                  "mf_n": mf[0]["metrics"]["n"], "mf_quiet": quiet_label(quiet_of(mf[0]))})
+    quiet = quiet_counts(base + fact + long + init)
+    v.update({"n_timed": quiet["n"], "n_quiet": quiet["quiet"], "n_not_quiet": quiet["not_quiet"],
+              "n_load_unknown": quiet["unknown"], "overfits_ratio": OVERFITS,
+              "overfits_little_ratio": OVERFITS_A_LITTLE})
     v.update(long_values(long))
     v.update(anchor_values(anchor))
     return v
