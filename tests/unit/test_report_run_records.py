@@ -8,10 +8,13 @@ from factorlab.results import RunStore
 
 
 def _record(experiment, key, config, metrics, *, profile="cpu", commit="0123456789abcdef", dirty=False,
-            wall=12.345) -> dict:
+            wall=12.345, quiet=None) -> dict:
+    prov = {"profile": profile, "device": "cpu (x86_64, 1 threads)", "git_commit": commit, "git_dirty": dirty,
+            "wall_s": wall}
+    if quiet is not None:
+        prov["load"] = {"quiet": quiet, "other_trainings": 0 if quiet else 1}
     return {"experiment": experiment, "key": key, "config": {"experiment": experiment, "profile": profile, **config},
-            "metrics": metrics, "provenance": {"profile": profile, "device": "cpu (x86_64, 1 threads)",
-                                               "git_commit": commit, "git_dirty": dirty, "wall_s": wall}}
+            "metrics": metrics, "provenance": prov}
 
 
 def test_label_picks_the_distinguishing_keys_else_every_scalar():
@@ -35,9 +38,16 @@ def test_records_table_rows():
     ])
     assert list(t.columns) == report.COLUMNS
     assert t.iloc[0].tolist() == ["mnist_baselines", "k1", "cpu", "net=mlp, seed=0", "test_acc", "0.9812",
-                                  "cpu (x86_64, 1 threads)", "0123456789", "12.3"]
+                                  "cpu (x86_64, 1 threads)", "0123456789", "12.3", "unknown"]
     assert t.iloc[1][["what", "metric", "value", "commit", "wall (s)"]].tolist() == \
         ["budget_s=0.3", "", "", "unknown+dirty", "1.0"]
+
+
+def test_quiet_column():
+    t = report.records_table([_record("e", "k1", {"seed": 0}, {}, quiet=True),
+                              _record("e", "k2", {"seed": 1}, {}, quiet=False),
+                              _record("e", "k3", {"seed": 2}, {})])
+    assert list(t["quiet"]) == ["yes", "no", "unknown"]
 
 
 def test_load_records_by_profile_from_a_store(tmp_path):
@@ -50,6 +60,7 @@ def test_load_records_by_profile_from_a_store(tmp_path):
     t = report.records_table(report.load_records(store=store))
     assert sorted(t["value"]) == ["0.5000", "0.6000"] and set(t["what"]) == {"seed=0", "seed=1"}
     assert set(t["profile"]) == {"smoke"}
+    assert set(t["quiet"]) <= {"yes", "no"}  # the store records the load of every new run
 
 
 def test_every_committed_record_gets_a_row():

@@ -1,10 +1,12 @@
 """Appendix "Run records" (``notebooks/run_records.ipynb``): one row per record in the run
 store, every experiment and benchmark (:class:`factorlab.results.RunStore`), with what tells
-it apart, its headline metric, device, profile, commit and wall time."""
+it apart, its headline metric, device, profile, commit, wall time and whether it ran on a
+quiet machine."""
 from __future__ import annotations
 
 import pandas as pd
 
+from factorlab.report.provenance import quiet_label, quiet_of
 from factorlab.results import RunStore
 
 #: Config entries that tell runs of one experiment apart, in the order they are shown.
@@ -15,7 +17,7 @@ LABEL_KEYS = ("net", "variant", "family", "compression", "width", "wd_mode", "mo
 HEADLINE_METRICS = ("test_acc", "baseline_acc", "mean_test_mae_std", "load_ratio", "energy_error_mEh",
                     "methane_U0_atom_eV", "test_loss")
 #: Columns of :func:`records_table`.
-COLUMNS = ["experiment", "run", "profile", "what", "metric", "value", "device", "commit", "wall (s)"]
+COLUMNS = ["experiment", "run", "profile", "what", "metric", "value", "device", "commit", "wall (s)", "quiet"]
 
 
 def load_records(profile: str | None = None, store: RunStore | None = None) -> list[dict]:
@@ -43,7 +45,9 @@ def headline_metric(metrics: dict) -> str | None:
 def records_table(records: list[dict]) -> pd.DataFrame:
     """The appendix table, one row per record in the given order: experiment, run key,
     profile, :func:`label`, headline metric and its value (4 decimals), device, commit (10
-    characters, ``+dirty`` for a dirty tree) and wall time (s, 1 decimal)."""
+    characters, ``+dirty`` for a dirty tree), wall time (s, 1 decimal) and ``quiet``: "yes" when
+    the run had the machine to itself (no other training, others using under a quarter of a
+    core), "no" when it did not, "unknown" for records from before the load was recorded."""
     rows = []
     for r in records:
         p, m = r["provenance"], r["metrics"]
@@ -52,6 +56,6 @@ def records_table(records: list[dict]) -> pd.DataFrame:
             "experiment": r["experiment"], "run": r["key"], "profile": p["profile"], "what": label(r["config"]),
             "metric": headline or "", "value": "" if headline is None else f"{m[headline]:.4f}",
             "device": p["device"], "commit": (p["git_commit"] or "unknown")[:10] + ("+dirty" if p["git_dirty"] else ""),
-            "wall (s)": f"{p['wall_s']:.1f}",
+            "wall (s)": f"{p['wall_s']:.1f}", "quiet": quiet_label(quiet_of(r)),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
