@@ -10,8 +10,11 @@ DEVICE   ?= auto
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 SMOKE_DIR := .smoke
 PAPERMILL := $(BIN)/papermill --no-progress-bar -k $(KERNEL)
+# System packages for `browser` and `pdf`: Chromium (headless) and a font with wide Unicode coverage.
+CHROMIUM ?= $(firstword $(foreach b,chromium chromium-browser google-chrome google-chrome-stable,$(shell command -v $(b) 2>/dev/null)))
+SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help install book test unit nbval smoke reproduce clean
+.PHONY: help install book test unit nbval smoke browser chromium pdf lab publish reproduce clean
 
 help:      ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,7 +41,27 @@ smoke: install  ## run every notebook and the CLI with profile=smoke into a thro
 	rm -rf $(SMOKE_DIR) && mkdir -p $(SMOKE_DIR)
 	FACTORLAB_RESULTS_DIR=$(abspath $(SMOKE_DIR))/results $(BIN)/python -m pytest -q tests/smoke
 
-test: unit nbval smoke book  ## everything CI checks: unit tests, nbval replay, smoke runs, strict book build
+browser: book chromium  ## open every page of _build/html in headless Chromium, offline; screenshots in _build/screenshots
+	FACTORLAB_SITE=$(abspath _build/html) $(BIN)/python -m pytest -q tests/browser
+
+test: unit nbval smoke book browser  ## everything CI checks: unit tests, nbval replay, smoke runs, strict book build, browser check
+
+chromium:  ## install the system's Chromium with apt-get if none is on PATH (used by browser and pdf)
+	@if [ -n "$(CHROMIUM)" ]; then echo "Chromium: $(CHROMIUM)"; \
+	elif command -v apt-get >/dev/null; then \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q chromium fonts-liberation fonts-dejavu-core; \
+	else echo "no Chromium and no apt-get: install Chromium or Chrome, or set CHROMIUM=/path/to/it" >&2; exit 1; fi
+
+pdf: install chromium  ## the whole book as one PDF, _build/pdf/book.pdf (single-page HTML printed by headless Chromium; no TeX)
+	$(BIN)/jupyter-book build . --builder singlehtml -n --keep-going
+	$(BIN)/python tests/browser/print_pdf.py _build/singlehtml _build/pdf/book.pdf
+
+lab: install  ## JupyterLab on notebooks/ with the project's kernel (runs are cached: re-running a notebook trains nothing)
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
+
+publish: book  ## push _build/html to the gh-pages branch of origin (GitHub Pages) with ghp-import
+	$(BIN)/ghp-import --no-jekyll --push --force --message "book from $$(git rev-parse --short HEAD)" _build/html
 
 reproduce: install  ## measure missing PROFILE benchmarks, fill the run store via the notebooks, re-execute them clean
 	for b in $$($(BIN)/python -m factorlab list --kind benchmark --names); do \

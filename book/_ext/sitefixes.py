@@ -1,0 +1,26 @@
+"""Sphinx fixes for the built site (a local extension named in _config.yml).
+
+sphinx-thebe 0.3.1 adds its inline configuration script once with ``filename=None`` and
+Sphinx 7.4 re-adds the registry's copy with ``filename=''``; both land in every page, and the
+second ``const THEBE_JS_URL`` is a SyntaxError in the reader's console. Drop repeated inline
+scripts from each page's context.
+"""
+from __future__ import annotations
+
+
+def _drop_repeated_scripts(app, pagename, templatename, context, doctree):
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen, kept = set(), []
+    for js in scripts:
+        key = (getattr(js, "filename", None) or "", tuple(sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(js)
+    scripts[:] = kept
+
+
+def setup(app):
+    app.connect("html-page-context", _drop_repeated_scripts, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
