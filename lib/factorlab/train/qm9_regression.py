@@ -8,9 +8,10 @@ independent members (:func:`factorlab.models.stack.num_members`) owns ``C / K`` 
 columns per member; since the loss is a sum over members, the learning-rate schedule is a
 fixed function of the step (cosine or constant) and each member keeps its *own*
 best-validation weights, training a stack gives every member the run it would have alone:
-identically for a :class:`~factorlab.models.stack.ModelStack`, and up to floating-point
-rounding for a grouped model (its batched matmuls sum in another order; Adam amplifies such
-rounding where a gradient is near zero, so long runs differ as runs on two GPUs do).
+identically for a :class:`~factorlab.models.stack.ModelStack`, and for a grouped model too
+on the CPU, bit for bit whatever the stack's size (its layers compute each member in
+arithmetic of the same shape, :mod:`factorlab.models.grouped`; a last-bit difference would
+otherwise grow, through Adam, into a different run).
 
 Everything stays on the device: batches come from :class:`~factorlab.data.qm9.QM9Loader`,
 sums are accumulated on the device and read once per epoch; the clock is read after
