@@ -5,11 +5,12 @@ One GINE task network per target (the single-task stack of ``qm9_single_task``: 
 budget, data and optimiser per profile, ``qm9_common.BUDGETS``), trained together as one grouped
 stack and coupled in one of two ways (``method``):
 
-- ``l2``: the loss adds :math:`\lambda / N \sum_l \sum_{i<j} \lVert \theta^{(l)}_i -
+- ``l2``: the loss adds :math:`\lambda \sum_l \sum_{i<j} \lVert \theta^{(l)}_i -
   \theta^{(l)}_j \rVert^2` over every encoder layer (the heads stay free) to the sum over
-  targets of the MSE on standardized targets (:class:`factorlab.mtl.soft.SoftSharingPenalty`;
-  ``N`` = the constrained parameters of one member, recorded as ``constrained_params``, so the
-  journal's unnormalised :math:`\lambda_J` is :math:`\lambda / N`). The endpoints are exact:
+  targets of the MSE on standardized targets (:class:`factorlab.mtl.soft.SoftSharingPenalty`:
+  the journal's unnormalised form, so ``lam`` compares with its values; ``N`` = the constrained
+  parameters of one member is recorded as ``constrained_params`` for the per-parameter reading
+  ``lam · N``). The endpoints are exact:
   ``lam = 0`` trains the single-task stack by its own code path (no penalty term at all) and
   ``lam = "inf"`` trains the hard-sharing model of ``qm9_hard_sharing`` (one encoder, a head
   per target). ``lam`` is a float or the string ``"inf"`` (JSON has no infinity).

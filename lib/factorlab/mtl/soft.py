@@ -3,16 +3,21 @@ grouped stack (:mod:`factorlab.models.stack`), each with its own encoder and hea
 together by an L2 penalty between corresponding parameters of chosen layers.
 
 .. math::
-    \mathcal{L} = \sum_k \mathrm{MSE}_k + \lambda \, \frac{1}{N} \sum_{l \in \mathcal{S}}
+    \mathcal{L} = \sum_k \mathrm{MSE}_k + \lambda \sum_{l \in \mathcal{S}}
     \sum_{i<j} \lVert \theta^{(l)}_i - \theta^{(l)}_j \rVert^2
 
 with ``MSE_k`` the mean squared error of task ``k`` on standardized targets (so each term is
-about 1 at the start and the data loss is a sum over the ``K`` tasks), :math:`\mathcal{S}` the
-constrained layers (default: every encoder layer; the heads stay free) and ``N`` the number of
-constrained parameters of *one* member. So ``λ`` is a weight *per constrained parameter*
-relative to a data loss of one unit per task. The journal's unnormalised form
-:math:`\lambda_J \sum_{i<j} \lVert \cdot \rVert^2` is ours with :math:`\lambda_J = \lambda / N`;
-every record stores ``N`` (``constrained_params``) so a reader can map one to the other.
+about 1 at the start and the data loss is a sum over the ``K`` tasks) and :math:`\mathcal{S}`
+the constrained layers (default: every encoder layer; the heads stay free). This is the
+journal's own, unnormalised form, so ``λ`` compares directly with the journal's values (its
+"optimal λ close to 0.1"), given a data loss of about one unit per task. A reader who prefers
+a weight *per constrained parameter* uses :math:`\lambda N`, with ``N`` the number of
+constrained parameters of *one* member (``constrained_params``, stored in every record). Why
+not divide by ``N``: the penalty's gradient on one parameter, :math:`2 \lambda K (\theta_i -
+\bar\theta)`, does not shrink as the network grows, and neither do the data gradients it
+competes with, so the ``λ`` at which the coupling takes over does not grow with ``N``; divided
+by ``N``, a grid of powers of ten up to 100 would barely couple a network of tens of thousands
+of parameters.
 
 The endpoints are exact, not limits: ``λ = 0`` trains *no* penalty term (the single-task
 stack's own code path) and ``λ = ∞`` is hard sharing, one tied encoder with ``K`` heads
@@ -70,7 +75,9 @@ def encoder_layers(model: nn.Module) -> list[str]:
 
 
 class SoftSharingPenalty:
-    """The penalty ``λ / N · Σ_layers Σ_{i<j} ‖θ_i − θ_j‖²`` on a grouped stack ``model``.
+    """The penalty ``λ · Σ_layers Σ_{i<j} ‖θ_i − θ_j‖²`` on a grouped stack ``model``
+    (``constrained_params`` = ``N``, the constrained parameters of one member, for the
+    per-parameter reading ``λ N``).
 
     Args:
         model: a grouped stack of ``K >= 2`` members (e.g. ``QM9GINE(groups=K)``) whose
@@ -126,8 +133,8 @@ class SoftSharingPenalty:
         return sum(pairwise_sq_distance(self._stacked(layer)) for layer in self.layers)
 
     def __call__(self) -> torch.Tensor:
-        """``λ / N`` times :meth:`raw`: the term added to the data loss."""
-        return self.raw() * (self.lam / self.constrained_params)
+        """``λ`` times :meth:`raw`: the term added to the data loss."""
+        return self.raw() * self.lam
 
     @torch.no_grad()
     def distances(self) -> dict[str, float]:
