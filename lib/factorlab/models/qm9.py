@@ -27,7 +27,7 @@ from torch_geometric.nn import GINEConv, global_add_pool, global_mean_pool
 from torch_geometric.nn.models.schnet import GaussianSmearing, InteractionBlock, ShiftedSoftplus
 
 from factorlab.data.qm9 import pyg_edge_features, pyg_node_features
-from factorlab.models.grouped import GroupedLinear, TaskHeads
+from factorlab.models.grouped import GroupedLinear, SharedInputLinear, TaskHeads
 
 #: Width of :func:`~factorlab.data.qm9.pyg_node_features` / :func:`~factorlab.data.qm9.pyg_edge_features`.
 NODE_FEATURES, EDGE_FEATURES = 11, 4
@@ -53,6 +53,14 @@ def num_graphs(batch: GraphBatch) -> int:
 
 
 # --------------------------------------------------------------------------- encoders
+
+def _grouped_edges(conv: GINEConv, groups: int) -> GINEConv:
+    """``conv`` with its bond-type embedding (``conv.lin``, one ``Linear(edge_dim, K * hidden)``)
+    computed group by group (:class:`~factorlab.models.grouped.SharedInputLinear`, same
+    tensors), so that a group's numbers do not depend on how many groups there are."""
+    conv.lin = SharedInputLinear.from_linear(conv.lin, groups)
+    return conv
+
 
 class GINEEncoder(nn.Module):
     r"""Atom features -> ``layers`` residual GINE convolutions -> readout.
@@ -97,12 +105,14 @@ class GINEEncoder(nn.Module):
             raise ValueError(f"hidden, layers and groups must be positive, got {hidden}, {layers}, {groups}")
         self.hidden, self.layers, self.groups, self.readout = hidden, layers, groups, readout
         width = groups * hidden
-        self.node_in = nn.Linear(NODE_FEATURES, width)  # shared input, independent rows per group
+        # shared input, independent rows per group (an nn.Linear's tensors and initialisation)
+        self.node_in = SharedInputLinear.from_linear(nn.Linear(NODE_FEATURES, width), groups)
         # no bias where BatchNorm follows: it would cancel it (a parameter with zero gradient,
         # which Adam turns into a random walk of +-lr steps)
         self.convs = nn.ModuleList(
-            GINEConv(nn.Sequential(GroupedLinear(hidden, hidden, groups), nn.ReLU(),
-                                   GroupedLinear(hidden, hidden, groups, bias=not batch_norm)), edge_dim=EDGE_FEATURES)
+            _grouped_edges(GINEConv(nn.Sequential(GroupedLinear(hidden, hidden, groups), nn.ReLU(),
+                                                  GroupedLinear(hidden, hidden, groups, bias=not batch_norm)),
+                                    edge_dim=EDGE_FEATURES), groups)
             for _ in range(layers))
         self.norms = nn.ModuleList(nn.BatchNorm1d(width) if batch_norm else nn.Identity() for _ in range(layers))
         self.pool = READOUTS[readout]

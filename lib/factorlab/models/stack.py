@@ -2,8 +2,9 @@
 
 A *stack* of ``K`` members maps a batch to [G, K * T]: member ``k``'s ``T`` outputs are
 columns ``k*T:(k+1)*T``. Members share no parameter, so a loss that is a sum over members
-gives each member the gradient it would get alone (exactly for a :class:`ModelStack`; up to
-floating-point rounding for a grouped model).
+gives each member the gradient it would get alone: exactly for a :class:`ModelStack`, and
+for a grouped model too on the CPU, whose grouped layers compute each member in arithmetic
+of the same shape whatever the stack's size (:mod:`factorlab.models.grouped`).
 
 Two kinds of stack, same interface:
 
