@@ -30,7 +30,9 @@ def _committed() -> dict[str, list[Path]]:
 
 COMMITTED = _committed()
 BENCHMARKS = ["cifar_anchor", "dft_threads_benchmark", "layers_benchmark", "memory_format_benchmark",
-              "qm9_loader_benchmark"]
+              "qm9_loader_benchmark", "train_throughput"]
+#: Benchmarks whose cpu record is still to be measured on a quiet machine (none committed yet).
+NOT_YET_RECORDED = {"train_throughput"}
 
 
 def test_every_record_folder_is_registered():
@@ -79,6 +81,8 @@ def test_benchmark_records_come_from_run_experiment(monkeypatch):
     monkeypatch.setenv("FACTORLAB_REQUIRE_CACHED", "1")  # nothing may be measured here
     store = RunStore(RESULTS)
     for name in BENCHMARKS:
+        if name in NOT_YET_RECORDED and name not in COMMITTED:
+            continue
         (path,) = [p for p in COMMITTED[name] if json.loads(p.read_text())["config"]["profile"] == "cpu"]
         (rec,) = run_experiment(name, "cpu", store=store)
         assert rec == json.loads(path.read_text())

@@ -76,6 +76,34 @@ def test_time_to_target_reached_and_not_reached():
     assert missed.metrics["time_to_target_s"] is None and missed.metrics["epochs_to_target"] is None
 
 
+def test_fit_records_the_windowed_training_loss_with_its_clock():
+    r = _fit(0, epochs=2, target_loss=1.6)
+    h, t = r.history, r.timing
+    assert (t["steps_per_epoch"], t["window_steps"]) == (6, 1)  # 6 steps // 10 checks -> windows of 1 step
+    assert len(h["window_loss"]) == len(h["window_s"]) == len(h["window_epoch"]) == 12
+    assert h["window_epoch"] == [k / 6 for k in range(1, 13)]
+    assert h["window_s"] == sorted(h["window_s"]) and h["window_s"][-1] <= h["train_s"][-1]
+    assert h["window_s"][5] <= h["train_s"][0] <= h["window_s"][6]  # epoch 1 ends between its windows and epoch 2's
+    # windows of one step: the epoch's loss is their batch-size-weighted mean (192 = 6 batches of 32)
+    assert h["train_loss"][0] == pytest.approx(sum(h["window_loss"][:6]) / 6, rel=1e-12)
+    # the target metrics are read from the windows: the first at or below the target
+    k = next(i for i, v in enumerate(h["window_loss"]) if v <= 1.6)
+    assert k > 0 and h["window_loss"][k - 1] > 1.6
+    assert r.metrics["time_to_target_s"] == h["window_s"][k] and r.metrics["epochs_to_target"] == h["window_epoch"][k]
+
+
+def test_windows_cover_whole_windows_of_each_epoch_only():
+    seed_everything(0)
+    model = MLP(hidden=(16,), dropout=0.0)
+    x, y = _toy_data(n=45 * 8)
+    r = fit_classifier(model, torch.optim.SGD(model.parameters(), lr=0.05), (x, y), (x[:8], y[:8]), epochs=2,
+                       batch_size=8, device=torch.device("cpu"), seed=0, preprocess=_pre, checks_per_epoch=10)
+    assert (r.timing["steps_per_epoch"], r.timing["window_steps"]) == (45, 4)  # 11 windows, the 45th step in none
+    assert len(r.history["window_loss"]) == 22
+    assert r.history["window_epoch"][10:12] == [44 / 45, 1 + 4 / 45]
+    assert r.timing["allocator"] in ("glibc, freed memory kept", "system default")
+
+
 def test_fit_rejects_zero_epochs():
     with pytest.raises(ValueError, match="epochs must be >= 1"):
         _fit(0, epochs=0)

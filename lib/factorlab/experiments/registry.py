@@ -37,7 +37,7 @@ EXPERIMENTS: dict[str, str] = {name: f"factorlab.experiments.{name}" for name in
     "cifar_baselines", "cifar_factorized", "cifar_long", "cifar_init",
     # benchmarks (entry points in benchmarks/)
     "layers_benchmark", "qm9_loader_benchmark", "dft_threads_benchmark", "memory_format_benchmark",
-    "cifar_anchor",
+    "cifar_anchor", "train_throughput",
 )}
 
 

@@ -1,9 +1,11 @@
 """The training loop of image classifiers (the MNIST nets of the baseline, factorized and
 compression experiments): any optimizer, epochs over a device loader, the test set after each.
 
-Everything lives on the device: the data come from a :class:`~factorlab.data.DeviceLoader`,
-the loss is accumulated on the device and read once per check window, and the clock is read
-only after synchronizing. Training time excludes evaluation.
+Everything lives on the device: the data come from a :class:`~factorlab.data.DeviceLoader`;
+a step keeps only references to its loss, predictions and labels, which are summed once per
+epoch; the clock is read only after synchronizing, at the end of each loss window. Training
+time excludes evaluation. On the CPU the C allocator keeps freed memory for the next step
+(:mod:`factorlab.train.allocator`).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from factorlab.data.loader import DeviceLoader
+from factorlab.train.allocator import retain_freed_memory
 from factorlab.train.device import autocast, precision_name, synchronize
 
 #: ``preprocess(x) -> x``: turns a stored batch (e.g. uint8 images) into model input.
@@ -28,10 +31,20 @@ Preprocess = Callable[[torch.Tensor], torch.Tensor]
 class FitResult:
     """What :func:`fit_classifier` measured.
 
-    ``history`` holds one list per quantity, one entry per epoch: ``epoch`` (1-based),
-    ``train_loss`` and ``train_acc`` (running means over the epoch's batches, in training
-    mode), ``test_loss`` and ``test_acc`` (evaluation mode, whole test set), ``train_s``
-    (cumulative training seconds at the end of the epoch).
+    ``history`` holds one list per quantity. One entry per epoch: ``epoch`` (1-based),
+    ``train_loss`` and ``train_acc`` (means over the epoch's samples of the loss and accuracy
+    of each batch in training mode, before that batch's optimizer step), ``test_loss`` and
+    ``test_acc`` (evaluation mode, whole test set), ``train_s`` (cumulative training seconds
+    at the end of the epoch).
+
+    One entry per loss window: each epoch's steps are cut, from its first step, into windows
+    of ``timing["window_steps"]`` = max(1, steps per epoch // ``checks_per_epoch``)
+    consecutive steps; the last (steps per epoch mod window) steps of an epoch fall in no
+    window. ``window_loss`` is the unweighted mean over the window's steps of each batch's
+    mean cross-entropy (nats, training mode, before that step's update; NaN when not finite),
+    ``window_s`` the cumulative training seconds at the end of the window's last step (device
+    synchronized, evaluation excluded), ``window_epoch`` the fractional epoch there (steps
+    done / steps per epoch).
     """
 
     history: dict[str, list[float]]
@@ -98,37 +111,41 @@ def fit_classifier(
             [N, 28, 28]), ``y`` int64 class labels [N].
         seed: seeds the shuffling order (the model's initialisation and dropout use the global
             generator, seeded by the caller).
-        target_loss: when given, the training loss (mean over a window of about
-            1/``checks_per_epoch`` of an epoch) is watched, and the first time it falls to
-            ``target_loss`` or below is recorded as ``time_to_target_s`` (training seconds)
-            and ``epochs_to_target`` (fractional epochs); both are None if never reached.
+        target_loss: when given, the first window (see :class:`FitResult`) whose mean training
+            loss is at or below ``target_loss`` gives ``time_to_target_s`` (training seconds
+            at its end) and ``epochs_to_target`` (fractional epochs there); both are None if
+            no window reaches it. Any other target can be read from the recorded windows
+            afterwards (:func:`factorlab.analysis.time_to_target`).
+        checks_per_epoch: windows per epoch (about; see :class:`FitResult`).
 
     Returns:
         A :class:`FitResult`; ``metrics`` has the final ``test_acc``, ``test_loss``,
         ``train_loss``, ``train_acc``, the best ``best_test_acc`` and the target results;
         ``timing`` has ``train_s`` (training only, evaluation excluded), ``eval_s``,
-        ``steps``, ``precision``.
+        ``steps``, ``steps_per_epoch``, ``window_steps``, ``precision`` and ``allocator``
+        (:func:`~factorlab.train.allocator.retain_freed_memory`, applied on the CPU).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    allocator = retain_freed_memory() if device.type == "cpu" else "caching (CUDA)"
     model.to(device)
     loader = DeviceLoader(*train, batch_size=batch_size, shuffle=True, seed=seed)
     steps_per_epoch = len(loader)
     window = max(1, steps_per_epoch // max(1, checks_per_epoch))
 
-    history: dict[str, list[float]] = {k: [] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "train_s")}
+    history: dict[str, list[float]] = {k: [] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc",
+                                                       "train_s", "window_loss", "window_s", "window_epoch")}
     train_s = eval_s = 0.0
     step = 0
-    time_to_target: float | None = None
-    epochs_to_target: float | None = None
 
     for epoch in range(1, epochs + 1):
         model.train()
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        seen = 0
-        win_sum = torch.zeros((), device=device, dtype=torch.float64)
-        win_n = 0
+        # Per step only references are kept (no device arithmetic, no host reads): the batch's
+        # mean loss, its predicted classes and its labels; the epoch's sums come after it.
+        losses: list[torch.Tensor] = []
+        preds: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
+        window_end_s: list[float] = []
         synchronize(device)
         t0 = time.perf_counter()
         for xb, yb in _progress(loader, steps_per_epoch, f"epoch {epoch}/{epochs}"):
@@ -138,25 +155,31 @@ def fit_classifier(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            step += 1
-            n = yb.shape[0]
-            seen += n
-            batch_loss = loss.detach().double()
-            loss_sum += batch_loss * n
-            correct += (logits.detach().argmax(dim=1) == yb).sum()
-            if target_loss is not None and time_to_target is None:
-                win_sum += batch_loss
-                win_n += 1
-                if win_n == window:
-                    synchronize(device)
-                    elapsed = train_s + time.perf_counter() - t0
-                    if win_sum.item() / win_n <= target_loss:
-                        time_to_target = elapsed
-                        epochs_to_target = step / steps_per_epoch
-                    win_sum.zero_()
-                    win_n = 0
+            losses.append(loss.detach())
+            preds.append(logits.detach().argmax(dim=1))
+            labels.append(yb)
+            if len(losses) % window == 0:  # a window ends: stamp the training clock
+                synchronize(device)
+                window_end_s.append(train_s + time.perf_counter() - t0)
         synchronize(device)
         train_s += time.perf_counter() - t0
+
+        batch_loss = torch.stack(losses).tolist()  # float32 -> exact Python floats
+        seen = loss_sum = 0
+        for value, yb in zip(batch_loss, labels):  # summed in float64 in step order
+            n = yb.shape[0]
+            loss_sum += value * n
+            seen += n
+        correct = int(torch.cat(preds).eq(torch.cat(labels)).sum())
+        for k, end_s in enumerate(window_end_s):
+            win_sum = 0.0
+            for value in batch_loss[k * window:(k + 1) * window]:
+                win_sum += value
+            history["window_loss"].append(win_sum / window)
+            history["window_s"].append(end_s)
+            history["window_epoch"].append((step + (k + 1) * window) / steps_per_epoch)
+        step += len(losses)
+        del losses, preds, labels
 
         t1 = time.perf_counter()
         test_loss, test_acc = evaluate(model, *test, preprocess=preprocess, device=device, batch_size=eval_batch_size)
@@ -164,14 +187,17 @@ def fit_classifier(
         eval_s += time.perf_counter() - t1
 
         history["epoch"].append(epoch)
-        history["train_loss"].append(loss_sum.item() / seen)
-        history["train_acc"].append(correct.item() / seen)
+        history["train_loss"].append(loss_sum / seen)
+        history["train_acc"].append(correct / seen)
         history["test_loss"].append(test_loss)
         history["test_acc"].append(test_acc)
         history["train_s"].append(train_s)
         if not math.isfinite(history["train_loss"][-1]):
             break  # diverged: keep what was measured, the record shows it
 
+    # the first window at or below the target (NaN never is), as factorlab.analysis.time_to_target reads it
+    reached = None if target_loss is None else next(
+        (k for k, loss in enumerate(history["window_loss"]) if loss <= target_loss), None)
     metrics = {
         "test_acc": history["test_acc"][-1],
         "test_loss": history["test_loss"][-1],
@@ -179,15 +205,18 @@ def fit_classifier(
         "train_acc": history["train_acc"][-1],
         "best_test_acc": max(history["test_acc"]),
         "target_loss": target_loss,
-        "time_to_target_s": time_to_target,
-        "epochs_to_target": epochs_to_target,
+        "time_to_target_s": None if reached is None else history["window_s"][reached],
+        "epochs_to_target": None if reached is None else history["window_epoch"][reached],
     }
     timing = {
         "train_s": train_s,
         "eval_s": eval_s,
         "steps": step,
+        "steps_per_epoch": steps_per_epoch,
+        "window_steps": window,
         "epochs_run": len(history["epoch"]),
         "precision": precision_name(device),
+        "allocator": allocator,
         "compiled": False,
     }
     return FitResult(history=history, metrics=metrics, timing=timing)
