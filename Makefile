@@ -58,7 +58,8 @@ pdf: install chromium  ## the whole book as one PDF, _build/pdf/book.pdf (single
 	$(BIN)/python tests/browser/print_pdf.py _build/singlehtml _build/pdf/book.pdf
 
 lab: install  ## JupyterLab on notebooks/ with the project's kernel (runs are cached: re-running a notebook trains nothing)
-	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \
+	  $(if $(SUDO),,--allow-root) $(LAB_ARGS)
 
 publish: book  ## push _build/html to the gh-pages branch of origin (GitHub Pages) with ghp-import
 	$(BIN)/ghp-import --no-jekyll --push --force --message "book from $$(git rev-parse --short HEAD)" _build/html

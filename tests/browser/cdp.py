@@ -88,8 +88,10 @@ class Chromium:
             f"--window-size={self.width},{self.height}", f"--user-data-dir={self._profile}",
             "--remote-debugging-port=0", "--remote-allow-origins=*", "about:blank",
         ]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            args.insert(1, "--no-sandbox")  # Chromium refuses to start its sandbox as root
+        if (hasattr(os, "geteuid") and os.geteuid() == 0) or os.environ.get("CI"):
+            # Chromium refuses its sandbox as root, and CI runners may forbid the namespaces it needs;
+            # the pages it opens are the book's own, served on loopback
+            args.insert(1, "--no-sandbox")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = Path(self._profile) / "DevToolsActivePort"
         deadline = time.monotonic() + self.timeout
