@@ -77,3 +77,47 @@ def interpolate_log(x_known, y_known, x) -> "np.ndarray":
     order = np.argsort(xk)
     lx, ly, lq = np.log(xk[order]), yk[order], np.log(xq)
     return np.where((lq >= lx[0]) & (lq <= lx[-1]), np.interp(lq, lx, ly), np.nan)
+
+
+def paired_difference(a: pd.Series, b: pd.Series) -> tuple[float, float, int]:
+    """Mean, standard error and count of the paired differences ``a - b``.
+
+    ``a`` and ``b`` are indexed by the pairing key (e.g. the seed); only keys present in both
+    (and not NaN) pair up. The standard error is ``sd(d, ddof=1) / sqrt(n)``, NaN for one
+    pair. ValueError when no key pairs up.
+    """
+    d = (a - b).dropna()
+    if d.empty:
+        raise ValueError(f"no paired values: keys {sorted(a.index)} and {sorted(b.index)} share none")
+    n = int(d.shape[0])
+    se = float(d.std(ddof=1) / n ** 0.5) if n > 1 else float("nan")
+    return float(d.mean()), se, n
+
+
+def first_window_reaching(window_loss, target: float) -> int | None:
+    """Index of the first window whose mean training loss is at or below ``target`` (nats),
+    None when none is (a NaN or infinite mean never reaches)."""
+    for i, loss in enumerate(window_loss):
+        if loss is not None and loss <= target:  # NaN compares False
+            return i
+    return None
+
+
+def time_to_target(window_loss, window_s, target: float, total_s: float | None = None) -> tuple[float, bool]:
+    """Training seconds until the windowed training loss first reaches ``target``, censored.
+
+    ``window_loss`` [W]: mean training loss of each window (nats; None or NaN where it was not
+    finite), ``window_s`` [W]: cumulative training seconds at the end of each window (as
+    recorded by :func:`factorlab.train.fit_classifier`). Returns ``(seconds, censored)``: the
+    time at the end of the first window at or below ``target`` and False; or, when no window
+    reaches it, the run's whole training time ``total_s`` (default: the last window's time;
+    NaN without windows) and True, meaning the time to target is at least that.
+    """
+    if len(window_loss) != len(window_s):
+        raise ValueError(f"{len(window_loss)} window losses but {len(window_s)} window times")
+    i = first_window_reaching(window_loss, target)
+    if i is not None:
+        return float(window_s[i]), False
+    if total_s is not None:
+        return float(total_s), True
+    return (float(window_s[-1]) if len(window_s) else float("nan")), True

@@ -41,3 +41,16 @@ def test_interpolate_log():
         interpolate_log([], [], [1])
     with pytest.raises(ValueError, match="positive"):
         interpolate_log([0, 1], [1, 2], [1])
+
+
+def test_paired_difference_pairs_by_key_and_gives_the_standard_error():
+    from factorlab.analysis import paired_difference
+
+    a = pd.Series({0: 1.0, 1: 3.0, 2: 5.0, 7: 100.0})
+    b = pd.Series({2: 4.0, 1: 1.0, 0: 0.0})  # key 7 has no partner; order does not matter
+    mean, se, n = paired_difference(a, b)
+    # differences 1, 2, 1: mean 4/3, sd sqrt(1/3), se sqrt(1/3)/sqrt(3) = 1/3
+    assert n == 3 and mean == pytest.approx(4 / 3) and se == pytest.approx(1 / 3)
+    assert math.isnan(paired_difference(pd.Series({0: 1.0}), pd.Series({0: 0.5}))[1])
+    with pytest.raises(ValueError, match="share none"):
+        paired_difference(pd.Series({0: 1.0}), pd.Series({1: 1.0}))

@@ -2,6 +2,8 @@
 on smoke-profile records and on hand-built records whose numbers are known."""
 from __future__ import annotations
 
+import math
+
 import matplotlib
 import pytest
 
@@ -17,18 +19,19 @@ def smoke_records(tmp_path_factory):
 
 
 def _record(net: str, variant: str, seed: int, acc: float, train_s: float = 60.0, epochs: int = 2,
-            device: str = "cpu") -> dict:
-    """A hand-built record of one run: test accuracy ``acc`` (fraction), loss falling per epoch."""
+            device: str = "cpu", quiet: bool | None = None) -> dict:
+    """A hand-built record of one run: test accuracy ``acc`` (fraction) at every epoch, loss
+    falling per epoch; ``quiet`` None: a record without load provenance."""
     return {
         "experiment": NAME, "key": f"{net}-{variant}-{seed}",
         "config": {"experiment": NAME, "profile": "cpu", "net": net, "variant": variant, "seed": seed,
-                   "epochs": epochs, "batch_size": 128},
+                   "epochs": epochs, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.1},
         "metrics": {"test_acc": acc, "train_loss": 0.1},
         "model": {"params": 1000},
-        "timing": {"train_s": train_s},
+        "timing": {"train_s": train_s, "steps": 100 * epochs},
         "history": {"epoch": list(range(1, epochs + 1)), "train_loss": [1.0 / e for e in range(1, epochs + 1)],
                     "test_acc": [acc] * epochs},
-        "provenance": {"device": device},
+        "provenance": {"device": device, **({} if quiet is None else {"load": {"quiet": quiet}})},
     }
 
 
@@ -57,7 +60,40 @@ def test_glue_values_on_hand_built_records():
     # glue order of the committed notebook: accuracies, stds, journal gaps, weight-decay effects, counts
     keys = list(v)
     assert keys[0] == "acc_conv1_adamw" and keys.index("std_conv1_adamw") == 8
-    assert keys[-6:] == ["n_seeds", "epochs_conv1", "epochs_conv2", "epochs_mlp", "devices", "train_minutes"]
+    assert keys[-6:] == ["clear_se", "reproduce_sd", "epoch_s_conv1", "epoch_s_conv2", "epoch_s_mlp", "quiet_runs"]
+    # paired by seed: conv1 l2 - journal = (5, 3) -> mean 4, se 1; adamw - l2 = (-1, 1) -> 0 ± 1
+    assert v["wd_cost_se_conv1"] == pytest.approx(1.0) and v["wd_clear_conv1"] == "clear"
+    assert v["adamw_vs_l2_se_conv1"] == pytest.approx(1.0) and v["adamw_clear_conv1"] == "not clear"
+    # conv2 journal sd 0: the journal's 97.1 is 0.1 away from a spread of none -> not reproduced
+    assert v["reproduces_conv2"] == "does not reproduce" and v["gap_sd_conv2"] == float("inf")
+    # conv1 journal: sd sqrt(2) * sqrt(1 + 1/2) = sqrt(3); gap 10.9 -> 6.3 prediction sds
+    assert v["gap_sd_conv1"] == pytest.approx(10.9 / 3 ** 0.5) and v["reproduces_conv1"] == "does not reproduce"
+    assert v["acc1_conv1_journal"] == pytest.approx(91.0)
+    assert v["adamw_shrink_conv1"] == pytest.approx(100 * (1 - (1 - 1e-4) ** 200))  # 2 epochs of 100 steps
+    assert math.isnan(v["plateau_conv1"]) and v["plateau_verdict_conv1"] == "was trained too briefly to judge"
+    assert v["epoch_s_conv1"] == pytest.approx(30.0) and v["quiet_runs"] == 0
+
+
+def test_reproduced_within_two_prediction_sds_and_plateau_on_long_runs():
+    # journal conv1 80.1: runs at 80.0 and 81.0 (sd 0.707, prediction sd 0.866): gap 0.4 -> reproduced
+    records = [r for r in _hand_records() if r["config"]["net"] != "conv1"]
+    records += [_record("conv1", v, seed, a, epochs=10, quiet=seed == 0)
+                for v, pair in {"journal": [0.800, 0.810], "l2": [0.95, 0.95], "adamw": [0.95, 0.95]}.items()
+                for seed, a in enumerate(pair)]
+    v = report.glue_values(records)
+    assert v["reproduces_conv1"] == "reproduces" and v["gap_sd_conv1"] == pytest.approx(0.4 / 0.5 ** 0.5 / 1.5 ** 0.5)
+    assert v["plateau_conv1"] == pytest.approx(0.0) and v["plateau_verdict_conv1"] == "has plateaued"  # flat
+    assert v["plateau_verdict_mlp"] == "was trained too briefly to judge"  # 2 epochs
+    assert v["quiet_runs"] == 3
+    table = report.results_table(records)
+    assert table.loc[table["optimizer, weight decay"] == "Adam, L2 0.1 (journal)", "quiet"].tolist() == ["0/2", "1/2"]
+    # a run still climbing: +1 point per epoch over the last 10 epochs -> change of 5 points
+    climbing = _record("conv1", "journal", 0, 0.8, epochs=10)
+    climbing["history"]["test_acc"] = [0.70 + 0.01 * e for e in range(10)]
+    assert report.plateau_frame([climbing])["change"].tolist() == pytest.approx([5.0])
+    records = [r for r in records if (r["config"]["net"], r["config"]["variant"], r["config"]["seed"]) != ("conv1", "journal", 0)]
+    v = report.glue_values(records + [climbing])
+    assert v["plateau_conv1"] == pytest.approx(2.5) and v["plateau_verdict_conv1"] == "has not plateaued"  # seed mean
 
 
 def test_results_table_rows_and_journal_column():
@@ -92,14 +128,13 @@ def test_smoke_records(smoke_records):
     assert len(report.results_table(smoke_records)) == 8
 
 
-def test_accuracy_figure_has_a_loss_panel_only_for_nets_trained_longer():
+def test_accuracy_figure_has_an_accuracy_and_a_loss_panel_per_net():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    recs = _hand_records()
-    for r in recs:  # only the MLP trains for more than one epoch
-        if r["config"]["net"] != "mlp":
-            r["history"] = {"epoch": [1], "train_loss": [0.5], "test_acc": [r["metrics"]["test_acc"]]}
-    fig = report.accuracy_figure(recs)
-    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "(a) MLP 784-512-512-10: training loss"
+    fig = report.accuracy_figure(_hand_records())
+    assert len(fig.axes) == 6  # 2 rows (test accuracy, training loss) x 3 nets
+    assert [ax.get_title() for ax in fig.axes[:3]] == list(report.NET_LABEL.values())
+    assert fig.axes[3].get_yscale() == "log" and fig.axes[0].get_ylabel() == "test accuracy (%)"
+    assert len(fig.axes[0].get_legend().get_texts()) == 2  # the MLP's two variants
     plt.close(fig)

@@ -2,15 +2,34 @@
 thesis journal as written and with other weight decays, from the records of the experiment
 ``mnist_baselines`` (:mod:`factorlab.experiments.mnist_baselines`).
 
-Accuracies are test accuracies in percent after the last epoch; times are seconds of training
-steps (evaluation excluded)."""
+Accuracies are test accuracies in percent after the last epoch (points for differences); times
+are seconds of training steps (evaluation excluded). Seeds pair runs: the same seed gives the
+same initialisation and batch order to every variant of a net, so variants are compared by
+paired differences (:func:`factorlab.analysis.paired_difference`).
+
+Thresholds, stated once: a paired difference is *clear* when its mean exceeds
+:data:`CLEAR_SE` standard errors; the journal's figure is *reproduced* when it lies within
+:data:`REPRODUCE_SD` prediction standard deviations of our mean (``sd·sqrt(1 + 1/n)``, the spread
+of one more run of the same settings); a net has *plateaued* when the mean test accuracy of its
+last :data:`PLATEAU_EPOCHS` epochs differs from that of the :data:`PLATEAU_EPOCHS` before by less
+than :data:`PLATEAU_POINTS` points for every variant (seed means)."""
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
 from factorlab import plots
+from factorlab.analysis import paired_difference
 from factorlab.experiments.mnist_baselines import JOURNAL_ACCURACY
 from factorlab.report.provenance import devices_of, profile_of
+
+#: A paired difference is clear beyond this many standard errors.
+CLEAR_SE = 2
+#: The journal's figure is reproduced within this many prediction standard deviations.
+REPRODUCE_SD = 2
+#: Plateau test: epochs per window, and the largest change (points) of the windows' mean accuracy.
+PLATEAU_EPOCHS, PLATEAU_POINTS = 5, 0.2
 
 #: Row labels of the networks (a), (b), (c) of the journal.
 NET_LABEL = {"mlp": "(a) MLP 784-512-512-10", "conv1": "(b) 1 conv + dense 100", "conv2": "(c) 2 conv + pooling"}
@@ -35,13 +54,17 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
         "epochs": r["config"]["epochs"], "batch": r["config"]["batch_size"],
         "acc": 100 * r["metrics"]["test_acc"], "train_loss": r["metrics"]["train_loss"],
         "params": r["model"]["params"], "train_s": r["timing"]["train_s"],
+        "epoch_s": r["timing"]["train_s"] / len(r["history"]["epoch"]),
+        "acc_epoch1": 100 * r["history"]["test_acc"][0],
+        "quiet": (r["provenance"].get("load") or {}).get("quiet"),
     } for r in records])
 
 
 def results_table(records: list[dict]) -> pd.DataFrame:
     """The chapter's table of ``mnist_baselines``: one row per (net, variant) in record order,
     with epochs, batch, seeds, test accuracy (mean ± std over seeds, %), the journal's figure
-    (cited; "n/r" where the journal reports none), parameters and training time (s)."""
+    (cited; "n/r" where the journal reports none), parameters, training time (s, mean ± std),
+    the median seconds per epoch and how many of the runs were timed on a quiet machine."""
     runs = runs_frame(records)
     rows = []
     for (net, variant), g in runs.groupby(["net", "variant"], sort=False):
@@ -54,6 +77,8 @@ def results_table(records: list[dict]) -> pd.DataFrame:
                             else ("" if journal is None else f"{journal:.1f}")),
             "params": f"{int(g['params'].iloc[0]):,}",
             "train time (s)": plots.mean_std(g["train_s"], 0),
+            "s / epoch": f"{g['epoch_s'].median():.0f}",
+            "quiet": f"{int((g['quiet'] == True).sum())}/{len(g)}",  # noqa: E712 (None: not recorded)
         })
     return pd.DataFrame(rows)
 
@@ -70,30 +95,50 @@ def curves_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def accuracy_figure(records: list[dict]):
-    """Figure of ``mnist_baselines``: the final test accuracy of every run (left, one dot per
-    seed) and, for each net trained for more than one epoch, its training loss per epoch (mean
-    ± std over seeds, log scale)."""
+    """Figure of ``mnist_baselines``: per net (columns), the test accuracy (top, %) and the
+    training loss (bottom, log scale) per epoch, one line per variant (mean ± std over seeds).
+    Nets trained for a single epoch show one point."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     curves = curves_frame(records)
-    final = curves.sort_values("epoch").groupby(["net", "variant", "seed"], sort=False).tail(1)
-    long_nets = [n for n in NET_LABEL.values() if curves.loc[curves["net"] == n, "epoch"].max() > 1]
-    fig, axes = plt.subplots(1, 1 + len(long_nets), figsize=(plots.FULL_WIDTH, 3.8),
-                             gridspec_kw={"width_ratios": [1.6] + [1] * len(long_nets)})
-    axes = list(axes) if len(long_nets) else [axes]
-    sns.stripplot(data=final, y="variant", x="test accuracy (%)", hue="net", dodge=False, size=6, ax=axes[0])
-    axes[0].set_title("final test accuracy, one dot per seed")
-    axes[0].set_ylabel("")
-    axes[0].legend(fontsize="x-small", title=None, loc="lower left")
-    for ax, net in zip(axes[1:], long_nets):
-        sns.lineplot(data=curves[curves["net"] == net], x="epoch", y="train loss", hue="variant",
-                     marker="o", errorbar="sd", ax=ax)
-        ax.set_yscale("log")
-        ax.set_title(f"{net}: training loss")
-        ax.legend(fontsize="x-small", title=None)
+    nets = [n for n in NET_LABEL.values() if (curves["net"] == n).any()]
+    fig, axes = plt.subplots(2, len(nets), figsize=(plots.FULL_WIDTH, 5.6), sharex="col", squeeze=False)
+    for col, net in enumerate(nets):
+        data = curves[curves["net"] == net]
+        for row, y in enumerate(["test accuracy (%)", "train loss"]):
+            ax = axes[row, col]
+            sns.lineplot(data=data, x="epoch", y=y, hue="variant", marker="o", markersize=3,
+                         errorbar="sd", ax=ax, legend=row == 0)
+            if row == 1:
+                ax.set_yscale("log")
+            if col:
+                ax.set_ylabel("")
+        axes[0, col].set_title(net, fontsize="small")
+        axes[0, col].legend(fontsize="xx-small", title=None)
     fig.tight_layout()
     return fig
+
+
+def plateau_frame(records: list[dict]) -> pd.DataFrame:
+    """Per (net, variant) with at least ``2·PLATEAU_EPOCHS`` epochs: ``change``, the mean test
+    accuracy (seed mean, %) of the last :data:`PLATEAU_EPOCHS` epochs minus that of the
+    :data:`PLATEAU_EPOCHS` before, in points."""
+    rows = []
+    for r in records:
+        acc = r["history"]["test_acc"]
+        if len(acc) >= 2 * PLATEAU_EPOCHS:
+            last, before = acc[-PLATEAU_EPOCHS:], acc[-2 * PLATEAU_EPOCHS:-PLATEAU_EPOCHS]
+            rows.append({"net": r["config"]["net"], "variant": r["config"]["variant"],
+                         "change": 100 * (sum(last) - sum(before)) / PLATEAU_EPOCHS})
+    if not rows:
+        return pd.DataFrame(columns=["net", "variant", "change"])
+    return pd.DataFrame(rows).groupby(["net", "variant"], as_index=False, sort=False)["change"].mean()
+
+
+def _clear(mean: float, se: float) -> bool:
+    """Whether a paired difference is clear: ``|mean| > CLEAR_SE · se`` (False without an se)."""
+    return not math.isnan(se) and abs(mean) > CLEAR_SE * se
 
 
 def glue_values(records: list[dict]) -> dict:
@@ -107,7 +152,24 @@ def glue_values(records: list[dict]) -> dict:
     - ``wd_cost_<net>`` = acc(l2) - acc(journal) and ``adamw_vs_l2_<net>`` = acc(adamw) -
       acc(l2) for conv1 and conv2 (points; positive: the journal's setting is worse);
     - ``profile``, ``n_runs``, ``n_seeds``, ``epochs_<net>``, ``devices``, ``train_minutes``
-      (summed training time of all runs, min).
+      (summed training time of all runs, min);
+    - for conv1 and conv2, paired by seed: ``wd_cost_se_<net>`` and ``adamw_vs_l2_se_<net>``
+      (standard errors of the two differences above, points; NaN for one seed) and
+      ``wd_clear_<net>``, ``adamw_clear_<net>``: ``"clear"`` or ``"not clear"`` (beyond
+      :data:`CLEAR_SE` standard errors);
+    - ``adamw_shrink_<net>``: how much decoupled decay alone shrinks a weight over the whole
+      run, ``100·(1 − (1 − lr·λ)^steps)`` (%), for conv1 and conv2;
+    - ``gap_sd_<net>``: ``|gap|`` in prediction standard deviations of one run and
+      ``reproduces_<net>``: ``"reproduces"`` or ``"does not reproduce"`` (within
+      :data:`REPRODUCE_SD`), for the nets the journal reports;
+    - ``acc1_<net>_<variant>``: the mean test accuracy after the first epoch (%);
+    - per net, ``plateau_<net>``: the largest ``|change|`` of :func:`plateau_frame` over its
+      variants (points; NaN when it trained fewer than ``2·PLATEAU_EPOCHS`` epochs) and
+      ``plateau_verdict_<net>``: ``"has plateaued"`` (below :data:`PLATEAU_POINTS`), ``"has
+      not plateaued"`` or ``"was trained too briefly to judge"``; ``plateau_epochs``,
+      ``plateau_points``, ``clear_se``, ``reproduce_sd``: the thresholds;
+    - ``epoch_s_<net>``: the median seconds per training epoch over the net's runs;
+      ``quiet_runs``: how many runs were timed on a quiet machine (provenance ``load``).
     """
     runs = runs_frame(records)
     acc = runs.groupby(["net", "variant"])["acc"]
@@ -121,9 +183,6 @@ def glue_values(records: list[dict]) -> dict:
         if reported is not None:
             values[f"journal_{net}"] = reported
             values[f"gap_{net}"] = float(means[net, "journal"] - reported)
-    for net in ("conv1", "conv2"):
-        values[f"wd_cost_{net}"] = float(means[net, "l2"] - means[net, "journal"])
-        values[f"adamw_vs_l2_{net}"] = float(means[net, "adamw"] - means[net, "l2"])
     values["profile"] = profile_of(records)
     values["n_runs"] = len(records)
     values["n_seeds"] = int(runs["seed"].nunique())
@@ -131,4 +190,38 @@ def glue_values(records: list[dict]) -> dict:
         values[f"epochs_{net}"] = int(g["epochs"].iloc[0])
     values["devices"] = devices_of(records)
     values["train_minutes"] = float(runs["train_s"].sum() / 60)
+
+    by_seed = runs.set_index(["net", "variant", "seed"])["acc"].sort_index()
+    for net in ("conv1", "conv2"):
+        for name, (a, b) in {"wd_cost": ("l2", "journal"), "adamw_vs_l2": ("adamw", "l2")}.items():
+            mean, se, _ = paired_difference(by_seed[net, a], by_seed[net, b])
+            values[f"{name}_{net}"] = mean  # equals the difference of the means when every seed pairs
+            values[f"{name}_se_{net}"] = se
+            values[f"{'wd' if name == 'wd_cost' else 'adamw'}_clear_{net}"] = "clear" if _clear(mean, se) else "not clear"
+    for net in ("conv1", "conv2"):
+        r = next(r for r in records if r["config"]["net"] == net and r["config"]["variant"] == "adamw")
+        c = r["config"]
+        values[f"adamw_shrink_{net}"] = 100 * (1 - (1 - c["lr"] * c["weight_decay"]) ** r["timing"]["steps"])
+    acc_sd = acc.std(ddof=1)
+    for net, reported in JOURNAL_ACCURACY.items():
+        if reported is not None:
+            n = int(acc.count()[net, "journal"])
+            sd = float(acc_sd[net, "journal"]) * math.sqrt(1 + 1 / n) if n > 1 else float("nan")
+            values[f"gap_sd_{net}"] = abs(values[f"gap_{net}"]) / sd if sd == sd and sd > 0 else float("inf")
+            values[f"reproduces_{net}"] = ("reproduces" if values[f"gap_sd_{net}"] <= REPRODUCE_SD
+                                           else "does not reproduce")
+    for (net, variant), mean in runs.groupby(["net", "variant"])["acc_epoch1"].mean().items():
+        values[f"acc1_{net}_{variant}"] = float(mean)
+    plateau = plateau_frame(records)
+    for net in NET_LABEL:
+        change = plateau.loc[plateau["net"] == net, "change"].abs()
+        values[f"plateau_{net}"] = float(change.max()) if len(change) else float("nan")
+        values[f"plateau_verdict_{net}"] = (
+            "was trained too briefly to judge" if not len(change)
+            else "has plateaued" if values[f"plateau_{net}"] < PLATEAU_POINTS else "has not plateaued")
+    values["plateau_epochs"], values["plateau_points"] = PLATEAU_EPOCHS, PLATEAU_POINTS
+    values["clear_se"], values["reproduce_sd"] = CLEAR_SE, REPRODUCE_SD
+    for net, g in runs.groupby("net"):
+        values[f"epoch_s_{net}"] = float(g["epoch_s"].median())
+    values["quiet_runs"] = int((runs["quiet"] == True).sum())  # noqa: E712 (None: not recorded)
     return values
