@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from factorlab import plots
-from factorlab.analysis import factorized_runs_frame, largest_compression_within, pareto_front
+from factorlab.analysis import (factorized_runs_frame, first_window_reaching, largest_compression_within,
+                                paired_difference, pareto_front, time_to_target)
 from factorlab.experiments.mnist_factorized import BUDGETS, NETS
 from factorlab.report.provenance import devices_of, profile_of, quiet_counts, quiet_label, quiet_of
 
@@ -237,4 +238,166 @@ def glue_values(records: list[dict]) -> dict:
                 values[f"ranks_{key}"] = " and ".join(ranks)
                 if ranks[0].isdigit():
                     values[f"rank_{key}"] = int(ranks[0])
+    return values
+
+
+# --- The journal's "100 times as long to reach the same loss", from the windowed loss curves ---
+
+#: The claim tested (journal 000, Paul, January 2020), as written.
+JOURNAL_SENTENCE = ("I estimate that the tensor factorization network took 100 times as long to reach the same "
+                    "loss as the basic network.")
+#: The slowdown the journal names.
+JOURNAL_SLOWDOWN = 100.0
+#: The lenient target training loss per net (nats): the target the experiment watches in training.
+LENIENT_TARGET = {net: float(spec["target_loss"]) for net, spec in NETS.items()}
+#: The two targets, in table order: the full dense network's own final training loss, and the lenient one.
+TARGETS = ("final", "lenient")
+#: What the slowdown values say where no record has loss curves.
+NOT_MEASURED = "not measured"
+
+
+def has_curves(record: dict) -> bool:
+    """Whether ``record`` holds the windowed training-loss curve (``history["window_loss"]`` and
+    ``["window_s"]``, recorded by :func:`factorlab.train.fit_classifier` since the curves were
+    added; older records have only per-epoch losses)."""
+    h = record.get("history") or {}
+    return bool(h.get("window_loss")) and len(h.get("window_s") or []) == len(h["window_loss"])
+
+
+def _is_full_dense(cfg: dict) -> bool:
+    return cfg["family"] == "dense" and cfg["width"] == NETS[cfg["net"]]["full_width"]
+
+
+def loss_targets(records: list[dict]) -> dict[str, dict[str, float]]:
+    """Per net with curves: ``{"final": the full-width dense network's final training loss
+    (metrics ``train_loss``: the mean over its last epoch, nats; mean over its seeds),
+    "lenient": LENIENT_TARGET[net]}``. Nets without a full dense run with curves are left out."""
+    finals: dict[str, list[float]] = {}
+    for r in records:
+        if has_curves(r) and _is_full_dense(r["config"]):
+            finals.setdefault(r["config"]["net"], []).append(float(r["metrics"]["train_loss"]))
+    return {net: {"final": float(np.mean(v)), "lenient": LENIENT_TARGET[net]} for net, v in finals.items()}
+
+
+def time_to_target_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per run with loss curves and target of :func:`loss_targets`: ``net``, ``family``,
+    ``compression``, ``width``, ``seed``, ``target`` (``final`` / ``lenient``), ``target_loss``
+    (nats), ``time_s`` (training seconds to the first window at or below the target; when
+    never reached, the run's whole training time ``train_s``), ``censored`` (True: never
+    reached, the time to target is at least ``time_s``), ``epochs`` (fractional epochs there;
+    the epochs run when censored). Empty (with these columns) when no record has curves."""
+    cols = ["net", "family", "compression", "width", "seed", "target", "target_loss", "time_s", "censored", "epochs"]
+    targets, rows = loss_targets(records), []
+    for r in records:
+        c, h = r["config"], r["history"]
+        if not has_curves(r) or c["net"] not in targets:
+            continue
+        loss = [np.nan if v is None else v for v in h["window_loss"]]
+        for name in TARGETS:
+            t = targets[c["net"]][name]
+            seconds, censored = time_to_target(loss, h["window_s"], t, total_s=r["timing"]["train_s"])
+            k = first_window_reaching(loss, t)
+            epochs = float(h["epoch"][-1]) if k is None else float(h["window_epoch"][k])
+            rows.append({"net": c["net"], "family": c["family"], "compression": c["compression"], "width": c["width"],
+                         "seed": c["seed"], "target": name, "target_loss": t, "time_s": seconds,
+                         "censored": censored, "epochs": epochs})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _bound(point_censored: bool, ref_censored: bool) -> str:
+    """What a ratio of times is: exact ``=``, a lower bound ``≥`` (the point never reached the
+    target), an upper bound ``≤`` (the reference never did) or unknown ``?`` (neither did)."""
+    return {(False, False): "=", (True, False): "≥", (False, True): "≤", (True, True): "?"}[(point_censored, ref_censored)]
+
+
+def slowdown_frame(records: list[dict]) -> pd.DataFrame:
+    """Slowdown of every point against the full-width dense network of the same net, target
+    and seed: one row per (net, target, point); ``ratio`` is the geometric mean over the paired
+    seeds of time to target / the dense network's, ``ratio_lo`` / ``ratio_hi`` its smallest and
+    largest seed, ``log_se`` the standard error of the mean log ratio
+    (:func:`factorlab.analysis.paired_difference` of log times; NaN for one seed), ``n`` the
+    paired seeds, ``n_censored`` the point's runs that never reached the target, ``bound``
+    (:func:`_bound` over the seeds: ``≥`` when any of the point's runs is censored and no
+    reference run is, so that the ratio is a lower bound), ``target_loss``. The full dense
+    network itself is left out. Empty when no record has curves."""
+    cols = ["net", "target", "target_loss", "family", "compression", "width", "ratio", "ratio_lo", "ratio_hi",
+            "log_se", "n", "n_censored", "bound"]
+    ttt = time_to_target_frame(records)
+    if ttt.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for (net, target), g in ttt.groupby(["net", "target"], sort=False):
+        full = NETS[net]["full_width"]
+        is_ref = (g.family == "dense") & (g.width == full)
+        ref = g[is_ref].set_index("seed")
+        for (family, comp, width), p in g[~is_ref].groupby(["family", "compression", "width"], dropna=False, sort=False):
+            p = p.set_index("seed")
+            seeds = sorted(set(p.index) & set(ref.index))
+            if not seeds:
+                continue
+            mean_log, se, n = paired_difference(np.log(p.time_s[seeds]), np.log(ref.time_s[seeds]))
+            ratios = p.time_s[seeds] / ref.time_s[seeds]
+            bounds = {_bound(bool(p.censored[s]), bool(ref.censored[s])) for s in seeds}
+            bound = "=" if bounds == {"="} else next(iter(bounds - {"="})) if len(bounds - {"="}) == 1 else "?"
+            rows.append({"net": net, "target": target, "target_loss": float(g.target_loss.iloc[0]), "family": family,
+                         "compression": comp, "width": width, "ratio": float(np.exp(mean_log)),
+                         "ratio_lo": float(ratios.min()), "ratio_hi": float(ratios.max()), "log_se": se, "n": n,
+                         "n_censored": int(p.censored[seeds].sum()), "bound": bound})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _ratio_text(row) -> str:
+    """``"≥ 2.3× (2.1–2.6, n = 3)"``: the bound sign unless exact, the geometric-mean ratio, its
+    range over seeds and the seeds."""
+    sign = "" if row.bound == "=" else f"{row.bound} "
+    spread = f"{row.ratio_lo:.2f}–{row.ratio_hi:.2f}, " if row.n > 1 else ""
+    return f"{sign}{row.ratio:.2f}× ({spread}n = {row.n})"
+
+
+def slowdown_table(records: list[dict]) -> pd.DataFrame:
+    """The chapter's table of :func:`slowdown_frame`: per net, target and point (factorized by
+    family and compression, then the narrower dense networks by decreasing width), the time to target
+    relative to the full dense network with its bound, seed range and n, and the point's runs
+    that never reached the target (censored at their whole training time). Empty when no
+    record has curves (then the chapter says :data:`NOT_MEASURED`)."""
+    s = slowdown_frame(records)
+    if s.empty:
+        return pd.DataFrame(columns=["network", "target", "point", "time to target vs dense", "never reached"])
+    s = s.assign(net_order=[list(NET_TITLE).index(n) for n in s.net], target_order=[TARGETS.index(t) for t in s.target],
+                 order=[len(FAMILY_ORDER) if f == "dense" else FAMILY_ORDER.index(f) for f in s.family])
+    s = s.sort_values(["net_order", "target_order", "order", "compression", "width"],
+                      ascending=[True, True, True, True, False])
+    rows = [{"network": NET_TITLE[r.net], "target": f"{r.target} ({r.target_loss:.3f})",
+             "point": f"dense, width {int(r.width)}" if r.family == "dense" else f"{r.family} {r.compression:g}×",
+             "time to target vs dense": _ratio_text(r), "never reached": f"{r.n_censored} of {r.n}"}
+            for r in s.itertuples()]
+    return pd.DataFrame(rows)
+
+
+def journal_verdict(records: list[dict]) -> dict:
+    """The journal's "100 times as long to reach the same loss" against the factorized points
+    (narrower dense networks are not "tensor factorization networks"), per net and target:
+    ``slower_100_<net>_<target>`` points whose slowdown (a lower bound where censored) is at
+    least :data:`JOURNAL_SLOWDOWN`; ``faster_100_<net>_<target>`` points measured below it
+    (exact, or an upper bound); ``open_100_<net>_<target>`` points censored below it (only
+    "at least" is known); ``n_points_<net>_<target>``; ``max_ratio_<net>_<target>`` (largest
+    geometric-mean slowdown) and ``max_bound_<net>_<target>`` (its bound sign);
+    ``n_censored_<net>_<target>`` (points whose slowdown is only a lower bound);
+    ``target_<net>_<target>`` (nats). Also ``journal_sentence`` and ``slowdown_measured`` (True, or :data:`NOT_MEASURED`
+    when no record has curves: then only these two)."""
+    s = slowdown_frame(records)
+    values: dict = {"journal_sentence": JOURNAL_SENTENCE, "slowdown_measured": True if len(s) else NOT_MEASURED}
+    fac = s[s.family != "dense"]
+    for (net, target), g in fac.groupby(["net", "target"], sort=False):
+        key = f"{net}_{target}"
+        lower = g.bound == "≥"
+        values[f"target_{key}"] = float(g.target_loss.iloc[0])
+        values[f"n_points_{key}"] = int(len(g))
+        values[f"slower_100_{key}"] = int(((g.ratio >= JOURNAL_SLOWDOWN) & g.bound.isin(["=", "≥"])).sum())
+        values[f"faster_100_{key}"] = int(((g.ratio < JOURNAL_SLOWDOWN) & g.bound.isin(["=", "≤"])).sum())
+        values[f"open_100_{key}"] = int(len(g)) - values[f"slower_100_{key}"] - values[f"faster_100_{key}"]
+        top = g.loc[g.ratio.idxmax()]
+        values[f"max_ratio_{key}"] = float(top.ratio)
+        values[f"max_bound_{key}"] = str(top.bound)
+        values[f"n_censored_{key}"] = int(lower.sum())
     return values
