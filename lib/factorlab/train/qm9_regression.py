@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -50,7 +50,8 @@ class RegressionFit:
     taken before that batch's step) and ``data_loss`` (the sum over columns of the standardized
     MSE, running mean over the same batches: the sum of the columns' ``train_mse``); with
     ``probes``, ``history[name][key]`` for every ``key`` a probe ``name`` returned, read after
-    the epoch's training steps and before its validation.
+    the epoch's training steps and before its validation; with a ``weighting``,
+    ``task_weight`` per column label (the weighting's ``weights()`` after the epoch's steps).
 
     ``metrics``, per column label: ``test_mae`` (target units), ``test_mae_std`` (in units
     of the target's training standard deviation), ``valid_mae`` (units, at the best epoch),
@@ -126,6 +127,17 @@ def make_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedules.make_schedule({"kind": name}, total_steps, 1))
 
 
+@torch.no_grad()
+def _losses_now(model: nn.Module, batch, target: torch.Tensor) -> torch.Tensor:
+    """Per-column standardized MSE [C] of ``model`` on ``batch`` in its current mode, leaving
+    its buffers (BatchNorm's running statistics) as they were."""
+    saved = [t.clone() for t in model.buffers()]
+    losses = (model(batch) - target).pow(2).mean(0)
+    for t, s in zip(model.buffers(), saved):
+        t.copy_(s)
+    return losses
+
+
 def fit_regression(
     model: nn.Module,
     data: QM9Data,
@@ -144,6 +156,8 @@ def fit_regression(
     baseline: CompositionBaseline | None = None,
     penalty: Callable[[], torch.Tensor] | None = None,
     probes: Mapping[str, Callable[[], dict[str, float]]] | None = None,
+    weighting: nn.Module | None = None,
+    step_hooks: Sequence[Callable[[int, object, torch.Tensor], None]] = (),
 ) -> RegressionFit:
     """Train ``model`` (on ``data``'s device) to predict targets ``columns``, keep each
     member's best-validation weights, and measure test MAE per column.
@@ -167,6 +181,19 @@ def fit_regression(
         probes: ``name -> callable`` returning ``{key: float}``, read (not trained) after each
             epoch's training steps and recorded in ``history[name][key]`` (e.g. the distances
             between the members' weights).
+        weighting: when given, how the per-column losses [C] become the loss (a hard-shared
+            model's task weighting, e.g. :mod:`factorlab.mtl.weighting`): an ``nn.Module``
+            with ``num_tasks == C``, ``combine(losses [C]) -> scalar``, ``after_step(recompute)``
+            (called after each step; ``recompute()`` returns the same batch's losses [C] at the
+            updated weights, computed without gradients and without moving BatchNorm's
+            statistics), ``weights() -> [C]``, and ``lr``: its parameters, if any, train in
+            their own group of the optimizer at that learning rate (same schedule, no weight
+            decay). Without it the loss is the plain sum, by today's very code path.
+        step_hooks: callables ``hook(step, batch, target)`` run at the start of every training
+            step (``step`` counts from 0; ``target`` is the batch's standardized targets
+            [G, C]), before the step's own forward pass: read-only probes of the training
+            (e.g. task-gradient similarity, :mod:`factorlab.mtl.task_affinity`), which must
+            leave the model's parameters and buffers as they found them.
 
     Returns:
         A :class:`RegressionFit`; ``model`` is left holding each member's best weights.
@@ -189,6 +216,14 @@ def fit_regression(
     if len(loader) == 0:
         raise ValueError(f"batch_size {batch_size} exceeds the {train_ids.numel()} training molecules")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if weighting is not None:
+        if getattr(weighting, "num_tasks", None) != len(columns):
+            raise ValueError(f"the weighting is for {getattr(weighting, 'num_tasks', None)} tasks, "
+                             f"the model has {len(columns)} output columns")
+        weighting.to(device)
+        weighting_params = list(weighting.parameters())
+        if weighting_params:
+            optimizer.add_param_group({"params": weighting_params, "lr": weighting.lr, "weight_decay": 0.0})
     scheduler = make_schedule(optimizer, schedule, epochs * len(loader))
     views = [member_state(model, k) for k in range(k_total)]
     best_score = [math.inf] * k_total
@@ -200,6 +235,8 @@ def fit_regression(
                      "valid_mae": {l: [] for l in labels}}
     if penalty is not None:
         history.update(penalty=[], data_loss=[])
+    if weighting is not None:
+        history["task_weight"] = {l: [] for l in labels}
     probes = dict(probes or {})
     history.update({name: {} for name in probes})
     train_s = eval_s = 0.0
@@ -213,8 +250,10 @@ def fit_regression(
         t0 = time.perf_counter()
         for b in loader:
             target = (data.standardize(b.y) if baseline is None else baseline.standardize(b, b.y)).index_select(1, cols)
+            for hook in step_hooks:  # read-only probes, at the weights before this step
+                hook(steps, b, target)
             per_col = (model(b) - target).pow(2).mean(0)  # [C] standardized MSE
-            loss = per_col.sum()
+            loss = per_col.sum() if weighting is None else weighting.combine(per_col)
             if penalty is not None:  # e.g. soft sharing: data loss + the penalty term
                 term = penalty()
                 pen_sum += term.detach().double()
@@ -223,6 +262,8 @@ def fit_regression(
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if weighting is not None:  # e.g. FAMO: one update of the task weights per step
+                weighting.after_step(lambda: _losses_now(model, b, target))
             sq_sum += per_col.detach().double()
             steps += 1
         synchronize(device)
@@ -248,6 +289,9 @@ def fit_regression(
         for c, label in enumerate(labels):
             history["train_mse"][label].append(train_mse[c])
             history["valid_mae"][label].append(valid_list[c])
+        if weighting is not None:
+            for label, w in zip(labels, weighting.weights().tolist()):
+                history["task_weight"][label].append(float(w))
         if penalty is not None:
             history["penalty"].append(pen_sum.item() / len(loader))
             history["data_loss"].append(sum(train_mse))
