@@ -1,0 +1,56 @@
+"""Experiment ``qm9_relatedness``: its grid and configs, and one smoke run on the fixture whose
+record holds every measure's labelled matrix and cost as strict JSON."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from factorlab.experiments import get
+from factorlab.experiments import qm9_relatedness as rel
+from factorlab.experiments.qm9_common import NASH11, ALL_TARGETS
+from factorlab.mtl import Relatedness
+from factorlab.results import config_hash
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("profile,runs", [("smoke", 2), ("cpu", 6), ("full", 6)])
+def test_grid_task_sets_seeds_and_budgets(profile, runs):
+    grid = rel.grid(profile)
+    assert len(grid) == runs and len({config_hash(c) for c in grid}) == runs
+    assert {c["task_set"]: c["targets"] for c in grid} == {"nash11": NASH11, "all19": ALL_TARGETS}
+    hard = get("qm9_hard_sharing").grid(profile)[0].to_dict()
+    same = ("model", "model_kwargs", "data", "n_train", "n_valid", "n_test", "epochs", "batch_size", "lr", "baseline")
+    assert all(c[k] == hard[k] for c in grid for k in same)
+    assert all(c["lookahead_lr"] == c["lr"] for c in grid)
+
+
+@pytest.mark.parametrize("over", [{"targets": ["mu"]}, {"probe_every": 0}, {"swap": {"epochs": 1}},
+                                  {"lookahead_lr": 0.0}])
+def test_bad_configs_raise(over):
+    with pytest.raises(ValueError):
+        rel.Config.from_dict({**rel.grid("smoke")[0], **over})
+
+
+def test_smoke_run_records_every_measure_with_its_cost():
+    cfg = rel.grid("smoke")[0]
+    parts = rel.train(cfg, "cpu")
+    json.dumps(parts, allow_nan=False)
+    measures = parts["metrics"]["measures"]
+    assert set(measures) == {f"{m}_{y}" for m in ("pearson", "spearman", "dcor") for y in ("raw", "residual")} | {
+        "gradient_cosine", "tag_affinity", "encoder_swap"}
+    for name, record in measures.items():
+        r = Relatedness.from_record(record)
+        assert r.labels == NASH11 and r.matrix.shape == (11, 11) and np.isfinite(r.matrix.to_numpy()).all()
+        assert parts["timing"]["measure_s"][name] == record["seconds"] > 0
+    assert measures["gradient_cosine"]["info"]["steps_probed"] == parts["history"]["hard"]["epoch"][-1] * 7
+    assert parts["timing"]["hard_network_s"] > 0 and parts["timing"]["single_stack_s"] > 0
