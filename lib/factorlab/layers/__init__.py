@@ -6,7 +6,8 @@ Every layer has ``num_params()``, ``flops(input_shape)``, ``dense_weight()``,
 dense layer. Each family's conversions between factors and the dense weight are plain
 functions (``cp_to_weight(out_factors, in_factors)``, ``weight_to_cp(weight, rank, ...)``,
 ...), which the layer classes wrap. See ``factorlab.layers.base`` for the counting
-conventions and what the classes share.
+conventions and what the classes share. :mod:`factorlab.layers.task` holds T task-specific
+layers as one factorized tensor with a task mode (LAF, Tucker, TT; DMTRL).
 """
 from factorlab.layers.base import FactorizedLayer, factorize_dim, reconstruction_error
 from factorlab.layers.conv import FactorizedConv2d
@@ -15,6 +16,8 @@ from factorlab.layers.linear import FactorizedLinear
 from factorlab.layers.lowrank import (LowRankConv2d, LowRankLinear, bottleneck_rank, conv_weight_to_lowrank,
                                       lowrank_to_conv_weight, lowrank_to_weight, weight_to_lowrank)
 from factorlab.layers.separable import SeparableConv2d, conv_weight_to_separable, separable_to_conv_weight
+from factorlab.layers.task import (TaskFactorizedConv2d, TaskFactorizedLayer, TaskFactorizedLinear,
+                                   from_single_task_layers, from_task_weights)
 from factorlab.layers.tt import TTConv2d, TTLinear, conv_weight_to_tt, tt_to_conv_weight, tt_to_weight, weight_to_tt
 from factorlab.layers.tucker import (TuckerConv2d, TuckerLinear, conv_weight_to_tucker2, tucker2_to_conv_weight,
                                      tucker_to_weight, weight_to_tucker)
@@ -27,7 +30,10 @@ CONV_LAYERS = {"separable": SeparableConv2d, "lowrank": LowRankConv2d, "cp": CPC
 
 __all__ = ["CONV_LAYERS", "CPConv2d", "CPLinear", "FactorizedConv2d", "FactorizedLayer", "FactorizedLinear",
            "LINEAR_LAYERS", "LowRankConv2d", "LowRankLinear", "SeparableConv2d", "TTConv2d", "TTLinear",
-           "TuckerConv2d", "TuckerLinear", "bottleneck_rank", "factorize_dim", "reconstruction_error",
+           "TuckerConv2d", "TuckerLinear", "bottleneck_rank",
+           # T task weights as one factorized tensor with a task mode (DMTRL)
+           "TaskFactorizedConv2d", "TaskFactorizedLayer", "TaskFactorizedLinear", "from_single_task_layers",
+           "from_task_weights", "factorize_dim", "reconstruction_error",
            # factor <-> weight conversions
            "conv_weight_to_cp", "conv_weight_to_lowrank", "conv_weight_to_separable", "conv_weight_to_tt",
            "conv_weight_to_tucker2", "cp_to_conv_weight", "cp_to_weight", "lowrank_to_conv_weight",
