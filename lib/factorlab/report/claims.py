@@ -1,0 +1,653 @@
+"""Chapter "Claims revisited" (``notebooks/claims_revisited.ipynb``): every claim and reported
+figure of the five research journals (``../shared/journals/``), quoted, beside what the book
+measured, with a verdict computed from the run records by the chapter modules' own functions.
+
+Verdicts (:data:`VERDICTS`):
+
+- ``reproduced``: the records show what the journal says, by the claim's rule below;
+- ``partly``: they show it in direction or for some of the cases, not in size or for all;
+- ``not reproduced``: they contradict it;
+- ``not measured``: no experiment of the book measures it, or its experiment's grid under the
+  profile shown is not complete in the run store (a grid counts only when **every** config of
+  it has a record: :func:`cached_records`), or the records cannot decide (one seed where a
+  standard error is needed). Such a verdict changes by itself when the records appear.
+
+Thresholds, stated once and reused from the chapters: a paired difference is *clear* beyond
+:data:`CLEAR_SE` standard errors and a journal figure is *within noise* of ours within
+:data:`REPRODUCE_SD` prediction standard deviations (:mod:`factorlab.report.mnist_baselines`);
+the slowdown named by the journal is :data:`JOURNAL_SLOWDOWN`
+(:mod:`factorlab.report.mnist_factorized`); a run *overfits* below the loss ratio
+:data:`OVERFITS` (:mod:`factorlab.report.cifar_factorized`). Rules shared by several claims:
+:func:`difference_verdict` (a journal's difference between two settings against our paired
+difference) and :func:`count_verdict` (a claim about every case of a set).
+
+The journals' numbers in :data:`CLAIMS` are *their* results (cited), never ours.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from factorlab.analysis import paired_difference
+from factorlab.report.cifar_factorized import OVERFITS
+from factorlab.report.mnist_baselines import CLEAR_SE, REPRODUCE_SD
+from factorlab.report.mnist_factorized import JOURNAL_SLOWDOWN
+
+#: The four verdicts, in display order.
+VERDICTS = ("reproduced", "partly", "not reproduced", "not measured")
+NOT_MEASURED = "not measured"
+
+#: The journals: bib key -> (file in ``../shared/journals/``, short label).
+JOURNALS: dict[str, tuple[str, str]] = {
+    "paul2020journal15": ("000_a51a7f96ef812bc2.txt", "Journal Report 15, January 2020"),
+    "paul2019journal9": ("001_5e111c8ba4f4b3f8.txt", "Journal Report 9, November 2019"),
+    "rasmussen2020slides": ("002_55ce58ed2b51785e.txt", "Thesis slides, week 2, September 2020"),
+    "journal2019soft": ("003_f6f295696ee6ff6a.txt", "Journal report, October 2019"),
+    "log2018separable": ("004_41cef03a9595610f.txt", "Research log, December 2018"),
+}
+
+#: What a verdict function returns: (verdict, what we measured, in one short text).
+Verdict = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim or reported figure of a journal.
+
+    Args:
+        id: a short stable name.
+        source: the journal's bib key (:data:`JOURNALS`).
+        quote: the journal's words, exactly as in its text file (up to runs of whitespace).
+        claim: what it claims, in one line.
+        experiments: the registered experiments whose complete grids measure it (empty: none
+            does; names not registered yet are planned experiments).
+        verdict: ``records_by_experiment -> (verdict, measured)``, called only when every
+            experiment's grid is complete; None while no function exists (then "not measured").
+        chapter: the chapter that measures it (a document path of the book), or "".
+        note: why it is not measured, when no experiment measures it.
+    """
+
+    id: str
+    source: str
+    quote: str
+    claim: str
+    experiments: tuple[str, ...] = ()
+    verdict: Callable[[dict], Verdict] | None = None
+    chapter: str = ""
+    note: str = ""
+    extra: tuple[str, ...] = field(default=())  # experiments read when present, not required
+
+
+# --- loading what exists, without training ----------------------------------------------------
+
+def registered(name: str) -> bool:
+    """Whether ``name`` is a registered experiment."""
+    from factorlab.experiments import EXPERIMENTS
+
+    return name in EXPERIMENTS
+
+
+def cached_records(name: str, profile: str, store=None) -> tuple[list[dict], bool]:
+    """The records of ``name``'s grid under ``profile`` that the run store holds, in grid order,
+    and whether the grid is complete (every config has a record). Never trains; ``([], False)``
+    for a name that is not registered."""
+    from factorlab.experiments import get
+    from factorlab.results import RunStore
+
+    if not registered(name):
+        return [], False
+    store = store if store is not None else RunStore()
+    got = [store.get(c.to_dict()) for c in get(name).grid(profile)]
+    have = [r for r in got if r is not None]
+    return have, bool(got) and len(have) == len(got)
+
+
+def claim_experiments() -> list[str]:
+    """Every experiment some claim reads, sorted."""
+    return sorted({e for c in CLAIMS for e in c.experiments + c.extra})
+
+
+def load_records(profile: str, store=None) -> dict[str, list[dict]]:
+    """``{experiment: records}`` for every experiment of :func:`claim_experiments` whose grid
+    under ``profile`` is complete in the store (:func:`cached_records`); incomplete and
+    unregistered ones are left out, so their claims are "not measured"."""
+    out = {}
+    for name in claim_experiments():
+        recs, complete = cached_records(name, profile, store)
+        if complete:
+            out[name] = recs
+    return out
+
+
+def grid_status(profile: str, store=None) -> pd.DataFrame:
+    """Per experiment of :func:`claim_experiments`: whether it is registered, the records held
+    of its grid under ``profile`` and the grid size."""
+    from factorlab.experiments import get
+
+    rows = []
+    for name in claim_experiments():
+        recs, complete = cached_records(name, profile, store)
+        size = len(get(name).grid(profile)) if registered(name) else 0
+        rows.append({"experiment": name, "registered": "yes" if registered(name) else "not yet",
+                     "records": f"{len(recs)} of {size}" if size else "", "complete": "yes" if complete else "no"})
+    return pd.DataFrame(rows)
+
+
+# --- rules shared by several claims ----------------------------------------------------------
+
+def clear(mean: float, se: float) -> bool:
+    """``|mean| > CLEAR_SE · se`` (False without a standard error)."""
+    return bool(mean == mean and se == se and abs(mean) > CLEAR_SE * se)
+
+
+def difference_verdict(ours: float, se: float, journal: float) -> str:
+    """The journal's difference ``journal`` between two settings against our paired difference
+    ``ours`` ± ``se`` (same units): "not reproduced" when ours has the other sign (or is 0);
+    "not measured" without a standard error; "reproduced" when ours is clearly of the journal's
+    sign and the journal's value lies within ``CLEAR_SE · se`` of ours; otherwise "partly"
+    (the direction, not the size, or the direction in the mean only)."""
+    if not ours == ours or ours == 0 or math.copysign(1, ours) != math.copysign(1, journal):
+        return "not reproduced"
+    if not se == se:
+        return NOT_MEASURED
+    return "reproduced" if clear(ours, se) and abs(ours - journal) <= CLEAR_SE * se else "partly"
+
+
+def count_verdict(k: int, n: int) -> str:
+    """A claim about every case of a set, of which ``k`` of ``n`` agree: all -> "reproduced",
+    some -> "partly", none -> "not reproduced", no case -> "not measured"."""
+    if n == 0:
+        return NOT_MEASURED
+    return "reproduced" if k == n else ("partly" if k > 0 else "not reproduced")
+
+
+def _pm(m: float, se: float, fmt: str = "+.1f") -> str:
+    return format(m, fmt) + ("" if se != se else f" ± {format(se, fmt.lstrip('+'))}")
+
+
+def _profile(records: list[dict]) -> str:
+    return str(records[0]["config"].get("profile", "?")) if records else "?"
+
+
+# --- verdict functions, one per measured claim -----------------------------------------------
+
+def slowdown_100x(recs: dict) -> Verdict:
+    """Journal 000's "100 times as long": :func:`factorlab.report.mnist_factorized.journal_verdict`
+    at the strict target (the full dense network's final training loss), over both nets."""
+    from factorlab.report.mnist_factorized import journal_verdict
+
+    v = journal_verdict(recs["mnist_factorized"])
+    if v["slowdown_measured"] == NOT_MEASURED:
+        return NOT_MEASURED, "the records hold no training-loss curves, so no time to target"
+    keys = [k[len("n_points_"):] for k in v if k.startswith("n_points_") and k.endswith("_final")]
+    n = sum(v[f"n_points_{k}"] for k in keys)
+    slower = sum(v[f"slower_100_{k}"] for k in keys)
+    faster = sum(v[f"faster_100_{k}"] for k in keys)
+    top = max(keys, key=lambda k: v[f"max_ratio_{k}"]) if keys else None
+    text = (f"{slower} of {n} factorized points ≥ {JOURNAL_SLOWDOWN:g}× slower to the dense network's final loss, "
+            f"{faster} faster, {n - slower - faster} open (censored)")
+    if top is not None:
+        text += f"; largest slowdown {v[f'max_bound_{top}'].replace('=', '')}{v[f'max_ratio_{top}']:.1f}×"
+    if slower == n and n:
+        return "reproduced", text
+    if slower:
+        return "partly", text
+    return ("not reproduced" if faster else NOT_MEASURED), text
+
+
+def _mnist_baseline(net: str) -> Callable[[dict], Verdict]:
+    def verdict(recs: dict) -> Verdict:
+        from factorlab.report.mnist_baselines import glue_values
+
+        v = glue_values(recs["mnist_baselines"])
+        text = (f"{v[f'acc_{net}_journal']:.1f} ± {v[f'std_{net}_journal']:.1f} % ({v['n_seeds']} seeds, "
+                f"{v[f'epochs_{net}']} epoch{'s' if v[f'epochs_{net}'] != 1 else ''}); the journal's {v[f'journal_{net}']:.1f} % is "
+                f"{v[f'gap_sd_{net}']:.0f} prediction SDs away")
+        return ("reproduced" if v[f"reproduces_{net}"] == "reproduces" else "not reproduced"), text
+    verdict.__doc__ = f"The journal's accuracy of MNIST net {net}: mnist_baselines' ``reproduces_{net}``."
+    return verdict
+
+
+def _cp_rows(recs: dict) -> pd.DataFrame:
+    from factorlab.report.mnist_compression import summary_frame
+
+    g = summary_frame(recs["mnist_compression"])
+    return g[g.method == "cp"]
+
+
+def cp_speedup(recs: dict) -> Verdict:
+    """Lebedev et al.'s CP speed-up: CP ranks whose measured layer time beats the dense layer's."""
+    g = _cp_rows(recs)
+    k = int((g.layer_speedup > 1).sum())
+    return count_verdict(k, len(g)), (f"CP-decomposed convolution faster than the dense one at {k} of {len(g)} ranks "
+                                      f"(measured {g.layer_speedup.min():.2f}–{g.layer_speedup.max():.2f}×, FLOPs "
+                                      f"predict {g.flop_speedup.min():.1f}–{g.flop_speedup.max():.1f}×)")
+
+
+def cp_regularizes(recs: dict) -> Verdict:
+    """Lebedev et al.'s "regularizing effect": CP ranks whose fine-tuned accuracy exceeds the
+    trained network's (one record per seed; a single seed gives no standard error)."""
+    from factorlab.report.mnist_compression import baseline_accuracy
+
+    g, base = _cp_rows(recs), baseline_accuracy(recs["mnist_compression"])
+    k = int((g.acc_finetuned > base).sum())
+    return count_verdict(k, len(g)), (f"fine-tuned CP network above the original's {base:.2f} % at {k} of {len(g)} "
+                                      f"ranks ({g.acc_finetuned.min():.2f}–{g.acc_finetuned.max():.2f} %)")
+
+
+def dft_or_network_goal(recs: dict) -> Verdict:
+    """Journal 9's winter goal: a program predicting a molecule's properties by DFT or by the
+    network, with both methods' accuracy and speed measured on the same molecules."""
+    from factorlab.report.dft_or_network import glue_values
+
+    v = glue_values(_profile(recs["dft_validation"]), recs["dft_validation"], recs["qm9_demo_model"],
+                    recs.get("dft_threads_benchmark", []))
+    ok = v["n_dft"] > 0 and v["speedup_min"] == v["speedup_min"]
+    text = (f"`factorlab predict`: DFT reproduces {v['n_within_one']} of {v['n_targets_dft']} QM9 labels within one "
+            f"printed step on {v['n_dft']} molecules; the network is {v['speedup_min']:,.0f}–{v['speedup_max']:,.0f}× "
+            f"faster, at a median {v['net_ratio_median']:.1f}× chemical accuracy")
+    return ("reproduced" if ok else NOT_MEASURED), text
+
+
+def _soft(recs: dict) -> pd.DataFrame:
+    from factorlab.report.qm9_soft_sharing import runs_frame
+
+    return runs_frame(recs["qm9_soft_sharing"])
+
+
+def soft_lambda(recs: dict) -> Verdict:
+    """Journal 003's "optimal λ close to 0.1":
+    :func:`factorlab.report.qm9_soft_sharing.journal_lambda_verdict` (validation split)."""
+    from factorlab.report.qm9_soft_sharing import journal_lambda_verdict
+
+    v = journal_lambda_verdict(_soft(recs))
+    if v["is_journal"]:
+        return "reproduced", v["text"]
+    return {"yes": "partly", "no": "not reproduced"}.get(v["within"], NOT_MEASURED), v["text"]
+
+
+def soft_table(recs: dict) -> Verdict:
+    """Journal 003's table: of its four λ, 0.1 has the lowest total loss. Ours: the seed-mean
+    summed standardized test MSE at the same λ; the gap of 0.1 to the lowest is paired by seed."""
+    from factorlab.report.qm9_soft_sharing import JOURNAL_LAMBDA, JOURNAL_TABLE, JOURNAL_TASK_SET
+
+    f = _soft(recs)
+    f = f[(f.task_set == JOURNAL_TASK_SET) & (f.method == "l2") & f.lam.isin([row[0] for row in JOURNAL_TABLE])]
+    if JOURNAL_LAMBDA not in set(f.lam):
+        return NOT_MEASURED, f"λ = {JOURNAL_LAMBDA:g} not trained"
+    mean = f.groupby("lam").test_loss_total.mean()
+    best = float(mean.idxmin())
+    text = f"lowest summed standardized test MSE of those λ at {best:g} ({mean[best]:.3g})"
+    if best == JOURNAL_LAMBDA:
+        return "reproduced", text
+    by = f.set_index(["lam", "seed"]).test_loss_total
+    gap, se, _ = paired_difference(by[JOURNAL_LAMBDA], by[best])
+    text += f"; λ = {JOURNAL_LAMBDA:g} higher by {_pm(gap, se, '.2g')}"
+    if se != se:
+        return NOT_MEASURED, text
+    return ("partly" if not clear(gap, se) else "not reproduced"), text
+
+
+def soft_limits(recs: dict) -> Verdict:
+    """Journal 003's limits: the smallest finite λ behaves as single-task (its Δm not clearly
+    different from λ = 0) and the largest as hard sharing (not clearly different from λ = ∞)."""
+    from factorlab.report.qm9_soft_sharing import JOURNAL_TASK_SET, summary_frame
+
+    s = summary_frame(_soft(recs))
+    s = s[(s.task_set == JOURNAL_TASK_SET) & (s.method == "l2") & (s.lam > 0) & (s.lam < math.inf)]
+    if s.empty:
+        return NOT_MEASURED, "no finite λ trained"
+    lo, hi = s.loc[s.lam.idxmin()], s.loc[s.lam.idxmax()]
+    if lo.vs0_se != lo.vs0_se or hi.vsinf_se != hi.vsinf_se:
+        return NOT_MEASURED, "one seed: no standard error"
+    k = int(not clear(lo.vs0, lo.vs0_se)) + int(not clear(hi.vsinf, hi.vsinf_se))
+    return count_verdict(k, 2), (f"Δm at λ = {lo.lam:g} vs λ = 0: {_pm(lo.vs0, lo.vs0_se)} points; at λ = {hi.lam:g} "
+                                 f"vs λ = ∞: {_pm(hi.vsinf, hi.vsinf_se)} points (clear beyond {CLEAR_SE} SE)")
+
+
+def mtl_harm(recs: dict) -> Verdict:
+    """Journal 003's "can be harmful": targets whose hard-shared (19 targets) test MAE is worse
+    than single-task. Harm shown -> "partly": these records do not test the cause the journal
+    names (uncorrelated tasks); none -> "not reproduced"."""
+    from factorlab.report.qm9_hard_sharing import relative_change, results_frame
+
+    res = results_frame(recs["qm9_hard_sharing"], [r for r in recs["qm9_single_task"]
+                                                   if r["config"].get("model") == "gine"])
+    change = relative_change(res).get("all19", pd.Series(dtype=float)).dropna()
+    if change.empty:
+        return NOT_MEASURED, "no 19-target run"
+    worse = change[change > 0]
+    text = f"hard sharing of all 19 targets: {len(worse)} of {len(change)} targets worse than single-task"
+    if len(worse):
+        text += f" (up to {worse.max():+.0f} %, {worse.idxmax()}); the link to correlation is not tested here"
+    return ("partly" if len(worse) else "not reproduced"), text
+
+
+def task_subsets(recs: dict) -> Verdict:
+    """Journal 003's count of task sets: subsets of two or more of the 19 targets (no records)."""
+    n = sum(math.comb(19, k) for k in range(2, 20))
+    return ("reproduced" if n == JOURNAL_SUBSETS else "not reproduced"), f"Σ_(k≥2) C(19, k) = {n:,}"
+
+
+#: The journal's count of task sets of two or more of 19 targets (journal 003, cited).
+JOURNAL_SUBSETS = 524268
+
+
+def _cifar_f(recs: dict) -> pd.DataFrame:
+    from factorlab.report.cifar_factorized import runs_frame
+
+    return runs_frame(recs["cifar_factorized"])
+
+
+def _paired(a: pd.Series, b: pd.Series) -> tuple[float, float, int]:
+    seeds = sorted(set(a.index) & set(b.index))
+    return paired_difference(a[seeds], b[seeds]) if seeds else (math.nan, math.nan, 0)
+
+
+def separable_vs_dense(recs: dict) -> Verdict:
+    """Journal 004: separable convolutions cost 2 points against the dense network (94 % → 92 %).
+    Ours: the separable variant (usual weight decay) minus the dense net of the same width,
+    paired by seed."""
+    from factorlab.report.cifar_factorized import runs_frame
+
+    f, b = _cifar_f(recs), runs_frame(recs["cifar_baselines"])
+    sep = f[(f.variant == "separable") & (f.wd_mode == "usual")]
+    dense = b[(b.net == sep.net.iloc[0]) & (b.width == sep.width.iloc[0])]
+    d, se, n = _paired(sep.set_index("seed").acc, dense.set_index("seed").acc)
+    return difference_verdict(d, se, JOURNAL_SEPARABLE[1] - JOURNAL_SEPARABLE[0]), (
+        f"separable − dense: {_pm(d, se)} points ({n} seeds, {_profile(recs['cifar_factorized'])} budget)")
+
+
+#: Journal 004's accuracies (cited, %): dense then separable; separable then rank factor 2.
+JOURNAL_SEPARABLE = (94.0, 92.0)
+JOURNAL_FACTOR2 = (92.0, 81.2)
+#: Journal 004's scaled and usual weight decay at rank factor 10 (cited, %).
+JOURNAL_WD_FACTOR10 = (78.3, 77.8)
+
+
+def factor2_vs_separable(recs: dict) -> Verdict:
+    """Journal 004: a low-rank bottleneck of factor 2 costs 10.8 points against the separable
+    network. Ours: factor 2 minus separable (usual weight decay), paired by seed."""
+    f = _cifar_f(recs)
+    u = f[f.wd_mode == "usual"]
+    d, se, n = _paired(u[u.variant == "separable_lowrank (factor=2)"].set_index("seed").acc,
+                       u[u.variant == "separable"].set_index("seed").acc)
+    return difference_verdict(d, se, JOURNAL_FACTOR2[1] - JOURNAL_FACTOR2[0]), (
+        f"rank factor 2 − separable: {_pm(d, se)} points ({n} seeds)")
+
+
+def wd_factor10(recs: dict) -> Verdict:
+    """Journal 004: weight decay scaled by compression beats the usual one at rank factor 10.
+    Ours: :func:`factorlab.report.cifar_factorized.weight_decay_differences` of that variant."""
+    from factorlab.report.cifar_factorized import weight_decay_differences
+
+    d = weight_decay_differences(_cifar_f(recs)).loc["separable_lowrank (factor=10)"]
+    return difference_verdict(float(d["mean"]), float(d.se), JOURNAL_WD_FACTOR10[0] - JOURNAL_WD_FACTOR10[1]), (
+        f"scaled − usual weight decay at factor 10: {_pm(d['mean'], d.se)} points ({int(d.n)} seeds)")
+
+
+def wd_scaling(recs: dict) -> Verdict:
+    """Journal 004: scaling weight decay by compression "works slightly better". Ours: variants
+    where scaled is clearly better (beyond :data:`CLEAR_SE` paired SE), of all variants."""
+    from factorlab.report.cifar_factorized import weight_decay_differences
+
+    d = weight_decay_differences(_cifar_f(recs))
+    better, worse = int((d.clear & (d["mean"] > 0)).sum()), int((d.clear & (d["mean"] < 0)).sum())
+    return count_verdict(better, len(d)), (f"scaled weight decay clearly better for {better} of {len(d)} variants, "
+                                           f"clearly worse for {worse}")
+
+
+def _long_ratios(recs: dict) -> tuple[float, dict[str, float]]:
+    """Final clean training loss / test loss of the dense ``cifar_long`` run and of each
+    compressed one (by variant label)."""
+    from factorlab.report.cifar_factorized import variant_label
+
+    dense, comp = math.nan, {}
+    for r in recs["cifar_long"]:
+        h = r["history"]
+        ratio = float(h["train_eval_loss"][-1]) / float(h["test_loss"][-1])
+        if r["config"]["family"] == "dense":
+            dense = ratio
+        else:
+            comp[variant_label(r["config"])] = ratio
+    return dense, comp
+
+
+def long_no_overfit(recs: dict) -> Verdict:
+    """Journal 004: the low-rank network does not overfit where the dense one does. Ours:
+    ``cifar_long`` (dense must overfit; counts compressed runs that do not)."""
+    dense, comp = _long_ratios(recs)
+    k = sum(v >= OVERFITS for v in comp.values())
+    text = (f"train/test loss: dense {dense:.2f}; " + ", ".join(f"{k_} {v:.2f}" for k_, v in comp.items())
+            + f" (overfits below {OVERFITS:g})")
+    if not dense < OVERFITS:
+        return "not reproduced", text
+    return count_verdict(k, len(comp)), text
+
+
+def long_overfits(recs: dict) -> Verdict:
+    """Journal 004: on a long schedule the compressed network overfits (train loss 0.04, test
+    0.265). Ours: ``cifar_long`` compressed runs below :data:`OVERFITS`."""
+    _, comp = _long_ratios(recs)
+    k = sum(v < OVERFITS for v in comp.values())
+    epochs = len(recs["cifar_long"][0]["history"]["epoch"])
+    return count_verdict(k, len(comp)), (f"{k} of {len(comp)} compressed runs overfit after {epochs} epochs "
+                                         f"(train/test loss {min(comp.values()):.2f}–{max(comp.values()):.2f})")
+
+
+# --- the claims --------------------------------------------------------------------------------
+
+_GPU = "needs the journal's GPU and full-scale training; no GPU run is in the records"
+
+#: Every claim and reported figure of the five journals, in journal order.
+CLAIMS: list[Claim] = [
+    Claim("slowdown_100x", "paul2020journal15",
+          "I estimate that the tensor factorization network took 100 times as long to reach the same loss as the "
+          "basic network.",
+          "A tensor-factorized MNIST network needs 100× the time of the dense one to reach the same loss.",
+          ("mnist_factorized",), slowdown_100x, "notebooks/mnist_factorized"),
+    Claim("more_layers", "paul2020journal15",
+          "I suspect it would be more productive to simply add more layers to our original networks.",
+          "Adding layers to a dense network pays more than factorizing it.",
+          note="no experiment of the book varies the depth of a network"),
+    Claim("l2_vs_covariance", "paul2019journal9",
+          "simply measure the L2 distance between the results of each task, which is no better than doing "
+          "clustering based on covariances",
+          "Clustering tasks by the L2 distance of their outputs is no better than by their covariances.",
+          ("qm9_task_relatedness",), note="planned: the task-relatedness experiment"),
+    Claim("encoder_swap", "paul2019journal9",
+          "calculate the losses for each task when the encoders are swapped out with the encoders from other tasks",
+          "Encoder swaps give a 19×19 table of cross-task transfer (the journal did not get it working).",
+          ("qm9_encoder_swap",), note="planned: the encoder-swap experiment"),
+    Claim("dft_or_network", "paul2019journal9",
+          "Have a program capable of taking an input molecule and predicting the relevant molecular properties, "
+          "using a choice of density functional theory or multitask-learned networks.",
+          "Goal: one program predicting by DFT or by the network, showing each method's accuracy and speed.",
+          ("dft_validation", "qm9_demo_model"), dft_or_network_goal, "notebooks/dft_or_network",
+          extra=("dft_threads_benchmark",)),
+    Claim("mnist_conv1", "rasmussen2020slides", "80.1 % testing accuracy",
+          "One convolution + dense 100, Adam 1e-4 with weight decay 0.1, reaches 80.1 % on MNIST.",
+          ("mnist_baselines",), _mnist_baseline("conv1"), "notebooks/mnist_baselines"),
+    Claim("mnist_conv2", "rasmussen2020slides", "97.1 % testing accuracy",
+          "Two convolutions + pooling, Adam 1e-3 with weight decay 0.1, reaches 97.1 % on MNIST.",
+          ("mnist_baselines",), _mnist_baseline("conv2"), "notebooks/mnist_baselines"),
+    Claim("tt_compression", "rasmussen2020slides",
+          "Compression up to 200.000 times in a dense layer and 7 times in a whole network.",
+          "Tensor-train layers compress a dense layer 200,000× and a whole network 7× (Novikov et al., cited).",
+          note="the cited paper's networks (ImageNet scale) are not run in the book"),
+    Claim("cp_speedup", "rasmussen2020slides", "Speeding-UP CNNs using Fine-Tuned CP-decomposition",
+          "A CP-decomposed convolution runs faster than the dense one (Lebedev et al., cited).",
+          ("mnist_compression",), cp_speedup, "notebooks/mnist_compression"),
+    Claim("cp_regularizes", "rasmussen2020slides", "Regularizing effect on the net improving overall accuracy",
+          "CP decomposition with fine-tuning improves the network's accuracy (Lebedev et al., cited).",
+          ("mnist_compression",), cp_regularizes, "notebooks/mnist_compression"),
+    Claim("soft_lambda", "journal2019soft", "It looks like an optimal value for λ is close to 0.1.",
+          "For soft sharing of C_V and U_298, the best penalty weight λ is about 0.1.",
+          ("qm9_soft_sharing",), soft_lambda, "notebooks/pending/qm9_soft_sharing"),
+    Claim("soft_table", "journal2019soft", "0.1 0.0654 0.0446 0.0207",
+          "Of λ = 0.001, 0.01, 0.1, 1, the total loss is lowest at λ = 0.1 (0.0654).",
+          ("qm9_soft_sharing",), soft_table, "notebooks/pending/qm9_soft_sharing"),
+    Claim("soft_limits", "journal2019soft",
+          "In the low λ limit, we expect the network to behave as if it were single-task learning, and in the "
+          "large λ limit, we expect the network to behave as if it were hard-parameter sharing.",
+          "Small λ behaves as single-task learning, large λ as hard sharing.",
+          ("qm9_soft_sharing",), soft_limits, "notebooks/pending/qm9_soft_sharing"),
+    Claim("mtl_harm", "journal2019soft",
+          "Multitask learning can be harmful if we try to learn simultaneously uncorrelated tasks.",
+          "Sharing hurts some tasks, namely uncorrelated ones.",
+          ("qm9_hard_sharing", "qm9_single_task"), mtl_harm, "notebooks/qm9_hard_sharing"),
+    Claim("pearson", "journal2019soft",
+          "The simplest, but least effective solution, is to just calculate Pearson's correlation coefficients, "
+          "but that hides the deeper nonlinear relationships between variables.",
+          "Pearson correlation of the targets is the least effective measure of task relatedness.",
+          ("qm9_task_relatedness",), note="planned: the task-relatedness experiment"),
+    Claim("task_subsets", "journal2019soft", "$2^{19} - 20 = 524268$",
+          "There are 524,268 sets of two or more of the 19 tasks.", (), task_subsets),
+    Claim("feature_selection", "journal2019soft",
+          "feature selection would not be helpful for this particular project, because our inputs are already "
+          "fairly low dimensional",
+          "Feature selection would not help: the molecular inputs are already low-dimensional.",
+          note="no experiment of the book selects input features"),
+    Claim("dawn_titan", "log2018separable", "`dawn.py` ran in 212 seconds and reached 94% accuracy.",
+          "The cifar10-fast script trains to 94 % in 212 s on a Titan X (Pascal).", note=_GPU),
+    Claim("dawn_v100", "log2018separable", "it took 223 seconds to run the same 24 epochs",
+          "The same 24 epochs take 223 s on a V100.", note=_GPU),
+    Claim("separable", "log2018separable",
+          "Switched the full convolutions in `conv_bn` for separable convolutions and the network now converges to "
+          "92% accuracy in 171 seconds.",
+          "Separable convolutions cost 2 points (94 % → 92 %) and train faster.",
+          ("cifar_factorized", "cifar_baselines"), separable_vs_dense, "notebooks/cifar_factorized"),
+    Claim("factor2", "log2018separable", "Converged to 81.2% with a compression scaling factor of 2",
+          "A rank bottleneck of factor 2 costs about 11 points against the separable network (92 % → 81.2 %).",
+          ("cifar_factorized",), factor2_vs_separable, "notebooks/cifar_factorized"),
+    Claim("wd_factor10", "log2018separable",
+          "with the scaling factor set to 10, it converges to about 78.3%. With just the original weight decay it "
+          "converges to 77.8%.",
+          "At rank factor 10, weight decay scaled by compression beats the usual one (78.3 % vs 77.8 %).",
+          ("cifar_factorized",), wd_factor10, "notebooks/cifar_factorized"),
+    Claim("wd_scaling", "log2018separable", "It does seem to make a difference, and works slightly better.",
+          "Weight decay scaled by the compression factor works slightly better.",
+          ("cifar_factorized",), wd_scaling, "notebooks/cifar_factorized"),
+    Claim("no_overfit", "log2018separable", "Trying the same thing, but disabling the low-rank layers, maybe those "
+          "just can't be fit. That worked, was able to get it to overfit.",
+          "The low-rank network does not overfit where the dense one does.",
+          ("cifar_long",), long_no_overfit, "notebooks/cifar_factorized"),
+    Claim("long_overfits", "log2018separable",
+          "Changed it to 128 epochs ans we get some overfitting. The train loss ends at 0.04, with test at 0.265.",
+          "On a long schedule the low-rank network overfits (train loss 0.04, test 0.265).",
+          ("cifar_long",), long_overfits, "notebooks/cifar_factorized"),
+    Claim("long_wd", "log2018separable", "enabling the default 5e-4 weight decay, the exact same thing happens.",
+          "On the long schedule, weight decay 5e-4 changes nothing (92.7 % against 92.8 %).",
+          note="the long-schedule runs use one weight decay"),
+    Claim("float32", "log2018separable", "the final test error with a \"normal\" network is 93.5%.",
+          "In float32 the normal network reaches 93.5 %, not 94 %.", note=_GPU),
+]
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+def evaluate(claim: Claim, records_by_experiment: dict[str, list[dict]]) -> Verdict:
+    """The verdict and measured text of one claim: "not measured" (with the reason) when no
+    experiment measures it, one of its experiments is not registered, or its grid is missing
+    from ``records_by_experiment`` (complete grids only, :func:`load_records`); else its
+    verdict function."""
+    missing = [e for e in claim.experiments if e not in records_by_experiment or not records_by_experiment[e]]
+    if claim.experiments and missing:
+        unreg = [e for e in missing if not registered(e)]
+        if unreg:
+            return NOT_MEASURED, claim.note or f"experiment {', '.join(unreg)} is not registered yet"
+        return NOT_MEASURED, f"no complete records of {', '.join(missing)} under this profile"
+    if claim.verdict is None:
+        return NOT_MEASURED, claim.note
+    verdict, text = claim.verdict(records_by_experiment)
+    if verdict not in VERDICTS:
+        raise ValueError(f"claim {claim.id!r} returned the verdict {verdict!r}, not one of {VERDICTS}")
+    return verdict, text
+
+
+def verdicts(records_by_experiment: dict[str, list[dict]]) -> pd.DataFrame:
+    """One row per claim of :data:`CLAIMS`: ``claim`` (id), ``source`` (bib key), ``quote`` (the
+    journal's words), ``claims`` (in one line), ``measured`` (what the records show), ``verdict``
+    (:data:`VERDICTS`), ``chapter`` (document path, "" when none)."""
+    rows = []
+    for c in CLAIMS:
+        verdict, text = evaluate(c, records_by_experiment)
+        rows.append({"claim": c.id, "source": c.source, "quote": c.quote, "claims": c.claim, "measured": text,
+                     "verdict": verdict, "chapter": c.chapter})
+    return pd.DataFrame(rows)
+
+
+def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
+    """How many claims of :func:`verdicts` ``table`` got each verdict, in :data:`VERDICTS` order."""
+    return {v: int((table.verdict == v).sum()) for v in VERDICTS}
+
+
+def claims_per_journal() -> dict[str, int]:
+    """How many claims each journal has, in :data:`JOURNALS` order."""
+    return {k: sum(c.source == k for c in CLAIMS) for k in JOURNALS}
+
+
+def html_table(table: pd.DataFrame) -> str:
+    """:func:`verdicts` as an HTML table for the chapter: the journal's words (quoted, with the
+    journal's label and bib key), what it claims, what the book measured, the verdict and the
+    chapter (a link to its page)."""
+    import html
+
+    head = ("<table class='claims'><thead><tr><th>#</th><th>the journal's words</th><th>what it claims</th>"
+            "<th>what the book measured</th><th>verdict</th><th>chapter</th></tr></thead><tbody>")
+    rows = []
+    for i, r in enumerate(table.itertuples(), 1):
+        label = JOURNALS[r.source][1]
+        link = (f"<a href='../{r.chapter.removeprefix('notebooks/')}.html'>{html.escape(r.chapter.split('/')[-1])}</a>"
+                if r.chapter.startswith("notebooks/") and "/pending/" not in r.chapter else
+                html.escape(r.chapter.split("/")[-1]) + (" (pending)" if "/pending/" in r.chapter else ""))
+        rows.append(f"<tr><td>{i}</td><td>“{html.escape(r.quote)}” <small>({html.escape(label)}, "
+                    f"<code>{r.source}</code>)</small></td><td>{html.escape(r.claims)}</td>"
+                    f"<td>{html.escape(r.measured)}</td><td><b>{r.verdict}</b></td><td>{link}</td></tr>")
+    return head + "".join(rows) + "</tbody></table>"
+
+
+# --- the journals' text ------------------------------------------------------------------------
+
+def journals_dir() -> Path | None:
+    """The folder of the journals: ``journals/`` beside a data mirror of
+    ``FACTORLAB_DATA_MIRROR``, else ``../shared/journals`` beside the repository; None when
+    neither exists."""
+    from factorlab.paths import REPO_ROOT, mirror_dirs
+
+    for d in [m.parent / "journals" for m in mirror_dirs()] + [REPO_ROOT.parent / "shared" / "journals"]:
+        if d.is_dir():
+            return d
+    return None
+
+
+def normalize(text: str) -> str:
+    """``text`` with every run of whitespace as one space (the journals are text extractions
+    whose line breaks and table tabs are approximate)."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def quote_found(claim: Claim, folder: Path) -> bool:
+    """Whether ``claim.quote`` occurs in its journal's text (up to runs of whitespace)."""
+    return normalize(claim.quote) in normalize((folder / JOURNALS[claim.source][0]).read_text(encoding="utf-8"))
+
+
+def glue_values(table: pd.DataFrame, profile: str) -> dict:
+    """The chapter's glued values: ``profile``, ``n_claims``, per journal ``n_<bibkey>``, per
+    verdict ``n_<verdict>`` (spaces as underscores), the thresholds ``clear_se``,
+    ``reproduce_sd``, ``slowdown``, ``overfits``."""
+    v = {"profile": profile, "n_claims": len(table)}
+    v.update({f"n_{k}": n for k, n in claims_per_journal().items()})
+    v.update({f"n_{k.replace(' ', '_')}": n for k, n in verdict_counts(table).items()})
+    v.update(clear_se=CLEAR_SE, reproduce_sd=REPRODUCE_SD, slowdown=float(JOURNAL_SLOWDOWN), overfits=float(OVERFITS))
+    return v
+
+
+__all__ = ["CLAIMS", "Claim", "JOURNALS", "VERDICTS", "cached_records", "claims_per_journal", "count_verdict",
+           "difference_verdict", "evaluate", "glue_values", "grid_status", "html_table", "journals_dir",
+           "load_records", "normalize", "quote_found", "verdict_counts", "verdicts", "np"]
