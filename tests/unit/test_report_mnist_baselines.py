@@ -60,7 +60,9 @@ def test_glue_values_on_hand_built_records():
     # glue order of the committed notebook: accuracies, stds, journal gaps, weight-decay effects, counts
     keys = list(v)
     assert keys[0] == "acc_conv1_adamw" and keys.index("std_conv1_adamw") == 8
-    assert keys[-6:] == ["clear_se", "reproduce_sd", "epoch_s_conv1", "epoch_s_conv2", "epoch_s_mlp", "quiet_runs"]
+    assert keys[-10:] == ["clear_se", "reproduce_sd", "epoch_s_conv1", "epoch_s_conv2", "epoch_s_mlp", "quiet_runs",
+                          "batch_conv1", "batch_conv2", "batch_mlp", "journal_wd"]
+    assert v["batch_mlp"] == v["batch_conv2"] == 128 and v["journal_wd"] == 0.1  # read from the configs
     # paired by seed: conv1 l2 - journal = (5, 3) -> mean 4, se 1; adamw - l2 = (-1, 1) -> 0 ± 1
     assert v["wd_cost_se_conv1"] == pytest.approx(1.0) and v["wd_clear_conv1"] == "clear"
     assert v["adamw_vs_l2_se_conv1"] == pytest.approx(1.0) and v["adamw_clear_conv1"] == "not clear"
@@ -138,3 +140,10 @@ def test_accuracy_figure_has_an_accuracy_and_a_loss_panel_per_net():
     assert fig.axes[3].get_yscale() == "log" and fig.axes[0].get_ylabel() == "test accuracy (%)"
     assert len(fig.axes[0].get_legend().get_texts()) == 2  # the MLP's two variants
     plt.close(fig)
+
+
+def test_journal_weight_decay_is_read_from_the_records_and_must_agree():
+    records = _hand_records()
+    assert report.glue_values(records)["journal_wd"] == 0.1
+    next(r for r in records if r["key"] == "conv1-journal-1")["config"]["weight_decay"] = 0.2
+    assert math.isnan(report.glue_values(records)["journal_wd"])

@@ -169,7 +169,10 @@ def glue_values(records: list[dict]) -> dict:
       not plateaued"`` or ``"was trained too briefly to judge"``; ``plateau_epochs``,
       ``plateau_points``, ``clear_se``, ``reproduce_sd``: the thresholds;
     - ``epoch_s_<net>``: the median seconds per training epoch over the net's runs;
-      ``quiet_runs``: how many runs were timed on a quiet machine (provenance ``load``).
+      ``quiet_runs``: how many runs were timed on a quiet machine (provenance ``load``);
+    - ``batch_<net>``: the batch size of the net's runs, and ``journal_wd``: the weight decay of
+      the convolutional nets' journal variant (NaN unless all those records agree), both read
+      from the records' configs.
     """
     runs = runs_frame(records)
     acc = runs.groupby(["net", "variant"])["acc"]
@@ -224,4 +227,9 @@ def glue_values(records: list[dict]) -> dict:
     for net, g in runs.groupby("net"):
         values[f"epoch_s_{net}"] = float(g["epoch_s"].median())
     values["quiet_runs"] = int((runs["quiet"] == True).sum())  # noqa: E712 (None: not recorded)
+    for net, g in runs.groupby("net"):
+        values[f"batch_{net}"] = int(g["batch"].iloc[0])
+    wds = {r["config"]["weight_decay"] for r in records
+           if r["config"]["net"] in ("conv1", "conv2") and r["config"]["variant"] == "journal"}
+    values["journal_wd"] = float(wds.pop()) if len(wds) == 1 else float("nan")
     return values
