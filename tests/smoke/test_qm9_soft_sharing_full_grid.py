@@ -13,7 +13,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from factorlab.experiments import qm9_soft_sharing as soft
 from factorlab.models import count_params
@@ -48,12 +47,7 @@ def full_params(cfg: dict) -> int:
     return stack + units
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_the_variants_cover_every_full_config():

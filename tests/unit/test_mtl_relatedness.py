@@ -25,12 +25,7 @@ from factorlab.train import fit_regression, seed_everything
 TARGETS = ["mu", "alpha", "homo", "U0_atom"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

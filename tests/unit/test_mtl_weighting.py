@@ -14,12 +14,7 @@ from factorlab.mtl.weighting import FAMO, EqualWeighting, UncertaintyWeighting, 
 from factorlab.train import fit_regression, seed_everything
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # ----------------------------------------------------------------------------- the methods

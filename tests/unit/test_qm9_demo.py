@@ -19,12 +19,7 @@ from factorlab.train import seed_everything
 SMALL = {"hidden": 16, "layers": 2, "head_hidden": 8, "readout": "sum", "batch_norm": True, "pool_norm": True}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,7 @@ SMALL_GINE = {"hidden": 16, "layers": 2, "head_hidden": 8}
 SMALL_SCHNET = {"hidden": 16, "filters": 16, "interactions": 2, "gaussians": 12, "cutoff": 6.0, "head_hidden": 8}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from factorlab.experiments import get
 from factorlab.experiments import qm9_relatedness as rel
@@ -15,12 +14,7 @@ from factorlab.mtl import Relatedness
 from factorlab.results import config_hash
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("profile,runs", [("smoke", 2), ("cpu", 6), ("full", 6)])

@@ -15,12 +15,7 @@ from factorlab.experiments.qm9_common import NASH11, QM9Config, base_config, tra
 from factorlab.results import RunStore, config_hash
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _cfg(task_set="cv_u", method="l2", lam=0.0, **over) -> dict:
