@@ -72,6 +72,25 @@ def column_labels(columns: list[int]) -> list[str]:
 
 
 @torch.no_grad()
+def _summed_errors(model: nn.Module, data: QM9Data, ids: torch.Tensor, columns: list[int], batch_size: int,
+                   baseline: CompositionBaseline | None, reduce) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Σ_batches reduce(pred − y [B, C], std [C]), std [C])``, float64 [C] on the device, with
+    ``model`` in eval mode (its mode restored after). ``pred`` is in the targets' units: the
+    model's outputs are standardized targets or, with ``baseline``, standardized residuals of
+    that composition baseline (see :mod:`factorlab.models.qm9_baseline`)."""
+    was_training = model.training
+    model.eval()
+    cols = torch.as_tensor(columns, device=data.device)
+    mean, std = data.y_mean.index_select(0, cols), data.y_std.index_select(0, cols)
+    total = torch.zeros(len(columns), dtype=torch.float64, device=data.device)
+    for b in QM9Loader(data, ids, batch_size=batch_size):
+        z = model(b).float()
+        pred = z * std + mean if baseline is None else baseline.unstandardize(b, z, cols)
+        total += reduce(pred - b.y.index_select(1, cols), std)
+    model.train(was_training)
+    return total, std
+
+
 def evaluate_mae(model: nn.Module, data: QM9Data, ids: torch.Tensor, columns: list[int],
                  batch_size: int = 1024, baseline: CompositionBaseline | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean absolute error of ``model`` on molecules ``ids``, per output column, in eval mode.
@@ -82,21 +101,12 @@ def evaluate_mae(model: nn.Module, data: QM9Data, ids: torch.Tensor, columns: li
     Returns ``(mae_units, mae_std)``, float64 [C] on the device: in the targets' units and in
     units of their training standard deviation.
     """
-    was_training = model.training
-    model.eval()
-    cols = torch.as_tensor(columns, device=data.device)
-    mean, std = data.y_mean.index_select(0, cols), data.y_std.index_select(0, cols)
-    total = torch.zeros(len(columns), dtype=torch.float64, device=data.device)
-    for b in QM9Loader(data, ids, batch_size=batch_size):
-        z = model(b).float()
-        pred = z * std + mean if baseline is None else baseline.unstandardize(b, z, cols)
-        total += (pred - b.y.index_select(1, cols)).abs().sum(0, dtype=torch.float64)
-    model.train(was_training)
+    total, std = _summed_errors(model, data, ids, columns, batch_size, baseline,
+                                lambda err, _std: err.abs().sum(0, dtype=torch.float64))
     mae = total / ids.numel()
     return mae, mae / std.double()
 
 
-@torch.no_grad()
 def evaluate_mse_std(model: nn.Module, data: QM9Data, ids: torch.Tensor, columns: list[int],
                      batch_size: int = 1024, baseline: CompositionBaseline | None = None) -> torch.Tensor:
     """Mean squared error of ``model`` on molecules ``ids``, per output column, in eval mode,
@@ -106,16 +116,8 @@ def evaluate_mse_std(model: nn.Module, data: QM9Data, ids: torch.Tensor, columns
 
     Returns float64 [C] on the device.
     """
-    was_training = model.training
-    model.eval()
-    cols = torch.as_tensor(columns, device=data.device)
-    mean, std = data.y_mean.index_select(0, cols), data.y_std.index_select(0, cols)
-    total = torch.zeros(len(columns), dtype=torch.float64, device=data.device)
-    for b in QM9Loader(data, ids, batch_size=batch_size):
-        z = model(b).float()
-        pred = z * std + mean if baseline is None else baseline.unstandardize(b, z, cols)
-        total += ((pred - b.y.index_select(1, cols)).double() / std.double()).pow(2).sum(0)
-    model.train(was_training)
+    total, _ = _summed_errors(model, data, ids, columns, batch_size, baseline,
+                              lambda err, std: (err.double() / std.double()).pow(2).sum(0))
     return total / ids.numel()
 
 
