@@ -55,7 +55,7 @@ def _hand_records() -> list[dict]:
 
 def test_half_point_verdict_on_both_sides_of_the_tolerance():
     table, values = report.tolerance_table(_hand_records())
-    assert report.TOLERANCE == 0.5
+    assert report.TOLERANCE == 0.5 and values["tolerance"] == 0.5  # glued: the prose types no threshold
     assert values["c05_mlp_lowrank"] == "4×"  # mean of 97.45 and 97.65 is 0.45 below; 16x is 0.55 below
     assert values["c05_mlp_tt"] == "16×" and values["c05_mlp_cp"] == "none"
     assert values["c05_conv2_separable"] == "3×"
@@ -116,7 +116,7 @@ def test_smoke_records(smoke_records):
     _, values = report.tolerance_table(smoke_records)
     assert set(values) == {"c05_mlp_lowrank", "c05_mlp_cp", "c05_mlp_tucker", "c05_mlp_tt", "narrow_mlp",
                            "narrow_ratio_mlp", "c05_conv2_separable", "c05_conv2_lowrank", "c05_conv2_cp",
-                           "c05_conv2_tucker", "c05_conv2_tt", "narrow_conv2", "narrow_ratio_conv2"}
+                           "c05_conv2_tucker", "c05_conv2_tt", "narrow_conv2", "narrow_ratio_conv2", "tolerance"}
     assert len(report.points_table(smoke_records, "conv2")) == 7
 
 

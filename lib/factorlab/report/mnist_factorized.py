@@ -126,7 +126,8 @@ def tolerance_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
     ``(table, values)``. Per net, each family's largest tested compression whose mean accuracy
     stays within the tolerance ("none" if none does), then the narrowest dense network that
     does, with its whole-network parameter ratio. ``values`` (glued): ``c05_<net>_<family>``
-    (e.g. ``"16×"`` or ``"none"``), ``narrow_<net>`` (its width) and ``narrow_ratio_<net>``."""
+    (e.g. ``"16×"`` or ``"none"``), ``narrow_<net>`` (its width), ``narrow_ratio_<net>`` and
+    ``tolerance`` (:data:`TOLERANCE`, points)."""
     runs, mean, reference = runs_frame(records), means_frame(records), reference_accuracy(records)
     rows, values = [], {}
     for net in ["mlp", "conv2"]:
@@ -148,6 +149,7 @@ def tolerance_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
                      "network params there": f"{int(narrow.params):,}", "acc. there (%)": f"{narrow.acc:.2f}"})
         values[f"narrow_{net}"] = int(narrow.width)
         values[f"narrow_ratio_{net}"] = float(full_params / narrow.params)
+    values["tolerance"] = TOLERANCE
     return pd.DataFrame(rows), values
 
 
