@@ -598,17 +598,20 @@ def html_table(table: pd.DataFrame) -> str:
     chapter (a link to its page)."""
     import html
 
-    head = ("<table class='claims'><thead><tr><th>#</th><th>the journal's words</th><th>what it claims</th>"
-            "<th>what the book measured</th><th>verdict</th><th>chapter</th></tr></thead><tbody>")
+    cell = "style='white-space:normal; vertical-align:top; text-align:left; font-size:0.85em'"
+    head = (f"<table class='claims' style='table-layout:auto; width:100%'><thead><tr><th {cell}>#</th>"
+            f"<th {cell}>the journal's words</th><th {cell}>what it claims</th><th {cell}>what the book measured</th>"
+            f"<th {cell}>verdict</th><th {cell}>chapter</th></tr></thead><tbody>")
     rows = []
     for i, r in enumerate(table.itertuples(), 1):
         label = JOURNALS[r.source][1]
         link = (f"<a href='../{r.chapter.removeprefix('notebooks/')}.html'>{html.escape(r.chapter.split('/')[-1])}</a>"
                 if r.chapter.startswith("notebooks/") and "/pending/" not in r.chapter else
                 html.escape(r.chapter.split("/")[-1]) + (" (pending)" if "/pending/" in r.chapter else ""))
-        rows.append(f"<tr><td>{i}</td><td>“{html.escape(r.quote)}” <small>({html.escape(label)}, "
-                    f"<code>{r.source}</code>)</small></td><td>{html.escape(r.claims)}</td>"
-                    f"<td>{html.escape(r.measured)}</td><td><b>{r.verdict}</b></td><td>{link}</td></tr>")
+        rows.append(f"<tr><td {cell}>{i}</td><td {cell}>“{html.escape(r.quote)}” <small>({html.escape(label)}, "
+                    f"<code>{r.source}</code>)</small></td><td {cell}>{html.escape(r.claims)}</td>"
+                    f"<td {cell}>{html.escape(r.measured)}</td><td {cell}><b>{r.verdict}</b></td><td {cell}>{link}</td>"
+                    "</tr>")
     return head + "".join(rows) + "</tbody></table>"
 
 
