@@ -248,7 +248,7 @@ def dft_or_network_goal(recs: dict) -> Verdict:
     v = glue_values(_profile(recs["dft_validation"]), recs["dft_validation"], recs["qm9_demo_model"],
                     recs.get("dft_threads_benchmark", []))
     ok = v["n_dft"] > 0 and v["speedup_min"] == v["speedup_min"]
-    text = (f"`factorlab predict`: DFT reproduces {v['n_within_one']} of {v['n_targets_dft']} QM9 labels within one "
+    text = (f"factorlab predict: DFT reproduces {v['n_within_one']} of {v['n_targets_dft']} QM9 labels within one "
             f"printed step on {v['n_dft']} molecules; the network is {v['speedup_min']:,.0f}–{v['speedup_max']:,.0f}× "
             f"faster, at a median {v['net_ratio_median']:.1f}× chemical accuracy")
     return ("reproduced" if ok else NOT_MEASURED), text
