@@ -17,14 +17,6 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb")) + sorted((REPO / "notebooks" / "pending").glob("*.ipynb"))
 
 
-@pytest.fixture(autouse=True)
-def _throwaway_store():
-    store = os.environ.get("FACTORLAB_RESULTS_DIR")
-    if not store or Path(store).resolve() == (REPO / "data" / "results").resolve():
-        pytest.fail("smoke tests must run with FACTORLAB_RESULTS_DIR set to a temporary store (use `make smoke`)")
-    os.environ.pop("FACTORLAB_REQUIRE_CACHED", None)
-
-
 def test_cli_trains_the_smoke_grid_then_hits_the_cache():
     from factorlab.experiments.mnist_baselines import grid
 

