@@ -68,6 +68,29 @@ def step_flops(plan: ContractionPlan) -> list[tuple[str, int]]:
     return out
 
 
+def task_linear(x: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """T linear maps at once: x [B, I] (shared) or [T, B, I], ``weights`` [T, O, I], ``bias``
+    [T, O] or None -> [T, B, O] (one batched matmul)."""
+    y = torch.einsum("bi,toi->tbo" if x.dim() == 2 else "tbi,toi->tbo", x, weights)
+    return y if bias is None else y + bias[:, None, :]
+
+
+def task_conv2d(x: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
+                dilation=1) -> torch.Tensor:
+    """T convolutions at once: x [B, C, H, W] (shared: one convolution with T S output
+    channels) or [T, B, C, H, W] (tasks as channel groups: one convolution with groups T),
+    ``weights`` [T, S, C, kh, kw], ``bias`` [T, S] or None -> [T, B, S, H', W']."""
+    t, s, c = weights.shape[:3]
+    w = weights.reshape(t * s, *weights.shape[2:])
+    if x.dim() == 4:
+        y = F.conv2d(x, w, None, stride, padding, dilation)
+    else:
+        y = F.conv2d(x.transpose(0, 1).reshape(x.shape[1], t * c, *x.shape[-2:]), w, None, stride, padding,
+                     dilation, groups=t)
+    y = y.reshape(y.shape[0], t, s, *y.shape[-2:]).transpose(0, 1)
+    return y if bias is None else y + bias[:, None, :, None, None]
+
+
 class TaskFactorizedLayer(nn.Module):
     """What ``TaskFactorizedLinear`` and ``TaskFactorizedConv2d`` share: the factors of the
     task-stacked weight tensor ``[T, *weight_shape]``, per-task biases ``[T, out]``, the
@@ -327,10 +350,8 @@ class TaskFactorizedLinear(TaskFactorizedLayer):
         shape = self._check_input(x.shape)
         if self.path_for(shape) == "factored":
             y = self._factored_plan(shape)(x, *self.factor_list)
-        else:
-            w = self.task_weights()
-            y = torch.einsum("bi,toi->tbo" if self._is_shared(shape) else "tbi,toi->tbo", x, w)
-        return y if self.bias is None else y + self.bias[:, None, :]
+            return y if self.bias is None else y + self.bias[:, None, :]
+        return task_linear(x, self.task_weights(), self.bias)
 
 
 class TaskFactorizedConv2d(TaskFactorizedLayer):
@@ -423,22 +444,11 @@ class TaskFactorizedConv2d(TaskFactorizedLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, C, H, W] (shared) or [T, B, C, H, W] -> [T, B, S, H', W']."""
         shape = self._check_input(x.shape)
-        t, s = self.num_tasks, self.out_channels
-        shared = self._is_shared(shape)
-        batch, (ho, wo) = shape[-4], self._out_hw(shape)
-        if self.path_for(shape) == "factored":
-            patches = F.unfold(x.reshape(-1, *shape[-3:]), self.kernel_size, self.dilation, self.padding, self.stride)
-            patches = patches.reshape(self._patch_shape(shape))
-            y = self._factored_plan(shape)(patches, *self.factor_list)  # [T, B, S, P]
-        else:
-            w = self.task_weights().reshape(t * s, self.in_channels, *self.kernel_size)
-            if shared:
-                y = F.conv2d(x, w, None, self.stride, self.padding, self.dilation)
-            else:  # tasks as channel groups: [B, T C, H, W]
-                xg = x.transpose(0, 1).reshape(batch, t * self.in_channels, *shape[-2:])
-                y = F.conv2d(xg, w, None, self.stride, self.padding, self.dilation, groups=t)
-            y = y.reshape(batch, t, s, ho * wo).transpose(0, 1)
-        y = y.reshape(t, batch, s, ho, wo)
+        if self.path_for(shape) == "rebuild":
+            return task_conv2d(x, self.task_weights(), self.bias, self.stride, self.padding, self.dilation)
+        patches = F.unfold(x.reshape(-1, *shape[-3:]), self.kernel_size, self.dilation, self.padding, self.stride)
+        y = self._factored_plan(shape)(patches.reshape(self._patch_shape(shape)), *self.factor_list)  # [T, B, S, P]
+        y = y.reshape(self.num_tasks, shape[-4], self.out_channels, *self._out_hw(shape))
         return y if self.bias is None else y + self.bias[:, None, :, None, None]
 
 
@@ -481,4 +491,4 @@ def from_single_task_layers(layers: Sequence[nn.Module], *, method: str, rank: R
 
 
 __all__ = ["PATHS", "TaskFactorizedConv2d", "TaskFactorizedLayer", "TaskFactorizedLinear", "from_single_task_layers",
-           "from_task_weights", "step_flops"]
+           "from_task_weights", "step_flops", "task_conv2d", "task_linear"]

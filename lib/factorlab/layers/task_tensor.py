@@ -18,8 +18,9 @@ k_h, k_w)` for a convolution. With :math:`D = \prod_k n_k`:
   \cdots \times_K \mathbf{A}_K`, core :math:`\mathcal{G} \in \mathbb{R}^{R_0 \times \dots
   \times R_K}`, :math:`\mathbf{A}_k \in \mathbb{R}^{n_k \times R_k}` (:math:`n_0 = T`);
   :math:`\prod_k R_k + \sum_k n_k R_k` parameters, :math:`1 \le R_k \le n_k` (TensorLy pads
-  a rank above its mode with random columns: refused). TensorLy's ``tucker`` (HOOI from a
-  HOSVD start, float64).
+  a rank above its mode with random columns: refused). TensorLy's ``partial_tucker`` (HOOI
+  from a HOSVD start, float64) over the modes whose rank is below their size; a mode at full
+  rank keeps an identity factor.
 - **TT** (tensor train): :math:`\mathcal{W}[t, j_1, \dots, j_K] = \mathbf{G}_0[t]
   \mathbf{G}_1[j_1] \cdots \mathbf{G}_K[j_K]`, :math:`\mathbf{G}_k[j]` an :math:`r_k \times
   r_{k+1}` matrix (:math:`r_0 = r_{K+1} = 1`); :math:`\sum_k r_k n_k r_{k+1}` parameters; the
@@ -204,10 +205,7 @@ def task_tensor_to_factors(method: str, tensor: torch.Tensor, rank: Rank, *, n_i
         u, v = weight_to_lowrank(t.reshape(modes[0], -1).T, ranks[0])  # [D, r], [r, T]
         return [u.reshape(*modes[1:], ranks[0]), v]
     if method == "tucker":
-        from tensorly.decomposition import tucker
-
-        core, mode_factors = tucker(t, rank=list(ranks), init="svd", n_iter_max=n_iter_max, tol=1e-10)
-        return [core, *mode_factors]
+        return _tucker(t, ranks, n_iter_max)
     from tensorly.decomposition import tensor_train
 
     cores = list(tensor_train(t, rank=[1, *ranks, 1]).factors)
@@ -215,6 +213,25 @@ def task_tensor_to_factors(method: str, tensor: torch.Tensor, rank: Rank, *, n_i
     if got != ranks:  # cannot happen after check_ranks; guards TensorLy's silent rank clamping
         raise ValueError(f"TT-SVD returned ranks {got}, asked for {ranks}")
     return cores
+
+
+def _tucker(t: torch.Tensor, ranks: tuple[int, ...], n_iter_max: int) -> list[torch.Tensor]:
+    """Tucker factors [core, A_0..A_K] of ``t`` (float64) at ``ranks``: TensorLy's
+    ``partial_tucker`` (HOOI from a HOSVD start) over the truncated modes only; a mode kept at
+    full rank gets the identity factor (any orthogonal factor is exact there, and leaving it out
+    of HOOI saves its large SVDs: HOOI's stopping test, a difference of errors near rounding,
+    never fires on an exact decomposition)."""
+    from tensorly.decomposition import partial_tucker
+
+    cut = [k for k, (n, r) in enumerate(zip(t.shape, ranks)) if r < n]
+    factors = [torch.eye(n, dtype=t.dtype) for n in t.shape]
+    if not cut:
+        return [t.clone(), *factors]
+    (core, cut_factors), _ = partial_tucker(t, rank=[ranks[k] for k in cut], modes=cut, init="svd",
+                                            n_iter_max=n_iter_max, tol=1e-10)
+    for k, f in zip(cut, cut_factors):
+        factors[k] = f
+    return [core, *factors]
 
 
 def relative_error(tensor: torch.Tensor, approx: torch.Tensor) -> float:
