@@ -85,6 +85,26 @@ def test_laf_shared_input_flops_match_the_hand_formula():
     assert layer.flops((t, b, i)) == 2 * t * r * o * i + 2 * t * b * o * i + t * b * o
 
 
+@pytest.mark.parametrize("rank,task_first", [((3, 40, 60), False), ((8, 4, 6), True)])
+def test_tucker_and_tt_shared_input_flops_match_the_documented_formulas(rank, task_first):
+    t, i, o, b = 10, 1024, 512, 128
+    rt, ro, ri = rank
+    tucker = TaskFactorizedLinear(t, i, o, "tucker", rank)
+    assert tucker.path_for((b, i)) == "factored"
+    if task_first:  # per-task cores G x_0 A_T first
+        want = 2 * t * rt * ro * ri + 2 * b * (i * ri + t * ri * ro + t * ro * o)
+    else:
+        want = 2 * b * (i * ri + ri * rt * ro + min(t * rt * ro + t * ro * o, rt * ro * o + t * rt * o))
+    assert tucker.flops((b, i)) == want + t * b * o
+    r1, r2 = rt, ro
+    tt = TaskFactorizedLinear(t, i, o, "tt", (r1, r2))
+    if task_first:  # G_T G_O first
+        want = 2 * t * r1 * o * r2 + 2 * b * (i * r2 + t * r2 * o)
+    else:
+        want = 2 * b * (i * r2 + r2 * r1 * o + r1 * o * t)
+    assert tt.flops((b, i)) == want + t * b * o
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_conv_cheap_path_equals_rebuild_path(method):
     torch.manual_seed(4)

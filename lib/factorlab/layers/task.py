@@ -276,17 +276,24 @@ class TaskFactorizedLinear(TaskFactorizedLayer):
     Parameters: LAF :math:`r (OI + T)`; Tucker :math:`R_T R_O R_I + T R_T + O R_O + I R_I`;
     TT :math:`T r_1 + r_1 O r_2 + r_2 I`; plus :math:`T O` biases.
 
-    Forward FLOPs on a shared input [B, I] along the factored path the planner picks (each a
-    chain from the input to the task mode; the rebuild path costs the rebuild plus
-    :math:`2 T B O I`):
+    Forward FLOPs on a shared input [B, I] along the factored path. The planner takes the
+    cheapest pairwise order; below are the orders it picks in the tested regimes
+    (``tests/unit/test_layers_task.py``), none forming the T weights. The rebuild path costs
+    the rebuild plus :math:`2 T B O I`.
 
     - LAF: :math:`\mathbf{x} \mathbf{L}` [B, O, r] then :math:`\cdot \mathbf{S}`:
       :math:`2 B O r (I + T)`.
-    - Tucker: :math:`\mathbf{x} \mathbf{A}_I`, :math:`\cdot \mathcal{G}`, :math:`\cdot
-      \mathbf{A}_T`, :math:`\cdot \mathbf{A}_O`: :math:`2 B (I R_I + R_I R_T R_O + T R_T R_O
-      + T R_O O)`.
-    - TT: :math:`\mathbf{x} \mathbf{G}_I`, :math:`\cdot \mathbf{G}_O`, :math:`\cdot
-      \mathbf{G}_T`: :math:`2 B (I r_2 + r_2 r_1 O + r_1 O T)`.
+    - Tucker, small :math:`R_T`: :math:`\mathbf{x} \mathbf{A}_I` [B, R_I], :math:`\cdot
+      \mathcal{G}` [B, R_T, R_O], then :math:`\mathbf{A}_T` and :math:`\mathbf{A}_O` in the
+      cheaper order: :math:`2 B (I R_I + R_I R_T R_O + \min(T R_T R_O + T R_O O, R_T R_O O + T
+      R_T O))`; :math:`R_T` near :math:`T`: the per-task cores :math:`\mathcal{G} \times_0
+      \mathbf{A}_T` [T, R_O, R_I] first (independent of B), then :math:`\mathbf{x}
+      \mathbf{A}_I`, the cores, :math:`\mathbf{A}_O`: :math:`2 T R_T R_O R_I + 2 B (I R_I + T
+      R_I R_O + T R_O O)`.
+    - TT, small :math:`r_1`: :math:`\mathbf{x} \mathbf{G}_I` [B, r_2], :math:`\cdot
+      \mathbf{G}_O` [B, r_1, O], :math:`\cdot \mathbf{G}_T`: :math:`2 B (I r_2 + r_2 r_1 O +
+      r_1 O T)`; :math:`r_1` near :math:`T`: :math:`\mathbf{G}_T \mathbf{G}_O` [T, O, r_2]
+      first: :math:`2 T r_1 O r_2 + 2 B (I r_2 + T r_2 O)`.
 
     On a per-task input [T, B, I] every task has its own input, so the cheapest plan is
     usually the rebuild of the T weights (LAF, and any method whose input-mode factor is not
