@@ -102,7 +102,9 @@ def test_smoke_record(smoke_records):
         assert v[f"{key}_acc_finetuned"] == pytest.approx(100 * row["acc_finetuned"])
         assert v[f"{key}_layer_speedup"] == pytest.approx(row["dense_layer_s"] / row["layer_s"])
     assert v["n_layer_faster"] == sum(r["dense_layer_s"] > r["layer_s"] for r in rec["metrics"]["results"])
-    assert 0 < v["layer_share_pct"] < 100 and v["net_bound"] > 1
+    # timed on whatever machine runs the tests: the share can exceed 100 % under load
+    share = v["layer_share_pct"] / 100
+    assert share > 0 and v["net_bound"] == (pytest.approx(1 / (1 - share)) if share < 1 else float("inf"))
 
 
 def test_figure():

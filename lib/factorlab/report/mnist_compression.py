@@ -144,7 +144,9 @@ def glue_values(records: list[dict]) -> dict:
     values["n_net_faster"] = int((g.net_speedup > 1).sum())
     share = float(res.layer_share.median())
     values["layer_share_pct"] = 100 * share
-    values["net_bound"] = 1 / (1 - share)
+    # a share >= 1 is a timing artefact (the layer timed alone on a loaded machine took longer
+    # than the whole net): no Amdahl bound then
+    values["net_bound"] = 1 / (1 - share) if share < 1 else float("inf")
     values["net_flop_speedup_max"] = float(g.net_flop_speedup.max())
     dense = records[0]["metrics"]["dense_layer"]
     values["layer_params"] = int(dense["params"])
