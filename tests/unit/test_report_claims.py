@@ -74,6 +74,28 @@ def test_no_records_means_not_measured():
     assert set(table.columns) == {"claim", "source", "quote", "claims", "measured", "verdict", "chapter"}
 
 
+def test_a_grid_without_the_compared_configuration_is_not_measured():
+    def lacks(recs):
+        raise KeyError("separable_lowrank (factor=10)")
+
+    def unpaired(recs):
+        from factorlab.analysis import paired_difference
+        import pandas as pd
+        paired_difference(pd.Series({0: 1.0}), pd.Series({1: 1.0}))
+
+    def broken(recs):
+        raise ValueError("a real bug")
+
+    for fn, text in [(lacks, "hold no separable_lowrank (factor=10)"), (unpaired, "no pair to compare")]:
+        claim = report.Claim(id="x", source="log2018separable", quote="q", claim="c", experiments=["cifar_factorized"],
+                             verdict=fn)
+        verdict, measured = report.evaluate(claim, {"cifar_factorized": [{}]})
+        assert verdict == "not measured" and text in measured
+    with pytest.raises(ValueError, match="a real bug"):
+        report.evaluate(report.Claim(id="x", source="log2018separable", quote="q", claim="c",
+                                     experiments=["cifar_factorized"], verdict=broken), {"cifar_factorized": [{}]})
+
+
 def test_task_subsets_is_computed():
     assert report.evaluate(next(c for c in report.CLAIMS if c.id == "task_subsets"), {})[0] == "reproduced"
     assert sum(math.comb(19, k) for k in range(2, 20)) == report.JOURNAL_SUBSETS

@@ -554,8 +554,9 @@ CLAIMS: list[Claim] = [
 def evaluate(claim: Claim, records_by_experiment: dict[str, list[dict]]) -> Verdict:
     """The verdict and measured text of one claim: "not measured" (with the reason) when no
     experiment measures it, one of its experiments is not registered, or its grid is missing
-    from ``records_by_experiment`` (complete grids only, :func:`load_records`); else its
-    verdict function."""
+    from ``records_by_experiment`` (complete grids only, :func:`load_records`), or its grid lacks
+    the configuration the verdict function compares (a ``KeyError``, or no seeds to pair: e.g.
+    the smoke grids); else its verdict function."""
     missing = [e for e in claim.experiments if e not in records_by_experiment or not records_by_experiment[e]]
     if claim.experiments and missing:
         unreg = [e for e in missing if not registered(e)]
@@ -564,7 +565,14 @@ def evaluate(claim: Claim, records_by_experiment: dict[str, list[dict]]) -> Verd
         return NOT_MEASURED, f"no complete records of {', '.join(missing)} under this profile"
     if claim.verdict is None:
         return NOT_MEASURED, claim.note
-    verdict, text = claim.verdict(records_by_experiment)
+    try:
+        verdict, text = claim.verdict(records_by_experiment)
+    except KeyError as err:  # the grid is complete but has no such configuration (e.g. smoke)
+        return NOT_MEASURED, f"the records hold no {err.args[0]!s}"
+    except ValueError as err:
+        if not str(err).startswith("no paired values"):
+            raise
+        return NOT_MEASURED, f"the records hold no pair to compare ({err})"
     if verdict not in VERDICTS:
         raise ValueError(f"claim {claim.id!r} returned the verdict {verdict!r}, not one of {VERDICTS}")
     return verdict, text
