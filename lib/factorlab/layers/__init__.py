@@ -6,7 +6,7 @@ Every layer has ``num_params()``, ``flops(input_shape)``, ``dense_weight()``,
 dense layer. Each family's conversions between factors and the dense weight are plain
 functions (``cp_to_weight(out_factors, in_factors)``, ``weight_to_cp(weight, rank, ...)``,
 ...), which the layer classes wrap. See ``factorlab.layers.base`` for the counting
-conventions and what the classes share. :mod:`factorlab.layers.task` holds T task-specific
+conventions and what the classes share. ``factorlab.layers.task`` holds T task-specific
 layers as one factorized tensor with a task mode (LAF, Tucker, TT; DMTRL).
 """
 from factorlab.layers.base import FactorizedLayer, factorize_dim, reconstruction_error
