@@ -36,6 +36,13 @@ def _pair(name: str, value, minimum: int) -> tuple[int, int]:
     return out[0], out[1]
 
 
+def conv_geometry(kernel_size, stride=1, padding=0, dilation=1) -> dict[str, tuple[int, int]]:
+    """A convolution's ``kernel_size``, ``stride``, ``padding`` and ``dilation`` as checked pairs
+    of ints (kernel, stride, dilation >= 1; padding >= 0); ValueError naming the bad one."""
+    return {"kernel_size": _pair("kernel_size", kernel_size, 1), "stride": _pair("stride", stride, 1),
+            "padding": _pair("padding", padding, 0), "dilation": _pair("dilation", dilation, 1)}
+
+
 def conv_output_hw(hw: tuple[int, int], kernel, stride, padding, dilation) -> tuple[int, int]:
     """Spatial output size of a convolution (PyTorch's formula)."""
     return tuple(  # type: ignore[return-value]
@@ -80,10 +87,9 @@ class FactorizedConv2d(FactorizedLayer):
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)
-        self.kernel_size = _pair("kernel_size", kernel_size, 1)
-        self.stride = _pair("stride", stride, 1)
-        self.padding = _pair("padding", padding, 0)
-        self.dilation = _pair("dilation", dilation, 1)
+        geometry = conv_geometry(kernel_size, stride, padding, dilation)
+        self.kernel_size, self.stride = geometry["kernel_size"], geometry["stride"]
+        self.padding, self.dilation = geometry["padding"], geometry["dilation"]
         if bias:
             self.bias = nn.Parameter(torch.empty(self.out_channels))
         else:

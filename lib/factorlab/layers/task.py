@@ -40,7 +40,7 @@ from torch import nn
 
 from factorlab.layers.base import (ContractionPlan, Rank, balanced_var, check_positive_int, contraction_plan,
                                    dense_init_var, init_bias_, normal_)
-from factorlab.layers.conv import _pair, conv_flops, conv_output_hw
+from factorlab.layers.conv import conv_geometry, conv_flops, conv_output_hw
 from factorlab.layers.linear import Symbols
 from factorlab.layers.task_tensor import (check_method, check_ranks, check_rel_error_or_rank, decompose_task_tensor,
                                           effective_rank, factor_count, factor_shapes, factors_to_task_tensor,
@@ -404,10 +404,9 @@ class TaskFactorizedConv2d(TaskFactorizedLayer):
                  *, stride=1, padding=0, dilation=1, bias: bool = True):
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)
-        self.kernel_size = _pair("kernel_size", kernel_size, 1)
-        self.stride = _pair("stride", stride, 1)
-        self.padding = _pair("padding", padding, 0)
-        self.dilation = _pair("dilation", dilation, 1)
+        geometry = conv_geometry(kernel_size, stride, padding, dilation)
+        self.kernel_size, self.stride = geometry["kernel_size"], geometry["stride"]
+        self.padding, self.dilation = geometry["padding"], geometry["dilation"]
         super().__init__(num_tasks, (self.out_channels, self.in_channels, *self.kernel_size), method, rank, bias)
 
     @classmethod
