@@ -40,13 +40,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grid_size(exp, profile: str) -> str:
+    """The number of runs of ``exp``'s grid under ``profile``, or ``needs records`` for a grid
+    chosen from records the store lacks."""
+    from factorlab.experiments.registry import GridNeedsRecordsError
+
+    try:
+        return str(len(exp.grid(profile)))
+    except GridNeedsRecordsError:
+        return "needs records"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     for name in names(args.kind):
         if args.names:
             print(name)
             continue
         exp = get(name)
-        sizes = ", ".join(f"{p}: {len(exp.grid(p))}" for p in PROFILES)
+        sizes = ", ".join(f"{p}: {_grid_size(exp, p)}" for p in PROFILES)
         print(f"{name:24s} {exp.kind:10s} runs per profile: {sizes}")
     return 0
 

@@ -54,8 +54,14 @@ def test_every_committed_record_keeps_its_key_through_the_typed_config(name):
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_grids_round_trip_through_their_config(name, profile):
+    from factorlab.experiments.registry import GridNeedsRecordsError
+
     exp = get(name)
-    configs = exp.grid(profile)
+    try:
+        configs = exp.grid(profile)
+    except GridNeedsRecordsError as err:  # a grid chosen from records this store lacks
+        assert "python -m factorlab run" in str(err) and f"--profile {profile}" in str(err)
+        pytest.skip(str(err))
     dicts = [c.to_dict() for c in configs]
     assert dicts == get_experiment(name).grid(profile)  # the module's dicts are the typed configs'
     assert [exp.from_dict(d) for d in dicts] == configs

@@ -34,13 +34,18 @@ EXPERIMENTS: dict[str, str] = {name: f"factorlab.experiments.{name}" for name in
     "mnist_baselines", "mnist_factorized", "mnist_compression",
     "dft_validation",
     "qm9_dataset", "qm9_single_task", "qm9_hard_sharing", "qm9_soft_sharing", "qm9_relatedness", "qm9_weighting",
-    "qm9_demo_model",
+    "qm9_demo_model", "qm9_pairs", "qm9_grouping",
     "cifar_baselines", "cifar_factorized", "cifar_long", "cifar_init",
     "mnist_multitask",
     # benchmarks (entry points in benchmarks/)
     "layers_benchmark", "qm9_loader_benchmark", "dft_threads_benchmark", "memory_format_benchmark",
     "cifar_anchor", "train_throughput",
 )}
+
+
+class GridNeedsRecordsError(ValueError):
+    """An experiment whose grid is chosen from other experiments' records (``qm9_grouping``)
+    cannot build it yet: the message names the command that makes the missing records."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,191 @@
+"""Experiment ``qm9_grouping``: train the task groups of the best partitions of the 11
+benchmark targets into k networks, as chosen by the measured pair gains (the oracle) and by
+each task-relatedness measure; one record per (group, seed), each a hard-shared GINE over the
+group's targets (equal weighting; the budget, split and encoder of ``qm9_pairs``).
+
+Where the partitions come from (:func:`chosen_partitions`, for each k in :data:`KS`):
+
+- ``oracle``: the pair gains of ``qm9_pairs`` (:func:`factorlab.mtl.grouping.pair_gain_matrix`)
+  averaged over its seeds, computed from the **validation** MAEs (so the groups are chosen
+  without looking at the test split on which they are judged);
+  :func:`~factorlab.mtl.grouping.best_partitions` (Standley et al.'s mean approximation) and
+  average-linkage :func:`~factorlab.mtl.grouping.hierarchical_partitions` of the symmetrised
+  gains;
+- each measure of :data:`MEASURES` that the ``qm9_relatedness`` records of the profile hold
+  (task set ``nash11``), its matrix averaged over the seeds recorded and mapped to an affinity
+  (0 = unrelated, larger = more related: :func:`affinity`): the exact
+  :func:`~factorlab.mtl.grouping.best_affinity_partitions` and the hierarchical clustering.
+
+The grid is every *distinct* group of three or more targets over these partitions, for every
+seed of :data:`SEEDS`. Groups of one and two are not retrained: a singleton's errors are its
+member of the ``qm9_pairs`` single-task stack and a pair's are the ``qm9_pairs`` pair run of
+the same seed (same budget, code path and seed). The grid therefore depends on the store: it
+grows when ``qm9_relatedness`` records arrive, and for ``cpu``/``full`` it raises
+:class:`~factorlab.experiments.registry.GridNeedsRecordsError` until every ``qm9_pairs`` run
+of the profile is recorded. ``smoke`` (the three tasks of ``qm9_pairs``' smoke grid) falls back
+to :data:`SMOKE_PARTITIONS` while its pair records are missing; with three tasks the only group
+of three or more is all of them, so the grid is the same either way (one run).
+
+Size: each partition into k networks holds at most ``floor(11 / 3) = 3`` groups of three or
+more, so the ``cpu`` grid (k in 1-4, oracle + 5 measures, exact and clustered: 12 partitions
+per k > 1) has at most 1 + 12 x (2 + 3 + 3) = 97 distinct groups per seed, 291 runs at ~4
+minutes (a hard-shared GINE-64 of this budget, see ``qm9_pairs``): at most ~19 CPU-hours, in
+practice fewer since measures agree on many groups (the grid prints its size:
+``python -m factorlab list``). ``full`` takes every k from 1 to 10 (GPU).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from factorlab.experiments import qm9_pairs
+from factorlab.experiments.profiles import check_profile
+from factorlab.experiments.qm9_common import BUDGETS, NASH11, QM9Config, base_config, fit_members
+from factorlab.experiments.registry import Experiment, GridNeedsRecordsError
+from factorlab.mtl.grouping import (Partition, best_affinity_partitions, best_partitions, canonical,
+                                    hierarchical_partitions)
+
+NAME = "qm9_grouping"
+
+#: Seeds per profile (those of ``qm9_pairs``).
+SEEDS = qm9_pairs.SEEDS
+#: The numbers of networks k whose partitions are trained, per profile.
+KS = {"smoke": [1, 2], "cpu": [1, 2, 3, 4], "full": list(range(1, 11))}
+#: The ``qm9_relatedness`` measures that choose partitions, per profile (each used when recorded).
+MEASURES = {"smoke": ["spearman_residual", "dcor_residual", "gradient_cosine", "tag_affinity", "encoder_swap"],
+            "cpu": ["spearman_residual", "dcor_residual", "gradient_cosine", "tag_affinity", "encoder_swap"],
+            "full": ["pearson_raw", "pearson_residual", "spearman_raw", "spearman_residual", "dcor_raw",
+                     "dcor_residual", "gradient_cosine", "tag_affinity", "encoder_swap"]}
+#: The searches each source's partitions come from.
+SEARCHES = ("exact", "cluster")
+#: The smoke grid's partitions while ``qm9_pairs``' smoke records are missing (task indices).
+SMOKE_PARTITIONS = [((0, 1, 2),)]
+
+
+def tasks(profile: str) -> list[str]:
+    """The targets the profile groups (those of ``qm9_pairs``)."""
+    return list(qm9_pairs.TASKS[check_profile(profile)])
+
+
+def affinity(measure: str, matrix: np.ndarray) -> np.ndarray:
+    """A ``qm9_relatedness`` measure's matrix as an affinity (0 = unrelated, larger = more
+    related): ``|r|`` for Pearson and Spearman (a strong negative correlation relates tasks as
+    much as a positive one), distance correlation, gradient cosine and TAG's lookahead affinity
+    as they are, encoder swap as ``1 - transfer`` (transfer = MAE with the other task's encoder
+    / own MAE, so 0 when the encoder serves as well as one's own). The diagonal is zeroed."""
+    m = np.array(matrix, dtype=float)
+    if measure.startswith(("pearson", "spearman")):
+        m = np.abs(m)
+    elif measure == "encoder_swap":
+        m = 1.0 - m
+    elif not measure.startswith("dcor") and measure not in ("gradient_cosine", "tag_affinity"):
+        raise ValueError(f"no affinity mapping for measure {measure!r}: choose pearson_*, spearman_*, dcor_*, "
+                         "gradient_cosine, tag_affinity or encoder_swap")
+    np.fill_diagonal(m, 0.0)
+    return m
+
+
+def measure_matrices(profile: str, store=None) -> dict[str, np.ndarray]:
+    """Per measure of :data:`MEASURES` recorded by ``qm9_relatedness`` (task set ``nash11``,
+    this profile, any seed), its matrix over :func:`tasks` averaged over the recorded seeds (never
+    trains); measures with no record, or NaN over these tasks, are left out."""
+    from factorlab.experiments import qm9_relatedness
+    from factorlab.results import RunStore
+
+    store = store if store is not None else RunStore()
+    names = tasks(profile)
+    found: dict[str, list[np.ndarray]] = {}
+    for cfg in qm9_relatedness.configs(profile):
+        if cfg.task_set != "nash11":
+            continue
+        rec = store.get(cfg.to_dict())
+        if rec is None:
+            continue
+        for name in MEASURES[profile]:
+            m = rec["metrics"]["measures"].get(name)
+            if m is None:
+                continue
+            idx = [m["labels"].index(t) for t in names]
+            mat = np.array([[np.nan if m["matrix"][i][j] is None else m["matrix"][i][j] for j in idx] for i in idx])
+            found.setdefault(name, []).append(mat)
+    out = {}
+    for name, mats in found.items():
+        mean = np.mean(mats, axis=0)
+        if not np.isnan(mean[~np.eye(len(names), dtype=bool)]).any():
+            out[name] = mean
+    return out
+
+
+def chosen_partitions(profile: str, store=None) -> dict[tuple[str, str, int], Partition]:
+    """``{(source, search, k): Partition}`` for every k of :data:`KS`: ``source`` is
+    ``oracle`` or a measure, ``search`` is ``exact`` or ``cluster`` (see the module docstring).
+
+    Raises:
+        GridNeedsRecordsError: a ``qm9_pairs`` run of the profile is missing (the message names
+            the command to run first).
+    """
+    seeds, gains = qm9_pairs.pair_gains(profile, store, split="valid")
+    if seeds != SEEDS[profile]:
+        raise GridNeedsRecordsError(f"qm9_grouping ({profile}) chooses its groups from every qm9_pairs run: "
+                                    f"run `python -m factorlab run qm9_pairs --profile {profile}` first")
+    g = gains.mean(axis=0)
+    sources = {"oracle": (best_partitions(g, "mean"), hierarchical_partitions(g))}
+    for name, m in measure_matrices(profile, store).items():
+        a = affinity(name, m)
+        sources[name] = (best_affinity_partitions(a), hierarchical_partitions(a))
+    return {(src, search, k): parts[k] for src, both in sources.items() for search, parts in zip(SEARCHES, both)
+            for k in KS[profile] if k in parts}
+
+
+def groups_to_train(profile: str, store=None) -> list[list[str]]:
+    """The distinct groups of three or more targets over :func:`chosen_partitions` (largest
+    first, then in NASH11 order), as target names; smoke falls back to :data:`SMOKE_PARTITIONS`."""
+    names = tasks(profile)
+    try:
+        partitions = [p.groups for p in chosen_partitions(profile, store).values()]
+    except GridNeedsRecordsError:
+        if profile != "smoke":
+            raise
+        partitions = [canonical(p) for p in SMOKE_PARTITIONS]
+    groups = {grp for part in partitions for grp in part if len(grp) >= 3}
+    return [[names[i] for i in grp] for grp in sorted(groups, key=lambda grp: (-len(grp), grp))]
+
+
+@dataclass(kw_only=True)
+class Config(QM9Config):
+    """A run of ``qm9_grouping``: one hard-shared network over a group of three or more NASH11
+    targets (in NASH11 order)."""
+
+    sharing: Literal["hard"]
+    task_set: Literal["nash11"]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (len(self.targets) < 3 or any(t not in NASH11 for t in self.targets)
+                or [NASH11.index(t) for t in self.targets] != sorted({NASH11.index(t) for t in self.targets})):
+            raise ValueError(f"a group needs three or more distinct NASH11 targets in NASH11 order, got {self.targets}")
+
+
+def configs(profile: str) -> list[Config]:
+    """Every run config under ``profile``: per seed, one hard-shared network per group of
+    :func:`groups_to_train` (reads the store; see the module docstring)."""
+    budget = BUDGETS[check_profile(profile)]
+    groups = groups_to_train(profile)
+    return [Config(**base_config(NAME, profile, "gine", budget["gine"]), sharing="hard", task_set="nash11",
+                   targets=grp, seed=seed) for seed in SEEDS[profile] for grp in groups]
+
+
+def grid(profile: str) -> list[dict]:
+    """:func:`configs` as the dicts the run store hashes."""
+    return [c.to_dict() for c in configs(profile)]
+
+
+def train(cfg: dict, device: str = "auto") -> dict:
+    """Train one group's shared network (a head per target, equal weighting)."""
+    Config.from_dict(cfg)
+    return fit_members(cfg, [list(cfg["targets"])], device)
+
+
+EXPERIMENT = Experiment(NAME, "experiment", Config, configs, train, label_keys=("targets", "seed"))
