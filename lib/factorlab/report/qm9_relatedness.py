@@ -1,0 +1,518 @@
+r"""Chapter "Which tasks help each other" (``notebooks/pending/qm9_relatedness.ipynb``): the four
+task-relatedness measures of experiment ``qm9_relatedness`` (label dependence, gradient cosine,
+TAG's lookahead affinity, encoder swap), their cost, how well each predicts the measured pair
+gains (experiment ``qm9_pairs``, when its records exist), the journal's claim about
+uncorrelated tasks, the 19 x 19 encoder-swap table, and the benchmark frame (experiment
+``qm9_weighting`` and ``qm9_soft_sharing``'s λ = ∞ runs against ``qm9_single_task``, beside the
+published table of :data:`factorlab.literature.QM9_MTL_PUBLISHED`, cited).
+
+Conventions, stated once:
+
+- Every matrix is ``K x K`` over target names, row ``i`` acting on column ``j``
+  (:mod:`factorlab.mtl.relatedness`). The measured pair gain ``G[i, j]`` is the percent by which
+  task ``j``'s test MAE falls when trained together with ``i`` in one two-task network
+  (:func:`factorlab.mtl.grouping.pair_gain_matrix`; positive: ``i`` helps ``j``).
+- Each measure is *oriented* so that larger predicts more help (:data:`MEASURES`): label
+  correlations by their absolute value (a strongly anti-correlated target carries the same
+  information), distance correlation, gradient cosine and TAG's affinity as they are, encoder
+  swap by ``-T`` (``T``: task ``j``'s MAE on ``i``'s frozen encoder over its own; lower is
+  better).
+- A measure "predicts" the gains by the Spearman rank correlation of its seed-mean matrix with
+  the seed-mean gain matrix over the off-diagonal entries (ordered pairs); its 95 % interval
+  is a percentile bootstrap that resamples *unordered task pairs* (both ordered entries of a
+  drawn pair together), :data:`N_BOOT` draws from a generator seeded with :data:`BOOT_SEED`.
+- A measure's cost is its own seconds plus the training it needs, from the record's timing:
+  none for label dependence; the hard-shared network without its probes
+  (``hard_network_s`` minus both probes' seconds) for gradient cosine and TAG; the single-task
+  stack (``single_stack_s``) for encoder swap. Mean over seeds.
+- Δm (%) of the benchmark frame is paired per seed: each multitask run against the
+  ``qm9_single_task`` test MAEs of the same seed; mean ± standard error over the seeds that
+  have both (SE is NaN for one seed).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from factorlab import plots
+from factorlab.literature import QM9_MTL_BENCHMARK_SETTING, QM9_MTL_PUBLISHED
+from factorlab.mtl import delta_m
+from factorlab.mtl.relatedness import Relatedness
+
+#: Each measure of a ``qm9_relatedness`` record, in display order: label and orientation
+#: (``abs``: absolute value; ``neg``: negated; ``id``: as recorded), so that larger predicts help.
+MEASURES: dict[str, tuple[str, str]] = {
+    "pearson_raw": ("|Pearson|, raw", "abs"),
+    "spearman_raw": ("|Spearman|, raw", "abs"),
+    "dcor_raw": ("distance corr., raw", "id"),
+    "pearson_residual": ("|Pearson|, residual", "abs"),
+    "spearman_residual": ("|Spearman|, residual", "abs"),
+    "dcor_residual": ("distance corr., residual", "id"),
+    "gradient_cosine": ("gradient cosine", "id"),
+    "tag_affinity": ("TAG lookahead affinity", "id"),
+    "encoder_swap": ("encoder swap (−MAE ratio)", "neg"),
+}
+#: Which training each measure needs (for its cost).
+NEEDS = {"gradient_cosine": "hard", "tag_affinity": "hard", "encoder_swap": "single"}
+#: Bootstrap draws and the generator's seed.
+N_BOOT = 2000
+BOOT_SEED = 0
+#: |Pearson| below this counts as "uncorrelated" in the test of the journal's claim.
+UNCORRELATED = 0.3
+#: The journal's sentence (cite the journal as journal2019soft).
+JOURNAL_CLAIM = "multitask learning can be harmful if we try to learn simultaneously uncorrelated tasks"
+#: The label measure that tests the claim.
+CLAIM_MEASURE = "pearson_raw"
+
+
+# --- measures -----------------------------------------------------------------------------------
+
+def _records_of(records: list[dict], task_set: str) -> list[dict]:
+    return sorted((r for r in records if r["config"]["task_set"] == task_set), key=lambda r: r["config"]["seed"])
+
+
+def measure_matrices(records: list[dict], task_set: str = "nash11") -> dict[str, dict[int, pd.DataFrame]]:
+    """``{measure: {seed: K x K matrix as recorded}}`` from the ``qm9_relatedness`` records of
+    ``task_set``, measures in :data:`MEASURES` order (those a record lacks are left out)."""
+    out: dict[str, dict[int, pd.DataFrame]] = {}
+    for r in _records_of(records, task_set):
+        for name in MEASURES:
+            if name in r["metrics"]["measures"]:
+                out.setdefault(name, {})[r["config"]["seed"]] = Relatedness.from_record(
+                    r["metrics"]["measures"][name]).matrix
+    return out
+
+
+def orient(name: str, matrix: pd.DataFrame) -> pd.DataFrame:
+    """``matrix`` of measure ``name`` oriented so that larger predicts more help (:data:`MEASURES`)."""
+    if name not in MEASURES:
+        raise ValueError(f"unknown measure {name!r}: choose one of {', '.join(MEASURES)}")
+    how = MEASURES[name][1]
+    return matrix.abs() if how == "abs" else (-matrix if how == "neg" else matrix.copy())
+
+
+def mean_matrix(per_seed: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
+    """The element-wise mean over seeds of ``{seed: matrix}`` (same labels), NaN-aware."""
+    if not per_seed:
+        raise ValueError("mean_matrix needs at least one seed's matrix")
+    frames = list(per_seed.values())
+    stack = np.stack([f.to_numpy(float) for f in frames])
+    finite = np.isfinite(stack)
+    count = finite.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, np.where(finite, stack, 0.0).sum(axis=0) / count, np.nan)
+    return pd.DataFrame(mean, index=frames[0].index, columns=frames[0].columns)
+
+
+def cost_frame(records: list[dict], task_set: str = "nash11") -> pd.DataFrame:
+    """Per measure (rows in :data:`MEASURES` order): ``own_s`` (the measure's own seconds),
+    ``training_s`` (the training it needs, see the module docstring), ``total_s`` and ``seeds``;
+    means over the seeds of ``task_set``."""
+    rows = []
+    recs = _records_of(records, task_set)
+    for name, (label, _) in MEASURES.items():
+        own, train = [], []
+        for r in recs:
+            t = r["timing"]
+            if name not in t["measure_s"]:
+                continue
+            own.append(t["measure_s"][name])
+            need = NEEDS.get(name)
+            if need == "hard":
+                probes = sum(t["measure_s"].get(p, 0.0) for p in ("gradient_cosine", "tag_affinity"))
+                train.append(max(t["hard_network_s"] - probes, 0.0))
+            elif need == "single":
+                train.append(t["single_stack_s"])
+            else:
+                train.append(0.0)
+        if own:
+            rows.append({"measure": name, "label": label, "own_s": float(np.mean(own)),
+                         "training_s": float(np.mean(train)), "total_s": float(np.mean(own) + np.mean(train)),
+                         "seeds": len(own)})
+    return pd.DataFrame(rows, columns=["measure", "label", "own_s", "training_s", "total_s", "seeds"])
+
+
+# --- measured pair gains --------------------------------------------------------------------------
+
+def single_task_by_seed(records: list[dict], task_set: str = "nash11") -> dict[int, dict[str, float]]:
+    """``{seed: {target: test MAE}}`` of the single-task stack each ``qm9_relatedness`` record of
+    ``task_set`` trains (``single_test_mae``): the single-task reference of the pair gains, on
+    the same budget and seed."""
+    return {r["config"]["seed"]: dict(r["metrics"]["single_test_mae"]) for r in _records_of(records, task_set)}
+
+
+def pair_maes_by_seed(pair_records: list[dict], tasks: Sequence[str]) -> dict[int, dict[tuple[str, str], dict]]:
+    """``{seed: {(a, b): {a: MAE, b: MAE}}}`` from the two-target records of ``qm9_pairs``
+    (``config["targets"]`` of length 2 within ``tasks``; ``metrics["test_mae"]``), each pair
+    keyed by its two names in ``tasks`` order."""
+    order = {t: k for k, t in enumerate(tasks)}
+    out: dict[int, dict[tuple[str, str], dict]] = {}
+    for r in pair_records:
+        targets = list(r["config"]["targets"])
+        if len(targets) != 2 or not set(targets) <= set(order):
+            continue
+        a, b = sorted(targets, key=order.__getitem__)
+        out.setdefault(r["config"]["seed"], {})[(a, b)] = {t: r["metrics"]["test_mae"][t] for t in (a, b)}
+    return out
+
+
+def gain_matrices(pair_records: list[dict], single_by_seed: Mapping[int, Mapping[str, float]],
+                  tasks: Sequence[str]) -> dict[int, pd.DataFrame]:
+    """``{seed: G}``: the measured pair gains (%) of every seed that has all pairs of ``tasks``
+    and a single-task reference (:func:`factorlab.mtl.grouping.pair_gain_matrix`)."""
+    from factorlab.mtl.grouping import pair_gain_matrix  # lazy: the grouping module is another chapter's
+
+    tasks = list(tasks)
+    n_pairs = len(tasks) * (len(tasks) - 1) // 2
+    out = {}
+    for seed, pairs in sorted(pair_maes_by_seed(pair_records, tasks).items()):
+        if len(pairs) == n_pairs and seed in single_by_seed:
+            g = pair_gain_matrix(pairs, single_by_seed[seed], tasks)
+            out[seed] = pd.DataFrame(g, index=tasks, columns=tasks)
+    return out
+
+
+def pair_gain_cost_s(pair_records: list[dict], tasks: Sequence[str]) -> float:
+    """Seconds of training and evaluation of every two-target ``qm9_pairs`` run of ``tasks``,
+    summed over pairs, mean over seeds (NaN without records)."""
+    per_seed: dict[int, float] = {}
+    for r in pair_records:
+        if len(r["config"]["targets"]) == 2 and set(r["config"]["targets"]) <= set(tasks):
+            t = r["timing"]
+            per_seed[r["config"]["seed"]] = per_seed.get(r["config"]["seed"], 0.0) + sum(
+                float(t.get(k, 0.0)) for k in ("train_s", "eval_s", "test_s"))
+    return float(np.mean(list(per_seed.values()))) if per_seed else math.nan
+
+
+# --- rank correlation with bootstrap over task pairs ------------------------------------------------
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    return pd.Series(x).rank(method="average").to_numpy(float)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's ρ of two equal-length vectors (average ranks for ties); NaN when either is
+    constant or fewer than three values."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.shape != y.shape:
+        raise ValueError(f"spearman needs vectors of one length, got {x.shape} and {y.shape}")
+    if x.size < 3:
+        return math.nan
+    rx, ry = _ranks(x), _ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return math.nan
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _pair_entries(measure: pd.DataFrame, gains: pd.DataFrame) -> list[tuple[list[float], list[float]]]:
+    """Per unordered pair {i, j} (i < j in ``gains``' order), the finite ordered entries
+    ``([m_ij, m_ji], [g_ij, g_ji])``."""
+    tasks = list(gains.index)
+    if list(measure.index) != tasks or list(measure.columns) != tasks:
+        measure = measure.reindex(index=tasks, columns=tasks)
+    m, g = measure.to_numpy(float), gains.to_numpy(float)
+    out = []
+    for i in range(len(tasks)):
+        for j in range(i + 1, len(tasks)):
+            keep = [(a, b) for a, b in ((i, j), (j, i)) if np.isfinite(m[a, b]) and np.isfinite(g[a, b])]
+            if keep:
+                out.append(([m[a, b] for a, b in keep], [g[a, b] for a, b in keep]))
+    return out
+
+
+def rank_correlation(measure: pd.DataFrame, gains: pd.DataFrame, n_boot: int = N_BOOT,
+                     seed: int = BOOT_SEED) -> dict:
+    """Spearman's ρ of ``measure`` with ``gains`` over their off-diagonal entries, with a 95 %
+    percentile bootstrap interval over unordered task pairs: ``{"rho", "lo", "hi", "pairs"}``."""
+    if not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    entries = _pair_entries(measure, gains)
+    flat = lambda sel: (np.array([v for e in sel for v in e[0]]), np.array([v for e in sel for v in e[1]]))
+    rho = spearman(*flat(entries))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot if entries else 0):
+        pick = rng.integers(0, len(entries), size=len(entries))
+        r = spearman(*flat([entries[k] for k in pick]))
+        if r == r:
+            draws.append(r)
+    lo, hi = (np.percentile(draws, [2.5, 97.5]).tolist() if draws else [math.nan, math.nan])
+    return {"rho": rho, "lo": float(lo), "hi": float(hi), "pairs": len(entries)}
+
+
+def prediction_frame(matrices: Mapping[str, Mapping[int, pd.DataFrame]], gains: Mapping[int, pd.DataFrame] | None,
+                     costs: pd.DataFrame, n_boot: int = N_BOOT) -> pd.DataFrame:
+    """Per measure: its cost (``total_s``) and Spearman ρ with the seed-mean gains, with the
+    bootstrap interval (NaN while ``gains`` is empty or None)."""
+    g = mean_matrix(gains) if gains else None
+    rows = []
+    for name, per_seed in matrices.items():
+        r = (rank_correlation(orient(name, mean_matrix(per_seed)), g, n_boot) if g is not None
+             else {"rho": math.nan, "lo": math.nan, "hi": math.nan, "pairs": 0})
+        cost = costs.set_index("measure").total_s.get(name, math.nan) if len(costs) else math.nan
+        rows.append({"measure": name, "label": MEASURES[name][0], "total_s": float(cost), **r})
+    return pd.DataFrame(rows, columns=["measure", "label", "total_s", "rho", "lo", "hi", "pairs"])
+
+
+def prediction_table(pred: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`prediction_frame` with :func:`cost_frame`, formatted: seconds to three significant
+    digits, ρ and its interval to two decimals ("not measured" without gains)."""
+    c = costs.set_index("measure")
+    rho = ["not measured" if r != r else f"{r:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+           for r, lo, hi in zip(pred.rho, pred.lo, pred.hi)]
+    return pd.DataFrame({
+        "measure": pred.label,
+        "own (s)": [f"{c.own_s.get(m, math.nan):.3g}" for m in pred.measure],
+        "training it needs (s)": [f"{c.training_s.get(m, math.nan):.3g}" for m in pred.measure],
+        "total (s)": [f"{v:.3g}" for v in pred.total_s],
+        "Spearman ρ with the pair gains [95 % CI]": rho})
+
+
+# --- the journal's claim -----------------------------------------------------------------------------
+
+def uncorrelated_claim(label_matrix: pd.DataFrame | None, gains: Mapping[int, pd.DataFrame] | None,
+                       n_boot: int = N_BOOT, threshold: float = UNCORRELATED) -> dict:
+    """Does |label correlation| predict the pair gain, and are uncorrelated pairs harmful?
+
+    ``label_matrix``: the seed-mean Pearson matrix of the raw training labels (signed);
+    ``gains``: ``{seed: G}``. Returns ``verdict`` (a sentence starting "supported",
+    "not supported", "contradicted" or "not measured"), ``rho``/``lo``/``hi`` (Spearman of
+    |r| with G), the mean gain (%) of ordered pairs with |r| below ``threshold``
+    (``gain_uncorrelated``) and at or above it (``gain_correlated``), their counts, and the
+    share of harmful (negative-gain) entries in each group (``harm_uncorrelated``,
+    ``harm_correlated``, fractions). "supported": ρ's interval lies above 0 *and* the
+    uncorrelated pairs lose on average; "contradicted": ρ's interval lies below 0; otherwise
+    "not supported"."""
+    nan = math.nan
+    out = {"rho": nan, "lo": nan, "hi": nan, "gain_uncorrelated": nan, "gain_correlated": nan,
+           "n_uncorrelated": 0, "n_correlated": 0, "harm_uncorrelated": nan, "harm_correlated": nan,
+           "threshold": threshold}
+    if label_matrix is None:
+        return {**out, "verdict": "not measured: no qm9_relatedness records (the label correlations)"}
+    if not gains:
+        return {**out, "verdict": "not measured: no complete qm9_pairs seed (the measured pair gains)"}
+    g = mean_matrix(gains)
+    r = label_matrix.abs().reindex(index=g.index, columns=g.columns).to_numpy(float)
+    gv = g.to_numpy(float)
+    off = ~np.eye(len(g), dtype=bool) & np.isfinite(r) & np.isfinite(gv)
+    unc, cor = off & (r < threshold), off & (r >= threshold)
+    out.update(rank_correlation(label_matrix.abs(), g, n_boot))
+    out.update(gain_uncorrelated=float(gv[unc].mean()) if unc.any() else nan,
+               gain_correlated=float(gv[cor].mean()) if cor.any() else nan,
+               n_uncorrelated=int(unc.sum()), n_correlated=int(cor.sum()),
+               harm_uncorrelated=float((gv[unc] < 0).mean()) if unc.any() else nan,
+               harm_correlated=float((gv[cor] < 0).mean()) if cor.any() else nan)
+    rho, lo, hi = out["rho"], out["lo"], out["hi"]
+    stats = (f"Spearman ρ of |r| with the gain {rho:+.2f} [{lo:+.2f}, {hi:+.2f}] over {out['pairs']} pairs; "
+             f"pairs with |r| < {threshold:g} gain {out['gain_uncorrelated']:+.1f} % on average "
+             f"({out['n_uncorrelated']} ordered pairs), the others {out['gain_correlated']:+.1f} % "
+             f"({out['n_correlated']})")
+    if lo > 0 and out["gain_uncorrelated"] < 0:
+        head = "supported: the more correlated the labels, the more the pair gains, and uncorrelated pairs lose"
+    elif hi < 0:
+        head = "contradicted: the more correlated the labels, the *less* the pair gains"
+    else:
+        head = "not supported: label correlation does not clearly predict the pair gain"
+    return {**out, "verdict": f"{head} ({stats})."}
+
+
+# --- figures ----------------------------------------------------------------------------------------
+
+def cluster_order(matrix: pd.DataFrame) -> list[str]:
+    """Labels of a square matrix in the leaf order of average-linkage clustering of each task's
+    row and column (how its encoder serves the others, how the others' serve it; NaN as 0)."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+
+    m = matrix.to_numpy(float)
+    m = np.where(np.isfinite(m), m, 0.0)
+    if len(m) < 3:
+        return list(matrix.index)
+    features = np.hstack([m, m.T])
+    return [matrix.index[k] for k in leaves_list(linkage(features, method="average"))]
+
+
+def encoder_swap_figure(per_seed: Mapping[int, pd.DataFrame]):
+    """The encoder-swap table (mean over seeds) as a heatmap of log2 of the transfer ratio ``T``
+    (row: encoder lent, column: task measured; blue below 0: the lent encoder serves the task
+    better than its own model), rows and columns in :func:`cluster_order`. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    t = mean_matrix(per_seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logt = np.log2(t)
+    order = cluster_order(logt)
+    logt = logt.loc[order, order]
+    size = min(plots.FULL_WIDTH, 0.35 * len(order) + 2.0)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    lim = float(np.nanmax(np.abs(logt.to_numpy()))) if np.isfinite(logt.to_numpy()).any() else 1.0
+    sns.heatmap(logt, cmap="RdBu_r", center=0, vmin=-lim, vmax=lim, square=True, ax=ax,
+                cbar_kws={"label": "log2 (MAE on lent encoder / own MAE)"})
+    ax.set_xlabel("task measured (fresh head)")
+    ax.set_ylabel("encoder lent by")
+    fig.tight_layout()
+    return fig
+
+
+def measures_figure(matrices: Mapping[str, Mapping[int, pd.DataFrame]]):
+    """One heatmap per measure (mean over seeds, oriented as :func:`orient`, diagonal blank),
+    rows and columns in the order of the first measure's clustering. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    names = list(matrices)
+    cols = 3
+    rows = max(1, math.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(plots.FULL_WIDTH, 2.6 * rows), squeeze=False)
+    order = None
+    for ax, name in zip(axes.flat, names):
+        m = orient(name, mean_matrix(matrices[name]))
+        m = m.mask(np.eye(len(m), dtype=bool))
+        order = order or cluster_order(m)
+        sns.heatmap(m.loc[order, order], cmap="viridis", ax=ax, square=True, cbar=True,
+                    xticklabels=True, yticklabels=True)
+        ax.set_title(MEASURES[name][0], fontsize="small")
+        ax.tick_params(labelsize=5)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def prediction_figure(pred: pd.DataFrame):
+    """Spearman ρ with its bootstrap interval against the measure's total cost (log seconds).
+    Returns the Figure (empty axes with a note while the gains are not measured)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH * 0.7, 3.2))
+    ok = pred[pred.rho == pred.rho]
+    if ok.empty:
+        ax.text(0.5, 0.5, "pair gains not measured yet", ha="center", va="center", transform=ax.transAxes)
+    else:
+        err = np.vstack([ok.rho - ok.lo, ok.hi - ok.rho])
+        ax.errorbar(ok.total_s.clip(lower=1e-3), ok.rho, yerr=err, fmt="o", capsize=3)
+        for _, r in ok.iterrows():
+            ax.annotate(r.label, (max(r.total_s, 1e-3), r.rho), fontsize="x-small", xytext=(3, 3),
+                        textcoords="offset points")
+        ax.set_xscale("log")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlabel("cost (s, incl. the training it needs)")
+    ax.set_ylabel("Spearman ρ with pair gains")
+    fig.tight_layout()
+    return fig
+
+
+# --- the benchmark frame --------------------------------------------------------------------------
+
+def _stl_by_seed(stl_records: list[dict], tasks: Sequence[str]) -> dict[int, dict[str, float]]:
+    """``{seed: {target: test MAE}}`` of the GINE ``qm9_single_task`` records (stacks merged)."""
+    out: dict[int, dict[str, float]] = {}
+    for r in stl_records:
+        if r["config"].get("model", "gine") != "gine":
+            continue
+        out.setdefault(r["config"]["seed"], {}).update(r["metrics"]["test_mae"])
+    return {s: m for s, m in out.items() if all(t in m for t in tasks)}
+
+
+def benchmark_frame(weighting_records: list[dict], equal_records: list[dict], stl_records: list[dict],
+                    tasks: Sequence[str]) -> pd.DataFrame:
+    """One row per method and seed: Δm (%) of the hard-shared run against the ``qm9_single_task``
+    MAEs of the same seed over ``tasks``, and how many targets are worse. Methods: ``equal``
+    (``equal_records``: ``qm9_soft_sharing`` λ = ∞ on nash11) and each ``weighting`` of
+    ``weighting_records``; runs whose seed has no single-task reference are left out."""
+    stl = _stl_by_seed(stl_records, tasks)
+    rows = []
+    runs = [("equal", r) for r in equal_records] + [(r["config"]["weighting"], r) for r in weighting_records]
+    for method, r in runs:
+        seed = r["config"]["seed"]
+        if seed not in stl:
+            continue
+        mtl = {t: r["metrics"]["test_mae"][t] for t in tasks}
+        rows.append({"method": method, "seed": seed, "delta_m": 100 * delta_m(mtl, stl[seed], tasks),
+                     "worse": int(sum(mtl[t] > stl[seed][t] for t in tasks))})
+    return pd.DataFrame(rows, columns=["method", "seed", "delta_m", "worse"])
+
+
+def benchmark_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`benchmark_frame` per method: seeds, mean Δm, its standard error (NaN for one seed)
+    and the mean number of worse targets."""
+    g = frame.groupby("method", sort=False)
+    out = g.agg(seeds=("seed", "count"), mean=("delta_m", "mean"), sd=("delta_m", "std"),
+                worse=("worse", "mean")).reset_index()
+    out["se"] = out.sd / np.sqrt(out.seeds)
+    return out[["method", "seeds", "mean", "se", "worse"]]
+
+
+#: Our methods' labels in the benchmark table.
+OUR_LABELS = {"equal": "equal weighting (LS)", "uncertainty": "uncertainty weighting (UW)", "famo": "FAMO"}
+
+
+def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Our Δm (mean ± SE, measured) beside the published ones (cited, with where each was
+    verified): method, Δm (%), source, setting."""
+    ours = pd.DataFrame({
+        "method": summary.method.map(OUR_LABELS),
+        "Δm (%)": [f"{m:+.1f}" + ("" if s != s else f" ± {s:.1f}") for m, s in zip(summary["mean"], summary.se)],
+        "source": [f"measured here, {n} seed(s)" for n in summary.seeds],
+        "setting": QM9_MTL_BENCHMARK_SETTING["ours"]})
+    cited = pd.DataFrame({
+        "method": [r["method"] for r in QM9_MTL_PUBLISHED],
+        "Δm (%)": [f"{r['delta_m_pct']:+.1f}" for r in QM9_MTL_PUBLISHED],
+        "source": [f"cited: {r['cite']}" + (" (verified)" if r["verified"] else " (not verified)")
+                   for r in QM9_MTL_PUBLISHED],
+        "setting": QM9_MTL_BENCHMARK_SETTING["model"] + "; " + QM9_MTL_BENCHMARK_SETTING["training"]})
+    return pd.concat([ours, cited], ignore_index=True)
+
+
+# --- glue ---------------------------------------------------------------------------------------------
+
+def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict], weighting_records: list[dict],
+                equal_records: list[dict], stl_records: list[dict], task_set: str = "nash11",
+                n_boot: int = N_BOOT) -> dict:
+    """Every value the chapter glues, by name: the set-up (``profile``, run counts, ``n_tasks``,
+    ``seeds``), per measure ``cost_<m>`` (s) and ``rho_<m>``/``lo_<m>``/``hi_<m>`` (NaN while the
+    gains are missing), ``best_measure`` (label of the highest ρ, or "not measured"),
+    ``pairs_measured`` (seeds with every pair), ``pair_cost_s``, the claim's ``claim_verdict``
+    and numbers (``claim_*``), ``swap_tasks`` (size of the all-target encoder-swap table), and
+    the benchmark frame ``dm_<method>``/``dm_<method>_se``/``dm_<method>_seeds``, plus the
+    published ``pub_equal``, ``pub_uw``, ``pub_famo``, ``pub_best`` (lowest cited Δm) and
+    ``pub_best_method``."""
+    from factorlab.experiments.qm9_common import task_set as targets_of
+
+    tasks = targets_of(task_set)
+    matrices = measure_matrices(rel_records, task_set)
+    costs = cost_frame(rel_records, task_set)
+    gains = gain_matrices(pair_records, single_task_by_seed(rel_records, task_set), tasks)
+    pred = prediction_frame(matrices, gains, costs, n_boot)
+    v: dict = {"profile": profile, "n_rel_runs": len(rel_records), "n_tasks": len(tasks),
+               "seeds": ", ".join(str(s) for s in sorted({r["config"]["seed"] for r in rel_records})),
+               "pairs_measured": len(gains), "n_pairs": len(tasks) * (len(tasks) - 1) // 2,
+               "pair_cost_s": pair_gain_cost_s(pair_records, tasks), "n_measures": len(matrices)}
+    for _, r in pred.iterrows():
+        v.update({f"cost_{r.measure}": r.total_s, f"rho_{r.measure}": r.rho, f"lo_{r.measure}": r.lo,
+                  f"hi_{r.measure}": r.hi})
+    ok = pred[pred.rho == pred.rho]
+    v["best_measure"] = ok.loc[ok.rho.idxmax(), "label"] if len(ok) else "not measured"
+    label = mean_matrix(matrices[CLAIM_MEASURE]) if CLAIM_MEASURE in matrices else None
+    claim = uncorrelated_claim(label, gains, n_boot)
+    v["claim_verdict"] = claim["verdict"]
+    v.update({f"claim_{k}": claim[k] for k in ("rho", "lo", "hi", "gain_uncorrelated", "gain_correlated",
+                                                "n_uncorrelated", "n_correlated", "threshold")})
+    swap19 = measure_matrices(rel_records, "all19").get("encoder_swap", {})
+    v["swap_tasks"] = len(mean_matrix(swap19)) if swap19 else 0
+    summary = benchmark_summary(benchmark_frame(weighting_records, equal_records, stl_records, tasks))
+    for method in OUR_LABELS:
+        row = summary[summary.method == method]
+        v[f"dm_{method}"] = float(row["mean"].iloc[0]) if len(row) else math.nan
+        v[f"dm_{method}_se"] = float(row.se.iloc[0]) if len(row) else math.nan
+        v[f"dm_{method}_seeds"] = int(row.seeds.iloc[0]) if len(row) else 0
+    pub = {r["method"]: r["delta_m_pct"] for r in QM9_MTL_PUBLISHED}
+    v.update(pub_equal=pub["equal weighting (LS)"], pub_uw=pub["uncertainty weighting (UW)"], pub_famo=pub["FAMO"])
+    best = min(QM9_MTL_PUBLISHED, key=lambda r: r["delta_m_pct"])
+    v.update(pub_best=best["delta_m_pct"], pub_best_method=best["method"])
+    return v

@@ -1,0 +1,203 @@
+"""Report of the chapter "Which tasks help each other" (factorlab.report.qm9_relatedness), on
+hand-built records: orientation of the measures, costs, Spearman against scipy, the bootstrap
+over task pairs, the gains from pair records, the journal's claim in all its verdicts, the
+benchmark frame paired per seed, the clustered encoder-swap figure and every glued value."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from factorlab import literature
+from factorlab.experiments.qm9_common import NASH11
+from factorlab.mtl.relatedness import Relatedness
+from factorlab.report import qm9_relatedness as rep
+
+TASKS = ["a", "b", "c", "d", "e"]
+
+
+def _frame(values, tasks=TASKS) -> pd.DataFrame:
+    return pd.DataFrame(np.asarray(values, float), index=tasks, columns=tasks)
+
+
+def _gains(seed=0, tasks=TASKS) -> pd.DataFrame:
+    g = np.random.default_rng(seed).normal(size=(len(tasks), len(tasks))) * 10
+    np.fill_diagonal(g, np.nan)
+    return _frame(g, tasks)
+
+
+def _rel_record(seed: int, matrices: dict[str, pd.DataFrame], task_set="nash11", **timing) -> dict:
+    measures = {n: Relatedness(n, m, 1.0 + k).to_record() for k, (n, m) in enumerate(matrices.items())}
+    t = {"measure_s": {n: 1.0 + k for k, n in enumerate(matrices)}, "hard_network_s": 100.0,
+         "single_stack_s": 300.0, **timing}
+    labels = list(next(iter(matrices.values())).index)
+    return {"config": {"task_set": task_set, "seed": seed, "targets": labels},
+            "metrics": {"measures": measures, "single_test_mae": {t_: 1.0 for t_ in labels}}, "timing": t}
+
+
+# --- orientation, means, costs ----------------------------------------------------------------------
+
+def test_orient_takes_absolute_correlations_and_negates_encoder_swap():
+    m = _frame(np.arange(25).reshape(5, 5) - 12)
+    assert (rep.orient("pearson_raw", m) == m.abs()).all().all()
+    assert (rep.orient("encoder_swap", m) == -m).all().all()
+    assert (rep.orient("tag_affinity", m) == m).all().all()
+    with pytest.raises(ValueError, match="unknown measure 'cosine'"):
+        rep.orient("cosine", m)
+
+
+def test_cost_adds_the_training_each_measure_needs():
+    mats = {n: _gains() for n in ("pearson_raw", "gradient_cosine", "tag_affinity", "encoder_swap")}
+    recs = [_rel_record(s, mats) for s in (0, 1)]  # own seconds 1, 2, 3, 4
+    c = rep.cost_frame(recs).set_index("measure")
+    assert list(c.index) == ["pearson_raw", "gradient_cosine", "tag_affinity", "encoder_swap"]
+    assert c.loc["pearson_raw", "total_s"] == 1.0
+    # the probed network less both probes' seconds (2 + 3), plus the probe itself
+    assert c.loc["gradient_cosine", "training_s"] == 95.0 and c.loc["tag_affinity", "total_s"] == 98.0
+    assert c.loc["encoder_swap", "total_s"] == 304.0 and c.loc["encoder_swap", "seeds"] == 2
+
+
+def test_mean_matrix_averages_seeds_ignoring_nan():
+    a, b = _frame(np.ones((5, 5))), _frame(3 * np.ones((5, 5)))
+    b.iloc[0, 1] = np.nan
+    m = rep.mean_matrix({0: a, 1: b})
+    assert m.iloc[0, 1] == 1.0 and m.iloc[2, 3] == 2.0
+
+
+# --- rank correlation ---------------------------------------------------------------------------------
+
+def test_spearman_matches_scipy_with_ties():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 5, 40).astype(float), rng.normal(size=40)
+    assert rep.spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+    assert math.isnan(rep.spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_rank_correlation_is_one_for_the_gains_themselves_and_its_bootstrap_is_seeded():
+    g = _gains()
+    same = rep.rank_correlation(g, g, n_boot=200)
+    assert same["rho"] == pytest.approx(1.0) and same["lo"] == pytest.approx(1.0) and same["pairs"] == 10
+    flip = rep.rank_correlation(-g, g, n_boot=200)
+    assert flip["rho"] == pytest.approx(-1.0)
+    noisy = g + _gains(5) * 2
+    r1, r2 = rep.rank_correlation(noisy, g, n_boot=300), rep.rank_correlation(noisy, g, n_boot=300)
+    assert r1 == r2 and r1["lo"] <= r1["rho"] <= r1["hi"] and r1["hi"] - r1["lo"] > 0.05
+    with pytest.raises(ValueError, match="n_boot"):
+        rep.rank_correlation(g, g, n_boot=0)
+
+
+# --- gains from pair records ----------------------------------------------------------------------
+
+def _pair_records(g: pd.DataFrame, single: dict[str, float], seed=0, drop=None) -> list[dict]:
+    tasks = list(g.index)
+    recs = []
+    for i, a in enumerate(tasks):
+        for b in tasks[i + 1:]:
+            if drop == (a, b):
+                continue
+            mae = {b: single[b] * (1 - g.loc[a, b] / 100), a: single[a] * (1 - g.loc[b, a] / 100)}
+            recs.append({"config": {"targets": [b, a], "seed": seed},
+                         "metrics": {"test_mae": mae}, "timing": {"train_s": 2.0, "eval_s": 0.5}})
+    return recs
+
+
+def test_gain_matrices_recover_the_gains_and_skip_incomplete_seeds():
+    g = _gains()
+    single = {t: 1.0 + k for k, t in enumerate(TASKS)}
+    recs = _pair_records(g, single, 0) + _pair_records(g, single, 1, drop=("a", "b"))
+    got = rep.gain_matrices(recs, {0: single, 1: single}, TASKS)
+    assert list(got) == [0]
+    np.testing.assert_allclose(got[0].to_numpy(), g.to_numpy(), atol=1e-9)
+    assert rep.pair_gain_cost_s(recs[:10], TASKS) == 25.0
+
+
+# --- the journal's claim --------------------------------------------------------------------------
+
+def test_claim_verdicts():
+    rng = np.random.default_rng(3)
+    r = rng.uniform(-1, 1, (5, 5))
+    r = _frame((r + r.T) / 2)
+    assert rep.uncorrelated_claim(None, None)["verdict"].startswith("not measured")
+    assert rep.uncorrelated_claim(r, {})["verdict"].startswith("not measured: no complete qm9_pairs")
+    helps = r.abs() * 20 - 4  # uncorrelated pairs lose, the rest gain
+    v = rep.uncorrelated_claim(r, {0: helps}, n_boot=300)
+    assert v["verdict"].startswith("supported") and v["rho"] == pytest.approx(1.0)
+    assert v["gain_uncorrelated"] < 0 < v["gain_correlated"]
+    assert v["n_uncorrelated"] + v["n_correlated"] == 20
+    v = rep.uncorrelated_claim(r, {0: -r.abs()}, n_boot=300)
+    assert v["verdict"].startswith("contradicted") and v["rho"] == pytest.approx(-1.0)
+    flat = _frame(np.where(np.eye(5, dtype=bool), np.nan, 0.0)) + _gains(9) * 1e-3
+    v = rep.uncorrelated_claim(r, {0: flat}, n_boot=300)
+    assert v["verdict"].startswith(("not supported", "supported", "contradicted"))
+
+
+# --- benchmark frame ---------------------------------------------------------------------------------
+
+def _mtl(method: str | None, seed: int, scale: float) -> dict:
+    cfg = {"seed": seed, **({"weighting": method} if method else {})}
+    return {"config": cfg, "metrics": {"test_mae": {t: scale for t in NASH11}}}
+
+
+def test_benchmark_frame_pairs_each_run_with_its_seeds_single_task():
+    stl = [{"config": {"seed": 0, "model": "gine"}, "metrics": {"test_mae": {t: 1.0 for t in NASH11[:5]}}},
+           {"config": {"seed": 0, "model": "gine"}, "metrics": {"test_mae": {t: 1.0 for t in NASH11[5:]}}},
+           {"config": {"seed": 1, "model": "gine"}, "metrics": {"test_mae": {t: 2.0 for t in NASH11}}}]
+    equal = [_mtl(None, s, 3.0) for s in (0, 1, 2)]  # seed 2 has no single-task reference
+    weighted = [_mtl("famo", 0, 1.5), _mtl("uncertainty", 0, 0.5)]
+    f = rep.benchmark_frame(weighted, equal, stl, NASH11)
+    assert len(f) == 4 and set(f.seed) == {0, 1}
+    s = rep.benchmark_summary(f).set_index("method")
+    assert s.loc["equal", "mean"] == pytest.approx((200 + 50) / 2) and s.loc["equal", "seeds"] == 2
+    assert s.loc["equal", "se"] == pytest.approx(np.std([200, 50], ddof=1) / np.sqrt(2))
+    assert s.loc["famo", "mean"] == pytest.approx(50) and math.isnan(s.loc["famo", "se"])
+    assert s.loc["uncertainty", "worse"] == 0 and s.loc["famo", "worse"] == 11
+    table = rep.benchmark_table(rep.benchmark_summary(f))
+    assert len(table) == 3 + len(literature.QM9_MTL_PUBLISHED)
+    assert table.source.str.startswith("cited:").sum() == len(literature.QM9_MTL_PUBLISHED)
+    assert "+177.6" in set(table["Δm (%)"])
+
+
+# --- figures ---------------------------------------------------------------------------------------
+
+def test_cluster_order_puts_identical_tasks_together_and_figures_draw():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    base = np.random.default_rng(2).uniform(0.5, 2, (6, 6))
+    base[:, 4] = base[:, 1]
+    base[4, :] = base[1, :]
+    m = _frame(base, list("uvwxyz"))
+    order = rep.cluster_order(np.log2(m))
+    assert abs(order.index("v") - order.index("y")) == 1
+    fig = rep.encoder_swap_figure({0: m, 1: m})
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == order
+    pred = rep.prediction_frame({"pearson_raw": {0: m}}, None, pd.DataFrame(columns=["measure", "total_s"]))
+    assert pred.rho.isna().all()
+    rep.prediction_figure(pred)
+    rep.measures_figure({"pearson_raw": {0: m}, "encoder_swap": {0: m}})
+
+
+# --- glue ---------------------------------------------------------------------------------------------
+
+def test_glue_values_with_and_without_pair_records():
+    rng = np.random.default_rng(4)
+    mats = {n: _frame(rng.uniform(-1, 1, (11, 11)), NASH11) for n in rep.MEASURES}
+    rel = [_rel_record(s, mats) for s in (0, 1, 2)]
+    rel.append(_rel_record(0, {"encoder_swap": _frame(rng.uniform(0.5, 2, (19, 19)), list("abcdefghijklmnopqrs"))},
+                           task_set="all19"))
+    stl = [{"config": {"seed": s, "model": "gine"}, "metrics": {"test_mae": {t: 1.0 for t in NASH11}}} for s in (0, 1)]
+    args = dict(weighting_records=[_mtl("famo", 0, 1.2)], equal_records=[_mtl(None, 0, 2.0)], stl_records=stl)
+    v = rep.glue_values("smoke", rel, [], n_boot=50, **args)
+    assert v["pairs_measured"] == 0 and v["n_pairs"] == 55 and v["best_measure"] == "not measured"
+    assert v["claim_verdict"].startswith("not measured") and math.isnan(v["rho_encoder_swap"])
+    assert v["swap_tasks"] == 19 and v["dm_equal"] == pytest.approx(100) and v["dm_famo"] == pytest.approx(20)
+    assert v["dm_uncertainty_seeds"] == 0 and v["pub_best_method"] == "GO4Align" and v["pub_equal"] == 177.6
+    g = _gains(0, NASH11)
+    v = rep.glue_values("smoke", rel, _pair_records(g, {t: 1.0 for t in NASH11}), n_boot=50, **args)
+    assert v["pairs_measured"] == 1 and v["claim_verdict"].split(":")[0] in {"supported", "not supported",
+                                                                              "contradicted"}
+    assert all(np.isfinite(v[f"rho_{m}"]) for m in rep.MEASURES) and v["best_measure"] != "not measured"
