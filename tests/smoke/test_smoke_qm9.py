@@ -27,7 +27,9 @@ def _relatedness(stdout: str, records: list[Path]) -> None:
 @pytest.mark.parametrize("experiment, check", [("qm9_single_task", None), ("qm9_hard_sharing", None),
                                                ("qm9_soft_sharing", _soft_sharing),
                                                ("qm9_relatedness", _relatedness),
-                                               ("qm9_weighting", None)])
+                                               ("qm9_weighting", None),
+                                               # pairs first: grouping chooses its groups from their records
+                                               ("qm9_pairs", None), ("qm9_grouping", None)])
 def test_cli_trains_the_qm9_smoke_grid_then_hits_the_cache(experiment, check):
     from factorlab.experiments import get_experiment
 
