@@ -1,0 +1,274 @@
+"""Chapter "Grouping tasks" (``notebooks/pending/qm9_grouping.ipynb``): Δm against the number of
+networks for the partitions of the 11 benchmark targets chosen by the measured pair gains (the
+oracle) and by each relatedness measure, exact and clustered, from the records of
+``qm9_pairs`` (pairs and single-task stacks) and ``qm9_grouping`` (groups of three or more);
+the pair-based prediction of each group's per-task error against what the group reached; the
+noise ceiling of the pair gains; and the aim's verdict.
+
+- A grouping's per-task test MAE in a seed is that of the network holding the task: a group
+  of three or more from ``qm9_grouping``, a pair from ``qm9_pairs``, a singleton the member of
+  the ``qm9_pairs`` single-task stack. Its Δm (%, :func:`factorlab.mtl.grouping.grouping_delta_m`)
+  is taken against the single-task stack of the *same seed*, so it is paired by construction;
+  it is summarised over seeds as mean ± standard error (sd / sqrt(n)).
+- The partitions (:func:`factorlab.experiments.qm9_grouping.chosen_partitions`) are chosen on
+  validation pair gains; every evaluation here is on the test split.
+- The prediction of a group (Standley et al. 2020's higher-order approximation,
+  :func:`factorlab.mtl.grouping.predicted_gains`, mean over partners) uses the *test* pair
+  gains of the same seed, so that predicted and reached gains are the same kind of quantity.
+- The aim (:func:`aim_verdict`): a grouping with Δm < 0 in every seed, with fewer networks
+  than tasks (k < T), under the same budget.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from factorlab import plots
+from factorlab.mtl.grouping import Partition, grouping_delta_m, predicted_gains, seed_agreement
+from factorlab.report.provenance import devices_of, profile_of
+
+#: The label of each search in tables and legends.
+SEARCH_LABELS = {"exact": "best partition", "cluster": "clustering"}
+
+
+def tasks_of(pair_records: list[dict]) -> list[str]:
+    """The tasks of the ``qm9_pairs`` records: the targets of their single-task stacks
+    (ValueError when there is none or they disagree)."""
+    stacks = {tuple(r["config"]["targets"]) for r in pair_records if r["config"]["sharing"] == "none"}
+    if len(stacks) != 1:
+        raise ValueError(f"expected one single-task stack of qm9_pairs, got {sorted(stacks)}")
+    return list(next(iter(stacks)))
+
+
+def group_errors(pair_records: list[dict], group_records: list[dict],
+                 split: str = "test") -> dict[int, dict[tuple[str, ...], dict[str, float]]]:
+    """Per seed, per network (tuple of targets), each member's MAE on ``split``: the groups of
+    ``qm9_grouping``, the pairs of ``qm9_pairs`` and every singleton of its single-task stack."""
+    out: dict[int, dict[tuple[str, ...], dict[str, float]]] = {}
+    for r in [*pair_records, *group_records]:
+        mae, targets, seed = r["metrics"][f"{split}_mae"], r["config"]["targets"], r["config"]["seed"]
+        nets = out.setdefault(seed, {})
+        if r["config"]["sharing"] == "none":
+            for t in targets:
+                nets[(t,)] = {t: mae[t]}
+        else:
+            nets[tuple(targets)] = {t: mae[t] for t in targets}
+    return out
+
+
+def single_mae(errors: dict[tuple[str, ...], dict[str, float]]) -> dict[str, float]:
+    """The single-task MAE of each task, from one seed of :func:`group_errors`."""
+    return {g[0]: e[g[0]] for g, e in errors.items() if len(g) == 1}
+
+
+def curve_frame(chosen: dict[tuple[str, str, int], Partition], pair_records: list[dict],
+                group_records: list[dict]) -> pd.DataFrame:
+    """One row per chosen partition and seed whose networks all have records: ``source``,
+    ``search``, ``k`` (networks), ``seed``, ``groups`` (text), ``delta_m`` (% against the same
+    seed's single-task stack); plus single-task training itself (``source="single-task"``,
+    ``k = T``, Δm 0) per seed."""
+    tasks = tasks_of(pair_records)
+    errors = group_errors(pair_records, group_records)
+    rows = []
+    for seed, nets in sorted(errors.items()):
+        single = single_mae(nets)
+        if set(single) != set(tasks):
+            continue
+        rows.append({"source": "single-task", "search": "none", "k": len(tasks), "seed": seed,
+                     "groups": " | ".join(tasks), "delta_m": 0.0})
+        for (source, search, k), part in chosen.items():
+            names = [tuple(g) for g in part.names(tasks)]
+            if any(g not in nets for g in names):
+                continue
+            rows.append({"source": source, "search": search, "k": k, "seed": seed,
+                         "groups": " | ".join(",".join(g) for g in names),
+                         "delta_m": grouping_delta_m({g: nets[g] for g in names}, single, tasks)})
+    return pd.DataFrame(rows, columns=["source", "search", "k", "seed", "groups", "delta_m"])
+
+
+def curve_summary(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per (source, search, k): ``n`` seeds, Δm ``dm`` (mean) and ``dm_se`` (sd / sqrt(n), NaN
+    for one seed), ``dm_max`` (the worst seed) and ``groups`` (the partition of the first seed)."""
+    rows = []
+    for (source, search, k), g in curve.groupby(["source", "search", "k"], sort=True):
+        n = len(g)
+        rows.append({"source": source, "search": search, "k": int(k), "n": n, "dm": g.delta_m.mean(),
+                     "dm_se": g.delta_m.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan,
+                     "dm_max": g.delta_m.max(), "groups": g.groups.iloc[0]})
+    return pd.DataFrame(rows, columns=["source", "search", "k", "n", "dm", "dm_se", "dm_max", "groups"])
+
+
+def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`curve_summary` formatted: source, search, networks, seeds, Δm (%, mean ± SE), worst
+    seed, groups."""
+    def pm(m, s):
+        return f"{m:+.1f}" if s != s else f"{m:+.1f} ± {s:.1f}"
+    return pd.DataFrame({"source": summary.source, "search": summary.search.map(lambda s: SEARCH_LABELS.get(s, "")),
+                         "networks": summary.k, "seeds": summary.n,
+                         "Δm (%)": [pm(m, s) for m, s in zip(summary.dm, summary.dm_se)],
+                         "worst seed (%)": summary.dm_max.map(lambda v: f"{v:+.1f}"), "groups": summary.groups})
+
+
+def aim_verdict(curve: pd.DataFrame, n_seeds: int) -> dict:
+    """The aim: a grouping with Δm < 0 in every one of ``n_seeds`` seeds and fewer networks than
+    tasks. Distinct partitions count once, whichever sources chose them. Returns ``verdict``
+    ("reached", "not reached", "not measured": no partition into fewer than T networks with all
+    seeds recorded), ``n_candidates`` (such partitions), ``n_reaching`` (those below 0 in every
+    seed), ``best`` (the candidate with the lowest mean Δm, its groups; "none"), ``best_k``,
+    ``best_by`` (the sources that chose it), ``best_dm``, ``best_max`` (its worst seed), ``text``."""
+    empty = {"verdict": "not measured", "n_candidates": 0, "n_reaching": 0, "best": "none", "best_k": 0,
+             "best_by": "none", "best_dm": math.nan, "best_max": math.nan}
+    if curve.empty:
+        return {**empty, "text": "Not measured: no grouping has records in every seed yet."}
+    t = int(curve[curve.source == "single-task"].k.max())
+    cand = curve[(curve.source != "single-task") & (curve.k < t)]
+    full = cand.groupby(["k", "groups"]).filter(lambda g: g.seed.nunique() == n_seeds)
+    if full.empty:
+        return {**empty, "text": f"Not measured: no grouping into fewer than {t} networks has records in all "
+                                 f"{n_seeds} seeds yet."}
+    per = full.drop_duplicates(["k", "groups", "seed"])
+    stats = per.groupby(["k", "groups"]).delta_m.agg(["mean", "max"]).sort_values(["mean", "max"], kind="stable")
+    reaching = stats[stats["max"] < 0]
+    (k, groups), best = stats.index[0], stats.iloc[0]
+    by = ", ".join(sorted({f"{r.source} ({SEARCH_LABELS.get(r.search, r.search)})"
+                           for r in full[(full.k == k) & (full.groups == groups)].itertuples()}))
+    text = (f"{len(reaching)} of {len(stats)} distinct groupings into fewer than {t} networks have Δm < 0 in every "
+            f"one of {n_seeds} seeds; the lowest mean Δm, {best['mean']:+.1f} % (worst seed {best['max']:+.1f} %), "
+            f"is that of {groups} (k = {k}), chosen by {by}.")
+    return {"verdict": "reached" if len(reaching) else "not reached", "n_candidates": int(len(stats)),
+            "n_reaching": int(len(reaching)), "best": groups, "best_k": int(k), "best_by": by,
+            "best_dm": float(best["mean"]), "best_max": float(best["max"]), "text": text}
+
+
+def prediction_frame(pair_records: list[dict], group_records: list[dict]) -> pd.DataFrame:
+    """One row per trained group of three or more, seed and member task: ``group``, ``size``,
+    ``seed``, ``task``, ``predicted`` (% gain over single-task from the same seed's test pair
+    gains, Standley et al.'s mean), ``actual`` (% gain the group reached), ``predicted_max``
+    (the best-partner reading)."""
+    from factorlab.mtl.grouping import pair_gain_matrix
+
+    tasks = tasks_of(pair_records)
+    errors = group_errors(pair_records, [])
+    rows = []
+    for r in group_records:
+        seed, group = r["config"]["seed"], list(r["config"]["targets"])
+        nets = errors.get(seed, {})
+        single = single_mae(nets)
+        try:
+            g = pair_gain_matrix({k: v for k, v in nets.items() if len(k) == 2}, single, tasks)
+        except ValueError:
+            continue  # this seed's pairs are incomplete
+        idx = [tasks.index(t) for t in group]
+        pred, pmax = predicted_gains(g, idx, "mean"), predicted_gains(g, idx, "max")
+        for t, p, pm in zip(group, pred, pmax):
+            actual = 100.0 * (single[t] - r["metrics"]["test_mae"][t]) / single[t]
+            rows.append({"group": ",".join(group), "size": len(group), "seed": seed, "task": t,
+                         "predicted": float(p), "predicted_max": float(pm), "actual": actual})
+    return pd.DataFrame(rows, columns=["group", "size", "seed", "task", "predicted", "predicted_max", "actual"])
+
+
+def prediction_agreement(pred: pd.DataFrame) -> dict:
+    """How well the pair-based prediction matches the groups: ``n`` (task-in-group-seed rows),
+    ``spearman`` and ``pearson`` between predicted and actual gain, ``mae_pp`` (mean absolute
+    error, percentage points), ``bias_pp`` (mean actual − predicted); NaN without rows."""
+    if len(pred) < 2:
+        return {"n": int(len(pred)), "spearman": math.nan, "pearson": math.nan, "mae_pp": math.nan,
+                "bias_pp": math.nan}
+    d = pred.actual - pred.predicted
+    return {"n": int(len(pred)), "spearman": float(pred.predicted.corr(pred.actual, method="spearman")),
+            "pearson": float(pred.predicted.corr(pred.actual)), "mae_pp": float(d.abs().mean()),
+            "bias_pp": float(d.mean())}
+
+
+def noise_ceiling(pair_records: list[dict]) -> dict:
+    """The noise ceiling of the test pair gains (:func:`factorlab.mtl.grouping.seed_agreement`):
+    ``n_seeds`` (complete seeds), ``mean`` and ``rhos`` (Spearman between every two seeds;
+    NaN / [] with fewer than two complete seeds)."""
+    from factorlab.mtl.grouping import pair_gain_matrix
+
+    tasks = tasks_of(pair_records)
+    gains = []
+    for seed, nets in sorted(group_errors(pair_records, []).items()):
+        try:
+            gains.append(pair_gain_matrix({k: v for k, v in nets.items() if len(k) == 2}, single_mae(nets), tasks))
+        except ValueError:
+            continue
+    if len(gains) < 2:
+        return {"n_seeds": len(gains), "mean": math.nan, "rhos": []}
+    agree = seed_agreement(np.stack(gains))
+    return {"n_seeds": len(gains), "mean": agree.mean, "rhos": agree.rhos}
+
+
+def curve_figure(summary: pd.DataFrame):
+    """Δm (%) against the number of networks: one line per source (solid: best partition,
+    dashed: clustering), error bars ± one standard error over seeds; single-task at k = T and
+    the zero line for reference."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    sources = [s for s in summary.source.unique() if s != "single-task"]
+    colours = dict(zip(sources, sns.color_palette("colorblind", max(len(sources), 1))))
+    for source in sources:
+        for search, style in (("exact", "-"), ("cluster", "--")):
+            g = summary[(summary.source == source) & (summary.search == search)].sort_values("k")
+            if g.empty:
+                continue
+            ax.errorbar(g.k, g.dm, yerr=g.dm_se.fillna(0.0), ls=style, marker="o", capsize=2,
+                        color=colours.get(source), label=f"{source}, {SEARCH_LABELS[search]}")
+    single = summary[summary.source == "single-task"]
+    if not single.empty:
+        ax.plot(single.k, single.dm, "k*", ms=10, label="single-task")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xlabel("networks (k)")
+    ax.set_ylabel("Δm against single-task (%)")
+    fig.tight_layout()
+    plots.legend_below(fig, ax, ncol=2)
+    return fig
+
+
+def prediction_figure(pred: pd.DataFrame):
+    """Actual against predicted per-task gain (%) of every trained group, one point per task,
+    group and seed, coloured by group size, with the identity line."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    for size, g in pred.groupby("size"):
+        ax.scatter(g.predicted, g.actual, s=14, label=f"{size} tasks")
+    lo = min(pred.predicted.min(), pred.actual.min(), 0.0) if len(pred) else -1.0
+    hi = max(pred.predicted.max(), pred.actual.max(), 0.0) if len(pred) else 1.0
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8)
+    ax.set_xlabel("predicted gain from pairs (%)")
+    ax.set_ylabel("gain reached in the group (%)")
+    if len(pred):
+        ax.legend(title="group size")
+    fig.tight_layout()
+    return fig
+
+
+def glue_values(pair_records: list[dict], group_records: list[dict], chosen: dict, n_seeds: int) -> dict:
+    """Every value the chapter glues: ``profile``, ``devices``, ``n_tasks``, ``n_pairs`` (pair
+    runs), ``n_groups`` (group runs), ``n_partitions`` (chosen partitions), ``n_sources``;
+    the aim (``aim_verdict``, ``aim_text``, ``aim_best``, ``aim_best_dm``, ``aim_best_max``,
+    ``aim_n_reaching``, ``aim_n_candidates``); the noise ceiling (``ceiling_rho``,
+    ``ceiling_seeds``); the prediction (``pred_n``, ``pred_spearman``, ``pred_mae_pp``,
+    ``pred_bias_pp``); the oracle's best partition's Δm at each of its k (``dm_oracle_k<k>``)."""
+    records = [*pair_records, *group_records]
+    curve = curve_frame(chosen, pair_records, group_records)
+    aim = aim_verdict(curve, n_seeds)
+    ceil = noise_ceiling(pair_records)
+    pred = prediction_agreement(prediction_frame(pair_records, group_records))
+    out = {"profile": profile_of(records), "devices": devices_of(records), "n_tasks": len(tasks_of(pair_records)),
+           "n_pairs": sum(r["config"]["sharing"] == "hard" for r in pair_records), "n_groups": len(group_records),
+           "n_partitions": len(chosen), "n_sources": len({s for s, _, _ in chosen}),
+           "aim_verdict": aim["verdict"], "aim_text": aim["text"], "aim_best": aim["best"],
+           "aim_best_dm": aim["best_dm"], "aim_best_max": aim["best_max"], "aim_n_reaching": aim["n_reaching"],
+           "aim_n_candidates": aim["n_candidates"], "ceiling_rho": ceil["mean"], "ceiling_seeds": ceil["n_seeds"],
+           "pred_n": pred["n"], "pred_spearman": pred["spearman"], "pred_mae_pp": pred["mae_pp"],
+           "pred_bias_pp": pred["bias_pp"]}
+    summary = curve_summary(curve)
+    for row in summary[(summary.source == "oracle") & (summary.search == "exact")].itertuples():
+        out[f"dm_oracle_k{row.k}"] = float(row.dm)
+    return out

@@ -1,0 +1,131 @@
+"""factorlab.report.qm9_grouping: per-seed Δm of chosen partitions from pair, stack and group
+records, the summary over seeds, the aim's verdict on both sides of its rule (every seed below
+0, fewer networks than tasks), the pair-based prediction against the group, the noise ceiling
+and the glued values; on hand-built records and on the smoke records."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+from report_smoke import train_smoke
+
+from factorlab.mtl.grouping import Partition
+from factorlab.report import qm9_grouping as report
+
+matplotlib.use("Agg")
+
+TASKS = ["mu", "alpha", "homo"]
+SINGLE = {"mu": 1.0, "alpha": 2.0, "homo": 4.0}
+
+
+def _rec(sharing: str, targets: list[str], seed: int, mae: dict) -> dict:
+    return {"key": f"{sharing}-{'-'.join(targets)}-{seed}",
+            "config": {"experiment": "qm9_pairs" if sharing == "none" or len(targets) == 2 else "qm9_grouping",
+                       "profile": "cpu", "sharing": sharing, "targets": targets, "seed": seed},
+            "metrics": {"test_mae": dict(mae), "valid_mae": dict(mae)}, "provenance": {"device": "cpu"}}
+
+
+def _records(triple_change: list[float], pair_change: float = -10.0, seeds=(0, 1, 2)):
+    """Per seed: the single stack, every pair with each member's MAE changed by ``pair_change``
+    % (+ seed), and the triple with every MAE changed by ``triple_change[seed]`` %."""
+    pairs, groups = [], []
+    for s in seeds:
+        pairs.append(_rec("none", TASKS, s, SINGLE))
+        for a, b in (("mu", "alpha"), ("mu", "homo"), ("alpha", "homo")):
+            c = pair_change + s
+            pairs.append(_rec("hard", [a, b], s, {t: SINGLE[t] * (1 + c / 100) for t in (a, b)}))
+        groups.append(_rec("hard", TASKS, s, {t: v * (1 + triple_change[s] / 100) for t, v in SINGLE.items()}))
+    return pairs, groups
+
+
+CHOSEN = {("oracle", "exact", 1): Partition(((0, 1, 2),), 0.0),
+          ("oracle", "exact", 2): Partition(((0, 1), (2,)), 0.0),
+          ("dcor", "cluster", 2): Partition(((0, 1), (2,)), 0.0)}
+
+
+def test_curve_pairs_every_grouping_with_its_seed():
+    pairs, groups = _records([-5.0, -6.0, -7.0])
+    curve = report.curve_frame(CHOSEN, pairs, groups)
+    assert len(curve) == 3 * 4  # per seed: single-task + three partitions
+    k1 = curve[(curve.source == "oracle") & (curve.k == 1)].set_index("seed").delta_m
+    assert k1.tolist() == pytest.approx([-5.0, -6.0, -7.0])
+    k2 = curve[(curve.source == "oracle") & (curve.k == 2)].set_index("seed").delta_m
+    # mu and alpha gain -(pair_change + seed) %, homo alone 0
+    assert k2.tolist() == pytest.approx([2 * (-10 + s) / 3 for s in range(3)])
+    summary = report.curve_summary(curve)
+    row = summary[(summary.source == "oracle") & (summary.k == 1)].iloc[0]
+    assert row.n == 3 and row.dm == pytest.approx(-6.0) and row.dm_se == pytest.approx(1 / math.sqrt(3))
+    assert row.dm_max == pytest.approx(-5.0)
+    table = report.summary_table(summary)
+    assert "-6.0 ± 0.6" in table["Δm (%)"].tolist()
+
+
+def test_a_grouping_missing_a_network_is_left_out():
+    pairs, groups = _records([-5.0, -6.0, -7.0])
+    curve = report.curve_frame(CHOSEN, pairs, groups[:1])
+    assert sorted(curve[curve.k == 1].seed) == [0]
+
+
+def test_aim_needs_every_seed_below_zero_with_fewer_networks():
+    pairs, _ = _records([0, 0, 0], pair_change=5.0)  # pairs hurt
+    for change, verdict in (([-1.0, -2.0, -0.1], "reached"), ([-1.0, -2.0, 0.1], "not reached")):
+        _, groups = _records(change, pair_change=5.0)
+        aim = report.aim_verdict(report.curve_frame(CHOSEN, pairs, groups), 3)
+        assert aim["verdict"] == verdict
+        assert aim["n_candidates"] == 2  # k = 1 and the k = 2 partition, counted once for two sources
+        assert aim["best"] == "mu,alpha,homo" and aim["best_k"] == 1
+    aim = report.aim_verdict(report.curve_frame(CHOSEN, pairs, groups[:2]), 3)
+    assert aim["n_candidates"] == 1 and aim["verdict"] == "not reached"
+    assert report.aim_verdict(report.curve_frame(CHOSEN, pairs, []).iloc[0:0], 3)["verdict"] == "not measured"
+    only_pairs = {k: v for k, v in CHOSEN.items() if k[2] == 2}
+    pairs_cut = [r for r in pairs if r["config"]["seed"] != 2]
+    aim = report.aim_verdict(report.curve_frame(only_pairs, pairs_cut, []), 3)
+    assert aim["verdict"] == "not measured" and "in all 3 seeds" in aim["text"]
+
+
+def test_prediction_uses_the_same_seeds_test_pair_gains():
+    pairs, groups = _records([-5.0, -6.0, -7.0])
+    pred = report.prediction_frame(pairs, groups)
+    assert len(pred) == 9
+    # every pair gain of seed s is 10 - s %, so Standley's mean predicts that for every member
+    for row in pred.itertuples():
+        assert row.predicted == pytest.approx(10.0 - row.seed)
+        assert row.actual == pytest.approx(5.0 + row.seed)
+    agree = report.prediction_agreement(pred)
+    assert agree["n"] == 9 and agree["bias_pp"] == pytest.approx(np.mean([5 + s - (10 - s) for s in range(3)]))
+
+
+def test_noise_ceiling_ranks_seeds_against_each_other():
+    pairs, _ = _records([0, 0, 0])
+    for r in pairs:  # distinct gains, the same ranks in every seed (a larger spread in later seeds)
+        if r["config"]["sharing"] == "hard":
+            a, b = r["config"]["targets"]
+            seed = r["config"]["seed"]
+            for t in (a, b):
+                code = 3 * TASKS.index(a) + TASKS.index(b) + TASKS.index(t)
+                r["metrics"]["test_mae"][t] = SINGLE[t] * (1 + code * (seed + 1) / 100)
+    ceil = report.noise_ceiling(pairs)
+    assert ceil["n_seeds"] == 3 and ceil["rhos"] == pytest.approx([1.0, 1.0, 1.0])
+    assert math.isnan(report.noise_ceiling([r for r in pairs if r["config"]["seed"] == 0])["mean"])
+
+
+def test_glue_values_on_smoke_records(tmp_path):
+    pairs = train_smoke("qm9_pairs", tmp_path)
+    groups = train_smoke("qm9_grouping", tmp_path)
+    assert len(pairs) == 4 and len(groups) == 1
+    from factorlab.experiments import qm9_grouping
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path))
+        chosen = qm9_grouping.chosen_partitions("smoke")
+    values = report.glue_values(pairs, groups, chosen, 1)
+    assert values["n_tasks"] == 3 and values["n_pairs"] == 3 and values["n_groups"] == 1
+    assert values["aim_verdict"] in ("reached", "not reached") and values["ceiling_seeds"] == 1
+    assert math.isnan(values["ceiling_rho"]) and values["pred_n"] == 3
+    assert {"dm_oracle_k1", "dm_oracle_k2"} <= set(values)
+    assert all(isinstance(v, (int, float, str)) for v in values.values())
+    summary = report.curve_summary(report.curve_frame(chosen, pairs, groups))
+    report.curve_figure(summary)
+    report.prediction_figure(report.prediction_frame(pairs, groups))
