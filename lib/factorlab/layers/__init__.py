@@ -8,11 +8,18 @@ functions (``cp_to_weight(out_factors, in_factors)``, ``weight_to_cp(weight, ran
 ...), which the layer classes wrap. See ``factorlab.layers.base`` for the counting
 conventions and what the classes share. ``factorlab.layers.task`` holds T task-specific
 layers as one factorized tensor with a task mode (LAF, Tucker, TT; DMTRL).
+
+Every layer lists its candidate computations (``candidates(input_shape)``: contraction orders,
+partial rebuilds, the rebuilt dense weight, channels-last variants) and picks one per input
+shape and mode: measured when ``autotune(True)`` is on (globally or per layer), else by a
+roofline cost model calibrated on the machine; ``path_choices()`` shows what it picked and
+why. See :mod:`factorlab.layers.paths`.
 """
 from factorlab.layers.base import FactorizedLayer, factorize_dim, reconstruction_error
 from factorlab.layers.conv import FactorizedConv2d
 from factorlab.layers.cp import CPConv2d, CPLinear, conv_weight_to_cp, cp_to_conv_weight, cp_to_weight, weight_to_cp
 from factorlab.layers.linear import FactorizedLinear
+from factorlab.layers.paths import Candidate, Machine, autotune, calibrate, is_autotune_enabled, machine, use_machine
 from factorlab.layers.lowrank import (LowRankConv2d, LowRankLinear, bottleneck_rank, conv_weight_to_lowrank,
                                       lowrank_to_conv_weight, lowrank_to_weight, weight_to_lowrank)
 from factorlab.layers.separable import SeparableConv2d, conv_weight_to_separable, separable_to_conv_weight
@@ -28,7 +35,8 @@ LINEAR_LAYERS = {"lowrank": LowRankLinear, "cp": CPLinear, "tucker": TuckerLinea
 CONV_LAYERS = {"separable": SeparableConv2d, "lowrank": LowRankConv2d, "cp": CPConv2d, "tucker": TuckerConv2d,
                "tt": TTConv2d}
 
-__all__ = ["CONV_LAYERS", "CPConv2d", "CPLinear", "FactorizedConv2d", "FactorizedLayer", "FactorizedLinear",
+__all__ = ["Candidate", "Machine", "autotune", "calibrate", "is_autotune_enabled", "machine", "use_machine",
+           "CONV_LAYERS", "CPConv2d", "CPLinear", "FactorizedConv2d", "FactorizedLayer", "FactorizedLinear",
            "LINEAR_LAYERS", "LowRankConv2d", "LowRankLinear", "SeparableConv2d", "TTConv2d", "TTLinear",
            "TuckerConv2d", "TuckerLinear", "bottleneck_rank",
            # T task weights as one factorized tensor with a task mode (DMTRL)

@@ -148,34 +148,96 @@ def resolve_budget(rank, target_params, compression, dense_params: int) -> float
 
 
 class ContractionPlan:
-    """One einsum over several operands, contracted pairwise along a FLOP-optimal path found
-    once by :func:`opt_einsum.contract_path` (dynamic programming) and then replayed with
-    plain ``torch.einsum`` calls (so ``torch.compile`` sees ordinary tensor ops).
+    """One einsum over several operands, contracted pairwise along a path found once by
+    :func:`opt_einsum.contract_path` and then replayed with plain ``torch.einsum`` calls (so
+    ``torch.compile`` sees ordinary tensor ops). ``optimize`` is opt_einsum's: ``"dp"``
+    (dynamic programming, FLOP-optimal: the default), ``"greedy"``, a
+    ``DynamicProgramming(minimize=...)`` instance, or an explicit path (a list of operand
+    position tuples, as opt_einsum writes paths).
 
     ``cost`` is the path's FLOPs under the conventions of this package (2 per multiply-add,
     1 per product with nothing summed, 1 per addition of a single-operand sum; summing an
     index of size 1, such as a tensor train's boundary rank, is a free reshape).
+    ``step_costs`` holds (FLOPs, elements read + written) of every pairwise step.
+
+    With the first ``n_inputs`` operands taken as the inputs (default 1) and the rest as
+    weights, :meth:`prepare` runs the steps that involve no input (they depend on the
+    weights only and can be cached) and :meth:`apply` runs the rest.
     """
 
-    def __init__(self, equation: str, shapes: Sequence[Sequence[int]]):
+    def __init__(self, equation: str, shapes: Sequence[Sequence[int]], optimize="dp", n_inputs: int = 1):
         self.equation = equation
         self.shapes = tuple(tuple(int(s) for s in sh) for sh in shapes)
-        path, info = opt_einsum.contract_path(equation, *self.shapes, shapes=True, optimize="dp")
-        self.path = path
+        path, info = opt_einsum.contract_path(equation, *self.shapes, shapes=True, optimize=optimize)
+        self.path = [tuple(p) for p in path]
         self.steps: list[tuple[tuple[int, ...], str]] = [(tuple(c[0]), c[2]) for c in info.contraction_list]
         sizes = self.sizes = dict(info.size_dict)
+        # The same steps with operand ids (0..n-1 the operands, then one id per step result).
+        subs = equation.split("->")[0].split(",")
+        ids, elements_of = list(range(len(subs))), {i: math.prod(sh) for i, sh in enumerate(self.shapes)}
+        self.ssa: list[tuple[tuple[int, ...], str, int]] = []
+        self.step_costs: list[tuple[int, int]] = []
         cost = 0
-        for _, eq in self.steps:
+        for inds, eq in self.steps:
             ins, out = eq.split("->")
             idx = set(ins.replace(",", ""))
             n = math.prod(sizes[i] for i in idx)
             summed = idx - set(out)
             n_ops = len(ins.split(","))
             if n_ops == 1:  # a sum over indices of one operand: (inputs - outputs) additions
-                cost += n - math.prod(sizes[i] for i in out)
+                f = n - math.prod(sizes[i] for i in out)
             else:
-                cost += n * (n_ops - 1 + (1 if summed else 0))
+                f = n * (n_ops - 1 + (1 if summed else 0))
+            cost += f
+            args = tuple(ids[i] for i in inds)
+            for i in sorted(inds, reverse=True):
+                del ids[i]
+            new = len(subs) + len(self.ssa)
+            ids.append(new)
+            elements_of[new] = math.prod(sizes[i] for i in out)
+            self.ssa.append((args, eq, new))
+            self.step_costs.append((int(f), sum(elements_of[a] for a in args) + elements_of[new]))
         self.cost = int(cost)
+        derived = set(range(n_inputs))
+        self._input_steps = []
+        self._weight_steps = []
+        for k, (args, eq, new) in enumerate(self.ssa):
+            if derived.intersection(args):
+                derived.add(new)
+                self._input_steps.append(k)
+            else:
+                self._weight_steps.append(k)
+        self.n_inputs = n_inputs
+        used = {a for k in self._input_steps for a in self.ssa[k][0]}
+        #: Operand ids (weights or weight-only step results) that :meth:`apply` needs.
+        self.prepared_ids = tuple(sorted(used - derived))
+
+    def ops(self, prepared_part: bool | None = None) -> tuple:
+        """:class:`~factorlab.layers.paths.Op` (kind ``einsum``) of every step, or of the
+        weight-only steps (``prepared_part=True``) or the input steps (``False``)."""
+        from factorlab.layers.paths import Op
+
+        ks = range(len(self.ssa)) if prepared_part is None else \
+            self._weight_steps if prepared_part else self._input_steps
+        return tuple(Op("einsum", *self.step_costs[k]) for k in ks)
+
+    def prepare(self, *weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Run the weight-only steps on the operands after the inputs; the tensors
+        :meth:`apply` needs (ids :attr:`prepared_ids`)."""
+        env = dict(enumerate([None] * self.n_inputs + list(weights)))
+        for k in self._weight_steps:
+            args, eq, new = self.ssa[k]
+            env[new] = torch.einsum(eq, *[env[a] for a in args])
+        return tuple(env[i] for i in self.prepared_ids)
+
+    def apply(self, *inputs_and_prepared: torch.Tensor) -> torch.Tensor:
+        """The inputs, then the output of :meth:`prepare`: run the remaining steps."""
+        env = dict(zip(range(self.n_inputs), inputs_and_prepared[:self.n_inputs]))
+        env.update(zip(self.prepared_ids, inputs_and_prepared[self.n_inputs:]))
+        for k in self._input_steps:
+            args, eq, new = self.ssa[k]
+            env[new] = torch.einsum(eq, *[env[a] for a in args])
+        return env[self.ssa[-1][2]] if self.ssa else env[0]
 
     def __call__(self, *operands: torch.Tensor) -> torch.Tensor:
         ops = list(operands)
@@ -185,6 +247,31 @@ class ContractionPlan:
                 del ops[i]
             ops.append(torch.einsum(eq, *args))
         return ops[0]
+
+
+def sequential_path(n_operands: int, order: Sequence[int]) -> list[tuple[int, int]]:
+    """The explicit opt_einsum path contracting operand 0 (the input) with operands
+    ``order[0]``, ``order[1]``, ... (1-based operand numbers), one at a time."""
+    live = list(range(n_operands))
+    path = []
+    acc = 0
+    for k in order:
+        i, j = sorted((live.index(acc), live.index(k)))
+        path.append((i, j))
+        del live[j], live[i]
+        acc = n_operands + len(path)  # a fresh id for the result, appended last
+        live.append(acc)
+    return path
+
+
+def planning():
+    """Context of the work that plans a forward pass rather than being part of it (building
+    candidate paths, calibrating the cost model, timing candidates): outside any active
+    ``TorchDispatchMode`` (a ``FlopCounterMode`` around a forward pass counts the pass, not
+    its planning)."""
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    return _disable_current_modes()
 
 
 @torch.compiler.disable
@@ -225,6 +312,13 @@ class FactorizedLayer(nn.Module):
     def __init__(self):
         super().__init__()
         self._plans: dict = {}
+        self._choices: dict = {}
+        self._prepared: dict = {}
+        #: None (choose: measured or by the cost model), or the name of a candidate path.
+        self.force_path: str | None = None
+        #: True / False: measure the candidate paths (or not) whatever the global
+        #: :func:`factorlab.layers.autotune` switch says; None follows it.
+        self.autotune: bool | None = None
 
     # -- to implement ------------------------------------------------------------------
     @property
@@ -362,14 +456,172 @@ class FactorizedLayer(nn.Module):
         """The cached plan for ``key`` (built on first use; plain Python, never traced)."""
         plan = self._plans.get(key)
         if plan is None:
-            plan = build()
+            with planning():
+                plan = build()
             self._plans[key] = plan
         return plan
 
     def _apply(self, fn, *args, **kwargs):
         # Plans depend only on shapes, but clear them on .to()/.half() etc. to stay simple.
-        self._plans = {}
+        self.clear_path_cache()
         return super()._apply(fn, *args, **kwargs)
+
+    def __getstate__(self):
+        # Candidates hold closures over this layer: a deep copy or pickle rebuilds them.
+        state = dict(super().__getstate__())
+        state["_plans"], state["_prepared"] = {}, {}
+        return state
+
+    # -- paths: candidates, choice, cache --------------------------------------------
+    def _build_candidates(self, shape: tuple[int, ...]) -> dict:  # pragma: no cover - abstract
+        """Every :class:`~factorlab.layers.paths.Candidate` for an input of ``shape``
+        (normalised by ``_check_input_shape``), by name, the default path first."""
+        raise NotImplementedError
+
+    def _check_input_shape(self, shape) -> tuple[int, ...]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def candidates(self, input_shape: Sequence[int]) -> dict:
+        """The candidate paths for ``input_shape`` by name (cached per shape): each a
+        :class:`~factorlab.layers.paths.Candidate` with its kernel calls (FLOPs, elements)."""
+        shape = self._check_input_shape(input_shape)
+        return self._plan(("candidates", shape), lambda: self._build_candidates(shape))
+
+    def _grad_recorded(self, x: torch.Tensor | None = None) -> bool:
+        """Whether autograd records a forward pass now (on ``x``, or on an input that does
+        not require a gradient)."""
+        return torch.is_grad_enabled() and ((x is not None and x.requires_grad)
+                                            or any(p.requires_grad for p in self.parameters()))
+
+    def _key(self, shape, dtype, device, grad: bool, channels_last: bool) -> tuple:
+        return (tuple(shape), dtype, str(device), bool(self.training), bool(grad), bool(channels_last))
+
+    @staticmethod
+    def _key_label(key: tuple) -> str:
+        shape, dtype, device, training, grad, cl = key
+        return (f"{'x'.join(map(str, shape))} {str(dtype).replace('torch.', '')} {device} "
+                f"{'train' if training else 'eval'} {'grad' if grad else 'no_grad'}" + (" channels_last" if cl else ""))
+
+    def _model_choice(self, key: tuple) -> dict:
+        """The cost model's choice for ``key``: predicted seconds of every candidate
+        (:meth:`Machine.time <factorlab.layers.paths.Machine.time>`; the prepared part is
+        free when no gradient is recorded, an input in another memory format pays a copy)."""
+        from factorlab.layers.paths import Op, machine
+
+        shape, dtype, device, _, grad, cl = key
+        m = machine(device, dtype)
+        fmt = torch.channels_last if cl else torch.contiguous_format
+        predicted = {}
+        for name, cand in self.candidates(shape).items():
+            ops = (cand.prep_ops if grad else ()) + cand.ops
+            if len(shape) == 4 and cand.memory_format != fmt:
+                ops = ops + (Op("copy", 0, 2 * math.prod(shape)),)
+            predicted[name] = m.time(ops)
+        return {"path": min(predicted, key=predicted.get), "how": "model", "predicted_s": predicted}
+
+    def _measured_choice(self, key: tuple, x: torch.Tensor) -> dict:
+        """Time every candidate on ``x`` (:func:`~factorlab.layers.paths.time_candidate`) and
+        keep the fastest; a candidate that fails is left out (its error recorded)."""
+        from factorlab.layers.paths import time_candidate
+
+        grad = key[4]
+        times, errors = {}, {}
+        was_training = self.training
+        for name, cand in self.candidates(key[0]).items():
+            try:
+                times[name] = time_candidate(cand, x, list(self.factors()), grad)
+            except Exception as err:  # noqa: BLE001 - a path this build cannot run is skipped
+                errors[name] = repr(err)
+        self.train(was_training)
+        if not times:
+            raise RuntimeError(f"no candidate path of {type(self).__name__} ran: {errors}")
+        out = {"path": min(times, key=times.get), "how": "measured", "times_s": times}
+        if errors:
+            out["errors"] = errors
+        return out
+
+    def _tuning(self) -> bool:
+        from factorlab.layers.paths import is_autotune_enabled
+
+        return self.autotune if self.autotune is not None else is_autotune_enabled()
+
+    def _check_force_path(self, shape) -> str:
+        names = list(self.candidates(shape))
+        if self.force_path not in names:
+            raise ValueError(f"force_path must be None or one of {names}, got {self.force_path!r}")
+        return self.force_path
+
+    @torch.compiler.disable
+    def _choose(self, x: torch.Tensor) -> str:
+        """The path the forward pass on ``x`` runs (chosen once per key, then cached)."""
+        shape = self._check_input_shape(x.shape)
+        if self.force_path is not None:
+            return self._check_force_path(shape)
+        cl = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        key = self._key(shape, x.dtype, x.device, self._grad_recorded(x), cl)
+        choice = self._choices.get(key)
+        tune = self._tuning()
+        if choice is None or (tune and choice["how"] == "model"):
+            with planning():
+                choice = self._measured_choice(key, x) if tune else self._model_choice(key)
+            self._choices[key] = choice
+        return choice["path"]
+
+    def path_for(self, input_shape: Sequence[int], *, grad: bool | None = None) -> str:
+        """The path a forward pass on a contiguous input of ``input_shape`` with this
+        layer's dtype and device runs: ``force_path`` when set, else the cached choice for
+        that key, else the cost model's (measuring needs an input: see ``autotune``).
+        ``grad``: whether autograd records (default: it does when enabled and a parameter
+        requires a gradient)."""
+        shape = self._check_input_shape(input_shape)
+        if self.force_path is not None:
+            return self._check_force_path(shape)
+        p = self.factors()[0]
+        key = self._key(shape, p.dtype, p.device, self._grad_recorded() if grad is None else grad, False)
+        choice = self._choices.get(key)
+        if choice is None:
+            with planning():
+                choice = self._choices[key] = self._model_choice(key)
+        return choice["path"]
+
+    def path_choices(self) -> dict[str, dict]:
+        """Every choice made so far, by key label ("<shape> <dtype> <device> train|eval
+        grad|no_grad"): ``path``, ``how`` (measured / model) and the seconds behind it
+        (``times_s`` measured, or ``predicted_s``), JSON-ready for run records."""
+        return {self._key_label(k): {kk: (dict(v) if isinstance(v, dict) else v) for kk, v in c.items()}
+                for k, c in self._choices.items()}
+
+    def clear_path_cache(self) -> None:
+        """Forget every choice, plan and prepared (rebuilt) weight."""
+        self._plans, self._choices, self._prepared = {}, {}, {}
+
+    @torch.compiler.disable
+    def _prepared_for(self, shape, name: str, cand) -> tuple:
+        """``cand.prepare()`` under no_grad, cached until a factor changes (its data_ptr or
+        its ``_version``, bumped by every in-place update such as an optimizer step)."""
+        stamp = tuple((f.data_ptr(), f._version, f.dtype, str(f.device)) for f in self.factors())
+        key = (name, shape if cand.prep_key is None else cand.prep_key)
+        hit = self._prepared.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        with torch.no_grad():
+            prepared = cand.prepare()
+        self._prepared = {k: v for k, v in self._prepared.items() if v[0] == stamp}  # drop stale weights
+        self._prepared[key] = (stamp, prepared)
+        return prepared
+
+    def _run_path(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """The chosen candidate's output on ``x`` (normalised to ``shape``), bias not added:
+        prepared part cached when autograd does not record."""
+        name = self._choose(x)
+        cand = self.candidates(shape)[name]
+        if self._grad_recorded(x):
+            return cand.apply(x, cand.prepare())
+        return cand.apply(x, self._prepared_for(shape, name, cand))
+
+    def path_flops(self, input_shape: Sequence[int]) -> dict[str, int]:
+        """Forward FLOPs of every candidate path (prepared part included, bias excluded)."""
+        return {n: c.flops() for n, c in self.candidates(input_shape).items()}
 
 
 def normal_(tensor: torch.Tensor, var: float) -> torch.Tensor:

@@ -1,11 +1,13 @@
 """Shared machinery of the factorized ``nn.Conv2d`` replacements.
 
 A factorized convolution maps x [B, in_channels, H, W] to y [B, out_channels, H', W'] with a
-weight [out_channels, in_channels, kh, kw] stored as factors. Its forward pass is either the
-*factored* sequence of small convolutions (1x1, depthwise, ...) the decomposition defines,
-or, when that is cheaper for the input shape at hand, the *dense* path: rebuild the weight
-(one einsum) and run one convolution. The choice is made by FLOPs once per input shape and
-cached; ``force_path`` overrides it (tests and benchmarks).
+weight [out_channels, in_channels, kh, kw] stored as factors. Its candidate paths
+(:mod:`factorlab.layers.paths`) are the *factored* sequence of small convolutions (1x1,
+depthwise, ...) the decomposition defines, partial rebuilds some families add (factors merged
+into one kernel), the *dense* path (rebuild the weight, one convolution), and each of these
+in channels-last memory format (``<name>_cl``). The layer times them (``autotune``) or asks
+the calibrated cost model, once per input shape and mode, and caches the choice;
+``force_path`` overrides it (tests and benchmarks).
 
 Stride, padding and dilation are those of the dense layer being replaced and are applied in
 the spatial stage(s); the channel-mixing 1x1 stages use stride 1 and no padding. Grouped
@@ -13,13 +15,15 @@ dense convolutions and non-zero padding modes are refused by ``from_dense``.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from factorlab.layers.base import FactorizedLayer, check_positive_int, contraction_plan
+from factorlab.layers.paths import Candidate, Op
 
 
 def _pair(name: str, value, minimum: int) -> tuple[int, int]:
@@ -72,12 +76,36 @@ class Stage:
         return conv_flops(shape[0], shape[1], c_out, hw, (kh, kw), self.groups), (shape[0], c_out, *hw)
 
 
+def stage_candidate(name: str, build: Callable[[], list[Stage]], template: list[Stage], weight_ops: tuple[Op, ...],
+                    ops: tuple[Op, ...], channels_last: bool = False) -> Candidate:
+    """A :class:`~factorlab.layers.paths.Candidate` running the convolutions ``build()``
+    returns (``template``: one such list, for the geometry). With ``channels_last``, the
+    weights and the input are converted to that memory format first (the weight copies are
+    part of the prepared work)."""
+    geometry = [(st.stride, st.padding, st.dilation, st.groups) for st in template]
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def prepare() -> tuple:
+        return tuple(st.weight.contiguous(memory_format=fmt) for st in build())
+
+    def apply(x: torch.Tensor, weights: tuple) -> torch.Tensor:
+        x = x.contiguous(memory_format=fmt) if channels_last else x
+        for w, (stride, padding, dilation, groups) in zip(weights, geometry):
+            x = F.conv2d(x, w, None, stride, padding, dilation, groups)
+        return x
+
+    if channels_last:
+        weight_ops = weight_ops + tuple(Op("copy", 0, 2 * st.weight.numel()) for st in template)
+    return Candidate(name, prepare, apply, weight_ops, ops, fmt, prep_key=name)
+
+
 class FactorizedConv2d(FactorizedLayer):
     """Base class of the factorized ``nn.Conv2d`` replacements: subclasses implement
     ``factors()``, ``weight_equation()`` (the einsum from the factors to the weight),
     ``dense_weight()`` (a call of the family's module-level conversion function, which
-    contracts that equation), ``stages()`` (the factored convolution sequence; or override
-    ``_factored``/``_factored_flops``) and the rank hooks of
+    contracts that equation), ``stages()`` (the factored convolution sequence), optionally
+    ``_stage_paths()`` (more convolution sequences: partial rebuilds) and
+    ``_extra_candidates()`` (paths that are not convolution sequences), and the rank hooks of
     :class:`~factorlab.layers.FactorizedLayer`, and call ``reset_parameters()`` at the end of
     ``__init__``.
     """
@@ -94,8 +122,6 @@ class FactorizedConv2d(FactorizedLayer):
             self.bias = nn.Parameter(torch.empty(self.out_channels))
         else:
             self.register_parameter("bias", None)
-        #: None (choose by FLOPs), "factored" or "dense".
-        self.force_path: str | None = None
 
     @property
     def fan_in(self) -> int:
@@ -120,44 +146,56 @@ class FactorizedConv2d(FactorizedLayer):
         """FLOPs of rebuilding the weight (the contraction ``dense_weight()`` runs)."""
         return contraction_plan(self.weight_equation(), tuple(tuple(f.shape) for f in self.factors())).cost
 
-    def _factored(self, x: torch.Tensor) -> torch.Tensor:
-        for stage in self.stages():
-            x = stage(x)
-        return x
-
-    def _factored_flops(self, shape: tuple[int, int, int, int]) -> int:
-        total = 0
-        for stage in self.stages():
-            f, shape = stage.flops(shape)
-            total += f
-        return total
-
-    def _dense_flops(self, shape: tuple[int, int, int, int]) -> int:
-        hw = conv_output_hw(shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
-        return self._weight_flops() + conv_flops(shape[0], self.in_channels, self.out_channels, hw, self.kernel_size)
-
     def _check_input_shape(self, shape) -> tuple[int, int, int, int]:
         shape = tuple(int(s) for s in shape)
         if len(shape) != 4 or shape[1] != self.in_channels:
             raise ValueError(f"expected input [B, {self.in_channels}, H, W], got {shape}")
         return shape  # type: ignore[return-value]
 
-    def path_for(self, input_shape) -> str:
-        """``"factored"`` or ``"dense"``: the cheaper path (by FLOPs) for ``input_shape``, or
-        ``force_path`` when set."""
-        if self.force_path is not None:
-            if self.force_path not in ("factored", "dense"):
-                raise ValueError(f"force_path must be None, 'factored' or 'dense', got {self.force_path!r}")
-            return self.force_path
-        shape = self._check_input_shape(input_shape)
-        return self._plan(("path", shape), lambda: (
-            "factored" if self._factored_flops(shape) <= self._dense_flops(shape) else "dense"))
+    # -- candidate paths -------------------------------------------------------------------
+    def _stage_paths(self) -> dict[str, tuple[Callable[[], list[Stage]], tuple[Op, ...]]]:
+        """Paths that are a sequence of convolutions, by name: (a function building the
+        stages from the current factors, the kernel calls that build their weights).
+        ``factored`` (``stages()``) and ``dense`` (the rebuilt weight, one convolution) here;
+        families add partial rebuilds (some factors merged into one kernel)."""
+        shapes = tuple(tuple(f.shape) for f in self.factors())
+        return {"factored": (self.stages, ()),
+                "dense": (lambda: [Stage(self.dense_weight(), self.stride, self.padding, self.dilation)],
+                          contraction_plan(self.weight_equation(), shapes).ops())}
+
+    def _extra_candidates(self, shape: tuple[int, int, int, int]) -> dict[str, Candidate]:
+        """Paths that are not a plain sequence of convolutions (TT's einsum orders)."""
+        return {}
+
+    def _build_candidates(self, shape: tuple[int, int, int, int]) -> dict[str, Candidate]:
+        out = self._extra_candidates(shape)
+        twins = {}
+        for name, (build, weight_ops) in self._stage_paths().items():
+            with torch.no_grad():
+                template = build()
+            ops, s = [], shape
+            for st in template:
+                f, nxt = st.flops(s)
+                ops.append(Op("conv", f, math.prod(s) + math.prod(nxt) + st.weight.numel()))
+                s = nxt
+            out[name] = stage_candidate(name, build, template, weight_ops, tuple(ops))
+            twins[name + "_cl"] = stage_candidate(name + "_cl", build, template, weight_ops, tuple(ops),
+                                                  channels_last=True)
+        return {**out, **twins}
+
+    def path_for(self, input_shape, *, grad: bool | None = None) -> str:
+        """The path ``forward`` runs on ``input_shape`` [B, C, H, W] (a name of
+        ``candidates(input_shape)``: ``factored``, ``dense``, a partial rebuild, or one of
+        them with ``_cl``, computed in channels-last): ``force_path`` when set, else measured
+        (``autotune``) or the calibrated cost model's choice, cached per key."""
+        return super().path_for(input_shape, grad=grad)
 
     def flops(self, input_shape: Sequence[int]) -> int:
-        """Forward FLOPs for an input [B, in_channels, H, W], along the path ``forward`` takes."""
+        """Forward FLOPs for an input [B, in_channels, H, W] along the path a forward pass that
+        records gradients takes (the same whatever the mode it is asked in; an eval-mode pass
+        reusing a cached rebuilt weight does less: see ``path_flops``)."""
         shape = self._check_input_shape(input_shape)
-        path = self.path_for(shape)
-        f = self._factored_flops(shape) if path == "factored" else self._dense_flops(shape)
+        f = self.candidates(shape)[self.path_for(shape, grad=True)].flops()
         if self.bias is not None:
             hw = conv_output_hw(shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
             f += shape[0] * self.out_channels * hw[0] * hw[1]
@@ -167,10 +205,7 @@ class FactorizedConv2d(FactorizedLayer):
         """x: [B, in_channels, H, W] -> [B, out_channels, H', W']."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected input [B, {self.in_channels}, H, W], got {tuple(x.shape)}")
-        if self.path_for(x.shape) == "factored":
-            y = self._factored(x)
-        else:
-            y = F.conv2d(x, self.dense_weight(), None, self.stride, self.padding, self.dilation)
+        y = self._run_path(x, tuple(x.shape))
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:

@@ -22,13 +22,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from factorlab.layers.base import check_modes, check_mode_pair, check_positive_int, contract, to_tensorly
+from factorlab.layers.base import (check_modes, check_mode_pair, check_positive_int, contract, contraction_plan,
+                                   to_tensorly)
 from factorlab.layers.conv import FactorizedConv2d, Stage
 from factorlab.layers.linear import FactorizedLinear, Symbols, weight_equation
 
 #: einsum of CPConv2d's factors (channel_in [R, C], vertical [R, kh], horizontal [R, kw],
 #: channel_out [S, R]) into the weight [S, C, kh, kw].
 CONV_EQUATION = "rc,ry,rx,sr->scyx"
+#: einsum of CPConv2d's vertical [R, kh] and horizontal [R, kw] factors into one depthwise
+#: kernel [R, kh, kw] (the ``depthwise`` path).
+DEPTHWISE_EQUATION = "ry,rx->ryx"
 
 
 # -- conversions ------------------------------------------------------------------------------
@@ -238,6 +242,20 @@ class CPConv2d(FactorizedConv2d):
             Stage(self.horizontal[:, None, None, :], (1, sw), (0, pw), (1, dw), groups=r),
             Stage(self.channel_out[:, :, None, None]),
         ]
+
+    def _depthwise_stages(self) -> list[Stage]:
+        """The ``depthwise`` path: the vertical and horizontal factors merged into one
+        depthwise kh x kw kernel K[r, y, x] = vertical[r, y] horizontal[r, x] (three
+        convolutions instead of four)."""
+        r = self.rank
+        kernel = contract(DEPTHWISE_EQUATION, self.vertical, self.horizontal)[:, None]
+        return [Stage(self.channel_in[:, :, None, None]),
+                Stage(kernel, self.stride, self.padding, self.dilation, groups=r),
+                Stage(self.channel_out[:, :, None, None])]
+
+    def _stage_paths(self):
+        merge = contraction_plan(DEPTHWISE_EQUATION, (tuple(self.vertical.shape), tuple(self.horizontal.shape)))
+        return {**super()._stage_paths(), "depthwise": (self._depthwise_stages, merge.ops())}
 
     def decompose(self, weight: torch.Tensor, *, n_iter_max: int = 500, seed: int = 0) -> list[torch.Tensor]:
         return list(conv_weight_to_cp(weight, self.rank, n_iter_max=n_iter_max, seed=seed))

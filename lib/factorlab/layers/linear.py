@@ -5,20 +5,25 @@ W [out_features, in_features] that is never stored: ``in_features`` is split int
 modes (i_1, ..., i_d) and ``out_features`` into (o_1, ..., o_d), W is viewed as a tensor of
 shape (o_1, ..., o_d, i_1, ..., i_d) (row-major, so ``W.reshape(out, in)`` is the usual
 matrix), and that tensor is stored as factors. The forward pass contracts the input with the
-factors as one einsum along a FLOP-optimal pairwise path, planned once per batch size; when
-contracting the factors with each other first (i.e. rebuilding the weight) is cheaper for
-that batch, the planner's path does exactly that. The same equation without the input,
-:func:`weight_equation`, rebuilds the weight.
+factors as one einsum along a pairwise path. The candidate paths (:mod:`factorlab.layers.paths`)
+are several contraction orders (FLOP-optimal, FLOP + memory, greedy, one factor at a time) and
+the rebuilt weight followed by one matrix product (``dense``); the layer times them
+(``autotune``) or asks the calibrated cost model, once per input shape and mode. The same
+equation without the input, :func:`weight_equation`, rebuilds the weight.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import opt_einsum
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from factorlab.layers.base import ContractionPlan, FactorizedLayer, check_positive_int
+from factorlab.layers.base import (ContractionPlan, FactorizedLayer, check_positive_int, contraction_plan,
+                                   sequential_path)
+from factorlab.layers.paths import Candidate, Op
 
 #: einsum symbols usable by torch.einsum.
 _SYMBOLS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -86,16 +91,72 @@ class FactorizedLinear(FactorizedLayer):
         x, fs, y = self.subscripts()
         return ",".join([x, *fs]) + "->" + y
 
+    def _sequential_order(self) -> list[int]:
+        """Factor numbers (1-based operand positions) in the order the ``sequential`` path
+        contracts them with the input: last factor first (the input modes sit in the last
+        factors of CP and TT); Tucker overrides it (input factors, core, output factors)."""
+        return list(range(len(self.factors()), 0, -1))
+
+    def _plans_for(self, batch: int) -> dict[str, ContractionPlan]:
+        """The contraction orders of the input with the factors, by path name (duplicates
+        dropped): ``factored`` (FLOP-optimal, opt_einsum's dynamic programming), ``combo``
+        (dynamic programming on FLOPs + elements written), ``greedy`` and ``sequential`` (one
+        factor at a time, Novikov et al.'s order for TT), and ``dense``: every factor first
+        (the rebuilt weight), then one product with the input."""
+        def build():
+            eq = self._equation()
+            shapes = [(batch, *self.in_modes)] + [tuple(f.shape) for f in self.factors()]
+            n = len(shapes)
+            plans = {"factored": ContractionPlan(eq, shapes)}
+            for name, opt in (("combo", opt_einsum.DynamicProgramming(minimize="combo")), ("greedy", "greedy"),
+                              ("sequential", sequential_path(n, self._sequential_order()))):
+                plan = ContractionPlan(eq, shapes, optimize=opt)
+                if all(plan.path != p.path for p in plans.values()):
+                    plans[name] = plan
+            if n > 2:
+                weight = contraction_plan(weight_equation(self.subscripts()), tuple(shapes[1:]))
+                rebuild = [tuple(i + 1 for i in step) for step in weight.path] + [(0, 1)]
+            else:
+                rebuild = [(0, 1)]
+            plans["dense"] = ContractionPlan(eq, shapes, optimize=rebuild)
+            return plans
+        return self._plan(("plans", batch), build)
+
+    def _check_input_shape(self, shape) -> tuple[int, int]:
+        shape = tuple(int(s) for s in shape)
+        if not shape or shape[-1] != self.in_features:
+            raise ValueError(f"input shape {shape} must end with in_features={self.in_features}")
+        return (math.prod(shape[:-1]), self.in_features)
+
+    def _build_candidates(self, shape: tuple[int, int]) -> dict[str, Candidate]:
+        batch = shape[0]
+        x_shape = (batch, *self.in_modes)
+        out = {}
+        for name, plan in self._plans_for(batch).items():
+            if name == "dense":
+                continue
+            out[name] = Candidate(
+                name, prepare=lambda plan=plan: plan.prepare(*self.factors()),
+                apply=lambda x, prep, plan=plan: plan.apply(x.reshape(x_shape), *prep).reshape(batch, -1),
+                prep_ops=plan.ops(True), ops=plan.ops(False))
+        rebuild = self._plans_for(batch)["dense"]
+        mm = rebuild.ops(False)[-1]
+        out["dense"] = Candidate(
+            "dense", prepare=lambda: (self.dense_weight(),), apply=lambda x, prep: F.linear(x, prep[0]),
+            prep_ops=rebuild.ops(True), ops=(Op("mm", mm.flops, mm.elements),), prep_key="dense")
+        return out
+
     def _forward_plan(self, batch: int) -> ContractionPlan:
-        shapes = [(batch, *self.in_modes)] + [tuple(f.shape) for f in self.factors()]
-        return self._plan(("forward", batch), lambda: ContractionPlan(self._equation(), shapes))
+        """The contraction a gradient-recording forward pass on ``batch`` rows runs
+        (``dense``: the rebuilt weight's contraction, then the product with the input)."""
+        return self._plans_for(batch)[self.path_for((batch, self.in_features), grad=True)]
 
     def flops(self, input_shape: Sequence[int]) -> int:
-        """Forward FLOPs for an input of shape ``[*, in_features]`` (all leading dims are batch)."""
-        input_shape = tuple(input_shape)
-        if not input_shape or input_shape[-1] != self.in_features:
-            raise ValueError(f"input shape {input_shape} must end with in_features={self.in_features}")
-        batch = math.prod(input_shape[:-1])
+        """Forward FLOPs for an input of shape ``[*, in_features]`` (all leading dims are batch),
+        along the path a forward pass that records gradients takes (the same whatever the
+        mode it is asked in; an eval-mode pass reusing a cached rebuilt weight does less: see
+        ``path_flops``)."""
+        batch, _ = self._check_input_shape(input_shape)
         bias = batch * self.out_features if self.bias is not None else 0
         return self._forward_plan(batch).cost + bias
 
@@ -105,8 +166,8 @@ class FactorizedLinear(FactorizedLayer):
             raise ValueError(f"expected input [..., {self.in_features}], got {tuple(x.shape)}")
         lead = x.shape[:-1]
         batch = math.prod(lead)
-        y = self._forward_plan(batch)(x.reshape(batch, *self.in_modes), *self.factors())
-        y = y.reshape(*lead, self.out_features)
+        x2 = x.reshape(batch, self.in_features)
+        y = self._run_path(x2, (batch, self.in_features)).reshape(*lead, self.out_features)
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:

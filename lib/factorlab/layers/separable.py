@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from factorlab.layers.base import check_positive_int, contract
+from factorlab.layers.base import check_positive_int, contract, contraction_plan
 from factorlab.layers.conv import FactorizedConv2d, Stage
 from factorlab.layers.lowrank import weight_to_lowrank
 
@@ -29,6 +29,8 @@ from factorlab.layers.lowrank import weight_to_lowrank
 FULL_EQUATION = "cjyx,scj->scyx"
 #: einsum of (depthwise, pointwise_in [r, C, m], pointwise_out [S, r]) into the weight.
 LOWRANK_EQUATION = "cjyx,rcj,sr->scyx"
+#: einsum of (pointwise_in [r, C, m], pointwise_out [S, r]) into one pointwise [S, C, m].
+POINTWISE_EQUATION = "rcj,sr->scj"
 
 
 # -- conversions ------------------------------------------------------------------------------
@@ -157,6 +159,21 @@ class SeparableConv2d(FactorizedConv2d):
             return [first, Stage(self.pointwise.reshape(self.out_channels, c * m, 1, 1))]
         return [first, Stage(self.pointwise_in.reshape(self.rank, c * m, 1, 1)),
                 Stage(self.pointwise_out[:, :, None, None])]
+
+    def _merged_pointwise_stages(self) -> list[Stage]:
+        """The ``merge_pointwise`` path (low-rank pointwise only): the two pointwise factors
+        merged into one 1x1 kernel [S, C m]."""
+        first = self.stages()[0]
+        pw = contract(POINTWISE_EQUATION, self.pointwise_in, self.pointwise_out)
+        return [first, Stage(pw.reshape(self.out_channels, -1, 1, 1))]
+
+    def _stage_paths(self):
+        paths = super()._stage_paths()
+        if self.rank is not None:
+            merge = contraction_plan(POINTWISE_EQUATION, (tuple(self.pointwise_in.shape),
+                                                          tuple(self.pointwise_out.shape)))
+            paths["merge_pointwise"] = (self._merged_pointwise_stages, merge.ops())
+        return paths
 
     def decompose(self, weight: torch.Tensor) -> list[torch.Tensor]:
         return list(conv_weight_to_separable(weight, self.depth_multiplier, self.rank))

@@ -25,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from factorlab.layers.base import (ContractionPlan, Rank, check_mode_pair, check_modes, contract, expand_rank,
-                                   to_tensorly)
-from factorlab.layers.conv import FactorizedConv2d, conv_flops, conv_output_hw
+from factorlab.layers.base import (ContractionPlan, Rank, check_mode_pair, check_modes, contract, contraction_plan,
+                                   expand_rank, to_tensorly)
+from factorlab.layers.conv import FactorizedConv2d, Stage, conv_flops, conv_output_hw
+from factorlab.layers.paths import Candidate, Op
 from factorlab.layers.linear import FactorizedLinear, Symbols, weight_equation
 
 
@@ -285,23 +286,96 @@ class TTConv2d(FactorizedConv2d):
         spatial, cores = conv_weight_to_tt(weight, self.rank, out_modes=self.out_modes, in_modes=self.in_modes)
         return [spatial, *cores]
 
+    # -- candidate paths -------------------------------------------------------------------
     def _channel_plan(self, shape) -> ContractionPlan:
-        """Einsum x [B, c_1..c_d, H, W] x cores -> [B, s_1..s_d, r_0, H, W]."""
+        """``factored``: x [B, c_1..c_d, H, W] x cores -> [B, s_1..s_d, r_0, H, W] (the channel
+        map at the input resolution, before the spatial convolution)."""
         b, c, s, r, _, hw = tt_conv_letters(len(self.in_modes))
         nd = len(self.in_modes)
         eq = ",".join([b + c + hw] + [r[k] + c[k] + s[k] + r[k + 1] for k in range(nd)]) + "->" + b + s + r[0] + hw
         shapes = [(shape[0], *self.in_modes, shape[2], shape[3])] + [tuple(g.shape) for g in self.cores]
         return self._plan(("channels", tuple(shape)), lambda: ContractionPlan(eq, shapes))
 
-    def _factored(self, x: torch.Tensor) -> torch.Tensor:
-        batch, _, h, w = x.shape
-        r0 = self.rank[0]
-        z = self._channel_plan(x.shape)(x.reshape(batch, *self.in_modes, h, w), *self.cores)
-        z = z.reshape(batch * self.out_channels, r0, h, w)
-        y = F.conv2d(z, self.spatial[None], None, self.stride, self.padding, self.dilation)
-        return y.reshape(batch, self.out_channels, *y.shape[2:])
+    def _garipov_plan(self, shape) -> ContractionPlan:
+        """``garipov``: z [B, c_1..c_d, r_0, H', W'] (the input convolved with the spatial core
+        first, at the output resolution) x cores -> [B, s_1..s_d, H', W'] (Garipov et al.
+        2016's order)."""
+        b, c, s, r, _, hw = tt_conv_letters(len(self.in_modes))
+        nd = len(self.in_modes)
+        eq = ",".join([b + c + r[0] + hw] + [r[k] + c[k] + s[k] + r[k + 1] for k in range(nd)]) + "->" + b + s + hw
+        oh, ow = conv_output_hw(shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
+        shapes = [(shape[0], *self.in_modes, self.rank[0], oh, ow)] + [tuple(g.shape) for g in self.cores]
+        return self._plan(("garipov", tuple(shape)), lambda: ContractionPlan(eq, shapes))
 
-    def _factored_flops(self, shape) -> int:
-        hw = conv_output_hw(shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
-        spatial = conv_flops(shape[0] * self.out_channels, self.rank[0], 1, hw, self.kernel_size)
-        return self._channel_plan(shape).cost + spatial
+    def _matrix_equation(self, out: str) -> str:
+        """einsum from the cores to the channel matrix with output subscripts ``out``, a
+        word over "s" (output modes), "r" (r_0) and "c" (input modes)."""
+        _, c, s, r, _, _ = tt_conv_letters(len(self.in_modes))
+        nd = len(self.in_modes)
+        parts = {"s": s, "r": r[0], "c": c}
+        return ",".join(r[k] + c[k] + s[k] + r[k + 1] for k in range(nd)) + "->" + "".join(parts[p] for p in out)
+
+    def _spatial_grouped(self, groups: int) -> torch.Tensor:
+        """The spatial core repeated for a grouped convolution with ``groups`` groups:
+        [groups r_0, 1, kh, kw] (input-side, Garipov's order) ."""
+        return self.spatial[None].expand(groups, *self.spatial.shape).reshape(-1, 1, *self.kernel_size)
+
+    def _grouped_stages(self) -> list[Stage]:
+        """``grouped``: the cores rebuilt into one 1x1 convolution C -> S r_0, then one
+        kh x kw convolution per output channel over its r_0 channels (groups = S)."""
+        m = contract(self._matrix_equation("src"), *self.cores).reshape(self.out_channels * self.rank[0],
+                                                                         self.in_channels, 1, 1)
+        k = self.spatial[None].expand(self.out_channels, *self.spatial.shape).contiguous()
+        return [Stage(m), Stage(k, self.stride, self.padding, self.dilation, groups=self.out_channels)]
+
+    def _garipov_1x1_stages(self) -> list[Stage]:
+        """``garipov_1x1``: the spatial core on every input channel first (groups = C, C ->
+        C r_0), then the cores rebuilt into one 1x1 convolution C r_0 -> S."""
+        m = contract(self._matrix_equation("scr"), *self.cores).reshape(self.out_channels, -1, 1, 1)
+        return [Stage(self._spatial_grouped(self.in_channels).contiguous(), self.stride, self.padding, self.dilation,
+                      groups=self.in_channels), Stage(m)]
+
+    def stages(self) -> list[Stage]:
+        """The partially rebuilt ``grouped`` sequence (the ``factored`` path is an einsum, see
+        :meth:`_extra_candidates`)."""
+        return self._grouped_stages()
+
+    def _stage_paths(self):
+        cores = tuple(tuple(g.shape) for g in self.cores)
+        shapes = tuple(tuple(f.shape) for f in self.factors())
+        spatial = self.spatial.numel()
+        grouped = contraction_plan(self._matrix_equation("src"), cores).ops() + \
+            (Op("copy", 0, spatial + self.out_channels * spatial),)
+        garipov = contraction_plan(self._matrix_equation("scr"), cores).ops() + \
+            (Op("copy", 0, spatial + self.in_channels * spatial),)
+        return {"grouped": (self._grouped_stages, grouped), "garipov_1x1": (self._garipov_1x1_stages, garipov),
+                "dense": (lambda: [Stage(self.dense_weight(), self.stride, self.padding, self.dilation)],
+                          contraction_plan(self.weight_equation(), shapes).ops())}
+
+    def _extra_candidates(self, shape) -> dict[str, Candidate]:
+        batch, _, h, w = shape
+        r0, s_out, c_in = self.rank[0], self.out_channels, self.in_channels
+        oh, ow = conv_output_hw((h, w), self.kernel_size, self.stride, self.padding, self.dilation)
+        channel, garipov = self._channel_plan(shape), self._garipov_plan(shape)
+        geometry = (self.stride, self.padding, self.dilation)
+
+        def factored(x, prep):
+            z = channel.apply(x.reshape(batch, *self.in_modes, h, w), *prep[:-1])
+            y = F.conv2d(z.reshape(batch * s_out, r0, h, w), prep[-1][None], None, *geometry)
+            return y.reshape(batch, s_out, oh, ow)
+
+        def garipov_first(x, prep):
+            z = F.conv2d(x, prep[0], None, *geometry, groups=c_in)
+            return garipov.apply(z.reshape(batch, *self.in_modes, r0, oh, ow), *prep[1:]).reshape(batch, s_out, oh, ow)
+
+        spatial_conv = Op("conv", conv_flops(batch * s_out, r0, 1, (oh, ow), self.kernel_size),
+                          batch * s_out * r0 * h * w + batch * s_out * oh * ow + self.spatial.numel())
+        grouped_conv = Op("conv", conv_flops(batch, c_in, c_in * r0, (oh, ow), self.kernel_size, groups=c_in),
+                          batch * c_in * h * w + batch * c_in * r0 * oh * ow + c_in * self.spatial.numel())
+        return {
+            "factored": Candidate("factored", lambda: (*channel.prepare(*self.cores), self.spatial), factored,
+                                  channel.ops(True), channel.ops(False) + (spatial_conv,)),
+            "garipov": Candidate("garipov", lambda: (self._spatial_grouped(c_in), *garipov.prepare(*self.cores)),
+                                 garipov_first, garipov.ops(True) + (Op("copy", 0, 2 * c_in * self.spatial.numel()),),
+                                 (grouped_conv,) + garipov.ops(False)),
+        }

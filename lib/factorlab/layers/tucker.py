@@ -22,13 +22,18 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from factorlab.layers.base import Rank, check_mode_pair, check_modes, contract, expand_rank, to_tensorly
+from factorlab.layers.base import (Rank, check_mode_pair, check_modes, contract, contraction_plan, expand_rank,
+                                   to_tensorly)
 from factorlab.layers.conv import FactorizedConv2d, Stage
 from factorlab.layers.linear import FactorizedLinear, Symbols, weight_equation
 
 #: einsum of TuckerConv2d's factors (channel_in [q, C], core [p, q, kh, kw], channel_out
 #: [S, p]) into the weight [S, C, kh, kw].
 CONV_EQUATION = "qc,pqyx,sp->scyx"
+#: channel_in [q, C] merged into the core [p, q, kh, kw]: a kernel [p, C, kh, kw].
+MERGE_IN_EQUATION = "qc,pqyx->pcyx"
+#: channel_out [S, p] merged into the core: a kernel [S, q, kh, kw].
+MERGE_OUT_EQUATION = "sp,pqyx->sqyx"
 
 
 # -- conversions ------------------------------------------------------------------------------
@@ -168,6 +173,11 @@ class TuckerLinear(FactorizedLinear):
     def subscripts(self):
         return tucker_subscripts(len(self.out_modes))
 
+    def _sequential_order(self) -> list[int]:
+        """Input factors (last first), the core, then the output factors."""
+        d = len(self.out_modes)
+        return [*range(2 * d + 1, d + 1, -1), 1, *range(2, d + 2)]
+
     def dense_weight(self) -> torch.Tensor:
         return tucker_to_weight(self.core, self.out_factors, self.in_factors)
 
@@ -247,6 +257,25 @@ class TuckerConv2d(FactorizedConv2d):
         return [Stage(self.channel_in[:, :, None, None]),
                 Stage(self.core, self.stride, self.padding, self.dilation),
                 Stage(self.channel_out[:, :, None, None])]
+
+    def _merged_in_stages(self) -> list[Stage]:
+        """The ``merge_in`` path: channel_in merged into the core (a kh x kw convolution
+        C -> p, then a 1x1 p -> S)."""
+        core = contract(MERGE_IN_EQUATION, self.channel_in, self.core)
+        return [Stage(core, self.stride, self.padding, self.dilation), Stage(self.channel_out[:, :, None, None])]
+
+    def _merged_out_stages(self) -> list[Stage]:
+        """The ``merge_out`` path: channel_out merged into the core (a 1x1 C -> q, then a
+        kh x kw convolution q -> S)."""
+        core = contract(MERGE_OUT_EQUATION, self.channel_out, self.core)
+        return [Stage(self.channel_in[:, :, None, None]), Stage(core, self.stride, self.padding, self.dilation)]
+
+    def _stage_paths(self):
+        core = tuple(self.core.shape)
+        merge_in = contraction_plan(MERGE_IN_EQUATION, (tuple(self.channel_in.shape), core))
+        merge_out = contraction_plan(MERGE_OUT_EQUATION, (tuple(self.channel_out.shape), core))
+        return {**super()._stage_paths(), "merge_in": (self._merged_in_stages, merge_in.ops()),
+                "merge_out": (self._merged_out_stages, merge_out.ops())}
 
     def decompose(self, weight: torch.Tensor, *, n_iter_max: int = 100) -> list[torch.Tensor]:
         return list(conv_weight_to_tucker2(weight, self.rank, n_iter_max=n_iter_max))

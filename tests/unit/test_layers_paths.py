@@ -1,0 +1,305 @@
+"""Candidate paths of the factorized layers (factorlab.layers.paths): every path gives the
+dense layer's output and gradients; the choice (measured under ``autotune``, else the cost
+model) is cached per key and inspectable; an eval-mode forward reuses a rebuilt weight until a
+factor changes."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from factorlab import layers
+from factorlab.layers import (CPConv2d, CPLinear, LowRankConv2d, LowRankLinear, SeparableConv2d, TTConv2d, TTLinear,
+                              TuckerConv2d, TuckerLinear)
+from factorlab.layers.base import ContractionPlan, sequential_path
+from factorlab.layers.paths import Machine, Op, is_autotune_enabled, machine, use_machine
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+LINEAR = [
+    ("lowrank", lambda: LowRankLinear(24, 20, 5)), ("cp", lambda: CPLinear(24, 20, 4)),
+    ("cp-d3", lambda: CPLinear(24, 20, 3, d=3)), ("tucker", lambda: TuckerLinear(24, 20, 3)),
+    ("tucker-d3", lambda: TuckerLinear(24, 20, 2, d=3)), ("tt", lambda: TTLinear(24, 20, 3)),
+    ("tt-d3", lambda: TTLinear(24, 20, [3, 4], d=3)),
+]
+GEOMETRIES = [{"padding": 1}, {"stride": (2, 1), "padding": (1, 2), "dilation": (1, 2)}]
+CONV = [
+    ("separable", lambda g: SeparableConv2d(6, 8, 3, **g)),
+    ("separable-lowrank", lambda g: SeparableConv2d(6, 8, 3, **g, rank=3, depth_multiplier=2)),
+    ("lowrank", lambda g: LowRankConv2d(6, 8, 3, **g, rank=3)), ("cp", lambda g: CPConv2d(6, 8, 3, **g, rank=4)),
+    ("tucker", lambda g: TuckerConv2d(6, 8, 3, **g, rank=(3, 2))), ("tt", lambda g: TTConv2d(6, 8, 3, **g, rank=2)),
+    ("tt-d3", lambda g: TTConv2d(8, 12, 3, **g, rank=[2, 3, 2], in_modes=(2, 2, 2), out_modes=(3, 2, 2))),
+]
+#: The paths each convolution family must offer (beyond "factored", "dense" and the _cl twins).
+EXTRA = {"cp": {"depthwise"}, "tucker": {"merge_in", "merge_out"}, "separable-lowrank": {"merge_pointwise"},
+         "tt": {"garipov", "garipov_1x1", "grouped"}, "tt-d3": {"garipov", "garipov_1x1", "grouped"}}
+
+
+def _reference(layer, x):
+    w = layer.dense_weight()
+    if x.dim() == 2:
+        return F.linear(x, w, layer.bias)
+    return F.conv2d(x, w, layer.bias, layer.stride, layer.padding, layer.dilation)
+
+
+def _check_every_path(layer, x):
+    """Each path's output and gradients (input and every parameter) against autograd
+    through the rebuilt dense weight."""
+    x = x.requires_grad_(True)
+    ref = _reference(layer, x)
+    g_out = torch.randn_like(ref)
+    params = list(layer.parameters())
+    ref_grads = torch.autograd.grad(ref, [x, *params], g_out)
+    names = list(layer.candidates(x.shape))
+    assert names[0] == "factored" and "dense" in names
+    for name in names:
+        layer.force_path = name
+        y = layer(x)
+        torch.testing.assert_close(y, ref, msg=lambda m: f"{name}: {m}")
+        grads = torch.autograd.grad(y, [x, *params], g_out)
+        for k, (g, r) in enumerate(zip(grads, ref_grads)):
+            torch.testing.assert_close(g, r, msg=lambda m: f"{name}, gradient {k}: {m}")
+    layer.force_path = None
+    return names
+
+
+@pytest.mark.parametrize("name,make", LINEAR, ids=[c[0] for c in LINEAR])
+@pytest.mark.parametrize("batch", [1, 9])
+def test_every_linear_path_gives_the_dense_output_and_gradients(name, make, batch):
+    torch.manual_seed(0)
+    layer = make()
+    names = _check_every_path(layer, torch.randn(batch, 24))
+    plans = layer._plans_for(batch)
+    assert set(names) == set(plans)
+    assert len({tuple(p.path) for p in plans.values()}) == len(plans)  # no order listed twice
+
+
+@pytest.mark.parametrize("name,make", CONV, ids=[c[0] for c in CONV])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=["s1p1", "aniso"])
+def test_every_conv_path_gives_the_dense_output_and_gradients(name, make, geometry):
+    torch.manual_seed(0)
+    layer = make(geometry)
+    names = _check_every_path(layer, torch.randn(2, layer.in_channels, 9, 8))
+    assert EXTRA.get(name, set()) <= set(names)
+    assert {"factored_cl", "dense_cl"} <= set(names) or name.startswith("tt")
+    assert "dense_cl" in names
+
+
+def test_channels_last_paths_accept_and_return_channels_last():
+    torch.manual_seed(0)
+    layer = TuckerConv2d(6, 8, 3, padding=1, rank=3)
+    x = torch.randn(2, 6, 7, 7).contiguous(memory_format=torch.channels_last)
+    layer.force_path = "factored_cl"
+    y = layer(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, _reference(layer, x))
+    layer.force_path = None
+    layer(x)
+    assert any(k.endswith("channels_last") for k in layer.path_choices())
+
+
+def test_force_path_names_the_valid_paths():
+    layer = CPConv2d(6, 8, 3, rank=2)
+    layer.force_path = "fast"
+    with pytest.raises(ValueError, match=r"force_path must be None or one of \['factored'.*'depthwise'"):
+        layer(torch.randn(1, 6, 5, 5))
+    with pytest.raises(ValueError, match="autotune takes True or False"):
+        layers.autotune("yes")
+
+
+# -- the choice and its cache ----------------------------------------------------------------
+
+def test_autotune_switch_is_global_and_a_context_manager():
+    assert not is_autotune_enabled()
+    with layers.autotune(True):
+        assert is_autotune_enabled()
+        with layers.autotune(False):
+            assert not is_autotune_enabled()
+        assert is_autotune_enabled()
+    assert not is_autotune_enabled()
+    layers.autotune(True)
+    try:
+        assert is_autotune_enabled()
+    finally:
+        layers.autotune(False)
+
+
+def test_autotune_times_every_candidate_once_per_key():
+    torch.manual_seed(0)
+    layer = TTConv2d(8, 12, 3, padding=1, rank=2)
+    x = torch.randn(2, 8, 6, 6)
+    with layers.autotune(True):
+        y = layer(x)
+        (choice,) = layer.path_choices().values()
+        assert choice["how"] == "measured" and set(choice["times_s"]) == set(layer.candidates(x.shape))
+        assert choice["path"] == min(choice["times_s"], key=choice["times_s"].get)
+        times = dict(choice["times_s"])
+        layer(x)  # same key: not timed again
+        assert layer.path_choices()["2x8x6x6 float64 cpu train grad"]["times_s"] == times
+        layer(torch.randn(3, 8, 6, 6))  # a new shape is a new key
+        with torch.no_grad():
+            layer(x)  # no autograd: another key
+        layer.eval()
+        layer(x)  # eval mode: another key
+    assert set(layer.path_choices()) == {"2x8x6x6 float64 cpu train grad", "3x8x6x6 float64 cpu train grad",
+                                         "2x8x6x6 float64 cpu train no_grad", "2x8x6x6 float64 cpu eval grad"}
+    assert all(c["how"] == "measured" for c in layer.path_choices().values())
+    torch.testing.assert_close(y, _reference(layer, x))
+    json.dumps(layer.path_choices())  # JSON-ready for run records
+    layer.clear_path_cache()
+    assert layer.path_choices() == {}
+
+
+def test_per_layer_flag_overrides_the_switch_and_a_model_choice_is_retuned():
+    layer = LowRankLinear(24, 20, 4)
+    x = torch.randn(5, 24)
+    layer(x)
+    (choice,) = layer.path_choices().values()
+    assert choice["how"] == "model" and set(choice["predicted_s"]) == {"factored", "dense"}
+    layer.autotune = True
+    layer(x)
+    assert next(iter(layer.path_choices().values()))["how"] == "measured"
+    other = LowRankLinear(24, 20, 4)
+    other.autotune = False
+    with layers.autotune(True):
+        other(x)
+    assert next(iter(other.path_choices().values()))["how"] == "model"
+
+
+def test_backward_timing_leaves_no_gradient_behind():
+    layer = CPLinear(24, 20, 3)
+    with layers.autotune(True):
+        with torch.no_grad():
+            layer(torch.randn(4, 24))
+        layer(torch.randn(4, 24, requires_grad=True))
+    assert all(p.grad is None for p in layer.parameters())
+
+
+def test_cost_model_follows_the_machine_it_is_given():
+    """Free kernel calls and infinite bandwidth: the cost model is the FLOP rule; a costly call
+    overhead: the path with the fewest calls wins."""
+    layer = TuckerConv2d(16, 16, 3, padding=1, rank=4)
+    shape = (2, 16, 8, 8)
+    flops = layer.path_flops(shape)
+    with use_machine(Machine(peak_flops=1e9, bandwidth=math.inf, overhead_s={})):
+        layer.clear_path_cache()
+        assert layer.path_for(shape) == min(flops, key=flops.get)
+        assert layer.path_choices()["2x16x8x8 float64 cpu train grad"]["how"] == "model"
+    with use_machine(Machine(peak_flops=1e15, bandwidth=1e15, overhead_s={"conv": 1.0, "einsum": 1.0})):
+        layer.clear_path_cache()  # 3 calls each (rebuild: 2 einsums + 1 convolution): the first listed
+        assert layer.path_for(shape) == "factored"
+        layer.clear_path_cache()  # without autograd the rebuilt weight is cached: one call
+        assert layer.path_for(shape, grad=False) == "dense"
+        assert Machine(1.0, 1.0, {"conv": 0.5}, itemsize=1).time([Op("conv", 3, 2)]) == 3.5  # max(3, 2) + 0.5
+
+
+def test_calibrated_machine_is_measured_once_and_plausible():
+    m = machine("cpu", torch.float64)
+    assert m is machine("cpu", torch.float64)
+    assert 1e7 < m.peak_flops < 1e14 and 1e7 < m.bandwidth < 1e13 and m.itemsize == 8
+    assert set(m.overhead_s) == {"einsum", "mm", "conv", "copy"} and all(0 < t < 0.1 for t in m.overhead_s.values())
+
+
+def test_flops_follow_the_gradient_recording_path_in_every_mode():
+    layer = TuckerConv2d(16, 16, 3, padding=1, rank=16)
+    shape = (8, 16, 16, 16)
+    f = layer.flops(shape)
+    layer.eval()
+    with torch.no_grad():
+        assert layer.flops(shape) == f
+    assert f - 8 * 16 * 16 * 16 == layer.path_flops(shape)[layer.path_for(shape, grad=True)]
+
+
+# -- the eval-mode rebuilt-weight cache -------------------------------------------------------
+
+@pytest.mark.parametrize("opt", ["sgd", "adam-foreach", "adam-loop"])
+def test_eval_cache_is_reused_and_invalidated_by_an_optimizer_step(opt):
+    torch.manual_seed(0)
+    layer = TTConv2d(8, 12, 3, padding=1, rank=2)
+    layer.force_path = "dense"
+    x = torch.randn(2, 8, 6, 6)
+    layer.eval()
+    with torch.no_grad():
+        y0 = layer(x)
+        (stamp, (w,)), = layer._prepared.values()
+        layer(x)
+        assert layer._prepared[("dense", "dense")][1][0] is w  # reused, not rebuilt
+    torch.testing.assert_close(y0, _reference(layer, x))
+    optim = {"sgd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+             "adam-foreach": lambda p: torch.optim.Adam(p, lr=0.1, foreach=True),
+             "adam-loop": lambda p: torch.optim.Adam(p, lr=0.1, foreach=False)}[opt](layer.parameters())
+    layer.train()
+    layer(x).square().sum().backward()
+    optim.step()
+    layer.eval()
+    with torch.no_grad():
+        y1 = layer(x)
+    assert not torch.allclose(y1, y0)
+    torch.testing.assert_close(y1, _reference(layer, x))
+
+
+def test_eval_cache_is_invalidated_by_load_state_dict_and_to():
+    torch.manual_seed(0)
+    a, b = CPLinear(24, 20, 3), CPLinear(24, 20, 3)
+    a.force_path = "dense"
+    x = torch.randn(4, 24)
+    with torch.no_grad():
+        a(x)
+        a.load_state_dict(b.state_dict())
+        torch.testing.assert_close(a(x), _reference(b, x))
+        a.float()
+        torch.testing.assert_close(a(x.float()), _reference(b, x).float(), rtol=1e-5, atol=1e-5)
+
+
+def test_eval_layer_with_slow_factored_paths_runs_one_dense_call():
+    """When calls cost more than arithmetic, an eval-mode layer keeps the rebuilt weight and
+    runs one convolution: the prepared part is free, the factored sequence is three calls."""
+    torch.manual_seed(0)
+    layer = TuckerConv2d(16, 16, 3, padding=1, rank=4).eval()
+    x = torch.randn(1, 16, 8, 8)
+    with use_machine(Machine(peak_flops=1e15, bandwidth=1e15, overhead_s={"conv": 1.0, "einsum": 1.0})):
+        with torch.no_grad():
+            y = layer(x)
+    (label, choice), = layer.path_choices().items()
+    assert label == "1x16x8x8 float64 cpu eval no_grad" and choice["path"] == "dense"
+    assert choice["predicted_s"]["dense"] == pytest.approx(1.0, rel=1e-6)
+    torch.testing.assert_close(y, _reference(layer, x))
+
+
+def test_deepcopy_rebuilds_candidates_over_its_own_factors():
+    torch.manual_seed(0)
+    layer = TuckerLinear(24, 20, 3)
+    x = torch.randn(3, 24)
+    layer(x)
+    twin = copy.deepcopy(layer)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.mul_(2)
+    torch.testing.assert_close(twin(x), _reference(twin, x))
+    torch.testing.assert_close(layer(x), _reference(layer, x))
+
+
+# -- contraction plans -----------------------------------------------------------------------
+
+def test_plan_prepare_then_apply_equals_the_whole_contraction():
+    torch.manual_seed(0)
+    eq = "bij,aoic,cpjd->bop"
+    shapes = [(5, 4, 6), (1, 3, 4, 2), (2, 7, 6, 1)]
+    ops = [torch.randn(s) for s in shapes]
+    rebuild = ContractionPlan(eq, shapes, optimize=[(1, 2), (0, 1)])
+    assert len(rebuild.prepare(*ops[1:])) == 1 and len(rebuild.ops(True)) == 1
+    for plan in [ContractionPlan(eq, shapes), rebuild, ContractionPlan(eq, shapes, optimize=sequential_path(3, [1, 2]))]:
+        torch.testing.assert_close(plan.apply(ops[0], *plan.prepare(*ops[1:])), torch.einsum(eq, *ops))
+        assert sum(f for f, _ in plan.step_costs) == plan.cost
+    assert sequential_path(4, [3, 1, 2]) == [(0, 3), (0, 2), (0, 1)]
