@@ -138,7 +138,7 @@ def test_claim_verdicts():
 # --- benchmark frame ---------------------------------------------------------------------------------
 
 def _mtl(method: str | None, seed: int, scale: float) -> dict:
-    cfg = {"seed": seed, **({"weighting": method} if method else {})}
+    cfg = {"seed": seed, "n_train": 20000, "epochs": 10, **({"weighting": method} if method else {})}
     return {"config": cfg, "metrics": {"test_mae": {t: scale for t in NASH11}}}
 
 
@@ -158,7 +158,11 @@ def test_benchmark_frame_pairs_each_run_with_its_seeds_single_task():
     table = rep.benchmark_table(rep.benchmark_summary(f))
     assert len(table) == 3 + len(literature.QM9_MTL_PUBLISHED)
     assert table.source.str.startswith("cited:").sum() == len(literature.QM9_MTL_PUBLISHED)
-    assert "+177.6" in set(table["Δm (%)"])
+    assert "+177.6" in set(table["Δm (%)"]) and set(table.setting[:3]) == {""}
+    assert table.setting.iloc[-1] == "MPNN (Gilmer et al.) + set2set, 110,000 train, 300 epochs (plateau)"
+    cfg = {"model": "gine", "model_kwargs": {"layers": 4, "hidden": 64}, "n_train": 20000, "epochs": 10,
+           "schedule": "cosine"}
+    assert rep.our_setting([{"config": cfg}]) == "GINE 4x64, 20,000 train, 10 epochs (cosine)"
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -196,6 +200,7 @@ def test_glue_values_with_and_without_pair_records():
     assert v["claim_verdict"].startswith("not measured") and math.isnan(v["rho_encoder_swap"])
     assert v["swap_tasks"] == 19 and v["dm_equal"] == pytest.approx(100) and v["dm_famo"] == pytest.approx(20)
     assert v["dm_uncertainty_seeds"] == 0 and v["pub_best_method"] == "GO4Align" and v["pub_equal"] == 177.6
+    assert (v["our_n_train"], v["our_epochs"], v["pub_n_train"], v["pub_epochs"]) == ("20,000", 10, "110,000", 300)
     g = _gains(0, NASH11)
     v = rep.glue_values("smoke", rel, _pair_records(g, {t: 1.0 for t in NASH11}), n_boot=50, **args)
     assert v["pairs_measured"] == 1 and v["claim_verdict"].split(":")[0] in {"supported", "not supported",

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from factorlab import plots
-from factorlab.literature import QM9_MTL_BENCHMARK_SETTING, QM9_MTL_PUBLISHED
+from factorlab.literature import QM9_MTL_BENCHMARK_BUDGET, QM9_MTL_PUBLISHED
 from factorlab.mtl import delta_m
 from factorlab.mtl.relatedness import Relatedness
 
@@ -53,12 +53,13 @@ MEASURES: dict[str, tuple[str, str]] = {
     "dcor_residual": ("distance corr., residual", "id"),
     "gradient_cosine": ("gradient cosine", "id"),
     "tag_affinity": ("TAG lookahead affinity", "id"),
-    "encoder_swap": ("encoder swap (−MAE ratio)", "neg"),
+    "encoder_swap": ("encoder swap (−ratio)", "neg"),
 }
 #: Which training each measure needs (for its cost).
 NEEDS = {"gradient_cosine": "hard", "tag_affinity": "hard", "encoder_swap": "single"}
-#: Bootstrap draws and the generator's seed.
+#: Bootstrap draws, the generator's seed and the interval's level (%).
 N_BOOT = 2000
+CI_LEVEL = 95
 BOOT_SEED = 0
 #: |Pearson| below this counts as "uncorrelated" in the test of the journal's claim.
 UNCORRELATED = 0.3
@@ -239,7 +240,8 @@ def rank_correlation(measure: pd.DataFrame, gains: pd.DataFrame, n_boot: int = N
         r = spearman(*flat([entries[k] for k in pick]))
         if r == r:
             draws.append(r)
-    lo, hi = (np.percentile(draws, [2.5, 97.5]).tolist() if draws else [math.nan, math.nan])
+    tail = (100 - CI_LEVEL) / 2
+    lo, hi = (np.percentile(draws, [tail, 100 - tail]).tolist() if draws else [math.nan, math.nan])
     return {"rho": rho, "lo": float(lo), "hi": float(hi), "pairs": len(entries)}
 
 
@@ -366,21 +368,22 @@ def measures_figure(matrices: Mapping[str, Mapping[int, pd.DataFrame]]):
     names = list(matrices)
     cols = 3
     rows = max(1, math.ceil(len(names) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(plots.FULL_WIDTH, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(plots.FULL_WIDTH, 2.4 * rows), squeeze=False)
     order = None
     for ax, name in zip(axes.flat, names):
         m = orient(name, mean_matrix(matrices[name]))
         m = m.mask(np.eye(len(m), dtype=bool))
         order = order or cluster_order(m)
         sns.heatmap(m.loc[order, order], cmap="viridis", ax=ax, square=True, cbar=True,
-                    xticklabels=True, yticklabels=True)
-        ax.set_title(MEASURES[name][0], fontsize="small")
-        ax.tick_params(labelsize=5)
+                    xticklabels=True, yticklabels=True, cbar_kws={"shrink": 0.8})
+        ax.set_title(MEASURES[name][0], fontsize="x-small", pad=3)
+        ax.tick_params(labelsize=4.5)
+        ax.figure.axes[-1].tick_params(labelsize=6)  # the colorbar just drawn
         ax.set_xlabel("")
         ax.set_ylabel("")
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    fig.tight_layout()
+    fig.tight_layout(w_pad=0.4, h_pad=0.6)
     return fig
 
 
@@ -452,20 +455,37 @@ def benchmark_summary(frame: pd.DataFrame) -> pd.DataFrame:
 OUR_LABELS = {"equal": "equal weighting (LS)", "uncertainty": "uncertainty weighting (UW)", "famo": "FAMO"}
 
 
-def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Our Δm (mean ± SE, measured) beside the published ones (cited, with where each was
-    verified): method, Δm (%), source, setting."""
+def our_setting(records: list[dict]) -> str:
+    """A one-line description of the benchmark-frame runs' budget, from their first config
+    (model, layers x width, training molecules, epochs, schedule); "" without records."""
+    if not records:
+        return ""
+    c = records[0]["config"]
+    n = f"{c['n_train']:,}" if c.get("n_train") else "all"
+    return (f"{c['model'].upper()} {c['model_kwargs']['layers']}x{c['model_kwargs']['hidden']}, {n} train, "
+            f"{c['epochs']} epochs ({c['schedule']})")
+
+
+def published_setting() -> str:
+    """The published benchmark's budget in the form of :func:`our_setting` (cited)."""
+    b = QM9_MTL_BENCHMARK_BUDGET
+    return f"MPNN (Gilmer et al.) + set2set, {b['n_train']:,} train, {b['epochs']} epochs (plateau)"
+
+
+def benchmark_table(summary: pd.DataFrame, setting: str = "") -> pd.DataFrame:
+    """Our Δm (mean ± SE, measured, budget ``setting``: :func:`our_setting`) beside the
+    published ones (cited, with whether each was verified): method, Δm (%), source, setting."""
     ours = pd.DataFrame({
         "method": summary.method.map(OUR_LABELS),
         "Δm (%)": [f"{m:+.1f}" + ("" if s != s else f" ± {s:.1f}") for m, s in zip(summary["mean"], summary.se)],
         "source": [f"measured here, {n} seed(s)" for n in summary.seeds],
-        "setting": QM9_MTL_BENCHMARK_SETTING["ours"]})
+        "setting": setting})
     cited = pd.DataFrame({
         "method": [r["method"] for r in QM9_MTL_PUBLISHED],
         "Δm (%)": [f"{r['delta_m_pct']:+.1f}" for r in QM9_MTL_PUBLISHED],
         "source": [f"cited: {r['cite']}" + (" (verified)" if r["verified"] else " (not verified)")
                    for r in QM9_MTL_PUBLISHED],
-        "setting": QM9_MTL_BENCHMARK_SETTING["model"] + "; " + QM9_MTL_BENCHMARK_SETTING["training"]})
+        "setting": published_setting()})
     return pd.concat([ours, cited], ignore_index=True)
 
 
@@ -475,13 +495,15 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
                 equal_records: list[dict], stl_records: list[dict], task_set: str = "nash11",
                 n_boot: int = N_BOOT) -> dict:
     """Every value the chapter glues, by name: the set-up (``profile``, run counts, ``n_tasks``,
-    ``seeds``), per measure ``cost_<m>`` (s) and ``rho_<m>``/``lo_<m>``/``hi_<m>`` (NaN while the
+    ``seeds``, the interval's level ``ci`` in %, ``n_boot``, the claim's threshold
+    ``uncorrelated`` and sentence ``journal_claim``), per measure ``cost_<m>`` (s) and ``rho_<m>``/``lo_<m>``/``hi_<m>`` (NaN while the
     gains are missing), ``best_measure`` (label of the highest ρ, or "not measured"),
     ``pairs_measured`` (seeds with every pair), ``pair_cost_s``, the claim's ``claim_verdict``
     and numbers (``claim_*``), ``swap_tasks`` (size of the all-target encoder-swap table), and
     the benchmark frame ``dm_<method>``/``dm_<method>_se``/``dm_<method>_seeds``, plus the
     published ``pub_equal``, ``pub_uw``, ``pub_famo``, ``pub_best`` (lowest cited Δm) and
-    ``pub_best_method``."""
+    ``pub_best_method``; the two budgets ``our_n_train``/``our_epochs`` (from the benchmark-frame
+    records) and ``pub_n_train``/``pub_epochs`` (cited)."""
     from factorlab.experiments.qm9_common import task_set as targets_of
 
     tasks = targets_of(task_set)
@@ -492,7 +514,8 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     v: dict = {"profile": profile, "n_rel_runs": len(rel_records), "n_tasks": len(tasks),
                "seeds": ", ".join(str(s) for s in sorted({r["config"]["seed"] for r in rel_records})),
                "pairs_measured": len(gains), "n_pairs": len(tasks) * (len(tasks) - 1) // 2,
-               "pair_cost_s": pair_gain_cost_s(pair_records, tasks), "n_measures": len(matrices)}
+               "pair_cost_s": pair_gain_cost_s(pair_records, tasks), "n_measures": len(matrices),
+               "ci": CI_LEVEL, "n_boot": n_boot, "uncorrelated": UNCORRELATED, "journal_claim": JOURNAL_CLAIM}
     for _, r in pred.iterrows():
         v.update({f"cost_{r.measure}": r.total_s, f"rho_{r.measure}": r.rho, f"lo_{r.measure}": r.lo,
                   f"hi_{r.measure}": r.hi})
@@ -513,6 +536,10 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
         v[f"dm_{method}_seeds"] = int(row.seeds.iloc[0]) if len(row) else 0
     pub = {r["method"]: r["delta_m_pct"] for r in QM9_MTL_PUBLISHED}
     v.update(pub_equal=pub["equal weighting (LS)"], pub_uw=pub["uncertainty weighting (UW)"], pub_famo=pub["FAMO"])
+    runs = weighting_records + equal_records
+    cfg = runs[0]["config"] if runs else {}
+    v.update(our_n_train=f"{cfg['n_train']:,}" if cfg.get("n_train") else "all", our_epochs=cfg.get("epochs", 0),
+             pub_n_train=f"{QM9_MTL_BENCHMARK_BUDGET['n_train']:,}", pub_epochs=QM9_MTL_BENCHMARK_BUDGET["epochs"])
     best = min(QM9_MTL_PUBLISHED, key=lambda r: r["delta_m_pct"])
     v.update(pub_best=best["delta_m_pct"], pub_best_method=best["method"])
     return v
