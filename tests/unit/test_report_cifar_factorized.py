@@ -173,7 +173,10 @@ def test_smoke_records(smoke):
     fig = report.accuracy_figure(report.runs_frame(base), f, fm, base[0]["config"]["dataset_variant"])
     assert len(fig.axes) == 2 and fig.axes[0].get_ylabel().endswith(", lossy)")
     fig = report.long_figure(long)
-    assert len(fig.axes[0].lines) == 2 * len(long)
+    assert len(fig.axes[0].lines) == 2 * len(long) + 2  # train and test per run, two empty style keys
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]  # one legend under the axes
+    assert len(labels) == len(long) + 2 and labels[-2:] == ["training loss (clean)", "test loss"]
+    assert fig.axes[0].get_legend() is None
     from factorlab.literature import CIFAR_PUBLISHED
 
     published = report.published_table()

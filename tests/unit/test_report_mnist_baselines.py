@@ -138,7 +138,11 @@ def test_accuracy_figure_has_an_accuracy_and_a_loss_panel_per_net():
     assert len(fig.axes) == 6  # 2 rows (test accuracy, training loss) x 3 nets
     assert [ax.get_title() for ax in fig.axes[:3]] == list(report.NET_LABEL.values())
     assert fig.axes[3].get_yscale() == "log" and fig.axes[0].get_ylabel() == "test accuracy (%)"
-    assert len(fig.axes[0].get_legend().get_texts()) == 2  # the MLP's two variants
+    # one legend under each net's column, with that net's variants (the MLP has two)
+    assert [ax.get_legend() for ax in fig.axes] == [None] * 6 and len(fig.legends) == 3
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert [" ".join(t.split()) for t in texts] == ["SGD, no weight decay (journal)", "SGD, L2 5e-4"]
+    assert "\n" in texts[0]  # wrapped to the column's width
     plt.close(fig)
 
 

@@ -113,5 +113,5 @@ def test_figure():
 
     fig = report.figure([_hand_record()])
     assert len(fig.axes) == 2 and fig.axes[0].get_ylim() == pytest.approx((88.0, 100.0))
-    assert fig.axes[1].get_xlabel() == "FLOP-predicted speedup of the layer"
+    assert fig.axes[1].get_xlabel() == "speedup of the layer\npredicted by FLOPs"
     plt.close(fig)

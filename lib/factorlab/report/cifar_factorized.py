@@ -96,8 +96,8 @@ def accuracy_figure(b: pd.DataFrame, f: pd.DataFrame, fm: pd.DataFrame, dataset_
         plots.log_axis(ax, "x", counts=(x == "params"), subs=(1.0,) if x == "params" else (1.0, 2.0, 5.0))
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel(f"test accuracy (%, {dataset_variant}, lossy)" if dataset_variant else "test accuracy (%)")
-    axes[1].legend(fontsize="xx-small", bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
+    plots.legend_below(fig, axes[1], ncol=2)
     return fig
 
 
@@ -182,20 +182,22 @@ def init_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def long_figure(long: list[dict]):
-    """Clean training loss (solid) and test loss (dashed) per epoch of each ``cifar_long`` run.
-    Returns the Figure."""
+    """Clean training loss (solid) and test loss (dashed) per epoch of each ``cifar_long`` run
+    (colour: variant; legend under the axes). Returns the Figure."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH * 0.7, 3.4))
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH * 0.8, 3.4))
     for color, r in zip(sns.color_palette("colorblind", len(long)), long):
         h, lab = r["history"], variant_label(r["config"])
-        ax.plot(h["epoch"], h["train_eval_loss"], "-", color=color, label=f"{lab}: train")
-        ax.plot(h["epoch"], h["test_loss"], "--", color=color, label=f"{lab}: test")
+        ax.plot(h["epoch"], h["train_eval_loss"], "-", color=color, label=lab)
+        ax.plot(h["epoch"], h["test_loss"], "--", color=color)
+    ax.plot([], [], "-", color="0.3", label="training loss (clean)")
+    ax.plot([], [], "--", color="0.3", label="test loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy")
-    ax.legend(fontsize="xx-small")
     fig.tight_layout()
+    plots.legend_below(fig, ax, ncol=2)
     return fig
 
 

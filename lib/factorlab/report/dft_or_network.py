@@ -165,7 +165,7 @@ def accuracy_figure(per_mol: pd.DataFrame):
     ax.set_xticks(range(1, 10))
     ax.set_xlabel("heavy atoms")
     ax.set_ylabel("median over targets of\n|error| / chemical accuracy")
-    ax.legend(fontsize="x-small")
+    ax.legend()
     fig.tight_layout()
     return fig
 
@@ -204,7 +204,7 @@ def time_figure(mols: pd.DataFrame, net_records: list[dict]):
     ax.set_xlabel("heavy atoms")
     ax.set_ylabel("seconds per molecule (one CPU thread)")
     ax.set_xticks(range(1, 10))
-    ax.legend(fontsize="x-small", loc="center right")
+    ax.legend(loc="center right")
     fig.tight_layout()
     return fig
 
@@ -274,7 +274,7 @@ def speed_error_figure(pts: pd.DataFrame):
     ax.set_yscale("log")
     ax.set_xlabel("seconds per molecule (one CPU thread)")
     ax.set_ylabel("error / chemical accuracy")
-    ax.legend(fontsize="x-small", loc="center", ncol=1)
+    ax.legend(loc="center", ncol=1)
     fig.tight_layout()
     return fig
 

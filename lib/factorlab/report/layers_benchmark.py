@@ -72,8 +72,8 @@ def figure(record: dict):
         ax.set_xlabel("predicted: FLOPs ours / dense")
         ax.set_ylabel("measured: time ours / dense")
         ax.set_title(f"{kind} layers")
-    axes[1].legend(fontsize="x-small", bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
+    plots.legend_below(fig, axes[1], ncol=4)
     return fig
 
 

@@ -111,12 +111,13 @@ def accuracy_figure(records: list[dict]):
             sns.lineplot(data=data, x="epoch", y=y, hue="variant", marker="o", markersize=3,
                          errorbar="sd", ax=ax, legend=row == 0)
             if row == 1:
-                ax.set_yscale("log")
+                plots.log_axis_auto(ax, "y")
             if col:
                 ax.set_ylabel("")
-        axes[0, col].set_title(net, fontsize="small")
-        axes[0, col].legend(fontsize="xx-small", title=None)
+        axes[0, col].set_title(net)
     fig.tight_layout()
+    for col in range(len(nets)):  # each net's variants under its column
+        plots.legend_below(fig, axes[0, col], ncol=1, under=[axes[1, col]])
     return fig
 
 

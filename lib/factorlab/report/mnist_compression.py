@@ -64,29 +64,30 @@ def figure(records: list[dict]):
     import matplotlib.pyplot as plt
 
     g, base = summary_frame(records), baseline_accuracy(records)
-    fig, axes = plt.subplots(1, 2, figsize=(plots.FULL_WIDTH, 3.6))
-    for method, m in g.groupby("method"):
+    fig, axes = plt.subplots(1, 2, figsize=(plots.FULL_WIDTH, 3.8))
+    for k, (method, m) in enumerate(g.groupby("method")):
         m = m.sort_values("compression")
         axes[0].plot(m.compression, m.acc_decomposed, "o--", label=f"{method}, as decomposed")
         axes[0].plot(m.compression, m.acc_finetuned, "o-", label=f"{method}, fine-tuned",
                      color=axes[0].lines[-1].get_color())
         axes[1].plot(m.flop_speedup, m.layer_speedup, "o-", label=method)
         for _, r in m.iterrows():
-            axes[1].annotate(f"r={r['rank']}", (r.flop_speedup, r.layer_speedup), fontsize=7, xytext=(3, 2),
-                             textcoords="offset points")
+            axes[1].annotate(f"r={r['rank']}", (r.flop_speedup, r.layer_speedup), fontsize=plots.SMALL,
+                             xytext=(-2, 4) if k % 2 else (2, -4), ha="right" if k % 2 else "left",
+                             va="bottom" if k % 2 else "top", textcoords="offset points")  # methods' ranks apart
     axes[0].axhline(base, color="k", lw=1, label="trained dense network")
     plots.log_axis(axes[0], "x", counts=False)
-    axes[0].set_xlabel("compression of the layer (dense params / factorized)")
+    axes[0].set_xlabel("compression of the layer\n(dense params / factorized)")
     axes[0].set_ylabel("test accuracy (%)")
     axes[0].set_ylim(max(0, min(g.acc_decomposed.min(), base) - 2), 100)
-    axes[0].legend(fontsize="x-small")
+    axes[0].legend()
     lim = [0.5, max(g.flop_speedup.max(), g.layer_speedup.max()) * 1.3]
     axes[1].plot(lim, lim, color="0.6", lw=1, ls=":", label="measured = predicted")
     plots.log_axis(axes[1], "x", counts=False)
     plots.log_axis(axes[1], "y", counts=False)
-    axes[1].set_xlabel("FLOP-predicted speedup of the layer")
+    axes[1].set_xlabel("speedup of the layer\npredicted by FLOPs")
     axes[1].set_ylabel("measured speedup of the layer")
-    axes[1].legend(fontsize="x-small")
+    axes[1].legend()
     fig.tight_layout()
     return fig
 

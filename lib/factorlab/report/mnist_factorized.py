@@ -60,7 +60,8 @@ def reference_accuracy(records: list[dict]) -> dict[str, float]:
 
 def accuracy_figure(records: list[dict]):
     """Figure of ``mnist_factorized``: accuracy against parameters, one panel per net; dots
-    are factorized networks (colour: family, annotated with c), the black line the narrower
+    are factorized networks (colour: family; each compression c labelled once, beside its most
+    accurate point, since the families' points of one c lie close together), the black line the narrower
     dense networks, the grey band the full dense network ± :data:`TOLERANCE`, the dashed
     line the Pareto frontier of all points."""
     import matplotlib.pyplot as plt
@@ -78,9 +79,10 @@ def accuracy_figure(records: list[dict]):
             f = m[m.family == fam]
             if len(f):
                 ax.scatter(f["params"], f["acc"], color=palette[fam], s=30, label=fam, zorder=3)
-                for _, row in f.iterrows():
-                    ax.annotate(f"{row.compression:g}×", (row.params, row.acc), fontsize=7, xytext=(3, 2),
-                                textcoords="offset points")
+        for c, f in m[m.family != "dense"].groupby("compression"):
+            top = f.loc[f["acc"].idxmax()]
+            ax.annotate(f"{c:g}×", (top.params, top.acc), fontsize=plots.SMALL, xytext=(0, 5),
+                        textcoords="offset points", ha="center", va="bottom")
         front = pareto_front(m, "params", "acc")
         ax.step(front["params"], front["acc"], "--", where="post", color="0.3", lw=1, label="Pareto frontier")
         plots.log_axis(ax, "x")
@@ -89,8 +91,8 @@ def accuracy_figure(records: list[dict]):
         ax.set_title(NET_TITLE[net])
         lo = max(m["acc"].min() - 1, reference[net] - 15)
         ax.set_ylim(lo, min(100, reference[net] + 1))
-    axes[0].legend(fontsize="x-small", loc="lower right")
-    axes[1].legend(fontsize="x-small", loc="upper left")
+    axes[0].legend(loc="lower right")
+    axes[1].legend(loc="upper left")
     fig.tight_layout()
     return fig
 

@@ -82,7 +82,7 @@ def change_figure(res: pd.DataFrame):
     ax.set_yscale("symlog", linthresh=20)  # linear within ±20 %, logarithmic beyond (one target is far out)
     ax.set_xticks(np.arange(len(TARGET_ORDER)), TARGET_ORDER, rotation=45, ha="right")
     ax.set_ylabel("MAE change vs single-task (%)")
-    ax.legend(fontsize="x-small")
+    ax.legend()
     fig.tight_layout()
     return fig
 

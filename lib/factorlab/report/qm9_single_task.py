@@ -126,7 +126,7 @@ def ratio_figure(g: pd.DataFrame, profile: str):
     ax.set_yscale("log")
     ax.set_xticks(x, r.target, rotation=45, ha="right")
     ax.set_ylabel("test MAE / chemical accuracy")
-    ax.legend(fontsize="x-small")
+    ax.legend()
     fig.tight_layout()
     return fig
 
@@ -147,7 +147,6 @@ def correlation_figure(corr: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH * 0.75, plots.FULL_WIDTH * 0.62))
     sns.heatmap(corr, cmap="viridis", vmin=0, vmax=1, square=True, ax=ax,
                 cbar_kws={"label": "|Pearson r| (training split)"})
-    ax.tick_params(labelsize=7)
     fig.tight_layout()
     return fig
 

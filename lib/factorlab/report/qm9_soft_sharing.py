@@ -438,11 +438,11 @@ def _lam_axis(ax, pos: dict, with_cs: bool = False) -> None:
     ticks = [pos[0.0]] + fin + [pos[math.inf]] + ([pos["cross-stitch"]] if with_cs else [])
     labels = ["0\nsingle-task"] + [f"$10^{{{round(math.log10(x))}}}$" if math.log10(x) == round(math.log10(x))
                                    else f"{x:g}" for x in fin] + ["∞\nhard"] + (["cross-\nstitch"] if with_cs else [])
-    ax.set_xticks(ticks, labels, fontsize="small")
+    ax.set_xticks(ticks, labels, fontsize=plots.SMALL)
     ax.minorticks_off()
     gap = 10 ** (ENDPOINT_GAP / 2)
     for x in ([fin[0] / gap, fin[-1] * gap] if fin else []):
-        ax.text(x, 0.0, "//", transform=ax.get_xaxis_transform(), ha="center", va="center", fontsize="small",
+        ax.text(x, 0.0, "//", transform=ax.get_xaxis_transform(), ha="center", va="center", fontsize=plots.SMALL,
                 clip_on=False, bbox={"fc": "white", "ec": "none", "pad": 0.5})
     if with_cs:
         ax.axvline(math.sqrt(pos[math.inf] * pos["cross-stitch"]), color="0.6", lw=0.8, ls=":")
@@ -494,7 +494,7 @@ def lambda_path_figure(f: pd.DataFrame):
     ax.axhline(0, color="k", lw=0.8)
     _lam_axis(ax, pos)
     ax.set_ylabel("Δm vs single-task (%)")
-    ax.legend(fontsize="x-small", loc="best")
+    ax.legend(loc="best")
     fig.tight_layout()
     return fig
 
@@ -536,8 +536,8 @@ def target_curves_figure(t: pd.DataFrame):
         _symlog_y(ax)
         _lam_axis(ax, pos, with_cs=True)
         ax.set_xlabel("λ")
-        ax.set_title(TASK_SETS[ts], fontsize="small")
-        ax.legend(fontsize="xx-small", ncol=2 if len(targets) > 6 else 1, loc="best")
+        ax.set_title(TASK_SETS[ts])
+        ax.legend(fontsize=plots.SMALL, ncol=2 if len(targets) > 6 else 1, loc="best")
     axes[0][0].set_ylabel("test MAE vs λ = 0 (%)")
     fig.tight_layout()
     return fig
@@ -568,12 +568,12 @@ def distance_figure(d: pd.DataFrame):
         plots.log_axis(ax, "y", counts=False)
         _lam_axis(ax, pos, with_cs=True)
         ax.text(pos[math.inf], 0.5, "0 by\nconstruction", transform=ax.get_xaxis_transform(), ha="center",
-                va="center", fontsize="x-small", color="0.4", rotation=90)
+                va="center", fontsize=plots.SMALL, color="0.4", rotation=90)
         ax.set_xlabel("λ")
-        ax.set_title(TASK_SETS[ts], fontsize="small")
+        ax.set_title(TASK_SETS[ts])
     axes[0][0].set_ylabel("‖θ_i − θ_j‖ / ‖θ‖ after training")
-    axes[0][-1].legend(fontsize="xx-small", bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
+    plots.legend_below(fig, axes[0][-1], ncol=4)
     return fig
 
 
