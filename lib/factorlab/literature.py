@@ -232,8 +232,9 @@ _NAVON_HOW = ("read in a Markdown extraction of the ICML paper (search-index fil
               "identically")
 _NTK_WHERE = ("Qin et al. 2025 (NTKMTL), appendix Table 6, upper row of the method: the value 'taken from "
               "its original paper' on the original benchmark settings")
-_NTK_HOW = ("read in a text extraction of the NTKMTL paper (search-index file id 53393950822); the "
-            "method's own paper was not read")
+_NTK_HOW = ("read in two independent text extractions of the NTKMTL paper (search-index file ids "
+            "68817490608, whose HTML table is cleanly aligned, and 53393950822, whose cells are shifted but "
+            "hold the same values); the method's own paper was not read")
 
 #: Published Δm (%) on the QM9 benchmark (:data:`QM9_MTL_BENCHMARK_SETTING`), one dict per
 #: method: ``method``, ``delta_m_pct``, ``pm`` (the ± printed beside it, or None; Navon et al. do

@@ -90,6 +90,14 @@ def test_rank_correlation_is_one_for_the_gains_themselves_and_its_bootstrap_is_s
         rep.rank_correlation(g, g, n_boot=0)
 
 
+def test_noise_ceiling_compares_seeds_pairwise():
+    g = _gains()
+    assert math.isnan(rep.noise_ceiling({0: g})["rho"]) and rep.noise_ceiling(None)["seed_pairs"] == 0
+    c = rep.noise_ceiling({0: g, 1: g, 2: -g})
+    assert c["seed_pairs"] == 3 and c["hi"] == pytest.approx(1.0) and c["lo"] == pytest.approx(-1.0)
+    assert c["rho"] == pytest.approx(-1 / 3)
+
+
 # --- gains from pair records ----------------------------------------------------------------------
 
 def _pair_records(g: pd.DataFrame, single: dict[str, float], seed=0, drop=None) -> list[dict]:

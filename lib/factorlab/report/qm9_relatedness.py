@@ -245,6 +245,25 @@ def rank_correlation(measure: pd.DataFrame, gains: pd.DataFrame, n_boot: int = N
     return {"rho": rho, "lo": float(lo), "hi": float(hi), "pairs": len(entries)}
 
 
+def noise_ceiling(gains: Mapping[int, pd.DataFrame] | None) -> dict:
+    """How well one seed's pair gains predict another's: the mean over pairs of seeds of the
+    Spearman ρ of their gain matrices (off-diagonal entries), with the smallest and largest
+    (``{"rho", "lo", "hi", "seed_pairs"}``; NaN with fewer than two seeds). No measure can
+    predict the seed-mean gains much better than this."""
+    seeds = sorted(gains or {})
+    rhos = []
+    for a in range(len(seeds)):
+        for b in range(a + 1, len(seeds)):
+            ga, gb = gains[seeds[a]], gains[seeds[b]]
+            off = ~np.eye(len(ga), dtype=bool)
+            x, y = ga.to_numpy(float)[off], gb.reindex(index=ga.index, columns=ga.columns).to_numpy(float)[off]
+            keep = np.isfinite(x) & np.isfinite(y)
+            rhos.append(spearman(x[keep], y[keep]))
+    if not rhos:
+        return {"rho": math.nan, "lo": math.nan, "hi": math.nan, "seed_pairs": 0}
+    return {"rho": float(np.mean(rhos)), "lo": float(np.min(rhos)), "hi": float(np.max(rhos)), "seed_pairs": len(rhos)}
+
+
 def prediction_frame(matrices: Mapping[str, Mapping[int, pd.DataFrame]], gains: Mapping[int, pd.DataFrame] | None,
                      costs: pd.DataFrame, n_boot: int = N_BOOT) -> pd.DataFrame:
     """Per measure: its cost (``total_s``) and Spearman ρ with the seed-mean gains, with the
@@ -498,7 +517,8 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     ``seeds``, the interval's level ``ci`` in %, ``n_boot``, the claim's threshold
     ``uncorrelated`` and sentence ``journal_claim``), per measure ``cost_<m>`` (s) and ``rho_<m>``/``lo_<m>``/``hi_<m>`` (NaN while the
     gains are missing), ``best_measure`` (label of the highest ρ, or "not measured"),
-    ``pairs_measured`` (seeds with every pair), ``pair_cost_s``, the claim's ``claim_verdict``
+    ``pairs_measured`` (seeds with every pair), ``pair_cost_s``, the seed-to-seed noise ceiling
+    ``ceiling_rho``/``ceiling_lo``/``ceiling_hi``/``ceiling_seed_pairs`` (:func:`noise_ceiling`), the claim's ``claim_verdict``
     and numbers (``claim_*``), ``swap_tasks`` (size of the all-target encoder-swap table), and
     the benchmark frame ``dm_<method>``/``dm_<method>_se``/``dm_<method>_seeds``, plus the
     published ``pub_equal``, ``pub_uw``, ``pub_famo``, ``pub_best`` (lowest cited Δm) and
@@ -521,6 +541,9 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
                   f"hi_{r.measure}": r.hi})
     ok = pred[pred.rho == pred.rho]
     v["best_measure"] = ok.loc[ok.rho.idxmax(), "label"] if len(ok) else "not measured"
+    ceiling = noise_ceiling(gains)
+    v.update(ceiling_rho=ceiling["rho"], ceiling_lo=ceiling["lo"], ceiling_hi=ceiling["hi"],
+             ceiling_seed_pairs=ceiling["seed_pairs"])
     label = mean_matrix(matrices[CLAIM_MEASURE]) if CLAIM_MEASURE in matrices else None
     claim = uncorrelated_claim(label, gains, n_boot)
     v["claim_verdict"] = claim["verdict"]
