@@ -29,6 +29,8 @@ from factorlab import plots
 from factorlab.mtl.grouping import Partition, grouping_delta_m, predicted_gains, seed_agreement
 from factorlab.report.provenance import devices_of, profile_of
 
+#: The width (in networks) over which :func:`curve_figure` spreads its lines around each k.
+JITTER = 0.3
 #: The label of each search in tables and legends.
 SEARCH_LABELS = {"exact": "best partition", "cluster": "clustering"}
 
@@ -203,25 +205,29 @@ def noise_ceiling(pair_records: list[dict]) -> dict:
 
 def curve_figure(summary: pd.DataFrame):
     """Δm (%) against the number of networks: one line per source (solid: best partition,
-    dashed: clustering), error bars ± one standard error over seeds; single-task at k = T and
-    the zero line for reference."""
+    dashed: clustering), error bars ± one standard error over seeds, the lines spread over
+    :data:`JITTER` networks around each k so that equal partitions do not hide each other;
+    single-task at k = T and the zero line for reference."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     sources = [s for s in summary.source.unique() if s != "single-task"]
     colours = dict(zip(sources, sns.color_palette("colorblind", max(len(sources), 1))))
-    for source in sources:
-        for search, style in (("exact", "-"), ("cluster", "--")):
-            g = summary[(summary.source == source) & (summary.search == search)].sort_values("k")
-            if g.empty:
-                continue
-            ax.errorbar(g.k, g.dm, yerr=g.dm_se.fillna(0.0), ls=style, marker="o", capsize=2,
-                        color=colours.get(source), label=f"{source}, {SEARCH_LABELS[search]}")
+    lines = [(source, search) for source in sources for search in ("exact", "cluster")]
+    for n, (source, search) in enumerate(lines):
+        g = summary[(summary.source == source) & (summary.search == search)].sort_values("k")
+        if g.empty:
+            continue
+        shift = JITTER * (n - (len(lines) - 1) / 2) / max(len(lines) - 1, 1)  # side by side, not on top
+        ax.errorbar(g.k + shift, g.dm, yerr=g.dm_se.fillna(0.0), ls="-" if search == "exact" else "--",
+                    marker="o" if search == "exact" else "s", ms=4, capsize=2, color=colours.get(source),
+                    label=f"{source}, {SEARCH_LABELS[search]}")
     single = summary[summary.source == "single-task"]
     if not single.empty:
         ax.plot(single.k, single.dm, "k*", ms=10, label="single-task")
     ax.axhline(0.0, color="grey", lw=0.8)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_xlabel("networks (k)")
     ax.set_ylabel("Δm against single-task (%)")
     fig.tight_layout()
