@@ -34,7 +34,7 @@ def test_pairs_config_rejects_bad_targets():
     for bad in (["alpha", "mu"], ["mu"], ["mu", "gap"], ["mu", "alpha", "homo"]):
         with pytest.raises(ValueError, match="two distinct NASH11 targets in NASH11 order"):
             pairs.Config.from_dict({**cfg, "targets": bad})
-    with pytest.raises(ValueError, match="single-task run of profile 'smoke'"):
+    with pytest.raises(ValueError, match="a single-task run has the targets of a profile's TASKS"):
         pairs.Config.from_dict({**pairs.grid("smoke")[0], "targets": ["mu", "alpha"]})
 
 
