@@ -143,6 +143,22 @@ def test_claim_verdicts():
     assert v["verdict"].startswith(("not supported", "supported", "contradicted"))
 
 
+def test_pearson_verdict():
+    def pred(rows):
+        return pd.DataFrame([{"measure": m, "label": rep.MEASURES[m][0], "total_s": 1.0, "rho": r, "lo": lo,
+                              "hi": hi, "pairs": 55} for m, r, lo, hi in rows])
+    nan = math.nan
+    assert rep.pearson_verdict(pred([("pearson_raw", nan, nan, nan), ("encoder_swap", nan, nan, nan)])
+                               ).startswith("not measured")
+    v = rep.pearson_verdict(pred([("pearson_raw", 0.1, 0.0, 0.2), ("encoder_swap", 0.6, 0.4, 0.8)]))
+    assert v.startswith("supported, clearly:")
+    v = rep.pearson_verdict(pred([("pearson_raw", 0.1, 0.0, 0.5), ("encoder_swap", 0.3, 0.1, 0.6)]))
+    assert v.startswith("supported:")
+    v = rep.pearson_verdict(pred([("pearson_raw", 0.3, 0.1, 0.5), ("encoder_swap", 0.6, 0.4, 0.8),
+                                  ("tag_affinity", 0.1, -0.1, 0.3)]))
+    assert v.startswith("not supported: 1 of 2 other measures")
+
+
 # --- benchmark frame ---------------------------------------------------------------------------------
 
 def _mtl(method: str | None, seed: int, scale: float) -> dict:
@@ -214,3 +230,14 @@ def test_glue_values_with_and_without_pair_records():
     assert v["pairs_measured"] == 1 and v["claim_verdict"].split(":")[0] in {"supported", "not supported",
                                                                               "contradicted"}
     assert all(np.isfinite(v[f"rho_{m}"]) for m in rep.MEASURES) and v["best_measure"] != "not measured"
+
+
+def test_the_journal_sentences_are_quoted_verbatim():
+    from factorlab.report import claims
+
+    folder = claims.journals_dir()
+    if folder is None:
+        pytest.skip("the journals (../shared/journals) are not on this machine")
+    text = claims.normalize((folder / claims.JOURNALS["journal2019soft"][0]).read_text(encoding="utf-8")).lower()
+    for quote in (rep.JOURNAL_CLAIM, rep.PEARSON_CLAIM):
+        assert claims.normalize(quote).lower() in text, quote

@@ -340,6 +340,29 @@ def uncorrelated_claim(label_matrix: pd.DataFrame | None, gains: Mapping[int, pd
     return {**out, "verdict": f"{head} ({stats})."}
 
 
+#: The other journal sentence the chapter tests (journal2019soft, cited).
+PEARSON_CLAIM = ("the simplest, but least effective solution, is to just calculate Pearson's correlation "
+                 "coefficients")
+
+
+def pearson_verdict(pred: pd.DataFrame, measure: str = CLAIM_MEASURE) -> str:
+    """The journal's "Pearson's correlation is the least effective" against :func:`prediction_frame`:
+    "not measured" while no ρ exists; "supported" when |Pearson| on the raw labels has the
+    lowest ρ of all measures (and "clearly" when the best measure's interval lies wholly above
+    Pearson's); otherwise "not supported", naming how many measures predict the gains worse."""
+    ok = pred[pred.rho == pred.rho].set_index("measure")
+    if measure not in ok.index or len(ok) < 2:
+        return "not measured: no rank correlation with measured pair gains yet"
+    p, best = ok.loc[measure], ok.loc[ok.rho.idxmax()]
+    worse = ok[ok.rho < p.rho]
+    stats = f"ρ = {p.rho:+.2f} [{p.lo:+.2f}, {p.hi:+.2f}]; best {best.label}: {best.rho:+.2f} [{best.lo:+.2f}, {best.hi:+.2f}]"
+    if worse.empty:
+        how = "clearly " if best.lo > p.hi else ""
+        return f"supported{', ' + how.strip() if how else ''}: |Pearson| predicts the pair gains worst ({stats})."
+    return (f"not supported: {len(worse)} of {len(ok) - 1} other measures predict the pair gains worse than "
+            f"|Pearson| ({stats}).")
+
+
 # --- figures ----------------------------------------------------------------------------------------
 
 def cluster_order(matrix: pd.DataFrame) -> list[str]:
@@ -518,7 +541,8 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     ``uncorrelated`` and sentence ``journal_claim``), per measure ``cost_<m>`` (s) and ``rho_<m>``/``lo_<m>``/``hi_<m>`` (NaN while the
     gains are missing), ``best_measure`` (label of the highest ρ, or "not measured"),
     ``pairs_measured`` (seeds with every pair), ``pair_cost_s``, the seed-to-seed noise ceiling
-    ``ceiling_rho``/``ceiling_lo``/``ceiling_hi``/``ceiling_seed_pairs`` (:func:`noise_ceiling`), the claim's ``claim_verdict``
+    ``ceiling_rho``/``ceiling_lo``/``ceiling_hi``/``ceiling_seed_pairs`` (:func:`noise_ceiling`),
+    ``pearson_verdict`` and ``pearson_claim`` (:func:`pearson_verdict`), the claim's ``claim_verdict``
     and numbers (``claim_*``), ``swap_tasks`` (size of the all-target encoder-swap table), and
     the benchmark frame ``dm_<method>``/``dm_<method>_se``/``dm_<method>_seeds``, plus the
     published ``pub_equal``, ``pub_uw``, ``pub_famo``, ``pub_best`` (lowest cited Δm) and
@@ -544,6 +568,8 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     ceiling = noise_ceiling(gains)
     v.update(ceiling_rho=ceiling["rho"], ceiling_lo=ceiling["lo"], ceiling_hi=ceiling["hi"],
              ceiling_seed_pairs=ceiling["seed_pairs"])
+    v["pearson_verdict"] = pearson_verdict(pred)
+    v["pearson_claim"] = PEARSON_CLAIM
     label = mean_matrix(matrices[CLAIM_MEASURE]) if CLAIM_MEASURE in matrices else None
     claim = uncorrelated_claim(label, gains, n_boot)
     v["claim_verdict"] = claim["verdict"]
