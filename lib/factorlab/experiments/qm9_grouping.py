@@ -29,9 +29,11 @@ of three or more is all of them, so the grid is the same either way (one run).
 Size: each partition into k networks holds at most ``floor(11 / 3) = 3`` groups of three or
 more, so the ``cpu`` grid (k in 1-4, oracle + 5 measures, exact and clustered: 12 partitions
 per k > 1) has at most 1 + 12 x (2 + 3 + 3) = 97 distinct groups per seed, 291 runs at ~4
-minutes (a hard-shared GINE-64 of this budget, see ``qm9_pairs``): at most ~19 CPU-hours, in
-practice fewer since measures agree on many groups (the grid prints its size:
-``python -m factorlab list``). ``full`` takes every k from 1 to 10 (GPU).
+minutes (a hard-shared GINE-64 of this budget, see ``qm9_pairs``): at most ~19 CPU-hours. In
+a simulation (random symmetric gains, five measures equal to them plus noise of growing size)
+the 12 partitions per k shared groups down to ~40 distinct groups per seed, ~120 runs or ~8
+CPU-hours; the real size is known once the records exist (``python -m factorlab list``).
+``full`` takes every k from 1 to 10 (GPU).
 """
 from __future__ import annotations
 
