@@ -4,7 +4,8 @@ units, :mod:`factorlab.mtl.cross_stitch`), loss weighting for hard sharing
 (:mod:`factorlab.mtl.weighting`), task-relatedness measures (:mod:`factorlab.mtl.label_dependence`,
 :mod:`factorlab.mtl.task_affinity`, :mod:`factorlab.mtl.encoder_swap`, results as
 :class:`~factorlab.mtl.relatedness.Relatedness`), tensor-factorized MTL (:mod:`factorlab.mtl.factorized`:
-the learned sharing of task-factorized layers) and, in later chapters, grouping."""
+the learned sharing of task-factorized layers) and grouping tasks into networks from pair gains or a
+measure (``factorlab.mtl.grouping``: exact best partitions, clustering, the noise ceiling)."""
 from factorlab.mtl.cross_stitch import CrossStitch, CrossStitchGINE, stitch_init
 from factorlab.mtl.metrics import CHEMICAL_ACCURACY, accuracy_ratio, delta_m
 from factorlab.mtl.encoder_swap import EncoderSwap, encoder_swap
