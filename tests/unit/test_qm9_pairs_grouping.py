@@ -108,3 +108,26 @@ def test_grouping_config_needs_three_ordered_targets():
     for bad in (["mu", "alpha"], ["alpha", "mu", "homo"], ["mu", "mu", "homo"], ["mu", "alpha", "gap"]):
         with pytest.raises(ValueError, match="three or more distinct NASH11 targets"):
             grouping.Config.from_dict({**cfg, "targets": bad})
+
+
+def test_measures_join_once_every_relatedness_seed_is_recorded(tmp_path, monkeypatch):
+    from factorlab.experiments import qm9_relatedness
+
+    monkeypatch.setenv("FACTORLAB_ALLOW_DIRTY", "1")
+    store = RunStore(tmp_path)
+    _fake_records(store, "smoke", GAINS, SINGLE)
+    assert grouping.measure_matrices("smoke", store) == {}
+    # a nash11 relatedness record in which homo is unrelated to mu and alpha
+    labels = NASH11
+    m = np.full((11, 11), 0.05)
+    m[0, 1] = m[1, 0] = 0.9
+    np.fill_diagonal(m, 1.0)
+    measure = {"name": "dcor_residual", "labels": labels, "matrix": m.tolist(), "seconds": 1.0, "info": {}}
+    (cfg,) = [c.to_dict() for c in qm9_relatedness.configs("smoke") if c.task_set == "nash11"]
+    store.run(cfg, lambda c: {"metrics": {"measures": {"dcor_residual": measure}}, "history": {}, "timing": {},
+                              "model": {}})
+    mats = grouping.measure_matrices("smoke", store)
+    assert list(mats) == ["dcor_residual"] and mats["dcor_residual"].shape == (3, 3)
+    chosen = grouping.chosen_partitions("smoke", store)
+    assert chosen[("dcor_residual", "exact", 2)].groups == ((0, 1), (2,))
+    assert chosen[("dcor_residual", "cluster", 2)].groups == ((0, 1), (2,))

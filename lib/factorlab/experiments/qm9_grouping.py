@@ -11,18 +11,19 @@ Where the partitions come from (:func:`chosen_partitions`, for each k in :data:`
   :func:`~factorlab.mtl.grouping.best_partitions` (Standley et al.'s mean approximation) and
   average-linkage :func:`~factorlab.mtl.grouping.hierarchical_partitions` of the symmetrised
   gains;
-- each measure of :data:`MEASURES` that the ``qm9_relatedness`` records of the profile hold
-  (task set ``nash11``), its matrix averaged over the seeds recorded and mapped to an affinity
+- each measure of :data:`MEASURES` in the ``qm9_relatedness`` records of the profile (task set
+  ``nash11``, once every seed is recorded), its matrix averaged over seeds and mapped to an affinity
   (0 = unrelated, larger = more related: :func:`affinity`): the exact
   :func:`~factorlab.mtl.grouping.best_affinity_partitions` and the hierarchical clustering.
 
 The grid is every *distinct* group of three or more targets over these partitions, for every
 seed of :data:`SEEDS`. Groups of one and two are not retrained: a singleton's errors are its
 member of the ``qm9_pairs`` single-task stack and a pair's are the ``qm9_pairs`` pair run of
-the same seed (same budget, code path and seed). The grid therefore depends on the store: it
-grows when ``qm9_relatedness`` records arrive, and for ``cpu``/``full`` it raises
-:class:`~factorlab.experiments.registry.GridNeedsRecordsError` until every ``qm9_pairs`` run
-of the profile is recorded. ``smoke`` (the three tasks of ``qm9_pairs``' smoke grid) falls back
+the same seed (same budget, code path and seed). The grid therefore depends on the store: for
+``cpu``/``full`` it raises :class:`~factorlab.experiments.registry.GridNeedsRecordsError` until
+every ``qm9_pairs`` run of the profile is recorded, and it grows once, when the last
+``qm9_relatedness`` ``nash11`` record of the profile arrives (records already trained stay
+valid: a run is keyed by its group and seed). ``smoke`` (the three tasks of ``qm9_pairs``' smoke grid) falls back
 to :data:`SMOKE_PARTITIONS` while its pair records are missing; with three tasks the only group
 of three or more is all of them, so the grid is the same either way (one run).
 
@@ -90,21 +91,20 @@ def affinity(measure: str, matrix: np.ndarray) -> np.ndarray:
 
 
 def measure_matrices(profile: str, store=None) -> dict[str, np.ndarray]:
-    """Per measure of :data:`MEASURES` recorded by ``qm9_relatedness`` (task set ``nash11``,
-    this profile, any seed), its matrix over :func:`tasks` averaged over the recorded seeds (never
-    trains); measures with no record, or NaN over these tasks, are left out."""
+    """Per measure of :data:`MEASURES`, its ``qm9_relatedness`` matrix (task set ``nash11``,
+    this profile) over :func:`tasks`, averaged over seeds (never trains). Empty until *every*
+    seed of that grid is recorded, so the grid changes once, not with each seed; a measure
+    missing from a record, or NaN over these tasks, is left out."""
     from factorlab.experiments import qm9_relatedness
     from factorlab.results import RunStore
 
     store = store if store is not None else RunStore()
     names = tasks(profile)
+    recs = [store.get(c.to_dict()) for c in qm9_relatedness.configs(profile) if c.task_set == "nash11"]
+    if not recs or any(r is None for r in recs):
+        return {}
     found: dict[str, list[np.ndarray]] = {}
-    for cfg in qm9_relatedness.configs(profile):
-        if cfg.task_set != "nash11":
-            continue
-        rec = store.get(cfg.to_dict())
-        if rec is None:
-            continue
+    for rec in recs:
         for name in MEASURES[profile]:
             m = rec["metrics"]["measures"].get(name)
             if m is None:
