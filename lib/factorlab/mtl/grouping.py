@@ -202,7 +202,8 @@ def predicted_gains(gains: np.ndarray, group: Sequence[int], how: str = "mean") 
     return np.array(out)
 
 
-def predicted_mae(gains: np.ndarray, group: Sequence[int], single_mae: Sequence[float], how: str = "mean") -> np.ndarray:
+def predicted_mae(gains: np.ndarray, group: Sequence[int], single_mae: Sequence[float],
+                  how: str = "mean") -> np.ndarray:
     """The members' predicted MAE in the group's network: ``single_mae[j] * (1 - gain_j / 100)``
     with :func:`predicted_gains` (``single_mae`` over all T tasks, in their units)."""
     single = np.asarray(single_mae, dtype=float)
