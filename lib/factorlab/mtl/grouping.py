@@ -32,10 +32,11 @@ from scipy.stats import spearmanr
 from factorlab.mtl.metrics import delta_m
 
 
-def _check_tasks(tasks: Sequence[str]) -> list[str]:
+def _check_tasks(tasks: Sequence[str], at_least: int = 2) -> list[str]:
+    """``tasks`` as a list: at least ``at_least`` distinct names (ValueError otherwise)."""
     names = list(tasks)
-    if len(names) < 2:
-        raise ValueError(f"grouping needs at least two tasks, got {names}")
+    if len(names) < at_least:
+        raise ValueError(f"need at least {at_least} tasks, got {names}")
     if len(set(names)) != len(names):
         raise ValueError(f"task names must be distinct, got {names}")
     return names
@@ -423,7 +424,7 @@ def grouping_delta_m(group_mae: Mapping[tuple[str, ...], Mapping[str, float]], s
     Raises:
         ValueError: a task in no group or in two groups, or a group lacking a member's MAE.
     """
-    names = _check_tasks(tasks) if len(tasks) > 1 else list(tasks)
+    names = _check_tasks(tasks, at_least=1)
     merged: dict[str, float] = {}
     for group, errs in group_mae.items():
         for t in group:
