@@ -494,7 +494,7 @@ class FactorizedLayer(nn.Module):
                                             or any(p.requires_grad for p in self.parameters()))
 
     def _key(self, shape, dtype, device, grad: bool, channels_last: bool) -> tuple:
-        return (tuple(shape), dtype, str(device), bool(self.training), bool(grad), bool(channels_last))
+        return (tuple(shape), dtype, torch.device(device), bool(self.training), bool(grad), bool(channels_last))
 
     @staticmethod
     def _key_label(key: tuple) -> str:
@@ -551,14 +551,16 @@ class FactorizedLayer(nn.Module):
             raise ValueError(f"force_path must be None or one of {names}, got {self.force_path!r}")
         return self.force_path
 
-    @torch.compiler.disable
     def _choose(self, x: torch.Tensor) -> str:
         """The path the forward pass on ``x`` runs (chosen once per key, then cached)."""
         shape = self._check_input_shape(x.shape)
+        return self._choose_for(x, shape, self._grad_recorded(x))
+
+    def _choose_for(self, x: torch.Tensor, shape: tuple[int, ...], grad: bool) -> str:
         if self.force_path is not None:
             return self._check_force_path(shape)
         cl = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-        key = self._key(shape, x.dtype, x.device, self._grad_recorded(x), cl)
+        key = (shape, x.dtype, x.device, self.training, grad, cl)
         choice = self._choices.get(key)
         tune = self._tuning()
         if choice is None or (tune and choice["how"] == "model"):
@@ -595,11 +597,10 @@ class FactorizedLayer(nn.Module):
         """Forget every choice, plan and prepared (rebuilt) weight."""
         self._plans, self._choices, self._prepared = {}, {}, {}
 
-    @torch.compiler.disable
     def _prepared_for(self, shape, name: str, cand) -> tuple:
         """``cand.prepare()`` under no_grad, cached until a factor changes (its data_ptr or
         its ``_version``, bumped by every in-place update such as an optimizer step)."""
-        stamp = tuple((f.data_ptr(), f._version, f.dtype, str(f.device)) for f in self.factors())
+        stamp = tuple((f.data_ptr(), f._version) for f in self.factors())
         key = (name, shape if cand.prep_key is None else cand.prep_key)
         hit = self._prepared.get(key)
         if hit is not None and hit[0] == stamp:
@@ -610,14 +611,21 @@ class FactorizedLayer(nn.Module):
         self._prepared[key] = (stamp, prepared)
         return prepared
 
+    @torch.compiler.disable
+    def _select(self, x: torch.Tensor, shape: tuple[int, ...]):
+        """(chosen candidate, its cached prepared tensors, or None when autograd records and
+        they must be built in the forward pass)."""
+        grad = self._grad_recorded(x)
+        name = self._choose_for(x, shape, grad)
+        cand = self._plans.get(("candidates", shape)) or self.candidates(shape)
+        cand = cand[name]
+        return cand, (None if grad else self._prepared_for(shape, name, cand))
+
     def _run_path(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-        """The chosen candidate's output on ``x`` (normalised to ``shape``), bias not added:
+        """The chosen candidate's output on ``x`` (normalised to ``shape``), bias added:
         prepared part cached when autograd does not record."""
-        name = self._choose(x)
-        cand = self.candidates(shape)[name]
-        if self._grad_recorded(x):
-            return cand.apply(x, cand.prepare())
-        return cand.apply(x, self._prepared_for(shape, name, cand))
+        cand, prepared = self._select(x, shape)
+        return cand.apply(x, cand.prepare() if prepared is None else prepared, self.bias)
 
     def path_flops(self, input_shape: Sequence[int]) -> dict[str, int]:
         """Forward FLOPs of every candidate path (prepared part included, bias excluded)."""

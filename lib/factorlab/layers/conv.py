@@ -88,10 +88,11 @@ def stage_candidate(name: str, build: Callable[[], list[Stage]], template: list[
     def prepare() -> tuple:
         return tuple(st.weight.contiguous(memory_format=fmt) for st in build())
 
-    def apply(x: torch.Tensor, weights: tuple) -> torch.Tensor:
+    def apply(x: torch.Tensor, weights: tuple, bias: torch.Tensor | None) -> torch.Tensor:
         x = x.contiguous(memory_format=fmt) if channels_last else x
-        for w, (stride, padding, dilation, groups) in zip(weights, geometry):
-            x = F.conv2d(x, w, None, stride, padding, dilation, groups)
+        last = len(weights) - 1
+        for k, (w, (stride, padding, dilation, groups)) in enumerate(zip(weights, geometry)):
+            x = F.conv2d(x, w, bias if k == last else None, stride, padding, dilation, groups)
         return x
 
     if channels_last:
@@ -205,8 +206,7 @@ class FactorizedConv2d(FactorizedLayer):
         """x: [B, in_channels, H, W] -> [B, out_channels, H', W']."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected input [B, {self.in_channels}, H, W], got {tuple(x.shape)}")
-        y = self._run_path(x, tuple(x.shape))
-        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+        return self._run_path(x, tuple(x.shape))
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"

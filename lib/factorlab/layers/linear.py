@@ -29,6 +29,11 @@ from factorlab.layers.paths import Candidate, Op
 _SYMBOLS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+def add_bias(y: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``y + bias`` ([*, out] + [out]), or ``y`` when ``bias`` is None."""
+    return y if bias is None else y + bias
+
+
 class Symbols:
     """Hands out distinct einsum letters."""
 
@@ -137,12 +142,13 @@ class FactorizedLinear(FactorizedLayer):
                 continue
             out[name] = Candidate(
                 name, prepare=lambda plan=plan: plan.prepare(*self.factors()),
-                apply=lambda x, prep, plan=plan: plan.apply(x.reshape(x_shape), *prep).reshape(batch, -1),
+                apply=lambda x, prep, bias, plan=plan: add_bias(plan.apply(x.reshape(x_shape), *prep).reshape(batch, -1),
+                                                                bias),
                 prep_ops=plan.ops(True), ops=plan.ops(False))
         rebuild = self._plans_for(batch)["dense"]
         mm = rebuild.ops(False)[-1]
         out["dense"] = Candidate(
-            "dense", prepare=lambda: (self.dense_weight(),), apply=lambda x, prep: F.linear(x, prep[0]),
+            "dense", prepare=lambda: (self.dense_weight(),), apply=lambda x, prep, bias: F.linear(x, prep[0], bias),
             prep_ops=rebuild.ops(True), ops=(Op("mm", mm.flops, mm.elements),), prep_key="dense")
         return out
 
@@ -167,8 +173,7 @@ class FactorizedLinear(FactorizedLayer):
         lead = x.shape[:-1]
         batch = math.prod(lead)
         x2 = x.reshape(batch, self.in_features)
-        y = self._run_path(x2, (batch, self.in_features)).reshape(*lead, self.out_features)
-        return y if self.bias is None else y + self.bias
+        return self._run_path(x2, (batch, self.in_features)).reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
         modes = f", in_modes={self.in_modes}, out_modes={self.out_modes}" if len(self.in_modes) > 1 else ""

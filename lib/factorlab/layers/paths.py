@@ -91,10 +91,12 @@ class Op:
 
 @dataclass
 class Candidate:
-    """One way of computing a layer's output for one input shape (bias not included).
+    """One way of computing a layer's output for one input shape.
 
     ``prepare()`` builds the input-independent tensors (rebuilt or merged weights) from the
-    layer's factors; ``apply(x, prepared)`` maps the input to the output. ``prep_ops`` and
+    layer's factors; ``apply(x, prepared, bias)`` maps the input to the output, adding
+    ``bias`` (None: none) in its last call where it can (a dense product or convolution
+    takes it fused, as ``nn.Linear`` / ``nn.Conv2d`` do). ``prep_ops`` and
     ``ops`` are the kernel calls of each part; ``memory_format`` is the format the path
     computes in (an input in another format pays one conversion; the output stays in the
     path's format).
@@ -119,9 +121,9 @@ class Candidate:
         when ``prepared``)."""
         return sum(o.elements for o in (() if prepared else self.prep_ops) + self.ops)
 
-    def run(self, x: torch.Tensor) -> torch.Tensor:
-        """``apply(x, prepare())``: the uncached forward (bias not included)."""
-        return self.apply(x, self.prepare())
+    def run(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``apply(x, prepare(), bias)``: the uncached forward."""
+        return self.apply(x, self.prepare(), bias)
 
 
 @dataclass(frozen=True)
@@ -273,5 +275,5 @@ def time_candidate(candidate: Candidate, x: torch.Tensor, params: Sequence[torch
 
         def step():
             with torch.no_grad():
-                candidate.apply(xx, prepared)
+                candidate.apply(xx, prepared, None)
     return best_time(step, device, repeats, min_time=1e-3)

@@ -359,14 +359,16 @@ class TTConv2d(FactorizedConv2d):
         channel, garipov = self._channel_plan(shape), self._garipov_plan(shape)
         geometry = (self.stride, self.padding, self.dilation)
 
-        def factored(x, prep):
+        def factored(x, prep, bias):
             z = channel.apply(x.reshape(batch, *self.in_modes, h, w), *prep[:-1])
             y = F.conv2d(z.reshape(batch * s_out, r0, h, w), prep[-1][None], None, *geometry)
-            return y.reshape(batch, s_out, oh, ow)
+            y = y.reshape(batch, s_out, oh, ow)
+            return y if bias is None else y + bias.view(1, -1, 1, 1)
 
-        def garipov_first(x, prep):
+        def garipov_first(x, prep, bias):
             z = F.conv2d(x, prep[0], None, *geometry, groups=c_in)
-            return garipov.apply(z.reshape(batch, *self.in_modes, r0, oh, ow), *prep[1:]).reshape(batch, s_out, oh, ow)
+            y = garipov.apply(z.reshape(batch, *self.in_modes, r0, oh, ow), *prep[1:]).reshape(batch, s_out, oh, ow)
+            return y if bias is None else y + bias.view(1, -1, 1, 1)
 
         spatial_conv = Op("conv", conv_flops(batch * s_out, r0, 1, (oh, ow), self.kernel_size),
                           batch * s_out * r0 * h * w + batch * s_out * oh * ow + self.spatial.numel())
