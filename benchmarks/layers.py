@@ -7,7 +7,13 @@ is :mod:`factorlab.experiments.layers_benchmark`; the record's experiment is ``l
     python benchmarks/layers.py --quick          # two configurations, batch 32, few repeats (smoke)
 
 ``--record`` is ``python -m factorlab run layers_benchmark --profile cpu`` (``full`` with
-``--device cuda``, ``smoke`` with ``--quick``) where the options are the profile's defaults.
+``--device cuda``, ``smoke`` with ``--quick``) where the options are the profile's defaults,
+with the roofline view added (the machine's measured peak and bandwidth, every candidate path
+of every layer timed, the autotuned path, eval-mode times, and the issue-19 goals as met / not
+met; the registered grid of the chapter has it off until the chapter is re-measured).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/layers.py --threads 1 --record   # quiet CPU, ~15-25 min
+    .venv/bin/python benchmarks/layers.py --device cuda --record                  # a lent GPU
 """
 from __future__ import annotations
 
