@@ -189,6 +189,18 @@ def test_benchmark_frame_pairs_each_run_with_its_seeds_single_task():
     assert rep.our_setting([{"config": cfg}]) == "GINE 4x64, 20,000 train, 10 epochs (cosine)"
 
 
+def test_benchmark_target_table_is_in_the_benchmarks_units():
+    stl = [{"config": {"seed": s, "model": "gine"}, "metrics": {"test_mae": {t: 0.5 for t in NASH11}}} for s in (0, 1)]
+    t = rep.benchmark_target_table([_mtl("famo", 0, 0.25)], [_mtl(None, 0, 1.0), _mtl(None, 1, 2.0)], stl, NASH11)
+    t = t.set_index("target")
+    assert t.loc["homo", "unit"] == "meV" and t.loc["homo", "single-task (ours)"] == "500"
+    assert t.loc["mu", "unit"] == "D" and t.loc["mu", "equal weighting (LS) (ours)"] == "1.5"
+    assert t.loc["U0_atom", "FAMO (ours)"] == "250" and "uncertainty weighting (UW) (ours)" not in t.columns
+    assert t.loc["homo", "single-task (Navon et al., cited)"] == "60.6"
+    big = rep.benchmark_target_table([], [_mtl(None, 0, 1.23456)], [], NASH11).set_index("target")
+    assert big.loc["U0_atom", "equal weighting (LS) (ours)"] == "1235" and "single-task (ours)" not in big.columns
+
+
 # --- figures ---------------------------------------------------------------------------------------
 
 def test_cluster_order_puts_identical_tasks_together_and_figures_draw():

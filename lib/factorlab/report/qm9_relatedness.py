@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from factorlab import plots
-from factorlab.literature import QM9_MTL_BENCHMARK_BUDGET, QM9_MTL_PUBLISHED
+from factorlab.literature import NAVON2022_QM9_STL_MAE, QM9_MTL_BENCHMARK_BUDGET, QM9_MTL_PUBLISHED
 from factorlab.mtl import delta_m
 from factorlab.mtl.relatedness import Relatedness
 
@@ -529,6 +529,43 @@ def benchmark_table(summary: pd.DataFrame, setting: str = "") -> pd.DataFrame:
                    for r in QM9_MTL_PUBLISHED],
         "setting": published_setting()})
     return pd.concat([ours, cited], ignore_index=True)
+
+
+def benchmark_unit(target: str) -> tuple[str, float]:
+    """The benchmark's unit of ``target`` and the factor from ours: energies (eV) in meV, the
+    others as in :data:`factorlab.report.qm9.UNITS`."""
+    from factorlab.report.qm9 import UNITS
+
+    unit = UNITS[target]
+    return ("meV", 1000.0) if unit == "eV" else (unit, 1.0)
+
+
+def benchmark_target_table(weighting_records: list[dict], equal_records: list[dict], stl_records: list[dict],
+                           tasks: Sequence[str]) -> pd.DataFrame:
+    """Per target of ``tasks``, in the benchmark's units (:func:`benchmark_unit`): our single-task
+    test MAE and each method's (means over the seeds the records have; single-task over the seeds
+    that have every target), beside Navon et al.'s single-task MAE (cited,
+    :data:`factorlab.literature.NAVON2022_QM9_STL_MAE`); three significant digits, whole
+    numbers from 100 on."""
+    stl = _stl_by_seed(stl_records, tasks)
+    cols: dict[str, dict[str, float]] = {}
+    if stl:
+        cols["single-task (ours)"] = {t: float(np.mean([m[t] for m in stl.values()])) for t in tasks}
+    runs = [("equal", r) for r in equal_records] + [(r["config"]["weighting"], r) for r in weighting_records]
+    for method in OUR_LABELS:
+        got = [r["metrics"]["test_mae"] for m, r in runs if m == method]
+        if got:
+            cols[f"{OUR_LABELS[method]} (ours)"] = {t: float(np.mean([g[t] for g in got])) for t in tasks}
+    table = pd.DataFrame({"target": list(tasks), "unit": [benchmark_unit(t)[0] for t in tasks]})
+    for name, maes in cols.items():
+        table[name] = [_sig3(maes[t] * benchmark_unit(t)[1]) for t in tasks]
+    table["single-task (Navon et al., cited)"] = [_sig3(NAVON2022_QM9_STL_MAE[t]) for t in tasks]
+    return table
+
+
+def _sig3(v: float) -> str:
+    """Three significant digits, whole numbers from 100 on (no exponent)."""
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
 # --- glue ---------------------------------------------------------------------------------------------
