@@ -92,3 +92,15 @@ def test_equal_weighting_is_the_soft_sharing_hard_run_bit_for_bit(runs):
     hard = soft.train(ref, "cpu")
     assert hard["metrics"]["test_mae"] == runs["equal"]["metrics"]["test_mae"]
     assert hard["history"]["valid_mae"] == runs["equal"]["history"]["valid_mae"]
+
+
+def test_the_full_grid_trains_at_full_width_in_smoke():
+    """Every distinct network and weighting of the ``full`` grid trains (fixture, one epoch)."""
+    variants = {(c["weighting"], str(c["model_kwargs"])): c for c in qw.grid("full")}
+    assert len(variants) == len(qw.WEIGHTINGS)
+    for cfg in variants.values():
+        small = qw.smoke_variant(cfg)
+        assert small["model_kwargs"] == cfg["model_kwargs"] and small["weighting"] == cfg["weighting"]
+        parts = qw.train(small, "cpu")
+        assert all(v == v for v in parts["metrics"]["test_mae"].values())
+        assert parts["model"]["params"] > 0

@@ -34,7 +34,8 @@ Grid: :data:`WEIGHTINGS` x :data:`SEEDS` = 2 weightings x 3 seeds = **6 runs** (
 one hard-shared GINE-64 run of this budget trains in ~4 minutes on a quiet thread (the
 committed ``qm9_hard_sharing`` records: 47-240 s depending on load); uncertainty weighting costs
 the same, FAMO one extra forward pass per step (~1.3x), so ~30 minutes of one core for the 6
-runs (~0.5 CPU hours). ``full`` (one GPU): 6 runs of the ``full`` budget of ``qm9_hard_sharing``.
+runs (~0.5 CPU hours). ``full`` (one GPU): 6 runs of the ``full`` budget of ``qm9_hard_sharing``; :func:`smoke_variant` runs each of them in
+seconds on the fixture at full width (tested).
 """
 from __future__ import annotations
 
@@ -96,6 +97,17 @@ def configs(profile: str) -> list[Config]:
 def grid(profile: str) -> list[dict]:
     """:func:`configs` as the dicts the run store hashes."""
     return [c.to_dict() for c in configs(profile)]
+
+
+def smoke_variant(cfg: dict, *, n_train: int = 64, n_valid: int = 16, n_test: int = 16, batch_size: int = 32,
+                  epochs: int = 1) -> dict:
+    """A seconds-long stand-in of any config (meant for the ``full`` grid): the same network
+    (``model_kwargs``), weighting and seed on the 300-molecule fixture's first
+    ``n_train``/``n_valid``/``n_test`` molecules, ``epochs`` at ``batch_size``. Never a
+    published run."""
+    out = {**copy.deepcopy(cfg), "profile": "smoke", "data": "fixture", "n_train": n_train, "n_valid": n_valid,
+           "n_test": n_test, "batch_size": batch_size, "epochs": epochs}
+    return Config.from_dict(out).to_dict()
 
 
 def equal_weight_configs(profile: str) -> list[dict]:
