@@ -124,3 +124,25 @@ def test_bad_shapes_and_settings_raise_value_errors():
         mrn.MRNPenalty([lambda: torch.zeros(2, 2, 2)], lam=float("inf"))
     with pytest.raises(ValueError, match="update_every must be a positive int"):
         mrn.MRNPenalty([lambda: torch.zeros(2, 2, 2)], lam=1.0, update_every=0)
+
+
+def test_task_stacked_reads_grouped_layers_and_heads_of_both_layouts():
+    from factorlab.models.grouped import GroupedLinear, TaskHeads
+    from factorlab.models.qm9 import QM9GINE
+
+    g = GroupedLinear(4, 3, groups=5)
+    assert torch.equal(mrn.task_stacked(g)[:, :, 2], g.weight[2])
+    grouped, hard = TaskHeads(6, 1, hidden=2, groups=5), TaskHeads(6, 5, hidden=2, groups=1)
+    assert torch.equal(mrn.task_stacked(grouped)[:, :, 3], grouped.weight1[3, 0])
+    assert torch.equal(mrn.task_stacked(hard)[:, :, 3], hard.weight1[0, 3])
+    with pytest.raises(ValueError, match="one of them must be 1"):
+        mrn.task_stacked(TaskHeads(6, 2, hidden=2, groups=2))
+    with pytest.raises(ValueError, match="GroupedLinear or TaskHeads"):
+        mrn.task_stacked(torch.nn.Linear(2, 2))
+    model = QM9GINE(num_tasks=1, hidden=8, layers=2, head_hidden=4, groups=3)
+    pen = mrn.mrn_penalty(model, 0.1, layers=["heads", "encoder.convs.1.nn.2"], update_every=10)
+    assert [p.shape for p in pen.priors] == [(8, 4, 3), (8, 8, 3)]
+    pen().backward()
+    assert model.heads.weight1.grad is not None and model.encoder.convs[1].nn[2].weight.grad is not None
+    with pytest.raises(ValueError, match="unknown MRN layer"):
+        mrn.mrn_penalty(model, 0.1, layers=["nope"])

@@ -51,13 +51,18 @@ is a measure of which tasks are related.
 For training, :class:`MRNPenalty` is a zero-argument callable returning ``λ`` times the
 penalty of a task-stacked weight tensor, updating the covariances every ``update_every`` calls:
 pass it as ``penalty=`` to :func:`factorlab.train.fit_regression` (as
-:class:`factorlab.mtl.soft.SoftSharingPenalty` is passed).
+:class:`factorlab.mtl.soft.SoftSharingPenalty` is passed). :func:`mrn_penalty` builds one on a
+QM9 network's task-specific modules (the heads, the last grouped encoder layer), read as
+[D1, D2, T] by :func:`task_stacked`.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 import torch
+from torch import nn
+
+from factorlab.models.grouped import GroupedLinear, TaskHeads
 
 #: Default ε added to each covariance factor after an update.
 EPS = 1e-3
@@ -199,6 +204,36 @@ def stack_task_weights(weights: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack([w.T for w in weights], dim=-1)
 
 
+def task_stacked(module: nn.Module) -> torch.Tensor:
+    """The task-stacked weights [D1, D2, T] (with gradients) of a task-specific layer of the
+    QM9 networks: a :class:`~factorlab.models.grouped.GroupedLinear` of T groups (weight
+    [T, in, out] -> [in, out, T]) or the first layers of :class:`~factorlab.models.grouped.
+    TaskHeads` with T heads in all (weight1 [K, T', in, hidden] with K T' = T and K or T' one:
+    the heads of T grouped single-task networks or of one hard-shared network ->
+    [in, hidden, T]). ValueError for anything else."""
+    if isinstance(module, GroupedLinear):
+        return module.weight.permute(1, 2, 0)
+    if isinstance(module, TaskHeads):
+        k, t = module.weight1.shape[:2]
+        if k != 1 and t != 1:
+            raise ValueError(f"TaskHeads of {k} groups x {t} tasks: MRN stacks one head per task, so one of them "
+                             "must be 1")
+        return module.weight1.reshape(k * t, module.in_channels, module.hidden).permute(1, 2, 0)
+    raise ValueError(f"MRN stacks the weights of a GroupedLinear or TaskHeads, got {type(module).__name__}")
+
+
+def mrn_penalty(model: nn.Module, lam: float, layers: Sequence[str] = ("heads",), **kwargs) -> "MRNPenalty":
+    """:class:`MRNPenalty` on the named task-specific modules of ``model`` (default its
+    ``heads``; e.g. also ``"encoder.convs.3.nn.2"``, the last encoder layer of a grouped GINE),
+    each read by :func:`task_stacked`; ``kwargs`` as :class:`MRNPenalty`'s. Pass the result as
+    ``penalty=`` to :func:`factorlab.train.fit_regression`."""
+    modules = dict(model.named_modules())
+    unknown = [name for name in layers if name not in modules]
+    if unknown or not layers:
+        raise ValueError(f"unknown MRN layer(s) {unknown or list(layers)}: name modules of the model, e.g. 'heads'")
+    return MRNPenalty([(lambda m=modules[name]: task_stacked(m)) for name in layers], lam, **kwargs)
+
+
 class MRNPenalty:
     """``λ ·`` :meth:`TensorNormalPrior.penalty` summed over task-specific layers, as a
     zero-argument callable for :func:`factorlab.train.fit_regression`'s ``penalty``.
@@ -246,4 +281,4 @@ class MRNPenalty:
 
 
 __all__ = ["EPS", "MRNPenalty", "TensorNormalPrior", "check_task_tensor", "flip_flop_update", "mode_product",
-           "multi_mode_product", "stack_task_weights", "tensor_normal_penalty"]
+           "mrn_penalty", "multi_mode_product", "stack_task_weights", "task_stacked", "tensor_normal_penalty"]
