@@ -1,6 +1,8 @@
 """factorlab.mtl.grouping: pair gains, seed agreement, group prediction, exact partitions."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -63,6 +65,8 @@ def test_seed_agreement_is_spearman_of_off_diagonal_gains():
     assert agree.mean == pytest.approx(-1 / 3)
     with pytest.raises(ValueError, match=r"\(S, T, T\)"):
         grp.seed_agreement(g0)
+    flat = np.where(np.isnan(g0), np.nan, 1.0)
+    assert math.isnan(grp.seed_agreement(np.stack([g0, flat])).rhos[0])
     bad = np.stack([g0, g1])
     bad[0, 0, 1] = np.nan
     with pytest.raises(ValueError, match="NaN off the diagonal"):

@@ -62,6 +62,23 @@ def test_curve_pairs_every_grouping_with_its_seed():
     assert "-6.0 ± 0.6" in table["Δm (%)"].tolist()
 
 
+def test_one_network_weightings_sit_at_one_network_and_are_not_groupings():
+    pairs, groups = _records([-5.0, -6.0, -7.0])
+    famo = [{"config": {"seed": s, "weighting": "famo"},
+             "metrics": {"test_mae": {t: v * 0.9 for t, v in SINGLE.items()}}} for s in (0, 1, 2)]
+    curve = report.curve_frame(CHOSEN, pairs, groups, famo)
+    rows = curve[curve.search == "weighting"]
+    assert rows.source.tolist() == ["famo"] * 3 and (rows.k == 1).all()
+    assert rows.delta_m.tolist() == pytest.approx([-10.0] * 3)
+    aim = report.aim_verdict(curve, 3)
+    assert aim["best_dm"] == pytest.approx(-6.0)  # the grouping's, not FAMO's -10
+    summary = report.curve_summary(curve)
+    assert "loss weighting, one network" in report.summary_table(summary).search.tolist()
+    report.curve_figure(summary)
+    values = report.glue_values(pairs, groups, CHOSEN, 3, famo)
+    assert values["dm_weighting_famo"] == pytest.approx(-10.0)
+
+
 def test_a_grouping_missing_a_network_is_left_out():
     pairs, groups = _records([-5.0, -6.0, -7.0])
     curve = report.curve_frame(CHOSEN, pairs, groups[:1])

@@ -131,7 +131,7 @@ def seed_agreement(gains_per_seed: np.ndarray) -> SeedAgreement:
 
     Returns:
         :class:`SeedAgreement`: Spearman's rho of the ``T (T - 1)`` off-diagonal gains for
-        every pair of the ``S`` seeds, and their mean.
+        every pair of the ``S`` seeds (NaN where a seed's gains are all equal), and their mean.
 
     Raises:
         ValueError: not an ``(S, T, T)`` array, or a NaN off the diagonal.
@@ -143,7 +143,8 @@ def seed_agreement(gains_per_seed: np.ndarray) -> SeedAgreement:
     if np.isnan(flat).any():
         raise ValueError("gains_per_seed has NaN off the diagonal (a pair is missing)")
     pairs = list(itertools.combinations(range(len(g)), 2))
-    rhos = [float(spearmanr(flat[s], flat[t]).statistic) for s, t in pairs]
+    rhos = [float(spearmanr(flat[s], flat[t]).statistic) if np.ptp(flat[s]) > 0 and np.ptp(flat[t]) > 0
+            else math.nan for s, t in pairs]  # a constant seed has no ranks: NaN, without scipy's warning
     return SeedAgreement(float(np.mean(rhos)) if rhos else math.nan, rhos, pairs)
 
 

@@ -32,7 +32,7 @@ from factorlab.report.provenance import devices_of, profile_of
 #: The width (in networks) over which :func:`curve_figure` spreads its lines around each k.
 JITTER = 0.3
 #: The label of each search in tables and legends.
-SEARCH_LABELS = {"exact": "best partition", "cluster": "clustering"}
+SEARCH_LABELS = {"exact": "best partition", "cluster": "clustering", "weighting": "loss weighting, one network"}
 
 
 def tasks_of(pair_records: list[dict]) -> list[str]:
@@ -66,11 +66,13 @@ def single_mae(errors: dict[tuple[str, ...], dict[str, float]]) -> dict[str, flo
 
 
 def curve_frame(chosen: dict[tuple[str, str, int], Partition], pair_records: list[dict],
-                group_records: list[dict]) -> pd.DataFrame:
+                group_records: list[dict], weighting_records: list[dict] = ()) -> pd.DataFrame:
     """One row per chosen partition and seed whose networks all have records: ``source``,
     ``search``, ``k`` (networks), ``seed``, ``groups`` (text), ``delta_m`` (% against the same
     seed's single-task stack); plus single-task training itself (``source="single-task"``,
-    ``k = T``, Δm 0) per seed."""
+    ``k = T``, Δm 0) per seed, and each one-network run of ``weighting_records``
+    (``qm9_weighting``: uncertainty weighting, FAMO) at ``k = 1`` with ``search="weighting"``
+    and ``source`` its weighting, paired with the same seed's stack."""
     tasks = tasks_of(pair_records)
     errors = group_errors(pair_records, group_records)
     rows = []
@@ -80,6 +82,12 @@ def curve_frame(chosen: dict[tuple[str, str, int], Partition], pair_records: lis
             continue
         rows.append({"source": "single-task", "search": "none", "k": len(tasks), "seed": seed,
                      "groups": " | ".join(tasks), "delta_m": 0.0})
+        for r in weighting_records:
+            if r["config"]["seed"] == seed and set(tasks) <= set(r["metrics"]["test_mae"]):
+                whole = (tuple(tasks),)
+                rows.append({"source": r["config"]["weighting"], "search": "weighting", "k": 1, "seed": seed,
+                             "groups": ",".join(tasks),
+                             "delta_m": grouping_delta_m({whole[0]: r["metrics"]["test_mae"]}, single, tasks)})
         for (source, search, k), part in chosen.items():
             names = [tuple(g) for g in part.names(tasks)]
             if any(g not in nets for g in names):
@@ -115,7 +123,8 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def aim_verdict(curve: pd.DataFrame, n_seeds: int) -> dict:
     """The aim: a grouping with Δm < 0 in every one of ``n_seeds`` seeds and fewer networks than
-    tasks. Distinct partitions count once, whichever sources chose them. Returns ``verdict``
+    tasks. Distinct partitions count once, whichever sources chose them; one-network loss
+    weightings (``search="weighting"``) are not groupings and are left out. Returns ``verdict``
     ("reached", "not reached", "not measured": no partition into fewer than T networks with all
     seeds recorded), ``n_candidates`` (such partitions), ``n_reaching`` (those below 0 in every
     seed), ``best`` (the candidate with the lowest mean Δm, its groups; "none"), ``best_k``,
@@ -125,7 +134,7 @@ def aim_verdict(curve: pd.DataFrame, n_seeds: int) -> dict:
     if curve.empty:
         return {**empty, "text": "Not measured: no grouping has records in every seed yet."}
     t = int(curve[curve.source == "single-task"].k.max())
-    cand = curve[(curve.source != "single-task") & (curve.k < t)]
+    cand = curve[(curve.source != "single-task") & (curve.search != "weighting") & (curve.k < t)]
     full = cand.groupby(["k", "groups"]).filter(lambda g: g.seed.nunique() == n_seeds)
     if full.empty:
         return {**empty, "text": f"Not measured: no grouping into fewer than {t} networks has records in all "
@@ -205,14 +214,15 @@ def noise_ceiling(pair_records: list[dict]) -> dict:
 
 def curve_figure(summary: pd.DataFrame):
     """Δm (%) against the number of networks: one line per source (solid: best partition,
-    dashed: clustering), error bars ± one standard error over seeds, the lines spread over
+    dashed: clustering), one-network loss weightings as diamonds at k = 1, error bars ± one
+    standard error over seeds, the lines spread over
     :data:`JITTER` networks around each k so that equal partitions do not hide each other;
     single-task at k = T and the zero line for reference."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    sources = [s for s in summary.source.unique() if s != "single-task"]
+    sources = [s for s in summary[~summary.search.isin(["none", "weighting"])].source.unique()]
     colours = dict(zip(sources, sns.color_palette("colorblind", max(len(sources), 1))))
     lines = [(source, search) for source in sources for search in ("exact", "cluster")]
     for n, (source, search) in enumerate(lines):
@@ -223,6 +233,9 @@ def curve_figure(summary: pd.DataFrame):
         ax.errorbar(g.k + shift, g.dm, yerr=g.dm_se.fillna(0.0), ls="-" if search == "exact" else "--",
                     marker="o" if search == "exact" else "s", ms=4, capsize=2, color=colours.get(source),
                     label=f"{source}, {SEARCH_LABELS[search]}")
+    for n, row in enumerate(summary[summary.search == "weighting"].itertuples()):
+        ax.errorbar([row.k], [row.dm], yerr=[0.0 if row.dm_se != row.dm_se else row.dm_se], marker="D",
+                    ls="none", capsize=2, color="0.3" if n == 0 else "0.6", label=f"{row.source} (one network)")
     single = summary[summary.source == "single-task"]
     if not single.empty:
         ax.plot(single.k, single.dm, "k*", ms=10, label="single-task")
@@ -254,15 +267,17 @@ def prediction_figure(pred: pd.DataFrame):
     return fig
 
 
-def glue_values(pair_records: list[dict], group_records: list[dict], chosen: dict, n_seeds: int) -> dict:
+def glue_values(pair_records: list[dict], group_records: list[dict], chosen: dict, n_seeds: int,
+                weighting_records: list[dict] = ()) -> dict:
     """Every value the chapter glues: ``profile``, ``devices``, ``n_tasks``, ``n_pairs`` (pair
     runs), ``n_groups`` (group runs), ``n_partitions`` (chosen partitions), ``n_sources``;
     the aim (``aim_verdict``, ``aim_text``, ``aim_best``, ``aim_best_dm``, ``aim_best_max``,
     ``aim_n_reaching``, ``aim_n_candidates``); the noise ceiling (``ceiling_rho``,
     ``ceiling_seeds``); the prediction (``pred_n``, ``pred_spearman``, ``pred_mae_pp``,
-    ``pred_bias_pp``); the oracle's best partition's Δm at each of its k (``dm_oracle_k<k>``)."""
+    ``pred_bias_pp``); the oracle's best partition's Δm at each of its k (``dm_oracle_k<k>``)
+    and each one-network weighting's (``dm_weighting_<name>``)."""
     records = [*pair_records, *group_records]
-    curve = curve_frame(chosen, pair_records, group_records)
+    curve = curve_frame(chosen, pair_records, group_records, weighting_records)
     aim = aim_verdict(curve, n_seeds)
     ceil = noise_ceiling(pair_records)
     pred = prediction_agreement(prediction_frame(pair_records, group_records))
@@ -277,4 +292,6 @@ def glue_values(pair_records: list[dict], group_records: list[dict], chosen: dic
     summary = curve_summary(curve)
     for row in summary[(summary.source == "oracle") & (summary.search == "exact")].itertuples():
         out[f"dm_oracle_k{row.k}"] = float(row.dm)
+    for row in summary[summary.search == "weighting"].itertuples():
+        out[f"dm_weighting_{row.source}"] = float(row.dm)
     return out
