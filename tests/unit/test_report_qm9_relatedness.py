@@ -123,6 +123,27 @@ def test_gain_matrices_recover_the_gains_and_skip_incomplete_seeds():
     assert rep.pair_gain_cost_s(recs[:10], TASKS) == 25.0
 
 
+def test_gains_use_the_pair_experiments_own_single_task_stack_and_tasks():
+    """qm9_pairs' stack of a seed is the reference (over the fallback); its targets fix the tasks."""
+    tasks = NASH11[:3]
+    g = _gains(1, tasks)
+    own = {t: 2.0 for t in tasks}
+    stack = {"config": {"targets": tasks, "seed": 0, "sharing": "none"}, "metrics": {"test_mae": own},
+             "timing": {"train_s": 9.0}}
+    recs = [{**r, "config": {**r["config"], "sharing": "hard"}} for r in _pair_records(g, own)] + [stack]
+    assert rep.pair_tasks(recs) == tasks and rep.pair_single_by_seed(recs) == {0: own}
+    got = rep.gain_matrices(recs, {0: {t: 99.0 for t in NASH11}})
+    np.testing.assert_allclose(got[0].to_numpy(), g.to_numpy(), atol=1e-9)
+    assert rep.pair_gain_cost_s(recs, tasks) == 7.5  # the pairs only, not the stack
+
+
+def test_rank_matrix_scales_off_diagonal_ranks_to_the_unit_interval():
+    m = _frame(np.arange(25, dtype=float).reshape(5, 5))
+    r = rep.rank_matrix(m).to_numpy()
+    assert np.isnan(np.diag(r)).all() and np.nanmin(r) == 0 and np.nanmax(r) == 1
+    assert r[0, 1] < r[0, 2] < r[1, 0]
+
+
 # --- the journal's claim --------------------------------------------------------------------------
 
 def test_claim_verdicts():

@@ -140,9 +140,27 @@ def cost_frame(records: list[dict], task_set: str = "nash11") -> pd.DataFrame:
 
 def single_task_by_seed(records: list[dict], task_set: str = "nash11") -> dict[int, dict[str, float]]:
     """``{seed: {target: test MAE}}`` of the single-task stack each ``qm9_relatedness`` record of
-    ``task_set`` trains (``single_test_mae``): the single-task reference of the pair gains, on
-    the same budget and seed."""
+    ``task_set`` trains (``single_test_mae``): a fallback single-task reference of the pair gains
+    (same budget and seed) for seeds whose ``qm9_pairs`` stack is missing."""
     return {r["config"]["seed"]: dict(r["metrics"]["single_test_mae"]) for r in _records_of(records, task_set)}
+
+
+def pair_tasks(pair_records: list[dict]) -> list[str]:
+    """The tasks the ``qm9_pairs`` records cover, in NASH11 order: those of its single-task stack
+    (``sharing == "none"``) when one is present, else every target of its pairs."""
+    from factorlab.experiments.qm9_common import NASH11
+
+    stacks = [r["config"]["targets"] for r in pair_records if r["config"].get("sharing") == "none"]
+    names = set(stacks[0]) if stacks else {t for r in pair_records for t in r["config"]["targets"]}
+    return [t for t in NASH11 if t in names] + sorted(names - set(NASH11))
+
+
+def pair_single_by_seed(pair_records: list[dict]) -> dict[int, dict[str, float]]:
+    """``{seed: {target: test MAE}}`` of the single-task stacks among the ``qm9_pairs`` records
+    (``sharing == "none"``): the reference the pair gains are taken against, trained under the
+    same code, budget and seeds as the pairs."""
+    return {r["config"]["seed"]: dict(r["metrics"]["test_mae"]) for r in pair_records
+            if r["config"].get("sharing") == "none"}
 
 
 def pair_maes_by_seed(pair_records: list[dict], tasks: Sequence[str]) -> dict[int, dict[tuple[str, str], dict]]:
@@ -160,18 +178,21 @@ def pair_maes_by_seed(pair_records: list[dict], tasks: Sequence[str]) -> dict[in
     return out
 
 
-def gain_matrices(pair_records: list[dict], single_by_seed: Mapping[int, Mapping[str, float]],
-                  tasks: Sequence[str]) -> dict[int, pd.DataFrame]:
-    """``{seed: G}``: the measured pair gains (%) of every seed that has all pairs of ``tasks``
-    and a single-task reference (:func:`factorlab.mtl.grouping.pair_gain_matrix`)."""
+def gain_matrices(pair_records: list[dict], fallback_single: Mapping[int, Mapping[str, float]] | None = None,
+                  tasks: Sequence[str] | None = None) -> dict[int, pd.DataFrame]:
+    """``{seed: G}``: the measured pair gains (%) over ``tasks`` (default :func:`pair_tasks`) of
+    every seed that has all their pairs and a single-task reference: the seed's ``qm9_pairs``
+    stack (:func:`pair_single_by_seed`), else ``fallback_single[seed]``
+    (:func:`factorlab.mtl.grouping.pair_gain_matrix`)."""
     from factorlab.mtl.grouping import pair_gain_matrix  # lazy: the grouping module is another chapter's
 
-    tasks = list(tasks)
+    tasks = list(tasks) if tasks is not None else pair_tasks(pair_records)
+    single = {**(fallback_single or {}), **pair_single_by_seed(pair_records)}
     n_pairs = len(tasks) * (len(tasks) - 1) // 2
     out = {}
     for seed, pairs in sorted(pair_maes_by_seed(pair_records, tasks).items()):
-        if len(pairs) == n_pairs and seed in single_by_seed:
-            g = pair_gain_matrix(pairs, single_by_seed[seed], tasks)
+        if n_pairs and len(pairs) == n_pairs and seed in single and all(t in single[seed] for t in tasks):
+            g = pair_gain_matrix(pairs, single[seed], tasks)
             out[seed] = pd.DataFrame(g, index=tasks, columns=tasks)
     return out
 
@@ -390,42 +411,65 @@ def encoder_swap_figure(per_seed: Mapping[int, pd.DataFrame]):
         logt = np.log2(t)
     order = cluster_order(logt)
     logt = logt.loc[order, order]
-    size = min(plots.FULL_WIDTH, 0.35 * len(order) + 2.0)
-    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH, 0.9 * plots.FULL_WIDTH))
     lim = float(np.nanmax(np.abs(logt.to_numpy()))) if np.isfinite(logt.to_numpy()).any() else 1.0
     sns.heatmap(logt, cmap="RdBu_r", center=0, vmin=-lim, vmax=lim, square=True, ax=ax,
-                cbar_kws={"label": "log2 (MAE on lent encoder / own MAE)"})
+                xticklabels=True, yticklabels=True,
+                cbar_kws={"label": "log2 (MAE on lent encoder / own MAE)", "shrink": 0.8})
     ax.set_xlabel("task measured (fresh head)")
     ax.set_ylabel("encoder lent by")
     fig.tight_layout()
     return fig
 
 
+def rank_matrix(matrix: pd.DataFrame) -> pd.DataFrame:
+    """The off-diagonal entries of ``matrix`` as ranks scaled to [0, 1] (0: lowest; ties share
+    the mean rank; diagonal and NaN stay NaN): what a rank correlation sees of a measure."""
+    m = matrix.to_numpy(float).copy()
+    np.fill_diagonal(m, np.nan)
+    keep = np.isfinite(m)
+    out = np.full(m.shape, np.nan)
+    if keep.sum() > 1:
+        r = _ranks(m[keep])
+        out[keep] = (r - 1) / (keep.sum() - 1)
+    elif keep.any():
+        out[keep] = 0.5
+    return pd.DataFrame(out, index=matrix.index, columns=matrix.columns)
+
+
 def measures_figure(matrices: Mapping[str, Mapping[int, pd.DataFrame]]):
-    """One heatmap per measure (mean over seeds, oriented as :func:`orient`, diagonal blank),
-    rows and columns in the order of the first measure's clustering. Returns the Figure."""
+    """One heatmap per measure (mean over seeds, oriented as :func:`orient`, shown as
+    :func:`rank_matrix`: one shared colour scale, low to high relatedness), rows and columns in
+    the order of the first measure's clustering; target names on the outer panels only.
+    Returns the Figure."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     names = list(matrices)
     cols = 3
     rows = max(1, math.ceil(len(names) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(plots.FULL_WIDTH, 2.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(plots.FULL_WIDTH, 2.45 * rows + 0.7), squeeze=False,
+                             sharex=True, sharey=True)
     order = None
-    for ax, name in zip(axes.flat, names):
-        m = orient(name, mean_matrix(matrices[name]))
-        m = m.mask(np.eye(len(m), dtype=bool))
-        order = order or cluster_order(m)
-        sns.heatmap(m.loc[order, order], cmap="viridis", ax=ax, square=True, cbar=True,
-                    xticklabels=True, yticklabels=True, cbar_kws={"shrink": 0.8})
-        ax.set_title(MEASURES[name][0], fontsize="x-small", pad=3)
-        ax.tick_params(labelsize=4.5)
-        ax.figure.axes[-1].tick_params(labelsize=6)  # the colorbar just drawn
+    for k, (ax, name) in enumerate(zip(axes.flat, names)):
+        m = rank_matrix(orient(name, mean_matrix(matrices[name])))
+        order = order or cluster_order(m.fillna(0.5))
+        sns.heatmap(m.loc[order, order], cmap="viridis", vmin=0, vmax=1, ax=ax, square=True, cbar=False,
+                    xticklabels=True, yticklabels=True)
+        ax.set_title(MEASURES[name][0], fontsize=plots.SMALL, pad=3)
+        ax.tick_params(labelsize=plots.SMALL, length=0)
         ax.set_xlabel("")
         ax.set_ylabel("")
+        if k % cols:
+            ax.tick_params(labelleft=False)
+        if k < len(names) - cols:
+            ax.tick_params(labelbottom=False)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    fig.tight_layout(w_pad=0.4, h_pad=0.6)
+    fig.tight_layout(w_pad=0.2, h_pad=1.8, rect=(0, 0.08, 1, 1))
+    cax = fig.add_axes([0.3, 0.045, 0.4, 0.016])
+    fig.colorbar(axes.flat[0].collections[0], cax=cax, orientation="horizontal",
+                 label="rank within the measure (low → high relatedness)")
     return fig
 
 
@@ -434,7 +478,7 @@ def prediction_figure(pred: pd.DataFrame):
     Returns the Figure (empty axes with a note while the gains are not measured)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH * 0.7, 3.2))
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH, 3.4))
     ok = pred[pred.rho == pred.rho]
     if ok.empty:
         ax.text(0.5, 0.5, "pair gains not measured yet", ha="center", va="center", transform=ax.transAxes)
@@ -442,7 +486,7 @@ def prediction_figure(pred: pd.DataFrame):
         err = np.vstack([ok.rho - ok.lo, ok.hi - ok.rho])
         ax.errorbar(ok.total_s.clip(lower=1e-3), ok.rho, yerr=err, fmt="o", capsize=3)
         for _, r in ok.iterrows():
-            ax.annotate(r.label, (max(r.total_s, 1e-3), r.rho), fontsize="x-small", xytext=(3, 3),
+            ax.annotate(r.label, (max(r.total_s, 1e-3), r.rho), fontsize=plots.SMALL, xytext=(4, 3),
                         textcoords="offset points")
         ax.set_xscale("log")
     ax.axhline(0, color="k", lw=0.8)
@@ -577,7 +621,8 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     ``seeds``, the interval's level ``ci`` in %, ``n_boot``, the claim's threshold
     ``uncorrelated`` and sentence ``journal_claim``), per measure ``cost_<m>`` (s) and ``rho_<m>``/``lo_<m>``/``hi_<m>`` (NaN while the
     gains are missing), ``best_measure`` (label of the highest ρ, or "not measured"),
-    ``pairs_measured`` (seeds with every pair), ``pair_cost_s``, the seed-to-seed noise ceiling
+    ``pairs_measured`` (seeds with every pair of the ``n_pair_tasks`` targets ``qm9_pairs``
+    covers, ``n_pairs`` pairs), ``pair_cost_s``, the seed-to-seed noise ceiling
     ``ceiling_rho``/``ceiling_lo``/``ceiling_hi``/``ceiling_seed_pairs`` (:func:`noise_ceiling`),
     ``pearson_verdict`` and ``pearson_claim`` (:func:`pearson_verdict`), the claim's ``claim_verdict``
     and numbers (``claim_*``), ``swap_tasks`` (size of the all-target encoder-swap table), and
@@ -590,12 +635,14 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     tasks = targets_of(task_set)
     matrices = measure_matrices(rel_records, task_set)
     costs = cost_frame(rel_records, task_set)
-    gains = gain_matrices(pair_records, single_task_by_seed(rel_records, task_set), tasks)
+    gtasks = pair_tasks(pair_records) or tasks
+    gains = gain_matrices(pair_records, single_task_by_seed(rel_records, task_set), gtasks)
     pred = prediction_frame(matrices, gains, costs, n_boot)
     v: dict = {"profile": profile, "n_rel_runs": len(rel_records), "n_tasks": len(tasks),
                "seeds": ", ".join(str(s) for s in sorted({r["config"]["seed"] for r in rel_records})),
-               "pairs_measured": len(gains), "n_pairs": len(tasks) * (len(tasks) - 1) // 2,
-               "pair_cost_s": pair_gain_cost_s(pair_records, tasks), "n_measures": len(matrices),
+               "pairs_measured": len(gains), "n_pairs": len(gtasks) * (len(gtasks) - 1) // 2,
+               "n_pair_tasks": len(gtasks),
+               "pair_cost_s": pair_gain_cost_s(pair_records, gtasks), "n_measures": len(matrices),
                "ci": CI_LEVEL, "n_boot": n_boot, "uncorrelated": UNCORRELATED, "journal_claim": JOURNAL_CLAIM}
     for _, r in pred.iterrows():
         v.update({f"cost_{r.measure}": r.total_s, f"rho_{r.measure}": r.rho, f"lo_{r.measure}": r.lo,
