@@ -200,6 +200,10 @@ def test_benchmark_frame_pairs_each_run_with_its_seeds_single_task():
     assert s.loc["equal", "se"] == pytest.approx(np.std([200, 50], ddof=1) / np.sqrt(2))
     assert s.loc["famo", "mean"] == pytest.approx(50) and math.isnan(s.loc["famo", "se"])
     assert s.loc["uncertainty", "worse"] == 0 and s.loc["famo", "worse"] == 11
+    stack = {"config": {"targets": NASH11, "seed": 1, "sharing": "none"},
+             "metrics": {"test_mae": {t: 1.0 for t in NASH11}}}
+    again = rep.benchmark_summary(rep.benchmark_frame(weighted, equal, stl, NASH11, [stack])).set_index("method")
+    assert again.loc["equal", "mean"] == pytest.approx((200 + 200) / 2)  # seed 1 against qm9_pairs' stack
     table = rep.benchmark_table(rep.benchmark_summary(f))
     assert len(table) == 3 + len(literature.QM9_MTL_PUBLISHED)
     assert table.source.str.startswith("cited:").sum() == len(literature.QM9_MTL_PUBLISHED)

@@ -25,9 +25,10 @@ Conventions, stated once:
   none for label dependence; the hard-shared network without its probes
   (``hard_network_s`` minus both probes' seconds) for gradient cosine and TAG; the single-task
   stack (``single_stack_s``) for encoder swap. Mean over seeds.
-- Δm (%) of the benchmark frame is paired per seed: each multitask run against the
-  ``qm9_single_task`` test MAEs of the same seed; mean ± standard error over the seeds that
-  have both (SE is NaN for one seed).
+- Δm (%) of the benchmark frame is paired per seed: each multitask run against the single-task
+  test MAEs of the same seed, from ``qm9_pairs``' single-task stack (as the grouping chapter
+  does, so one run has one Δm in the book) or, for a seed without it, ``qm9_single_task``; mean
+  ± standard error over the seeds that have both (SE is NaN for one seed).
 """
 from __future__ import annotations
 
@@ -498,23 +499,29 @@ def prediction_figure(pred: pd.DataFrame):
 
 # --- the benchmark frame --------------------------------------------------------------------------
 
-def _stl_by_seed(stl_records: list[dict], tasks: Sequence[str]) -> dict[int, dict[str, float]]:
-    """``{seed: {target: test MAE}}`` of the GINE ``qm9_single_task`` records (stacks merged)."""
+def _stl_by_seed(stl_records: list[dict], tasks: Sequence[str],
+                 pair_records: Sequence[dict] = ()) -> dict[int, dict[str, float]]:
+    """``{seed: {target: test MAE}}``, the single-task reference of the benchmark frame: the
+    ``qm9_pairs`` single-task stack of the seed when it covers ``tasks`` (the reference the
+    grouping chapter pairs the same runs with, so both chapters give one Δm per run), else the
+    GINE ``qm9_single_task`` records of the seed (stacks merged)."""
     out: dict[int, dict[str, float]] = {}
     for r in stl_records:
         if r["config"].get("model", "gine") != "gine":
             continue
         out.setdefault(r["config"]["seed"], {}).update(r["metrics"]["test_mae"])
+    out.update(pair_single_by_seed(list(pair_records)))
     return {s: m for s, m in out.items() if all(t in m for t in tasks)}
 
 
 def benchmark_frame(weighting_records: list[dict], equal_records: list[dict], stl_records: list[dict],
-                    tasks: Sequence[str]) -> pd.DataFrame:
-    """One row per method and seed: Δm (%) of the hard-shared run against the ``qm9_single_task``
-    MAEs of the same seed over ``tasks``, and how many targets are worse. Methods: ``equal``
+                    tasks: Sequence[str], pair_records: Sequence[dict] = ()) -> pd.DataFrame:
+    """One row per method and seed: Δm (%) of the hard-shared run against the single-task MAEs
+    of the same seed over ``tasks`` (:func:`_stl_by_seed`: ``qm9_pairs``' stack, else
+    ``qm9_single_task``), and how many targets are worse. Methods: ``equal``
     (``equal_records``: ``qm9_soft_sharing`` λ = ∞ on nash11) and each ``weighting`` of
     ``weighting_records``; runs whose seed has no single-task reference are left out."""
-    stl = _stl_by_seed(stl_records, tasks)
+    stl = _stl_by_seed(stl_records, tasks, pair_records)
     rows = []
     runs = [("equal", r) for r in equal_records] + [(r["config"]["weighting"], r) for r in weighting_records]
     for method, r in runs:
@@ -585,13 +592,13 @@ def benchmark_unit(target: str) -> tuple[str, float]:
 
 
 def benchmark_target_table(weighting_records: list[dict], equal_records: list[dict], stl_records: list[dict],
-                           tasks: Sequence[str]) -> pd.DataFrame:
+                           tasks: Sequence[str], pair_records: Sequence[dict] = ()) -> pd.DataFrame:
     """Per target of ``tasks``, in the benchmark's units (:func:`benchmark_unit`): our single-task
     test MAE and each method's (means over the seeds the records have; single-task over the seeds
     that have every target), beside Navon et al.'s single-task MAE (cited,
     :data:`factorlab.literature.NAVON2022_QM9_STL_MAE`); three significant digits, whole
     numbers from 100 on."""
-    stl = _stl_by_seed(stl_records, tasks)
+    stl = _stl_by_seed(stl_records, tasks, pair_records)
     cols: dict[str, dict[str, float]] = {}
     if stl:
         cols["single-task (ours)"] = {t: float(np.mean([m[t] for m in stl.values()])) for t in tasks}
@@ -661,7 +668,7 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
                                                 "n_uncorrelated", "n_correlated", "threshold")})
     swap19 = measure_matrices(rel_records, "all19").get("encoder_swap", {})
     v["swap_tasks"] = len(mean_matrix(swap19)) if swap19 else 0
-    summary = benchmark_summary(benchmark_frame(weighting_records, equal_records, stl_records, tasks))
+    summary = benchmark_summary(benchmark_frame(weighting_records, equal_records, stl_records, tasks, pair_records))
     for method in OUR_LABELS:
         row = summary[summary.method == method]
         v[f"dm_{method}"] = float(row["mean"].iloc[0]) if len(row) else math.nan
