@@ -73,7 +73,8 @@ def evaluate(
 ) -> tuple[float, float]:
     """Mean cross-entropy (nats) and accuracy (fraction) of ``model`` on ``(x, y)``.
 
-    ``x``: stored inputs [N, ...] on ``device``; ``y``: int64 labels [N].
+    ``x``: stored inputs [N, ...] on ``device``; ``y``: int64 labels [N], or [N, d] with logits
+    [N, C, d] (K-dimensional cross-entropy, e.g. d binary tasks); means over all N·d labels.
     """
     was_training = model.training
     model.eval()
@@ -85,7 +86,7 @@ def evaluate(
         loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum").double()
         correct += (logits.argmax(dim=1) == yb).sum()
     model.train(was_training)
-    n = y.shape[0]
+    n = y.numel()  # labels: one per sample, or one per sample and position (K-dimensional)
     return loss_sum.item() / n, correct.item() / n
 
 
@@ -108,7 +109,9 @@ def fit_classifier(
 
     Args:
         train, test: ``(x, y)`` tensors already on ``device``; ``x`` as stored (e.g. uint8
-            [N, 28, 28]), ``y`` int64 class labels [N].
+            [N, 28, 28]), ``y`` int64 class labels [N]; or [N, d] for a model whose logits
+            are [B, C, d] (d classification problems at once, e.g. d one-vs-all tasks with
+            C = 2): losses and accuracies are then means over all N·d labels.
         seed: seeds the shuffling order (the model's initialisation and dropout use the global
             generator, seeded by the caller).
         target_loss: when given, the first window (see :class:`FitResult`) whose mean training
@@ -167,7 +170,7 @@ def fit_classifier(
         batch_loss = torch.stack(losses).tolist()  # float32 -> exact Python floats
         seen = loss_sum = 0
         for value, yb in zip(batch_loss, labels):  # summed in float64 in step order
-            n = yb.shape[0]
+            n = yb.numel()
             loss_sum += value * n
             seen += n
         correct = int(torch.cat(preds).eq(torch.cat(labels)).sum())

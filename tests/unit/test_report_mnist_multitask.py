@@ -1,0 +1,120 @@
+"""factorlab.report.mnist_multitask: tables, the time-to-target comparison with censoring and
+the two journal verdicts, on the smoke records and on hand-built records."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import pytest
+
+from factorlab.experiments.mnist_multitask import FACTORIZED, METHODS, NAME, grid
+from factorlab.report import mnist_multitask as report
+from report_smoke import train_smoke
+
+
+@pytest.fixture(scope="module")
+def smoke_records(tmp_path_factory):
+    """The smoke grid of ``mnist_multitask``, trained into a throw-away store."""
+    return train_smoke(NAME, tmp_path_factory.mktemp("store"))
+
+
+def test_smoke_records_fill_every_table(smoke_records):
+    assert len(smoke_records) == len(grid("smoke"))
+    runs = report.runs_frame(smoke_records)
+    assert list(runs.method) == list(METHODS)
+    assert all(len(e) == 10 and all(0 <= v <= 100 for v in e) for e in runs.task_error)
+    assert runs.pretrain_s.notna().tolist() == [m in FACTORIZED for m in runs.method]
+    single = smoke_records[0]
+    for r in smoke_records:
+        if r["config"]["method"] in FACTORIZED:  # the kept single-task networks, not a different retraining
+            assert r["timing"]["pretrain_train_loss"] == single["metrics"]["train_loss"]
+            assert all(e <= 0.5 + 1e-6 for e in r["model"]["init_rel_error"])
+    by_method = {r["config"]["method"]: r for r in smoke_records}
+    assert by_method["deep"]["model"]["match_params"] == by_method["tucker"]["model"]["params"]
+    table = report.error_table(smoke_records)
+    assert len(table) == len(METHODS) and table.columns[1] == "error (%), 256 images"
+    sharing = report.sharing_table(smoke_records)
+    assert len(sharing) == len(FACTORIZED) * 4 and set(sharing.layer) == {"conv1", "conv2", "fc1", "head"}
+    assert ((sharing["effective rank at init"] >= 1) & (sharing["effective rank at init"] <= 10)).all()
+    ttt = report.time_to_target_frame(smoke_records)
+    assert len(ttt) == len(METHODS) and (ttt.target_loss == single["metrics"]["train_loss"]).all()
+    assert len(report.slowdown_table(smoke_records)) == len(METHODS) - 1
+    values = report.glue_values(smoke_records)
+    assert values["n_points"] == len(FACTORIZED) and values["deeper_pairs"] == 0
+    assert values["deeper_verdict"] == "not measured"  # one seed: no standard error
+    assert values["pretrain_mismatches"] == 0 and values["rel_error"] == 0.5
+    matplotlib.use("Agg")
+    fig = report.error_figure(smoke_records)
+    assert len(fig.axes[0].lines) >= len(METHODS)
+
+
+def _record(method, n_train, seed, error, *, window_loss, train_s, final_loss=0.1, params=1000, pretrain_s=0.0):
+    """A hand-built record: windows of equal length ending at train_s."""
+    w = len(window_loss)
+    timing = {"train_s": train_s, "epochs_run": 2}
+    if method in FACTORIZED:
+        timing.update(pretrain_s=pretrain_s, decompose_s=0.0)
+    return {"experiment": NAME, "key": f"{method}-{n_train}-{seed}",
+            "config": {"experiment": NAME, "profile": "cpu", "method": method, "n_train": n_train, "seed": seed,
+                       "epochs": 2},
+            "metrics": {"mean_error": error, "task_error": [error] * 10, "train_loss": final_loss},
+            "history": {"window_loss": window_loss, "window_s": [train_s * (k + 1) / w for k in range(w)],
+                        "window_epoch": [2 * (k + 1) / w for k in range(w)]},
+            "timing": timing, "model": {"params": params, "flops_per_sample": 1}, "provenance": {"device": "cpu"}}
+
+
+def _hand(slow_tucker: bool):
+    """Single-task reaches its final loss 0.1 at its last window (10 s); hard at half its
+    training (5 of 10 s); tucker (pretrained for 10 s) reaches it at 1 s, or never in 2000 s."""
+    recs = []
+    for seed in (0, 1, 2):
+        recs.append(_record("single", 1000, seed, 2.0, window_loss=[0.5, 0.1], train_s=10.0))
+        recs.append(_record("hard", 1000, seed, 2.5, window_loss=[0.1, 0.05], train_s=10.0))
+        tucker = [0.3, 0.2] if slow_tucker else [0.1, 0.09]
+        recs.append(_record("tucker", 1000, seed, 1.0 + 0.1 * seed, window_loss=tucker,
+                            train_s=2000.0 if slow_tucker else 2.0, pretrain_s=10.0))
+        recs.append(_record("deep", 1000, seed, 1.5 + 0.1 * seed, window_loss=[0.2, 0.2], train_s=10.0))
+    return recs
+
+
+def test_time_to_target_is_censored_where_never_reached():
+    ttt = report.time_to_target_frame(_hand(slow_tucker=True)).set_index(["method", "seed"])
+    assert ttt.loc[("single", 0), "time_s"] == 10.0 and not ttt.loc[("single", 0), "censored"]
+    assert ttt.loc[("hard", 0), "time_s"] == 5.0 and ttt.loc[("hard", 0), "epochs"] == 1.0
+    assert ttt.loc[("tucker", 0), "censored"] and ttt.loc[("tucker", 0), "time_s"] == 2000.0
+    assert ttt.loc[("tucker", 0), "with_pretrain_s"] == 2010.0 and ttt.loc[("tucker", 0), "epochs"] == 2.0
+    s = report.slowdown_frame(_hand(slow_tucker=True)).set_index("method")
+    assert s.loc["hard", "ratio"] == pytest.approx(0.5) and s.loc["hard", "bound"] == "="
+    assert s.loc["tucker", "ratio_pretrain"] == pytest.approx(201.0) and s.loc["tucker", "bound"] == "≥"
+    assert s.loc["tucker", "n_censored"] == 3
+    assert report.slowdown_table(_hand(slow_tucker=True)).iloc[1]["time vs single-task"] == "≥ 200.00×"
+
+
+def test_slower_verdict_counts_lower_bounds_as_slower_and_exact_fast_points_as_faster():
+    v = report.slower_verdict(_hand(slow_tucker=True))
+    assert (v["verdict"], v["slower"], v["faster"], v["n_points"]) == ("reproduced", 1, 0, 1)
+    v = report.slower_verdict(_hand(slow_tucker=False))
+    assert (v["verdict"], v["slower"], v["faster"]) == ("not reproduced", 0, 1)
+    assert v["max_ratio"] == pytest.approx(1.1)  # (1 s to the target + 10 s pretraining) / 10 s
+
+
+def test_deeper_verdict_pairs_seeds_and_needs_a_clear_difference():
+    f = report.deeper_frame(_hand(slow_tucker=True))
+    assert len(f) == 1 and f.iloc[0]["diff"] == pytest.approx(0.5) and f.iloc[0]["outcome"] == "DMTRL better"
+    v = report.deeper_verdict(_hand(slow_tucker=True))
+    assert (v["verdict"], v["not_worse"], v["n_pairs"]) == ("not reproduced", 0, 1)
+
+
+def test_a_dmtrl_run_from_other_single_task_networks_is_counted():
+    recs = _hand(slow_tucker=False)
+    for r in recs:
+        if r["config"]["method"] == "tucker":
+            r["timing"]["pretrain_train_loss"] = 0.1
+    recs[2]["timing"]["pretrain_train_loss"] = 0.11
+    assert report.pretrain_mismatches(recs) == 1
+
+
+def test_missing_records_are_not_measured():
+    values = report.glue_values([])
+    assert values["slower_verdict"] == values["deeper_verdict"] == values["sizes"] == "not measured"
+    assert math.isnan(values["max_ratio"]) and report.error_table([]).empty
