@@ -208,7 +208,9 @@ def test_calibrated_machine_is_measured_once_and_plausible():
     m = machine("cpu", torch.float64)
     assert m is machine("cpu", torch.float64)
     assert 1e7 < m.peak_flops < 1e14 and 1e7 < m.bandwidth < 1e13 and m.itemsize == 8
-    assert set(m.overhead_s) == {"einsum", "mm", "conv", "copy"} and all(0 < t < 0.1 for t in m.overhead_s.values())
+    assert set(m.overhead_s) == {"einsum", "mm", "conv", "gconv", "copy"} and all(0 < t < 0.1 for t in m.overhead_s.values())
+    assert set(m.efficiency) == {"conv", "gconv", "einsum"} and all(0 < e <= 1 for e in m.efficiency.values())
+    assert m.cache_bandwidth > 0 and m.cache_bytes > 0
 
 
 def test_flops_follow_the_gradient_recording_path_in_every_mode():
@@ -303,3 +305,14 @@ def test_plan_prepare_then_apply_equals_the_whole_contraction():
         torch.testing.assert_close(plan.apply(ops[0], *plan.prepare(*ops[1:])), torch.einsum(eq, *ops))
         assert sum(f for f, _ in plan.step_costs) == plan.cost
     assert sequential_path(4, [3, 1, 2]) == [(0, 3), (0, 2), (0, 1)]
+
+
+def test_assigning_a_new_factor_clears_the_caches():
+    torch.manual_seed(0)
+    layer = LowRankLinear(24, 20, 3).eval()
+    layer.force_path = "dense"
+    x = torch.randn(2, 24)
+    with torch.no_grad():
+        layer(x)
+        layer.U = torch.nn.Parameter(torch.randn(20, 3))
+        torch.testing.assert_close(layer(x), _reference(layer, x))

@@ -33,6 +33,8 @@ import opt_einsum
 import torch
 from torch import nn
 
+from factorlab.layers.paths import is_autotune_enabled
+
 #: A rank argument: one int (used for every internal rank) or one int per internal rank.
 Rank = int | Sequence[int]
 
@@ -314,6 +316,8 @@ class FactorizedLayer(nn.Module):
         self._plans: dict = {}
         self._choices: dict = {}
         self._prepared: dict = {}
+        self._hot: dict = {}
+        self._fcache: tuple | None = None
         #: None (choose: measured or by the cost model), or the name of a candidate path.
         self.force_path: str | None = None
         #: True / False: measure the candidate paths (or not) whatever the global
@@ -469,7 +473,7 @@ class FactorizedLayer(nn.Module):
     def __getstate__(self):
         # Candidates hold closures over this layer: a deep copy or pickle rebuilds them.
         state = dict(super().__getstate__())
-        state["_plans"], state["_prepared"] = {}, {}
+        state["_plans"], state["_prepared"], state["_hot"], state["_fcache"] = {}, {}, {}, None
         return state
 
     # -- paths: candidates, choice, cache --------------------------------------------
@@ -504,7 +508,7 @@ class FactorizedLayer(nn.Module):
 
     def _model_choice(self, key: tuple) -> dict:
         """The cost model's choice for ``key``: predicted seconds of every candidate
-        (:meth:`Machine.time <factorlab.layers.paths.Machine.time>`; the prepared part is
+        (:meth:`Machine.predict <factorlab.layers.paths.Machine.predict>`; the prepared part is
         free when no gradient is recorded, an input in another memory format pays a copy)."""
         from factorlab.layers.paths import Op, machine
 
@@ -516,7 +520,7 @@ class FactorizedLayer(nn.Module):
             ops = (cand.prep_ops if grad else ()) + cand.ops
             if len(shape) == 4 and cand.memory_format != fmt:
                 ops = ops + (Op("copy", 0, 2 * math.prod(shape)),)
-            predicted[name] = m.time(ops)
+            predicted[name] = m.predict(ops)
         return {"path": min(predicted, key=predicted.get), "how": "model", "predicted_s": predicted}
 
     def _measured_choice(self, key: tuple, x: torch.Tensor) -> dict:
@@ -541,8 +545,6 @@ class FactorizedLayer(nn.Module):
         return out
 
     def _tuning(self) -> bool:
-        from factorlab.layers.paths import is_autotune_enabled
-
         return self.autotune if self.autotune is not None else is_autotune_enabled()
 
     def _check_force_path(self, shape) -> str:
@@ -593,14 +595,28 @@ class FactorizedLayer(nn.Module):
         return {self._key_label(k): {kk: (dict(v) if isinstance(v, dict) else v) for kk, v in c.items()}
                 for k, c in self._choices.items()}
 
+    def __setattr__(self, name, value):
+        if isinstance(value, nn.Parameter) and "_fcache" in self.__dict__:
+            self.clear_path_cache()  # a factor replaced: cached paths and weights refer to the old one
+        super().__setattr__(name, value)
+
+    def _factor_tuple(self) -> tuple:
+        """``tuple(factors())``, cached (``factors()`` walks ParameterLists: microseconds per
+        forward). Assigning a new Parameter to the layer clears it; replacing one inside a
+        ParameterList needs ``clear_path_cache()``."""
+        f = self._fcache
+        if f is None:
+            f = self._fcache = tuple(self.factors())
+        return f
+
     def clear_path_cache(self) -> None:
         """Forget every choice, plan and prepared (rebuilt) weight."""
-        self._plans, self._choices, self._prepared = {}, {}, {}
+        self._plans, self._choices, self._prepared, self._hot, self._fcache = {}, {}, {}, {}, None
 
     def _prepared_for(self, shape, name: str, cand) -> tuple:
         """``cand.prepare()`` under no_grad, cached until a factor changes (its data_ptr or
         its ``_version``, bumped by every in-place update such as an optimizer step)."""
-        stamp = tuple((f.data_ptr(), f._version) for f in self.factors())
+        stamp = tuple((f.data_ptr(), f._version) for f in self._factor_tuple())
         key = (name, shape if cand.prep_key is None else cand.prep_key)
         hit = self._prepared.get(key)
         if hit is not None and hit[0] == stamp:
@@ -611,20 +627,34 @@ class FactorizedLayer(nn.Module):
         self._prepared[key] = (stamp, prepared)
         return prepared
 
-    @torch.compiler.disable
     def _select(self, x: torch.Tensor, shape: tuple[int, ...]):
         """(chosen candidate, its cached prepared tensors, or None when autograd records and
-        they must be built in the forward pass)."""
-        grad = self._grad_recorded(x)
-        name = self._choose_for(x, shape, grad)
-        cand = self._plans.get(("candidates", shape)) or self.candidates(shape)
-        cand = cand[name]
+        they must be built in the forward pass). The hot path of every forward: one dict
+        lookup once the key has been chosen."""
+        grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self._factor_tuple()))
+        if self.force_path is not None:
+            name = self._check_force_path(shape)
+            cand = self.candidates(shape)[name]
+        else:
+            cl = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+            key = (shape, x.dtype, x.device, self.training, grad, cl)
+            hot = self._hot.get(key)
+            if hot is None or (hot[2] and self._tuning()):
+                name = self._choose_for(x, shape, grad)
+                hot = self._hot[key] = (self.candidates(shape)[name], name, self._choices[key]["how"] == "model")
+            cand, name = hot[0], hot[1]
         return cand, (None if grad else self._prepared_for(shape, name, cand))
+
+    _select_traced = torch.compiler.disable(_select)
 
     def _run_path(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """The chosen candidate's output on ``x`` (normalised to ``shape``), bias added:
-        prepared part cached when autograd does not record."""
-        cand, prepared = self._select(x, shape)
+        prepared part cached when autograd does not record. Under ``torch.compile`` the
+        choice is made outside the graph; the chosen path's tensor ops are traced."""
+        if torch.compiler.is_compiling():
+            cand, prepared = self._select_traced(x, shape)
+        else:
+            cand, prepared = self._select(x, shape)
         return cand.apply(x, cand.prepare() if prepared is None else prepared, self.bias)
 
     def path_flops(self, input_shape: Sequence[int]) -> dict[str, int]:

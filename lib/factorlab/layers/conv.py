@@ -177,7 +177,7 @@ class FactorizedConv2d(FactorizedLayer):
             ops, s = [], shape
             for st in template:
                 f, nxt = st.flops(s)
-                ops.append(Op("conv", f, math.prod(s) + math.prod(nxt) + st.weight.numel()))
+                ops.append(Op("gconv" if st.groups > 1 else "conv", f, math.prod(s) + math.prod(nxt) + st.weight.numel()))
                 s = nxt
             out[name] = stage_candidate(name, build, template, weight_ops, tuple(ops))
             twins[name + "_cl"] = stage_candidate(name + "_cl", build, template, weight_ops, tuple(ops),

@@ -141,7 +141,7 @@ class FactorizedLinear(FactorizedLayer):
             if name == "dense":
                 continue
             out[name] = Candidate(
-                name, prepare=lambda plan=plan: plan.prepare(*self.factors()),
+                name, prepare=lambda plan=plan: plan.prepare(*self._factor_tuple()),
                 apply=lambda x, prep, bias, plan=plan: add_bias(plan.apply(x.reshape(x_shape), *prep).reshape(batch, -1),
                                                                 bias),
                 prep_ops=plan.ops(True), ops=plan.ops(False))
@@ -170,6 +170,8 @@ class FactorizedLinear(FactorizedLayer):
         """x: ``[*, in_features]`` -> ``[*, out_features]``."""
         if x.shape[-1] != self.in_features:
             raise ValueError(f"expected input [..., {self.in_features}], got {tuple(x.shape)}")
+        if x.dim() == 2:
+            return self._run_path(x, (x.shape[0], self.in_features))
         lead = x.shape[:-1]
         batch = math.prod(lead)
         x2 = x.reshape(batch, self.in_features)

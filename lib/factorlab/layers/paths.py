@@ -19,8 +19,10 @@ inference mode, whether autograd records, memory format):
   forward with prepared weights otherwise) and the fastest is kept;
 - otherwise the calibrated cost model: :func:`machine` measures, once per process, device and
   dtype, the peak FLOP rate (a GEMM), the memory bandwidth (a copy) and the fixed cost of one
-  kernel call; a path's predicted time is the sum over its calls of
-  ``max(FLOPs / peak, bytes / bandwidth) + overhead`` (:meth:`Machine.time`).
+  kernel call, and how much of its roofline a typical call of each kind reaches; a path's
+  predicted time is the sum over its calls of ``max(FLOPs / peak, bytes / bandwidth) /
+  efficiency + overhead`` (:meth:`Machine.predict`; the bandwidth of a copy in cache for calls
+  that fit in it).
 
 When autograd does not record (``torch.no_grad`` or inference), ``prepare`` runs once and its
 result is cached until a factor changes (``data_ptr`` and ``_version`` of every factor:
@@ -75,8 +77,10 @@ def is_autotune_enabled() -> bool:
 
 # -- costs ----------------------------------------------------------------------------------
 
-#: Kinds of kernel call the cost model distinguishes (each has its own measured overhead).
-OP_KINDS = ("einsum", "mm", "conv", "copy")
+#: Kinds of kernel call the cost model distinguishes (each has its own measured overhead and
+#: efficiency): a pairwise einsum, a matrix product, a dense and a grouped (depthwise)
+#: convolution, a copy.
+OP_KINDS = ("einsum", "mm", "conv", "gconv", "copy")
 
 
 @dataclass(frozen=True)
@@ -129,13 +133,20 @@ class Candidate:
 @dataclass(frozen=True)
 class Machine:
     """A roofline of one device and dtype: ``peak_flops`` (FLOP/s of a large GEMM),
-    ``bandwidth`` (bytes/s of a large copy, read + write counted) and ``overhead_s`` (seconds
-    of one tiny call of each kind in :data:`OP_KINDS`); ``itemsize`` in bytes."""
+    ``bandwidth`` (bytes/s of a large copy, read + write counted), ``overhead_s`` (seconds
+    of one tiny call of each kind in :data:`OP_KINDS`), ``itemsize`` in bytes; for the cost
+    model also ``cache_bandwidth`` (bytes/s of a copy that fits in cache) for calls moving at
+    most ``cache_bytes``, and ``efficiency`` (the fraction of its roofline a typical call of
+    each kind reaches, at most 1: grouped convolutions and permuting einsums fall well short
+    on CPUs)."""
 
     peak_flops: float
     bandwidth: float
     overhead_s: dict = field(default_factory=dict)
     itemsize: int = 4
+    cache_bandwidth: float | None = None
+    cache_bytes: int = 0
+    efficiency: dict = field(default_factory=dict)
 
     def op_time(self, op: Op, overhead: bool = True) -> float:
         """Roofline seconds of one call: max(FLOPs / peak, bytes / bandwidth) (+ overhead)."""
@@ -143,8 +154,21 @@ class Machine:
         return t + (self.overhead_s.get(op.kind, 0.0) if overhead else 0.0)
 
     def time(self, ops: Sequence[Op], overhead: bool = True) -> float:
-        """Predicted seconds of a sequence of calls (the sum of :meth:`op_time`)."""
+        """Roofline seconds of a sequence of calls (the sum of :meth:`op_time`; with
+        ``overhead=False`` the pure roofline at the large-copy bandwidth)."""
         return sum(self.op_time(o, overhead) for o in ops)
+
+    def predict(self, ops: Sequence[Op]) -> float:
+        """The cost model's seconds of a sequence of calls: per call, max(FLOPs / peak,
+        bytes / bandwidth) with the cache bandwidth for calls that fit in cache, divided by
+        the kind's efficiency, plus its overhead."""
+        total = 0.0
+        for op in ops:
+            nbytes = op.elements * self.itemsize
+            bw = self.cache_bandwidth if self.cache_bandwidth and nbytes <= self.cache_bytes else self.bandwidth
+            total += max(op.flops / self.peak_flops, nbytes / bw) / self.efficiency.get(op.kind, 1.0)
+            total += self.overhead_s.get(op.kind, 0.0)
+        return total
 
     def flop_time(self, ops: Sequence[Op]) -> float:
         """The FLOP-only prediction: total FLOPs / peak."""
@@ -160,7 +184,8 @@ class Machine:
     def to_dict(self) -> dict:
         """JSON-ready: peak FLOP/s, bandwidth bytes/s, overheads s, itemsize."""
         return {"peak_flops": self.peak_flops, "bandwidth": self.bandwidth, "overhead_s": dict(self.overhead_s),
-                "itemsize": self.itemsize}
+                "itemsize": self.itemsize, "cache_bandwidth": self.cache_bandwidth, "cache_bytes": self.cache_bytes,
+                "efficiency": dict(self.efficiency)}
 
 
 # -- calibration ----------------------------------------------------------------------------
@@ -195,8 +220,10 @@ def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
               copy_elements: int | None = None, repeats: int = 3) -> Machine:
     """Measure a :class:`Machine` now: the FLOP rate of an n x n GEMM (``gemm`` = n; default
     384 on the CPU, 4096 on CUDA), the bandwidth of copying ``copy_elements`` elements
-    (default 2**22 on the CPU, 2**27 on CUDA; read + write counted) and the time of a tiny
-    einsum, matrix product, 1x1 convolution and copy (the per-call overheads)."""
+    (default 2**22 on the CPU, 2**27 on CUDA; read + write counted) and of copying 2**17
+    (in cache), the time of a tiny einsum, matrix product, convolution, grouped convolution
+    and copy (the per-call overheads), and the efficiency of a typical convolution, depthwise
+    convolution and permuting einsum (roofline time / measured time, overhead taken off)."""
     device = torch.device(device)
     cuda = device.type == "cuda"
     n = gemm or (4096 if cuda else 384)
@@ -207,16 +234,39 @@ def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
     src = torch.randn(m, device=device, dtype=dtype)
     dst = torch.empty_like(src)
     bandwidth = 2 * m * src.element_size() / best_time(lambda: dst.copy_(src), device, repeats)
+    small = 2 ** 17
+    cache_bw = 2 * small * src.element_size() / best_time(lambda: dst[:small].copy_(src[:small]), device, repeats)
     t2 = torch.randn(2, 2, device=device, dtype=dtype)
     img = torch.randn(1, 2, 2, 2, device=device, dtype=dtype)
     k = torch.randn(2, 2, 1, 1, device=device, dtype=dtype)
+    kg = torch.randn(2, 1, 1, 1, device=device, dtype=dtype)
+    conv2d = torch.nn.functional.conv2d
     overhead = {
         "einsum": best_time(lambda: torch.einsum("ab,bc->ac", t2, t2), device, repeats),
         "mm": best_time(lambda: torch.mm(t2, t2), device, repeats),
-        "conv": best_time(lambda: torch.nn.functional.conv2d(img, k), device, repeats),
+        "conv": best_time(lambda: conv2d(img, k), device, repeats),
+        "gconv": best_time(lambda: conv2d(img, kg, groups=2), device, repeats),
         "copy": best_time(lambda: t2.clone(), device, repeats),
     }
-    return Machine(peak_flops=peak, bandwidth=bandwidth, overhead_s=overhead, itemsize=src.element_size())
+    m0 = Machine(peak_flops=peak, bandwidth=bandwidth, overhead_s=overhead, itemsize=src.element_size())
+    # Efficiencies: typical calls of the factored paths, timed against their roofline.
+    x = torch.randn(8, 32, 16, 16, device=device, dtype=dtype)
+    w = torch.randn(32, 32, 3, 3, device=device, dtype=dtype)
+    wd = torch.randn(32, 1, 3, 3, device=device, dtype=dtype)
+    a = torch.randn(32, 16, 16, 8, device=device, dtype=dtype)
+    b = torch.randn(8, 16, 16, device=device, dtype=dtype)
+    probes = {
+        "conv": (lambda: conv2d(x, w, padding=1), Op("conv", 2 * 8 * 32 * 256 * 32 * 9, 2 * x.numel() + w.numel())),
+        "gconv": (lambda: conv2d(x, wd, padding=1, groups=32), Op("gconv", 2 * 8 * 32 * 256 * 9, 2 * x.numel())),
+        "einsum": (lambda: torch.einsum("bijr,rjk->bik", a, b),
+                   Op("einsum", 2 * 32 * 16 * 16 * 8 * 16, a.numel() + b.numel() + 32 * 16 * 16)),
+    }
+    efficiency = {}
+    for kind, (fn, op) in probes.items():
+        spent = best_time(fn, device, repeats) - overhead[kind]
+        efficiency[kind] = min(1.0, m0.op_time(op, overhead=False) / max(spent, 1e-9))
+    return Machine(peak_flops=peak, bandwidth=bandwidth, overhead_s=overhead, itemsize=src.element_size(),
+                   cache_bandwidth=cache_bw, cache_bytes=4 * small * src.element_size(), efficiency=efficiency)
 
 
 _MACHINES: dict = {}

@@ -372,7 +372,7 @@ class TTConv2d(FactorizedConv2d):
 
         spatial_conv = Op("conv", conv_flops(batch * s_out, r0, 1, (oh, ow), self.kernel_size),
                           batch * s_out * r0 * h * w + batch * s_out * oh * ow + self.spatial.numel())
-        grouped_conv = Op("conv", conv_flops(batch, c_in, c_in * r0, (oh, ow), self.kernel_size, groups=c_in),
+        grouped_conv = Op("gconv", conv_flops(batch, c_in, c_in * r0, (oh, ow), self.kernel_size, groups=c_in),
                           batch * c_in * h * w + batch * c_in * r0 * oh * ow + c_in * self.spatial.numel())
         return {
             "factored": Candidate("factored", lambda: (*channel.prepare(*self.cores), self.spatial), factored,
