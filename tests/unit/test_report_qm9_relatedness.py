@@ -42,7 +42,7 @@ def _rel_record(seed: int, matrices: dict[str, pd.DataFrame], task_set="nash11",
 def test_orient_takes_absolute_correlations_and_negates_encoder_swap():
     m = _frame(np.arange(25).reshape(5, 5) - 12)
     assert (rep.orient("pearson_raw", m) == m.abs()).all().all()
-    assert (rep.orient("encoder_swap", m) == -m).all().all()
+    assert (rep.orient("encoder_swap", m) == 1 - m).all().all()
     assert (rep.orient("tag_affinity", m) == m).all().all()
     with pytest.raises(ValueError, match="unknown measure 'cosine'"):
         rep.orient("cosine", m)
@@ -123,18 +123,34 @@ def test_gain_matrices_recover_the_gains_and_skip_incomplete_seeds():
     assert rep.pair_gain_cost_s(recs[:10], TASKS) == 25.0
 
 
-def test_gains_use_the_pair_experiments_own_single_task_stack_and_tasks():
-    """qm9_pairs' stack of a seed is the reference (over the fallback); its targets fix the tasks."""
+def test_gains_cover_the_pair_targets_against_the_single_task_reference():
     tasks = NASH11[:3]
     g = _gains(1, tasks)
-    own = {t: 2.0 for t in tasks}
-    stack = {"config": {"targets": tasks, "seed": 0, "sharing": "none"}, "metrics": {"test_mae": own},
-             "timing": {"train_s": 9.0}}
-    recs = [{**r, "config": {**r["config"], "sharing": "hard"}} for r in _pair_records(g, own)] + [stack]
-    assert rep.pair_tasks(recs) == tasks and rep.pair_single_by_seed(recs) == {0: own}
-    got = rep.gain_matrices(recs, {0: {t: 99.0 for t in NASH11}})
+    ref = {t: 2.0 for t in tasks}
+    recs = [{**r, "config": {**r["config"], "sharing": "hard"}} for r in _pair_records(g, ref)]
+    stl = [{"config": {"seed": 0, "model": "gine"}, "metrics": {"test_mae": {**ref, "gap": 1.0}}},
+           {"config": {"seed": 1, "model": "gine"}, "metrics": {"test_mae": {"mu": 1.0}}},  # incomplete
+           {"config": {"seed": 0, "model": "schnet"}, "metrics": {"test_mae": {t: 9.0 for t in tasks}}}]
+    assert rep.pair_tasks(recs) == tasks
+    reference = rep.reference_by_seed(stl, tasks)
+    assert list(reference) == [0] and reference[0]["mu"] == 2.0  # SchNet left out
+    got = rep.gain_matrices(recs, reference)
     np.testing.assert_allclose(got[0].to_numpy(), g.to_numpy(), atol=1e-9)
-    assert rep.pair_gain_cost_s(recs, tasks) == 7.5  # the pairs only, not the stack
+    assert rep.gain_matrices(recs, {}) == {}
+
+
+def test_stack_consistency():
+    mats = {"pearson_raw": _frame(np.eye(11), NASH11)}
+    rel = [_rel_record(s, mats) for s in (0, 1)]  # single_test_mae 1.0 everywhere
+    stl = [{"config": {"seed": 0, "model": "gine"}, "metrics": {"test_mae": {t: 1.0 for t in NASH11}}}]
+    same = rep.stack_consistency(rel, stl)
+    assert same["identical"] and same["seeds"] == 1 and same["max_diff_pct"] == 0
+    assert same["verdict"].startswith("identical")
+    stl[0]["metrics"]["test_mae"]["mu"] = 1.25
+    other = rep.stack_consistency(rel, stl)
+    assert not other["identical"] and other["max_diff_pct"] == pytest.approx(20.0)
+    assert other["verdict"].startswith("not identical: test MAEs differ by up to 20 %")
+    assert rep.stack_consistency(rel, [])["verdict"].startswith("not measured")
 
 
 def test_rank_matrix_scales_off_diagonal_ranks_to_the_unit_interval():
@@ -200,10 +216,6 @@ def test_benchmark_frame_pairs_each_run_with_its_seeds_single_task():
     assert s.loc["equal", "se"] == pytest.approx(np.std([200, 50], ddof=1) / np.sqrt(2))
     assert s.loc["famo", "mean"] == pytest.approx(50) and math.isnan(s.loc["famo", "se"])
     assert s.loc["uncertainty", "worse"] == 0 and s.loc["famo", "worse"] == 11
-    stack = {"config": {"targets": NASH11, "seed": 1, "sharing": "none"},
-             "metrics": {"test_mae": {t: 1.0 for t in NASH11}}}
-    again = rep.benchmark_summary(rep.benchmark_frame(weighted, equal, stl, NASH11, [stack])).set_index("method")
-    assert again.loc["equal", "mean"] == pytest.approx((200 + 200) / 2)  # seed 1 against qm9_pairs' stack
     table = rep.benchmark_table(rep.benchmark_summary(f))
     assert len(table) == 3 + len(literature.QM9_MTL_PUBLISHED)
     assert table.source.str.startswith("cited:").sum() == len(literature.QM9_MTL_PUBLISHED)

@@ -11,12 +11,13 @@ Conventions, stated once:
 - Every matrix is ``K x K`` over target names, row ``i`` acting on column ``j``
   (:mod:`factorlab.mtl.relatedness`). The measured pair gain ``G[i, j]`` is the percent by which
   task ``j``'s test MAE falls when trained together with ``i`` in one two-task network
-  (:func:`factorlab.mtl.grouping.pair_gain_matrix`; positive: ``i`` helps ``j``).
+  (:func:`factorlab.mtl.grouping.pair_gain_matrix`; positive: ``i`` helps ``j``), against the
+  reference below.
 - Each measure is *oriented* so that larger predicts more help (:data:`MEASURES`): label
   correlations by their absolute value (a strongly anti-correlated target carries the same
   information), distance correlation, gradient cosine and TAG's affinity as they are, encoder
-  swap by ``-T`` (``T``: task ``j``'s MAE on ``i``'s frozen encoder over its own; lower is
-  better).
+  swap by ``1 - T`` (``T``: task ``j``'s MAE on ``i``'s frozen encoder over its own; 0 when
+  the lent encoder serves ``j`` as well as its own, positive when better).
 - A measure "predicts" the gains by the Spearman rank correlation of its seed-mean matrix with
   the seed-mean gain matrix over the off-diagonal entries (ordered pairs); its 95 % interval
   is a percentile bootstrap that resamples *unordered task pairs* (both ordered entries of a
@@ -25,10 +26,11 @@ Conventions, stated once:
   none for label dependence; the hard-shared network without its probes
   (``hard_network_s`` minus both probes' seconds) for gradient cosine and TAG; the single-task
   stack (``single_stack_s``) for encoder swap. Mean over seeds.
-- Δm (%) of the benchmark frame is paired per seed: each multitask run against the single-task
-  test MAEs of the same seed, from ``qm9_pairs``' single-task stack (as the grouping chapter
-  does, so one run has one Δm in the book) or, for a seed without it, ``qm9_single_task``; mean
-  ± standard error over the seeds that have both (SE is NaN for one seed).
+- The single-task reference of every pair gain and Δm is ``qm9_single_task`` (the GINE records of
+  the same seed, :func:`reference_by_seed`), as in the grouping chapter, so a run has one Δm in
+  the book; the stack ``qm9_relatedness`` trains for encoder swap is checked against it
+  (:func:`stack_consistency`). Δm (%) of the benchmark frame is paired per seed; mean ±
+  standard error over the seeds that have both (SE is NaN for one seed).
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ from factorlab.mtl import delta_m
 from factorlab.mtl.relatedness import Relatedness
 
 #: Each measure of a ``qm9_relatedness`` record, in display order: label and orientation
-#: (``abs``: absolute value; ``neg``: negated; ``id``: as recorded), so that larger predicts help.
+#: (``abs``: absolute value; ``one_minus``: 1 − x; ``id``: as recorded), so that larger predicts help.
 MEASURES: dict[str, tuple[str, str]] = {
     "pearson_raw": ("|Pearson|, raw", "abs"),
     "spearman_raw": ("|Spearman|, raw", "abs"),
@@ -54,7 +56,7 @@ MEASURES: dict[str, tuple[str, str]] = {
     "dcor_residual": ("distance corr., residual", "id"),
     "gradient_cosine": ("gradient cosine", "id"),
     "tag_affinity": ("TAG lookahead affinity", "id"),
-    "encoder_swap": ("encoder swap (−ratio)", "neg"),
+    "encoder_swap": ("encoder swap (1 − ratio)", "one_minus"),
 }
 #: Which training each measure needs (for its cost).
 NEEDS = {"gradient_cosine": "hard", "tag_affinity": "hard", "encoder_swap": "single"}
@@ -93,7 +95,7 @@ def orient(name: str, matrix: pd.DataFrame) -> pd.DataFrame:
     if name not in MEASURES:
         raise ValueError(f"unknown measure {name!r}: choose one of {', '.join(MEASURES)}")
     how = MEASURES[name][1]
-    return matrix.abs() if how == "abs" else (-matrix if how == "neg" else matrix.copy())
+    return matrix.abs() if how == "abs" else (1.0 - matrix if how == "one_minus" else matrix.copy())
 
 
 def mean_matrix(per_seed: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
@@ -141,27 +143,50 @@ def cost_frame(records: list[dict], task_set: str = "nash11") -> pd.DataFrame:
 
 def single_task_by_seed(records: list[dict], task_set: str = "nash11") -> dict[int, dict[str, float]]:
     """``{seed: {target: test MAE}}`` of the single-task stack each ``qm9_relatedness`` record of
-    ``task_set`` trains (``single_test_mae``): a fallback single-task reference of the pair gains
-    (same budget and seed) for seeds whose ``qm9_pairs`` stack is missing."""
+    ``task_set`` trains for encoder swap (``single_test_mae``); compared with the reference by
+    :func:`stack_consistency`, never used as the reference itself."""
     return {r["config"]["seed"]: dict(r["metrics"]["single_test_mae"]) for r in _records_of(records, task_set)}
 
 
+def reference_by_seed(stl_records: list[dict], tasks: Sequence[str]) -> dict[int, dict[str, float]]:
+    """``{seed: {target: test MAE}}`` of the GINE ``qm9_single_task`` records (stacks merged) of
+    every seed that has all of ``tasks``: the single-task reference of every pair gain and Δm of
+    this chapter (and of the grouping chapter)."""
+    out: dict[int, dict[str, float]] = {}
+    for r in stl_records:
+        if r["config"].get("model", "gine") != "gine":
+            continue
+        out.setdefault(r["config"]["seed"], {}).update(r["metrics"]["test_mae"])
+    return {s: m for s, m in out.items() if all(t in m for t in tasks)}
+
+
+def stack_consistency(rel_records: list[dict], stl_records: list[dict], task_set: str = "nash11") -> dict:
+    """Whether the single-task networks ``qm9_relatedness`` trains for encoder swap are the
+    reference's (``qm9_single_task``, same seed): ``seeds`` compared, ``identical`` (every test
+    MAE equal exactly), ``max_diff_pct`` (largest |difference| in % of the reference) and a
+    ``verdict`` sentence ("not measured" without a common seed)."""
+    own = single_task_by_seed(rel_records, task_set)
+    tasks = sorted({t for m in own.values() for t in m})
+    ref = reference_by_seed(stl_records, tasks)
+    seeds = sorted(set(own) & set(ref))
+    if not seeds:
+        return {"seeds": 0, "identical": False, "max_diff_pct": math.nan,
+                "verdict": "not measured: no seed has both the relatedness stack and qm9_single_task"}
+    diffs = [abs(own[s][t] - ref[s][t]) / ref[s][t] * 100 for s in seeds for t in own[s]]
+    identical = all(own[s][t] == ref[s][t] for s in seeds for t in own[s])
+    worst = max(diffs)
+    verdict = (f"identical: every test MAE equals qm9_single_task's exactly ({len(seeds)} seed(s))" if identical
+               else f"not identical: test MAEs differ by up to {worst:.2g} % from qm9_single_task's "
+                    f"({len(seeds)} seed(s))")
+    return {"seeds": len(seeds), "identical": identical, "max_diff_pct": float(worst), "verdict": verdict}
+
+
 def pair_tasks(pair_records: list[dict]) -> list[str]:
-    """The tasks the ``qm9_pairs`` records cover, in NASH11 order: those of its single-task stack
-    (``sharing == "none"``) when one is present, else every target of its pairs."""
+    """The targets the two-target ``qm9_pairs`` records cover, in NASH11 order."""
     from factorlab.experiments.qm9_common import NASH11
 
-    stacks = [r["config"]["targets"] for r in pair_records if r["config"].get("sharing") == "none"]
-    names = set(stacks[0]) if stacks else {t for r in pair_records for t in r["config"]["targets"]}
+    names = {t for r in pair_records if len(r["config"]["targets"]) == 2 for t in r["config"]["targets"]}
     return [t for t in NASH11 if t in names] + sorted(names - set(NASH11))
-
-
-def pair_single_by_seed(pair_records: list[dict]) -> dict[int, dict[str, float]]:
-    """``{seed: {target: test MAE}}`` of the single-task stacks among the ``qm9_pairs`` records
-    (``sharing == "none"``): the reference the pair gains are taken against, trained under the
-    same code, budget and seeds as the pairs."""
-    return {r["config"]["seed"]: dict(r["metrics"]["test_mae"]) for r in pair_records
-            if r["config"].get("sharing") == "none"}
 
 
 def pair_maes_by_seed(pair_records: list[dict], tasks: Sequence[str]) -> dict[int, dict[tuple[str, str], dict]]:
@@ -179,21 +204,19 @@ def pair_maes_by_seed(pair_records: list[dict], tasks: Sequence[str]) -> dict[in
     return out
 
 
-def gain_matrices(pair_records: list[dict], fallback_single: Mapping[int, Mapping[str, float]] | None = None,
+def gain_matrices(pair_records: list[dict], reference: Mapping[int, Mapping[str, float]],
                   tasks: Sequence[str] | None = None) -> dict[int, pd.DataFrame]:
     """``{seed: G}``: the measured pair gains (%) over ``tasks`` (default :func:`pair_tasks`) of
-    every seed that has all their pairs and a single-task reference: the seed's ``qm9_pairs``
-    stack (:func:`pair_single_by_seed`), else ``fallback_single[seed]``
-    (:func:`factorlab.mtl.grouping.pair_gain_matrix`)."""
+    every seed that has all their pairs and a single-task ``reference`` (:func:`reference_by_seed`)
+    with every one of them (:func:`factorlab.mtl.grouping.pair_gain_matrix`)."""
     from factorlab.mtl.grouping import pair_gain_matrix  # lazy: the grouping module is another chapter's
 
     tasks = list(tasks) if tasks is not None else pair_tasks(pair_records)
-    single = {**(fallback_single or {}), **pair_single_by_seed(pair_records)}
     n_pairs = len(tasks) * (len(tasks) - 1) // 2
     out = {}
     for seed, pairs in sorted(pair_maes_by_seed(pair_records, tasks).items()):
-        if n_pairs and len(pairs) == n_pairs and seed in single and all(t in single[seed] for t in tasks):
-            g = pair_gain_matrix(pairs, single[seed], tasks)
+        if n_pairs and len(pairs) == n_pairs and seed in reference and all(t in reference[seed] for t in tasks):
+            g = pair_gain_matrix(pairs, reference[seed], tasks)
             out[seed] = pd.DataFrame(g, index=tasks, columns=tasks)
     return out
 
@@ -499,29 +522,14 @@ def prediction_figure(pred: pd.DataFrame):
 
 # --- the benchmark frame --------------------------------------------------------------------------
 
-def _stl_by_seed(stl_records: list[dict], tasks: Sequence[str],
-                 pair_records: Sequence[dict] = ()) -> dict[int, dict[str, float]]:
-    """``{seed: {target: test MAE}}``, the single-task reference of the benchmark frame: the
-    ``qm9_pairs`` single-task stack of the seed when it covers ``tasks`` (the reference the
-    grouping chapter pairs the same runs with, so both chapters give one Δm per run), else the
-    GINE ``qm9_single_task`` records of the seed (stacks merged)."""
-    out: dict[int, dict[str, float]] = {}
-    for r in stl_records:
-        if r["config"].get("model", "gine") != "gine":
-            continue
-        out.setdefault(r["config"]["seed"], {}).update(r["metrics"]["test_mae"])
-    out.update(pair_single_by_seed(list(pair_records)))
-    return {s: m for s, m in out.items() if all(t in m for t in tasks)}
-
-
 def benchmark_frame(weighting_records: list[dict], equal_records: list[dict], stl_records: list[dict],
-                    tasks: Sequence[str], pair_records: Sequence[dict] = ()) -> pd.DataFrame:
+                    tasks: Sequence[str]) -> pd.DataFrame:
     """One row per method and seed: Δm (%) of the hard-shared run against the single-task MAEs
-    of the same seed over ``tasks`` (:func:`_stl_by_seed`: ``qm9_pairs``' stack, else
-    ``qm9_single_task``), and how many targets are worse. Methods: ``equal``
+    of the same seed over ``tasks`` (:func:`reference_by_seed`, ``qm9_single_task``), and how
+    many targets are worse. Methods: ``equal``
     (``equal_records``: ``qm9_soft_sharing`` λ = ∞ on nash11) and each ``weighting`` of
     ``weighting_records``; runs whose seed has no single-task reference are left out."""
-    stl = _stl_by_seed(stl_records, tasks, pair_records)
+    stl = reference_by_seed(stl_records, tasks)
     rows = []
     runs = [("equal", r) for r in equal_records] + [(r["config"]["weighting"], r) for r in weighting_records]
     for method, r in runs:
@@ -592,13 +600,13 @@ def benchmark_unit(target: str) -> tuple[str, float]:
 
 
 def benchmark_target_table(weighting_records: list[dict], equal_records: list[dict], stl_records: list[dict],
-                           tasks: Sequence[str], pair_records: Sequence[dict] = ()) -> pd.DataFrame:
+                           tasks: Sequence[str]) -> pd.DataFrame:
     """Per target of ``tasks``, in the benchmark's units (:func:`benchmark_unit`): our single-task
     test MAE and each method's (means over the seeds the records have; single-task over the seeds
     that have every target), beside Navon et al.'s single-task MAE (cited,
     :data:`factorlab.literature.NAVON2022_QM9_STL_MAE`); three significant digits, whole
     numbers from 100 on."""
-    stl = _stl_by_seed(stl_records, tasks, pair_records)
+    stl = reference_by_seed(stl_records, tasks)
     cols: dict[str, dict[str, float]] = {}
     if stl:
         cols["single-task (ours)"] = {t: float(np.mean([m[t] for m in stl.values()])) for t in tasks}
@@ -628,6 +636,8 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     ``seeds``, the interval's level ``ci`` in %, ``n_boot``, the claim's threshold
     ``uncorrelated`` and sentence ``journal_claim``), per measure ``cost_<m>`` (s) and ``rho_<m>``/``lo_<m>``/``hi_<m>`` (NaN while the
     gains are missing), ``best_measure`` (label of the highest ρ, or "not measured"),
+    the relatedness stack against the reference (``stack_verdict``, ``stack_seeds``,
+    ``stack_max_diff_pct``: :func:`stack_consistency`),
     ``pairs_measured`` (seeds with every pair of the ``n_pair_tasks`` targets ``qm9_pairs``
     covers, ``n_pairs`` pairs), ``pair_cost_s``, the seed-to-seed noise ceiling
     ``ceiling_rho``/``ceiling_lo``/``ceiling_hi``/``ceiling_seed_pairs`` (:func:`noise_ceiling`),
@@ -643,7 +653,7 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     matrices = measure_matrices(rel_records, task_set)
     costs = cost_frame(rel_records, task_set)
     gtasks = pair_tasks(pair_records) or tasks
-    gains = gain_matrices(pair_records, single_task_by_seed(rel_records, task_set), gtasks)
+    gains = gain_matrices(pair_records, reference_by_seed(stl_records, gtasks), gtasks)
     pred = prediction_frame(matrices, gains, costs, n_boot)
     v: dict = {"profile": profile, "n_rel_runs": len(rel_records), "n_tasks": len(tasks),
                "seeds": ", ".join(str(s) for s in sorted({r["config"]["seed"] for r in rel_records})),
@@ -656,6 +666,8 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
                   f"hi_{r.measure}": r.hi})
     ok = pred[pred.rho == pred.rho]
     v["best_measure"] = ok.loc[ok.rho.idxmax(), "label"] if len(ok) else "not measured"
+    stack = stack_consistency(rel_records, stl_records, task_set)
+    v.update(stack_verdict=stack["verdict"], stack_seeds=stack["seeds"], stack_max_diff_pct=stack["max_diff_pct"])
     ceiling = noise_ceiling(gains)
     v.update(ceiling_rho=ceiling["rho"], ceiling_lo=ceiling["lo"], ceiling_hi=ceiling["hi"],
              ceiling_seed_pairs=ceiling["seed_pairs"])
@@ -668,7 +680,7 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
                                                 "n_uncorrelated", "n_correlated", "threshold")})
     swap19 = measure_matrices(rel_records, "all19").get("encoder_swap", {})
     v["swap_tasks"] = len(mean_matrix(swap19)) if swap19 else 0
-    summary = benchmark_summary(benchmark_frame(weighting_records, equal_records, stl_records, tasks, pair_records))
+    summary = benchmark_summary(benchmark_frame(weighting_records, equal_records, stl_records, tasks))
     for method in OUR_LABELS:
         row = summary[summary.method == method]
         v[f"dm_{method}"] = float(row["mean"].iloc[0]) if len(row) else math.nan
