@@ -316,3 +316,13 @@ def test_assigning_a_new_factor_clears_the_caches():
         layer(x)
         layer.U = torch.nn.Parameter(torch.randn(20, 3))
         torch.testing.assert_close(layer(x), _reference(layer, x))
+
+
+def test_model_path_choices_collects_every_layer_that_chose():
+    model = torch.nn.Sequential(TuckerConv2d(4, 6, 3, padding=1, rank=2), torch.nn.ReLU(), torch.nn.Flatten(),
+                                TTLinear(6 * 5 * 5, 10, 3), CPLinear(10, 4, 2))
+    model(torch.randn(2, 4, 5, 5))
+    choices = layers.model_path_choices(model)
+    assert list(choices) == ["0", "3", "4"]
+    assert list(choices["3"]) == ["2x150 float64 cpu train grad"]
+    json.dumps(choices)

@@ -19,7 +19,8 @@ from factorlab.layers.base import FactorizedLayer, factorize_dim, reconstruction
 from factorlab.layers.conv import FactorizedConv2d
 from factorlab.layers.cp import CPConv2d, CPLinear, conv_weight_to_cp, cp_to_conv_weight, cp_to_weight, weight_to_cp
 from factorlab.layers.linear import FactorizedLinear
-from factorlab.layers.paths import Candidate, Machine, autotune, calibrate, is_autotune_enabled, machine, use_machine
+from factorlab.layers.paths import (Candidate, Machine, autotune, calibrate, is_autotune_enabled, machine,
+                                   model_path_choices, use_machine)
 from factorlab.layers.lowrank import (LowRankConv2d, LowRankLinear, bottleneck_rank, conv_weight_to_lowrank,
                                       lowrank_to_conv_weight, lowrank_to_weight, weight_to_lowrank)
 from factorlab.layers.separable import SeparableConv2d, conv_weight_to_separable, separable_to_conv_weight
@@ -35,7 +36,8 @@ LINEAR_LAYERS = {"lowrank": LowRankLinear, "cp": CPLinear, "tucker": TuckerLinea
 CONV_LAYERS = {"separable": SeparableConv2d, "lowrank": LowRankConv2d, "cp": CPConv2d, "tucker": TuckerConv2d,
                "tt": TTConv2d}
 
-__all__ = ["Candidate", "Machine", "autotune", "calibrate", "is_autotune_enabled", "machine", "use_machine",
+__all__ = ["Candidate", "Machine", "autotune", "calibrate", "is_autotune_enabled", "machine", "model_path_choices",
+           "use_machine",
            "CONV_LAYERS", "CPConv2d", "CPLinear", "FactorizedConv2d", "FactorizedLayer", "FactorizedLinear",
            "LINEAR_LAYERS", "LowRankConv2d", "LowRankLinear", "SeparableConv2d", "TTConv2d", "TTLinear",
            "TuckerConv2d", "TuckerLinear", "bottleneck_rank",

@@ -24,6 +24,12 @@ inference mode, whether autograd records, memory format):
   efficiency + overhead`` (:meth:`Machine.predict`; the bandwidth of a copy in cache for calls
   that fit in it).
 
+``torch.compile`` of a factored forward is not a candidate: inductor compiles work on this
+CPU build but take tens of seconds per layer and input shape (34 and 74 s for a TT linear and
+a CP convolution, measured on a loaded 2-core machine), far more than timing the eager
+candidates; compile the model instead (the choice is made outside the graph, the chosen
+path's tensor ops are traced).
+
 When autograd does not record (``torch.no_grad`` or inference), ``prepare`` runs once and its
 result is cached until a factor changes (``data_ptr`` and ``_version`` of every factor:
 in-place optimizer steps and ``load_state_dict`` bump the version; writing through ``.data``
@@ -296,6 +302,13 @@ def use_machine(m: Machine | None):
         yield m
     finally:
         _STATE["machine"] = previous
+
+
+def model_path_choices(model: torch.nn.Module) -> dict[str, dict]:
+    """``{submodule name: layer.path_choices()}`` for every factorized layer of ``model`` that
+    has chosen a path (JSON-ready, for run records)."""
+    return {name: m.path_choices() for name, m in model.named_modules()
+            if callable(getattr(m, "path_choices", None)) and m.path_choices()}
 
 
 # -- measuring candidates -------------------------------------------------------------------

@@ -1,0 +1,88 @@
+"""The roofline view of layers_benchmark (issue 19 item 3): the goals on hand-built rows on both
+sides of every threshold (eval ours/dense 1.05, measured/roofline 1.5 where compute-bound,
+median TensorLy-Torch/ours 2 for each implementation), the printed report, and the roofline
+cells of one real row."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from factorlab.experiments import layers_benchmark as lb
+from factorlab.layers import CPConv2d
+from factorlab.layers.paths import Machine, Op
+
+
+def _row(eval_ratio, roofline_ratio, bound, tl=None, path="factored"):
+    row = {"kind": "conv", "family": "cp", "shape": "32->32 3x3 @14x14", "compression": 4, "rank": "8",
+           "params": 100, "dense_params": 400, "batch": 32, "dense_flops": 1000, "ours_flops": 500, "flop_ratio": 0.5,
+           "dense_s": 2e-3, "ours_s": 1e-3, "path": path, "ours_factored_s": 1e-3, "ours_dense_s": 3e-3,
+           "flops_factored": 500, "flops_dense": 1000, "tuned_path": "factored", "ours_tuned_s": 1e-3,
+           "roofline_s": 1e-3 / roofline_ratio, "flop_only_s": 0.5e-3, "flops": 1500, "bytes": 4000, "bound": bound,
+           "roofline_ratio": roofline_ratio, "dense_roofline_s": 1e-3, "dense_bound": "compute",
+           "dense_eval_s": 1e-3, "ours_eval_s": eval_ratio * 1e-3, "ours_eval_model_s": 1e-3,
+           "eval_model_path": "dense", "eval_path": "dense", "peak_flops": 1e11, "bandwidth": 2e10,
+           "paths": {"factored": {}, "dense": {}}}
+    if tl:
+        row["tltorch_factorized_s"], row["tltorch_reconstructed_s"] = (t * 1e-3 for t in tl)
+    return row
+
+
+def test_goals_on_both_sides_of_their_thresholds():
+    rows = [_row(1.04, 1.49, "compute", tl=(2.5, 1.9)), _row(1.06, 1.51, "compute", tl=(2.1, 1.8)),
+            _row(0.5, 9.0, "memory", tl=(1.0, 3.0))]
+    df, _ = lb.summarize(rows)
+    g = list(lb.roofline_goals(df).values())
+    assert (g[0]["met"], g[0]["rows_met"], g[0]["rows"]) == (False, 2, 3)  # 1.06 misses 1.05
+    assert (g[1]["met"], g[1]["rows_met"], g[1]["rows"]) == (False, 1, 2)  # the memory-bound row is left out
+    assert g[2]["met"] is False and g[2]["rows"] == 3  # factorized median 2.1 meets, reconstructed 1.9 misses
+    assert "factorized / ours median 2.10" in g[2]["detail"] and "reconstructed / ours median 1.90" in g[2]["detail"]
+    df, _ = lb.summarize([_row(1.0, 1.2, "compute", tl=(2.0, 2.0))])
+    assert all(v["met"] for v in lb.roofline_goals(df).values())
+
+
+def test_goals_without_peers_or_roofline_say_not_measured():
+    df, _ = lb.summarize([_row(1.0, 1.0, "compute")])
+    peer = lb.roofline_goals(df)[lb.GOALS[2]]
+    assert peer["met"] is None and "not installed" in peer["detail"]
+    old = {k: v for k, v in _row(1.0, 1.0, "compute").items()
+           if k in ("kind", "family", "shape", "compression", "rank", "params", "dense_params", "batch",
+                    "dense_flops", "ours_flops", "flop_ratio", "dense_s", "ours_s")}
+    old["kind"] = "linear"  # a linear row of a record from before the roofline view
+    df, _ = lb.summarize([old])
+    assert all(v["met"] is None for v in lb.roofline_goals(df).values())
+    assert "Roofline view" not in lb.report(df, lb.summarize([old])[1])
+
+
+def test_report_prints_the_roofline_tables_and_goals():
+    rows = [_row(1.04, 1.49, "compute"), _row(1.06, 1.51, "memory", path="depthwise")]
+    df, targets = lb.summarize(rows)
+    text = lb.report(df, targets)
+    assert "Roofline view: peak 100.0 GFLOP/s" in text and "bandwidth 20.0 GB/s" in text
+    assert text.count("goal: ") == 3 and "goal: eval-mode factorized never slower than dense (within 5 %): NOT met" in text
+    assert "tuned/roofline" in text and "tuned/dense" in text
+
+
+def test_roofline_cells_of_a_real_row():
+    torch.manual_seed(0)
+    ours, dense = CPConv2d(4, 4, 3, padding=1, rank=2), nn.Conv2d(4, 4, 3, padding=1)
+    cfg = {"kind": "conv", "hw": 6}
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+    machine = Machine(peak_flops=1e9, bandwidth=1e9, overhead_s={}, itemsize=4)
+    calls = []
+    cells = lb.roofline_cells(ours, dense, cfg, x, machine, lambda step: (step(), calls.append(1), 1e-3)[-1])
+    assert set(cells["paths"]) == set(ours.candidates(x.shape)) and len(calls) == len(cells["paths"]) + 4
+    assert cells["tuned_path"] in cells["paths"] and cells["eval_path"] in cells["paths"]
+    d = cells["paths"]["dense"]
+    cand = ours.candidates(x.shape)["dense"]
+    assert d["flops"] == lb.FWD_BWD_PASSES * cand.flops()
+    assert d["bytes"] == lb.FWD_BWD_PASSES * 4 * cand.elements()
+    assert d["roofline_s"] == pytest.approx(lb.FWD_BWD_PASSES * sum(max(o.flops, 4 * o.elements) / 1e9
+                                                                    for o in cand.prep_ops + cand.ops))
+    (op,) = lb.dense_ops(cfg, dense, 2)
+    assert op == Op("conv", 2 * 2 * 4 * 36 * 4 * 9, 2 * 4 * 36 + 144 + 2 * 4 * 36)
+    assert cells["dense_roofline_s"] == pytest.approx(3 * max(op.flops, 4 * op.elements) / 1e9)
+    assert ours.training and ours.autotune is None and ours.force_path is None and not ours.path_choices()
+    assert math.isclose(cells["roofline_ratio"], cells["ours_tuned_s"] / cells["roofline_s"])
