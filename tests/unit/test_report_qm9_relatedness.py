@@ -290,3 +290,18 @@ def test_the_journal_sentences_are_quoted_verbatim():
     text = claims.normalize((folder / claims.JOURNALS["journal2019soft"][0]).read_text(encoding="utf-8")).lower()
     for quote in (rep.JOURNAL_CLAIM, rep.PEARSON_CLAIM):
         assert claims.normalize(quote).lower() in text, quote
+
+
+def test_every_glue_name_of_the_chapter_is_computed():
+    """Each {glue:text} reference in the chapter's prose names a value of glue_values."""
+    import json
+    import re
+    from pathlib import Path
+
+    nb = Path(__file__).resolve().parents[2] / "notebooks" / "pending" / "qm9_relatedness.ipynb"
+    prose = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "markdown")
+    names = set(re.findall(r"\{glue:text\}`([A-Za-z0-9_]+)", prose))
+    rng = np.random.default_rng(6)
+    rel = [_rel_record(0, {n: _frame(rng.uniform(-1, 1, (11, 11)), NASH11) for n in rep.MEASURES})]
+    v = rep.glue_values("smoke", rel, [], [_mtl("famo", 0, 1.0)], [_mtl(None, 0, 1.0)], [], n_boot=10)
+    assert names and names <= set(v), sorted(names - set(v))
