@@ -11,30 +11,12 @@ is ``dft_threads_benchmark``).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from factorlab.experiments.dft_threads_benchmark import NAME, make_config, report, run  # noqa: E402
-from factorlab.experiments.registry import record_run  # noqa: E402
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="methane from the committed fixture (smoke test)")
-    parser.add_argument("--record", action="store_true",
-                        help=f"run it through the run store (experiment {NAME}): the stored record if there is one, "
-                             "else measured now and stored")
-    args = parser.parse_args(argv)
-    profile = "smoke" if args.quick else "cpu"
-    cfg = make_config(profile)
-    print(f"SCF at QM9's level of theory on {', '.join(map(str, cfg.threads))} threads, profile {profile}", flush=True)
-    metrics = record_run(NAME, cfg, "cpu")["metrics"] if args.record else run(cfg.to_dict())["metrics"]
-    print(report(metrics))
-    return 0
-
+from factorlab.experiments.benchmark_cli import benchmark_main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(benchmark_main("dft_threads_benchmark", doc=__doc__))

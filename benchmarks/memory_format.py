@@ -12,38 +12,12 @@ record's experiment is ``memory_format_benchmark``).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from factorlab.experiments.memory_format_benchmark import NAME, make_config, report, run  # noqa: E402
-from factorlab.experiments.registry import record_run  # noqa: E402
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="two small nets at batch 16 (smoke test)")
-    parser.add_argument("--record", action="store_true",
-                        help=f"run it through the run store (experiment {NAME}): the stored record if there is one, "
-                             "else measured now and stored")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    args = parser.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but no CUDA GPU is available here", file=sys.stderr)
-        return 2
-    profile = "smoke" if args.quick else ("full" if args.device == "cuda" else "cpu")
-    cfg = make_config(profile, args.device)
-    batch = cfg.batch_size if cfg.batch_size is not None else "per net"
-    print(f"training step, NCHW against channels-last, profile {profile}, {len(cfg.nets)} nets, batch "
-          f"{batch}, device {args.device} ({torch.get_num_threads()} threads)", flush=True)
-    metrics = record_run(NAME, cfg, args.device)["metrics"] if args.record else run(cfg.to_dict())["metrics"]
-    print(report(metrics, cfg.batch_size))
-    return 0
-
+from factorlab.experiments.benchmark_cli import benchmark_main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(benchmark_main("memory_format_benchmark", doc=__doc__))

@@ -12,42 +12,12 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from factorlab.experiments.qm9_loader_benchmark import NAME, make_config, record, report, run  # noqa: E402,F401
-from factorlab.experiments.registry import record_run  # noqa: E402
-from factorlab.train.device import resolve_device  # noqa: E402
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    parser.add_argument("--quick", action="store_true", help="the committed 300-molecule fixture (smoke test)")
-    parser.add_argument("--record", action="store_true",
-                        help=f"run it through the run store (experiment {NAME}): the stored record if there is one, "
-                             "else measured now and stored")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    profile = "smoke" if args.quick else "cpu" if device.type == "cpu" else "full"
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, profile {profile}",
-          flush=True)
-    cfg = make_config(profile, device)
-    if args.record:
-        metrics = record_run(NAME, cfg, str(device))["metrics"]
-    else:
-        metrics = run(cfg.to_dict(), device, cfg.fixture)["metrics"]
-    print(report(metrics))
-    return 0
-
+from factorlab.experiments.benchmark_cli import benchmark_main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(benchmark_main("qm9_loader_benchmark", doc=__doc__))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from factorlab.experiments.sweep_benchmark import main  # noqa: E402
+from factorlab.experiments.benchmark_cli import benchmark_main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(benchmark_main("sweep_benchmark", doc=__doc__))

@@ -98,6 +98,7 @@ from typing import Any, Literal
 import torch
 
 from factorlab.data.cifar10 import VARIANTS, is_lossy
+from factorlab.experiments.benchmark_cli import BenchmarkCommand
 from factorlab.experiments.config import Profile, RunConfig
 from factorlab.experiments.profiles import check_profile
 from factorlab.experiments.registry import Experiment
@@ -620,3 +621,47 @@ def train(cfg: dict, device: str = "auto") -> dict:
 
 EXPERIMENT = Experiment(NAME, "benchmark", Config, configs, train, label_keys=("device", "runs", "torchvision"),
                         measures_on="device")
+
+
+# -- the script benchmarks/airbench_anchor.py ------------------------------------------------
+
+def _options(parser) -> None:
+    parser.add_argument("--runs", type=int, default=None,
+                        help=f"seeds per method: 1..{MAX_RUNS} (full, cpu) or 1 (smoke); default the profile's "
+                             f"({', '.join(f'{p} {n}' for p, n in DEFAULT_RUNS.items())})")
+    parser.add_argument("--acc-tolerance", type=float, default=ACC_TOLERANCE,
+                        help="'the same accuracy': ours at most this far (a fraction) below airbench94's mean")
+    parser.add_argument("--torchvision-shim", action="store_true",
+                        help="stand in for torchvision's Normalize where torchvision cannot be imported")
+
+
+def _command_config(profile: str, device: str, args) -> Config:
+    """The script's config; AnchorError (or ValueError: bad ``--runs``) before any data are read."""
+    problem = cuda_error() if device == "cuda" else None
+    if problem:
+        raise AnchorError(problem)
+    runs = DEFAULT_RUNS[profile] if args.runs is None else args.runs
+    anchor_configs(runs, profile)  # ValueError for a number of runs the grid has no seeds for
+    _, tv_version = import_airbench(args.torchvision_shim)  # fail early, before the data are read
+    return make_config(runs, "shim" if tv_version == "shim" else "installed", args.acc_tolerance, profile)
+
+
+def _command_header(cfg: Config, device: str) -> str:
+    _, tv_version = import_airbench(cfg.torchvision == "shim")  # imported already: the version in use
+    device_name = torch.cuda.get_device_name(0) if cfg.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    return (f"profile {cfg.profile}, device {device_name}, torch {torch.__version__}, airbench {AIRBENCH_VERSION}, "
+            f"torchvision {tv_version}, {cfg.runs} runs each")
+
+
+def _command_table(rec: dict, cfg: Config) -> str:
+    m = rec["metrics"]
+    return "\n" + format_table(m, m["dataset_variant"], header=f"profile {cfg.profile}, device "
+                               f"{rec['timing']['device_name']}, seeds {cfg.seeds}", device=cfg.device,
+                               width=anchor_configs(1, cfg.profile)[0]["width"])
+
+
+#: ``benchmarks/airbench_anchor.py`` (:func:`factorlab.experiments.benchmark_cli.benchmark_main`): the
+#: profile (default ``full``, on a CUDA GPU) chooses the device.
+COMMAND = BenchmarkCommand(make_config=_command_config, measure=lambda cfg, device: measure(cfg.to_dict()),
+                           table=_command_table, header=_command_header, profile_device=PROFILE_DEVICE,
+                           options=_options, errors=(ValueError, AnchorError))

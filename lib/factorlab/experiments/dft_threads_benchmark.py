@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from factorlab.experiments.benchmark_cli import BenchmarkCommand
 from factorlab.experiments.config import Profile, RunConfig
 from factorlab.experiments.dft_validation import SETTINGS
 from factorlab.experiments.profiles import check_profile
@@ -123,3 +124,13 @@ def report(metrics: dict) -> str:
 
 
 EXPERIMENT = Experiment(NAME, "benchmark", Config, configs, train, label_keys=("qm9_index", "threads"))
+
+#: ``benchmarks/dft_threads.py`` (:func:`factorlab.experiments.benchmark_cli.benchmark_main`): on the CPU only.
+COMMAND = BenchmarkCommand(
+    make_config=lambda profile, device, args: make_config(profile),
+    header=lambda cfg, device: (f"SCF at QM9's level of theory on {', '.join(map(str, cfg.threads))} threads, "
+                                f"profile {cfg.profile}"),
+    measure=lambda cfg, device: run(cfg.to_dict()),
+    table=lambda rec, cfg: report(rec["metrics"]),
+    quick="methane from the committed fixture (smoke test)",
+)

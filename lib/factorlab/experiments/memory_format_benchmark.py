@@ -31,6 +31,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from factorlab.experiments.benchmark_cli import BenchmarkCommand
 from factorlab.experiments.config import Profile, RunConfig
 from factorlab.experiments.profiles import check_profile
 from factorlab.experiments.registry import Experiment
@@ -180,3 +181,20 @@ def report(metrics: dict, batch: int | None) -> str:
 
 EXPERIMENT = Experiment(NAME, "benchmark", Config, configs, train, label_keys=("device", "batch_size"),
                         measures_on="device")
+
+
+def _header(cfg: Config, device: str) -> str:
+    batch = cfg.batch_size if cfg.batch_size is not None else "per net"
+    return (f"training step, NCHW against channels-last, profile {cfg.profile}, {len(cfg.nets)} nets, batch {batch}, "
+            f"device {device} ({torch.get_num_threads()} threads)")
+
+
+#: ``benchmarks/memory_format.py`` (:func:`factorlab.experiments.benchmark_cli.benchmark_main`).
+COMMAND = BenchmarkCommand(
+    make_config=lambda profile, device, args: make_config(profile, device),
+    header=_header,
+    measure=lambda cfg, device: run(cfg.to_dict()),
+    table=lambda rec, cfg: report(rec["metrics"], cfg.batch_size),
+    quick="two small nets at batch 16 (smoke test)",
+    devices=("cpu", "cuda"),
+)

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import torch
 
 from factorlab.data.qm9 import QM9Loader, load_qm9
+from factorlab.experiments.benchmark_cli import BenchmarkCommand
 from factorlab.experiments.config import Profile, RunConfig
 from factorlab.experiments.profiles import check_profile
 from factorlab.experiments.registry import Experiment
@@ -215,3 +216,15 @@ def report(metrics: dict) -> str:
 
 EXPERIMENT = Experiment(NAME, "benchmark", Config, configs, train, label_keys=("device", "n_molecules"),
                         measures_on="device")
+
+#: ``benchmarks/qm9_loader.py`` (:func:`factorlab.experiments.benchmark_cli.benchmark_main`).
+COMMAND = BenchmarkCommand(
+    make_config=lambda profile, device, args: make_config(profile, device),
+    header=lambda cfg, device: (f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+                                f"profile {cfg.profile}"),
+    measure=lambda cfg, device: run(cfg.to_dict(), torch.device(device), cfg.fixture),
+    table=lambda rec, cfg: report(rec["metrics"]),
+    quick="the committed 300-molecule fixture (smoke test)",
+    devices=("auto", "cpu", "cuda"),
+    threads=True,
+)

@@ -12,12 +12,12 @@ so the load average and the store's live trainings are printed beside it.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from factorlab.experiments import get_experiment, select
+from factorlab.experiments.benchmark_cli import BenchmarkCommand
 from factorlab.experiments.executors import run_configs
 
 EXPERIMENT = "mnist_baselines"
@@ -67,23 +67,28 @@ def report(result: dict, others: int) -> str:
     ])
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line of ``benchmarks/sweep_speedup.py``; prints :func:`report`."""
-    import argparse
-
-    from factorlab.results import RunStore, live_runs
-
-    parser = argparse.ArgumentParser(prog="benchmarks/sweep_speedup.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="the smoke profile's 2 MLP runs (seconds; smoke test)")
+def _options(parser) -> None:
     parser.add_argument("--runs", type=int, default=4, help="MLP runs of the cpu grid (default 4)")
     parser.add_argument("--epochs", type=int, default=1, help="epochs per run (default 1)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
-    args = parser.parse_args(argv)
-    try:
-        configs = slice_configs("smoke", 2, None) if args.quick else slice_configs("cpu", args.runs, args.epochs)
-        others = len(live_runs(RunStore().root))
-        print(report(measure(configs, args.jobs), others))
-    except (ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+
+def _slice(profile: str, device: str, args) -> dict:
+    """The configs of ``--quick`` (the smoke profile's 2 MLP runs) or of the cpu grid's slice."""
+    configs = slice_configs("smoke", 2, None) if profile == "smoke" else slice_configs("cpu", args.runs, args.epochs)
+    return {"configs": configs, "jobs": args.jobs}
+
+
+def _measure(cfg: dict, device: str) -> dict:
+    from factorlab.results import RunStore, live_runs
+
+    others = len(live_runs(RunStore().root))  # trainings live before the passes start
+    return {"metrics": measure(cfg["configs"], cfg["jobs"]), "others": others}
+
+
+#: ``benchmarks/sweep_speedup.py`` (:func:`factorlab.experiments.benchmark_cli.benchmark_main`): no record.
+COMMAND = BenchmarkCommand(
+    make_config=_slice, measure=_measure, table=lambda rec, cfg: report(rec["metrics"], rec["others"]),
+    quick="the smoke profile's 2 MLP runs (seconds; smoke test)", record=False, options=_options,
+    errors=(ValueError, RuntimeError),
+)

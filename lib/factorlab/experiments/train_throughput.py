@@ -38,6 +38,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from factorlab.experiments.benchmark_cli import BenchmarkCommand
 from factorlab.experiments.config import Profile, RunConfig
 from factorlab.experiments.profiles import check_profile
 from factorlab.experiments.registry import Experiment
@@ -247,3 +248,20 @@ def report(metrics: dict, threads: int | None = None) -> str:
 
 EXPERIMENT = Experiment(NAME, "benchmark", Config, configs, train, label_keys=("device", "threads"),
                         measures_on="device")
+
+
+def _header(cfg: Config, device: str) -> str:
+    steps = ", ".join(f"{n} {cfg.steps[n]}" for n in cfg.nets)
+    return (f"fit_classifier against a plain loop, profile {cfg.profile}, steps per repetition: {steps}, "
+            f"{cfg.repeats} repetitions each, device {cfg.device}")
+
+
+#: ``benchmarks/train_throughput.py`` (:func:`factorlab.experiments.benchmark_cli.benchmark_main`).
+COMMAND = BenchmarkCommand(
+    make_config=lambda profile, device, args: make_config(profile),
+    header=_header,
+    measure=lambda cfg, device: run(cfg.to_dict()),
+    table=lambda rec, cfg: report(rec["metrics"], rec["timing"]["threads"]),
+    quick="a few steps per net (smoke test)",
+    devices=("cpu", "cuda"),
+)
