@@ -326,3 +326,15 @@ def test_model_path_choices_collects_every_layer_that_chose():
     assert list(choices) == ["0", "3", "4"]
     assert list(choices["3"]) == ["2x150 float64 cpu train grad"]
     json.dumps(choices)
+
+
+def test_flop_rule_by_environment(monkeypatch):
+    layer = TuckerConv2d(16, 16, 3, padding=1, rank=4)
+    shape = (2, 16, 8, 8)
+    flops = layer.path_flops(shape)
+    monkeypatch.setenv("FACTORLAB_PATH_COST", "flops")
+    assert layer.path_for(shape) == min(flops, key=flops.get)
+    monkeypatch.setenv("FACTORLAB_PATH_COST", "fastest")
+    layer.clear_path_cache()
+    with pytest.raises(ValueError, match="use 'roofline' \\(default\\) or 'flops'"):
+        layer.path_for(shape)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -278,12 +279,27 @@ def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
 _MACHINES: dict = {}
 
 
+#: Environment variable choosing the cost model: ``roofline`` (default: calibrated on the
+#: machine) or ``flops`` (:data:`FLOP_RULE`: the fewest FLOPs, ties to the first listed path;
+#: the same choice on every machine and in every process, for runs that must replay bit for bit).
+COST_MODEL_ENV = "FACTORLAB_PATH_COST"
+#: The FLOP rule as a machine: finite peak, free memory traffic, free calls.
+FLOP_RULE = Machine(peak_flops=1e12, bandwidth=math.inf, overhead_s={}, itemsize=4)
+
+
 def machine(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Machine:
     """The cost model's :class:`Machine` for ``device`` and ``dtype``: the one set by
-    :func:`use_machine` if any, else :func:`calibrate`\\ d once per process (and per CPU
-    thread count) and cached."""
+    :func:`use_machine` if any; :data:`FLOP_RULE` when the environment variable
+    :data:`COST_MODEL_ENV` is ``flops``; else :func:`calibrate`\\ d once per process (and per
+    CPU thread count) and cached. The calibrated choice can differ between machines and, for
+    near ties, between processes (paths differ in rounding only)."""
     if _STATE["machine"] is not None:
         return _STATE["machine"]
+    how = os.environ.get(COST_MODEL_ENV, "roofline")
+    if how not in ("roofline", "flops"):
+        raise ValueError(f"{COST_MODEL_ENV}={how!r}: use 'roofline' (default) or 'flops'")
+    if how == "flops":
+        return FLOP_RULE
     device = torch.device(device)
     key = (str(device), dtype, torch.get_num_threads() if device.type == "cpu" else 0)
     if key not in _MACHINES:
