@@ -221,3 +221,27 @@ def test_encoder_swap_on_chosen_pairs_and_bad_arguments(stack):
         encoder_swap(s.model, s.data, s.split, TARGETS[:3], baseline=s.baseline)
     with pytest.raises(ValueError):
         encoder_swap(QM9GINE(2, hidden=8, layers=1, head_hidden=4), s.data, s.split, ["mu", "homo"])
+
+
+def test_affinity_orients_every_measure_by_one_convention():
+    """Larger is more related and 0 unrelated: |r| for correlations, encoder swap as 1 - ratio
+    (0: the lent encoder serves as well as the task's own), the rest as recorded; arrays and
+    labelled frames alike."""
+    import pandas as pd
+
+    from factorlab.mtl.relatedness import affinity, encoder_swap_affinity
+
+    ratio = pd.DataFrame([[1.0, 0.8], [1.25, 1.0]], index=["mu", "Cv"], columns=["mu", "Cv"])
+    got = affinity("encoder_swap", ratio)
+    assert isinstance(got, pd.DataFrame) and list(got.index) == ["mu", "Cv"]
+    np.testing.assert_allclose(got.to_numpy(), [[0.0, 0.2], [-0.25, 0.0]])
+    np.testing.assert_array_equal(encoder_swap_affinity(ratio.to_numpy()), 1.0 - ratio.to_numpy())
+    r = np.array([[1.0, -0.7], [-0.7, 1.0]])
+    for name in ("pearson_raw", "spearman_residual"):
+        np.testing.assert_array_equal(affinity(name, r), np.abs(r))
+    for name in ("dcor_raw", "gradient_cosine", "tag_affinity"):
+        out = affinity(name, r)
+        np.testing.assert_array_equal(out, r)
+        assert out is not r
+    with pytest.raises(ValueError, match="no affinity mapping for measure 'cosine'"):
+        affinity("cosine", r)

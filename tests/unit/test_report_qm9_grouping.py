@@ -1,5 +1,5 @@
-"""factorlab.report.qm9_grouping: per-seed Δm of chosen partitions from pair, stack and group
-records, the summary over seeds, the aim's verdict on both sides of its rule (every seed below
+"""factorlab.report.qm9_grouping: per-seed Δm of chosen partitions from qm9_single_task, pair and
+group records (Δm always against qm9_single_task of the same seed), the summary over seeds, the aim's verdict on both sides of its rule (every seed below
 0, fewer networks than tasks), the pair-based prediction against the group, the noise ceiling
 and the glued values; on hand-built records and on the smoke records."""
 from __future__ import annotations
@@ -21,23 +21,26 @@ SINGLE = {"mu": 1.0, "alpha": 2.0, "homo": 4.0}
 
 
 def _rec(sharing: str, targets: list[str], seed: int, mae: dict) -> dict:
+    experiment = "qm9_single_task" if sharing == "none" else "qm9_pairs" if len(targets) == 2 else "qm9_grouping"
     return {"key": f"{sharing}-{'-'.join(targets)}-{seed}",
-            "config": {"experiment": "qm9_pairs" if sharing == "none" or len(targets) == 2 else "qm9_grouping",
-                       "profile": "cpu", "sharing": sharing, "targets": targets, "seed": seed},
+            "config": {"experiment": experiment, "profile": "cpu", "model": "gine", "epochs": 10,
+                       "sharing": sharing, "targets": targets, "seed": seed},
             "metrics": {"test_mae": dict(mae), "valid_mae": dict(mae)}, "provenance": {"device": "cpu"}}
 
 
 def _records(triple_change: list[float], pair_change: float = -10.0, seeds=(0, 1, 2)):
-    """Per seed: the single stack, every pair with each member's MAE changed by ``pair_change``
-    % (+ seed), and the triple with every MAE changed by ``triple_change[seed]`` %."""
-    pairs, groups = [], []
+    """Per seed: the qm9_single_task reference (two stacks, as its grid may split the targets),
+    every pair with each member's MAE changed by ``pair_change`` % (+ seed), and the triple
+    with every MAE changed by ``triple_change[seed]`` %."""
+    singles, pairs, groups = [], [], []
     for s in seeds:
-        pairs.append(_rec("none", TASKS, s, SINGLE))
+        singles.append(_rec("none", ["mu", "alpha"], s, {t: SINGLE[t] for t in ("mu", "alpha")}))
+        singles.append(_rec("none", ["homo", "gap"], s, {"homo": SINGLE["homo"], "gap": 9.0}))
         for a, b in (("mu", "alpha"), ("mu", "homo"), ("alpha", "homo")):
             c = pair_change + s
             pairs.append(_rec("hard", [a, b], s, {t: SINGLE[t] * (1 + c / 100) for t in (a, b)}))
         groups.append(_rec("hard", TASKS, s, {t: v * (1 + triple_change[s] / 100) for t, v in SINGLE.items()}))
-    return pairs, groups
+    return singles, pairs, groups
 
 
 CHOSEN = {("oracle", "exact", 1): Partition(((0, 1, 2),), 0.0),
@@ -46,8 +49,8 @@ CHOSEN = {("oracle", "exact", 1): Partition(((0, 1, 2),), 0.0),
 
 
 def test_curve_pairs_every_grouping_with_its_seed():
-    pairs, groups = _records([-5.0, -6.0, -7.0])
-    curve = report.curve_frame(CHOSEN, pairs, groups)
+    singles, pairs, groups = _records([-5.0, -6.0, -7.0])
+    curve = report.curve_frame(CHOSEN, pairs, groups, single_records=singles)
     assert len(curve) == 3 * 4  # per seed: single-task + three partitions
     k1 = curve[(curve.source == "oracle") & (curve.k == 1)].set_index("seed").delta_m
     assert k1.tolist() == pytest.approx([-5.0, -6.0, -7.0])
@@ -63,10 +66,10 @@ def test_curve_pairs_every_grouping_with_its_seed():
 
 
 def test_one_network_weightings_sit_at_one_network_and_are_not_groupings():
-    pairs, groups = _records([-5.0, -6.0, -7.0])
+    singles, pairs, groups = _records([-5.0, -6.0, -7.0])
     famo = [{"config": {"seed": s, "weighting": "famo"},
              "metrics": {"test_mae": {t: v * 0.9 for t, v in SINGLE.items()}}} for s in (0, 1, 2)]
-    curve = report.curve_frame(CHOSEN, pairs, groups, famo)
+    curve = report.curve_frame(CHOSEN, pairs, groups, famo, single_records=singles)
     rows = curve[curve.search == "weighting"]
     assert rows.source.tolist() == ["famo"] * 3 and (rows.k == 1).all()
     assert rows.delta_m.tolist() == pytest.approx([-10.0] * 3)
@@ -75,36 +78,37 @@ def test_one_network_weightings_sit_at_one_network_and_are_not_groupings():
     summary = report.curve_summary(curve)
     assert "loss weighting, one network" in report.summary_table(summary).search.tolist()
     report.curve_figure(summary)
-    values = report.glue_values(pairs, groups, CHOSEN, 3, famo)
+    values = report.glue_values(pairs, groups, CHOSEN, 3, famo, single_records=singles)
     assert values["dm_weighting_famo"] == pytest.approx(-10.0)
 
 
 def test_a_grouping_missing_a_network_is_left_out():
-    pairs, groups = _records([-5.0, -6.0, -7.0])
-    curve = report.curve_frame(CHOSEN, pairs, groups[:1])
+    singles, pairs, groups = _records([-5.0, -6.0, -7.0])
+    curve = report.curve_frame(CHOSEN, pairs, groups[:1], single_records=singles)
     assert sorted(curve[curve.k == 1].seed) == [0]
 
 
 def test_aim_needs_every_seed_below_zero_with_fewer_networks():
-    pairs, _ = _records([0, 0, 0], pair_change=5.0)  # pairs hurt
+    singles, pairs, _ = _records([0, 0, 0], pair_change=5.0)  # pairs hurt
     for change, verdict in (([-1.0, -2.0, -0.1], "reached"), ([-1.0, -2.0, 0.1], "not reached")):
-        _, groups = _records(change, pair_change=5.0)
-        aim = report.aim_verdict(report.curve_frame(CHOSEN, pairs, groups), 3)
+        _, _, groups = _records(change, pair_change=5.0)
+        aim = report.aim_verdict(report.curve_frame(CHOSEN, pairs, groups, single_records=singles), 3)
         assert aim["verdict"] == verdict
         assert aim["n_candidates"] == 2  # k = 1 and the k = 2 partition, counted once for two sources
         assert aim["best"] == "mu,alpha,homo" and aim["best_k"] == 1
-    aim = report.aim_verdict(report.curve_frame(CHOSEN, pairs, groups[:2]), 3)
+    aim = report.aim_verdict(report.curve_frame(CHOSEN, pairs, groups[:2], single_records=singles), 3)
     assert aim["n_candidates"] == 1 and aim["verdict"] == "not reached"
-    assert report.aim_verdict(report.curve_frame(CHOSEN, pairs, []).iloc[0:0], 3)["verdict"] == "not measured"
+    empty = report.curve_frame(CHOSEN, pairs, [], single_records=singles).iloc[0:0]
+    assert report.aim_verdict(empty, 3)["verdict"] == "not measured"
     only_pairs = {k: v for k, v in CHOSEN.items() if k[2] == 2}
     pairs_cut = [r for r in pairs if r["config"]["seed"] != 2]
-    aim = report.aim_verdict(report.curve_frame(only_pairs, pairs_cut, []), 3)
+    aim = report.aim_verdict(report.curve_frame(only_pairs, pairs_cut, [], single_records=singles), 3)
     assert aim["verdict"] == "not measured" and "in all 3 seeds" in aim["text"]
 
 
 def test_prediction_uses_the_same_seeds_test_pair_gains():
-    pairs, groups = _records([-5.0, -6.0, -7.0])
-    pred = report.prediction_frame(pairs, groups)
+    singles, pairs, groups = _records([-5.0, -6.0, -7.0])
+    pred = report.prediction_frame(pairs, groups, single_records=singles)
     assert len(pred) == 9
     # every pair gain of seed s is 10 - s %, so Standley's mean predicts that for every member
     for row in pred.itertuples():
@@ -115,7 +119,7 @@ def test_prediction_uses_the_same_seeds_test_pair_gains():
 
 
 def test_noise_ceiling_ranks_seeds_against_each_other():
-    pairs, _ = _records([0, 0, 0])
+    singles, pairs, _ = _records([0, 0, 0])
     for r in pairs:  # distinct gains, the same ranks in every seed (a larger spread in later seeds)
         if r["config"]["sharing"] == "hard":
             a, b = r["config"]["targets"]
@@ -123,26 +127,51 @@ def test_noise_ceiling_ranks_seeds_against_each_other():
             for t in (a, b):
                 code = 3 * TASKS.index(a) + TASKS.index(b) + TASKS.index(t)
                 r["metrics"]["test_mae"][t] = SINGLE[t] * (1 + code * (seed + 1) / 100)
-    ceil = report.noise_ceiling(pairs)
+    ceil = report.noise_ceiling(pairs, single_records=singles)
     assert ceil["n_seeds"] == 3 and ceil["rhos"] == pytest.approx([1.0, 1.0, 1.0])
-    assert math.isnan(report.noise_ceiling([r for r in pairs if r["config"]["seed"] == 0])["mean"])
+    seed0 = [r for r in pairs if r["config"]["seed"] == 0]
+    assert math.isnan(report.noise_ceiling(seed0, single_records=singles)["mean"])
+
+
+def test_delta_m_is_against_qm9_single_task_of_the_same_seed_and_its_budget():
+    """Singletons and Δm come from the qm9_single_task records (whatever stack holds a task);
+    a seed without them has no row; a reference of another budget is refused; the reused
+    all-target run counts apart from the grouping's own."""
+    singles, pairs, groups = _records([-5.0, -6.0, -7.0])
+    half = [r for r in singles if not (r["config"]["seed"] == 1 and "homo" in r["config"]["targets"])]
+    curve = report.curve_frame(CHOSEN, pairs, groups, single_records=half)
+    assert sorted(set(curve.seed)) == [0, 2]
+    assert report.curve_frame(CHOSEN, pairs, groups, single_records=[]).empty
+    errors = report.group_errors(pairs, groups, single_records=singles)
+    assert report.single_mae(errors[1]) == SINGLE
+    bad = [{**r, "config": {**r["config"], "epochs": 3}} for r in singles]
+    with pytest.raises(ValueError, match="differs from qm9_pairs' budget in epochs"):
+        report.curve_frame(CHOSEN, pairs, groups, single_records=bad)
+    reused = [{**g, "config": {**g["config"], "experiment": "qm9_soft_sharing", "sharing": "soft"}} for g in groups]
+    values = report.glue_values(pairs, reused[:1] + groups[1:], CHOSEN, 3, single_records=singles)
+    assert (values["n_groups"], values["n_reused"], values["n_single"], values["n_pairs"]) == (2, 1, 6, 9)
+    assert values["dm_oracle_k1"] == pytest.approx(-6.0)
 
 
 def test_glue_values_on_smoke_records(tmp_path):
+    singles = [r for r in train_smoke("qm9_single_task", tmp_path) if r["config"]["model"] == "gine"]
     pairs = train_smoke("qm9_pairs", tmp_path)
     groups = train_smoke("qm9_grouping", tmp_path)
-    assert len(pairs) == 4 and len(groups) == 1
+    assert len(pairs) == 3 and len(groups) == 1 and len(singles) == 1
     from factorlab.experiments import qm9_grouping
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path))
         chosen = qm9_grouping.chosen_partitions("smoke")
-    values = report.glue_values(pairs, groups, chosen, 1)
+    values = report.glue_values(pairs, groups, chosen, 1, single_records=singles)
     assert values["n_tasks"] == 3 and values["n_pairs"] == 3 and values["n_groups"] == 1
     assert values["aim_verdict"] in ("reached", "not reached") and values["ceiling_seeds"] == 1
     assert math.isnan(values["ceiling_rho"]) and values["pred_n"] == 3
     assert {"dm_oracle_k1", "dm_oracle_k2"} <= set(values)
     assert all(isinstance(v, (int, float, str)) for v in values.values())
-    summary = report.curve_summary(report.curve_frame(chosen, pairs, groups))
+    curve = report.curve_frame(chosen, pairs, groups, single_records=singles)
+    single = curve[curve.source == "single-task"].iloc[0]
+    assert single.k == 3 and single.delta_m == 0.0
+    summary = report.curve_summary(curve)
     report.curve_figure(summary)
-    report.prediction_figure(report.prediction_frame(pairs, groups))
+    report.prediction_figure(report.prediction_frame(pairs, groups, single_records=singles))

@@ -1,7 +1,8 @@
 """Experiment ``qm9_grouping``: train the task groups of the best partitions of the 11
 benchmark targets into k networks, as chosen by the measured pair gains (the oracle) and by
 each task-relatedness measure; one record per (group, seed), each a hard-shared GINE over the
-group's targets (equal weighting; the budget, split and encoder of ``qm9_pairs``).
+group's targets (equal weighting; the budget, split and encoder of ``qm9_pairs`` and
+``qm9_single_task``).
 
 Where the partitions come from (:func:`chosen_partitions`, for each k in :data:`KS`):
 
@@ -16,25 +17,31 @@ Where the partitions come from (:func:`chosen_partitions`, for each k in :data:`
   (0 = unrelated, larger = more related: :func:`affinity`): the exact
   :func:`~factorlab.mtl.grouping.best_affinity_partitions` and the hierarchical clustering.
 
-The grid is every *distinct* group of three or more targets over these partitions, for every
-seed of :data:`SEEDS`. Groups of one and two are not retrained: a singleton's errors are its
-member of the ``qm9_pairs`` single-task stack and a pair's are the ``qm9_pairs`` pair run of
-the same seed (same budget, code path and seed). The grid therefore depends on the store: for
-``cpu``/``full`` it raises :class:`~factorlab.experiments.registry.GridNeedsRecordsError` until
-every ``qm9_pairs`` run of the profile is recorded, and it grows once, when the last
+The grid is every *distinct* group of three to ten targets over these partitions, for every
+seed of :data:`SEEDS`. Other networks are not retrained: a singleton's errors are its
+``qm9_single_task`` record of the same seed (the reference of every pair gain and Δm,
+:func:`~factorlab.experiments.qm9_pairs.reference_errors`), a pair's the ``qm9_pairs`` pair run
+of the same seed, and the group of all 11 targets (every k = 1 partition) is
+``qm9_soft_sharing``'s ``lam = "inf"`` ``nash11`` run of the same seed
+(:func:`whole_set_configs`: the same hard-shared network, budget, code path and seed, as
+``qm9_weighting`` takes its equal-weight row). The grid therefore depends on the store: for
+``cpu``/``full`` it raises :class:`~factorlab.experiments.registry.GridNeedsRecordsError`
+(naming the commands to run) until every ``qm9_pairs`` run of the profile and its
+``qm9_single_task`` reference are recorded, and it grows once, when the last
 ``qm9_relatedness`` ``nash11`` record of the profile arrives (records already trained stay
-valid: a run is keyed by its group and seed). ``smoke`` (the three tasks of ``qm9_pairs``' smoke grid) falls back
-to :data:`SMOKE_PARTITIONS` while its pair records are missing; with three tasks the only group
-of three or more is all of them, so the grid is the same either way (one run).
+valid: a run is keyed by its group and seed). ``smoke`` (the three tasks of ``qm9_pairs``'
+smoke grid) falls back to :data:`SMOKE_PARTITIONS` while those records are missing; with three
+tasks the only group of three or more is all of them, so the grid is the same either way (one
+run: three tasks are not the 11 of ``qm9_soft_sharing``, so they train here).
 
 Size: each partition into k networks holds at most ``floor(11 / 3) = 3`` groups of three or
 more, so the ``cpu`` grid (k in 1-4, oracle + 5 measures, exact and clustered: 12 partitions
-per k > 1) has at most 1 + 12 x (2 + 3 + 3) = 97 distinct groups per seed, 291 runs at ~4
-minutes (a hard-shared GINE-64 of this budget, see ``qm9_pairs``): at most ~19 CPU-hours. In
-a simulation (random symmetric gains, five measures equal to them plus noise of growing size)
-the 12 partitions per k shared groups down to ~40 distinct groups per seed, ~120 runs or ~8
-CPU-hours; the real size is known once the records exist (``python -m factorlab list``).
-``full`` takes every k from 1 to 10 (GPU).
+per k > 1; k = 1 reused) has at most 12 x (2 + 3 + 3) = 96 distinct groups per seed, 288 runs
+at ~4 minutes (a hard-shared GINE-64 of this budget, see ``qm9_pairs``): at most ~19
+CPU-hours. In a simulation (random symmetric gains, five measures equal to them plus noise of
+growing size) the 12 partitions per k shared groups down to ~40 distinct groups per seed (one
+of them all 11, now reused), ~117 runs or ~8 CPU-hours; the real size is known once the records
+exist (``python -m factorlab list``). ``full`` takes every k from 1 to 10 (GPU).
 """
 from __future__ import annotations
 
@@ -49,6 +56,7 @@ from factorlab.experiments.qm9_common import BUDGETS, NASH11, QM9Config, base_co
 from factorlab.experiments.registry import Experiment, GridNeedsRecordsError
 from factorlab.mtl.grouping import (Partition, best_affinity_partitions, best_partitions, canonical,
                                     hierarchical_partitions)
+from factorlab.mtl.relatedness import affinity as relatedness_affinity
 
 NAME = "qm9_grouping"
 
@@ -73,19 +81,10 @@ def tasks(profile: str) -> list[str]:
 
 
 def affinity(measure: str, matrix: np.ndarray) -> np.ndarray:
-    """A ``qm9_relatedness`` measure's matrix as an affinity (0 = unrelated, larger = more
-    related): ``|r|`` for Pearson and Spearman (a strong negative correlation relates tasks as
-    much as a positive one), distance correlation, gradient cosine and TAG's lookahead affinity
-    as they are, encoder swap as ``1 - transfer`` (transfer = MAE with the other task's encoder
-    / own MAE, so 0 when the encoder serves as well as one's own). The diagonal is zeroed."""
-    m = np.array(matrix, dtype=float)
-    if measure.startswith(("pearson", "spearman")):
-        m = np.abs(m)
-    elif measure == "encoder_swap":
-        m = 1.0 - m
-    elif not measure.startswith("dcor") and measure not in ("gradient_cosine", "tag_affinity"):
-        raise ValueError(f"no affinity mapping for measure {measure!r}: choose pearson_*, spearman_*, dcor_*, "
-                         "gradient_cosine, tag_affinity or encoder_swap")
+    """A ``qm9_relatedness`` measure's matrix as an affinity with a zero diagonal, by the one
+    convention of :func:`factorlab.mtl.relatedness.affinity` (0 = unrelated, larger = more
+    related; encoder swap as ``1 - transfer``, :func:`~factorlab.mtl.relatedness.encoder_swap_affinity`)."""
+    m = relatedness_affinity(measure, np.array(matrix, dtype=float))
     np.fill_diagonal(m, 0.0)
     return m
 
@@ -125,13 +124,14 @@ def chosen_partitions(profile: str, store=None) -> dict[tuple[str, str, int], Pa
     ``oracle`` or a measure, ``search`` is ``exact`` or ``cluster`` (see the module docstring).
 
     Raises:
-        GridNeedsRecordsError: a ``qm9_pairs`` run of the profile is missing (the message names
-            the command to run first).
+        GridNeedsRecordsError: a ``qm9_pairs`` run of the profile or its ``qm9_single_task``
+            reference is missing (the message names the command to run first,
+            :func:`~factorlab.experiments.qm9_pairs.missing_runs`).
     """
     seeds, gains = qm9_pairs.pair_gains(profile, store, split="valid")
     if seeds != SEEDS[profile]:
-        raise GridNeedsRecordsError(f"qm9_grouping ({profile}) chooses its groups from every qm9_pairs run: "
-                                    f"run `python -m factorlab run qm9_pairs --profile {profile}` first")
+        raise GridNeedsRecordsError(f"qm9_grouping ({profile}) chooses its groups from every qm9_pairs run and "
+                                    f"its qm9_single_task reference: {qm9_pairs.missing_runs(profile, store)}")
     g = gains.mean(axis=0)
     sources = {"oracle": (best_partitions(g, "mean"), hierarchical_partitions(g))}
     for name, m in measure_matrices(profile, store).items():
@@ -155,10 +155,23 @@ def groups_to_train(profile: str, store=None) -> list[list[str]]:
     return [[names[i] for i in grp] for grp in sorted(groups, key=lambda grp: (-len(grp), grp))]
 
 
+def whole_set_configs(profile: str) -> list[dict]:
+    """The records that stand for the group of *all* the profile's tasks when they are the 11
+    of NASH11 (``cpu``, ``full``): ``qm9_soft_sharing``'s ``lam = "inf"`` runs on ``nash11``, one
+    per seed (:func:`factorlab.experiments.qm9_weighting.equal_weight_configs`), the same
+    hard-shared GINE over the same targets, budget, split, seed and equal weighting, trained by
+    the same call (``train_members(cfg, [targets])``); empty for ``smoke``, whose three tasks
+    are a group of its own grid."""
+    from factorlab.experiments.qm9_weighting import equal_weight_configs
+
+    return equal_weight_configs(profile) if tasks(profile) == NASH11 else []
+
+
 @dataclass(kw_only=True)
 class Config(QM9Config):
-    """A run of ``qm9_grouping``: one hard-shared network over a group of three or more NASH11
-    targets (in NASH11 order)."""
+    """A run of ``qm9_grouping``: one hard-shared network over a group of three to ten NASH11
+    targets (in NASH11 order); all eleven is ``qm9_soft_sharing``'s ``lam = "inf"`` run
+    (:func:`whole_set_configs`), never retrained here."""
 
     sharing: Literal["hard"]
     task_set: Literal["nash11"]
@@ -168,13 +181,17 @@ class Config(QM9Config):
         if (len(self.targets) < 3 or any(t not in NASH11 for t in self.targets)
                 or [NASH11.index(t) for t in self.targets] != sorted({NASH11.index(t) for t in self.targets})):
             raise ValueError(f"a group needs three or more distinct NASH11 targets in NASH11 order, got {self.targets}")
+        if self.targets == NASH11:
+            raise ValueError("the group of all 11 NASH11 targets is not trained here: it is qm9_soft_sharing's "
+                             "lam='inf' nash11 run of the same seed (qm9_grouping.whole_set_configs)")
 
 
 def configs(profile: str) -> list[Config]:
     """Every run config under ``profile``: per seed, one hard-shared network per group of
-    :func:`groups_to_train` (reads the store; see the module docstring)."""
+    :func:`groups_to_train` except all eleven NASH11 targets (:func:`whole_set_configs`; reads
+    the store, see the module docstring)."""
     budget = BUDGETS[check_profile(profile)]
-    groups = groups_to_train(profile)
+    groups = [g for g in groups_to_train(profile) if g != NASH11]
     return [Config(**base_config(NAME, profile, "gine", budget["gine"]), sharing="hard", task_set="nash11",
                    targets=grp, seed=seed) for seed in SEEDS[profile] for grp in groups]
 

@@ -1,36 +1,36 @@
 """Experiment ``qm9_pairs``: the measured pairwise gains of the 11 benchmark targets, every
-unordered pair trained as one two-task hard-shared network, beside the single-task networks of
-the same targets; one record per (pair, seed) and one per (single-task stack, seed).
+unordered pair trained as one two-task hard-shared network; one record per (pair, seed).
 
 Pair gains are the ground truth that the relatedness measures of ``qm9_relatedness`` try to
 predict and that grouping (``qm9_grouping``) searches over: for the pair {i, j},
 ``G[i, j] = 100 (MAE_j(single) - MAE_j({i, j})) / MAE_j(single)`` (%, positive: i helps j;
-:func:`factorlab.mtl.grouping.pair_gain_matrix`, keyed as :func:`pair_key`).
+:func:`factorlab.mtl.grouping.pair_gain_matrix`, keyed as :func:`pairs`).
 
 Runs, on the budget, split and GINE of ``qm9_hard_sharing``/``qm9_single_task`` per profile
-(``qm9_common.BUDGETS``), equal weighting (the sum of the standardized MSEs):
+(``qm9_common.BUDGETS``), equal weighting (the sum of the standardized MSEs): ``targets=[i, j]``
+in :data:`~factorlab.experiments.qm9_common.NASH11` order, one shared encoder with a head per
+target; its best epoch is the one with the lowest mean standardized validation MAE of the two.
 
-- ``sharing="hard"``, ``targets=[i, j]`` in :data:`~factorlab.experiments.qm9_common.NASH11`
-  order: one shared encoder with a head per target; its best epoch is the one with the lowest
-  mean standardized validation MAE of the two;
-- ``sharing="none"``, ``targets`` = all the profile's tasks: the single-task reference, one
-  independent GINE per target trained as one stack (the code path of ``qm9_soft_sharing``'s
-  ``lam = 0`` and ``qm9_relatedness``'s stack), each member at its own best epoch. A stack is
-  cheaper than separate runs; note the unexplained 2-4 % MAE differences between stack sizes
-  of NOTES.md, which is why the reference is trained here under the same code, commit and
-  seeds as the pairs rather than taken from another experiment.
+The single-task reference ``MAE_j(single)`` is **not trained here**: it is the ``qm9_single_task``
+record of the same profile and seed that holds target ``j`` (whatever stack it trained in; a
+member of a grouped stack trains bit for bit as it would alone, ``tests/unit/test_stack_invariance.py``),
+at its own best validation epoch (:func:`reference_errors`). Its config has the same data,
+split, subset sizes, epochs, batch, learning rate, schedule, GINE and baseline as a pair's
+(:func:`budget_mismatch`, tested field by field), so the chapters take every pair gain and Δm
+against one set of single-task networks. A seed whose reference is missing is left out of
+:func:`pair_errors`; :func:`missing_runs` names the command that makes it.
 
-Grids: ``smoke`` the first three NASH11 targets (mu, alpha, homo: 3 pairs and a stack of 3)
-on the 300-molecule fixture, 2 epochs, seed 0 (4 runs); ``cpu`` and ``full`` the 55 pairs of
-the 11 targets and the 11-target stack, seeds 0-2 (55 x 3 = 165 pair runs + 3 stacks = 168).
+Grids: ``smoke`` the 3 pairs of the first three NASH11 targets (mu, alpha, homo) on the
+300-molecule fixture, 2 epochs, seed 0 (3 runs); ``cpu`` and ``full`` the 55 pairs of the 11
+targets, seeds 0-2 (55 x 3 = 165 runs).
 
 Cost on the CPU (``cpu``): in the committed ``qm9_hard_sharing`` records one hard-shared
 GINE-64 run of this budget trains in 199-243 s on one thread (epochs of 20-24 s x 10, plus
-~10 s of evaluation), ~4 minutes a run, so the 165 pairs take ~11 CPU-hours; the three
-11-member single-task stacks add ~15 minutes each (the committed 5-member stacks of
-``qm9_single_task`` trained in 353-467 s). It fills across sessions, two runs at a time, with
-``python -m factorlab run qm9_pairs --profile cpu --executor processes --jobs 2`` (the store
-resumes). ``full`` (GPU): 40 epochs of all 110,000 molecules at 128 channels; not yet timed.
+~10 s of evaluation), ~4 minutes a run, so the 165 pairs take ~11 CPU-hours (the reference
+costs nothing here: ``qm9_single_task``'s ``cpu`` grid trains it). It fills across sessions,
+two runs at a time, with ``python -m factorlab run qm9_pairs --profile cpu --executor processes
+--jobs 2`` (the store resumes). ``full`` (GPU): 40 epochs of all 110,000 molecules at 128
+channels; not yet timed.
 """
 from __future__ import annotations
 
@@ -53,21 +53,17 @@ TASKS = {"smoke": NASH11[:3], "cpu": list(NASH11), "full": list(NASH11)}
 
 @dataclass(kw_only=True)
 class Config(QM9Config):
-    """A run of ``qm9_pairs``: a two-task hard-shared network (``sharing="hard"``, two targets
-    of NASH11 in its order) or the single-task stack of the profile's tasks (``sharing="none"``)."""
+    """A run of ``qm9_pairs``: a two-task hard-shared network over two NASH11 targets, in NASH11
+    order."""
 
-    sharing: Literal["none", "hard"]
+    sharing: Literal["hard"]
     task_set: Literal["nash11"]
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.sharing == "hard":
-            if (len(self.targets) != 2 or any(t not in NASH11 for t in self.targets)
-                    or NASH11.index(self.targets[0]) >= NASH11.index(self.targets[1])):
-                raise ValueError(f"a pair run needs two distinct NASH11 targets in NASH11 order, got {self.targets}")
-        elif self.targets not in TASKS.values():
-            raise ValueError(f"a single-task run has the targets of a profile's TASKS ({NASH11} or "
-                             f"{TASKS['smoke']}), got {self.targets}")
+        if (len(self.targets) != 2 or any(t not in NASH11 for t in self.targets)
+                or NASH11.index(self.targets[0]) >= NASH11.index(self.targets[1])):
+            raise ValueError(f"a pair run needs two distinct NASH11 targets in NASH11 order, got {self.targets}")
 
 
 def pairs(tasks: list[str]) -> list[list[str]]:
@@ -76,15 +72,10 @@ def pairs(tasks: list[str]) -> list[list[str]]:
 
 
 def configs(profile: str) -> list[Config]:
-    """Every run config under ``profile``: per seed, the single-task stack, then every pair."""
+    """Every run config under ``profile``: per seed, every pair of the profile's tasks."""
     budget = BUDGETS[check_profile(profile)]
-    tasks = TASKS[profile]
-    out = []
-    for seed in SEEDS[profile]:
-        base = dict(**base_config(NAME, profile, "gine", budget["gine"]), task_set="nash11", seed=seed)
-        out.append(Config(**base, sharing="none", targets=list(tasks)))
-        out += [Config(**base, sharing="hard", targets=p) for p in pairs(tasks)]
-    return out
+    return [Config(**base_config(NAME, profile, "gine", budget["gine"]), task_set="nash11", seed=seed,
+                   sharing="hard", targets=p) for seed in SEEDS[profile] for p in pairs(TASKS[profile])]
 
 
 def grid(profile: str) -> list[dict]:
@@ -93,11 +84,124 @@ def grid(profile: str) -> list[dict]:
 
 
 def train(cfg: dict, device: str = "auto") -> dict:
-    """Train one config: the two-task shared network, or the independent single-task stack."""
+    """Train one config: the two-task shared network (a head per target, equal weighting)."""
     Config.from_dict(cfg)
-    targets = list(cfg["targets"])
-    members = [targets] if cfg["sharing"] == "hard" else [[t] for t in targets]
-    return fit_members(cfg, members, device)
+    return fit_members(cfg, [list(cfg["targets"])], device)
+
+
+#: Config keys that may differ between a pair and its single-task reference: the experiment,
+#: the targets and how they share (``task_set`` is a pair's only).
+NOT_BUDGET = ("experiment", "targets", "sharing", "task_set")
+
+
+def budget_mismatch(pair_cfg: dict, single_cfg: dict) -> list[str]:
+    """The config keys (beyond :data:`NOT_BUDGET`) on which a pair's config and its single-task
+    reference's differ, sorted (empty: the same data, split, subset sizes, training, network,
+    baseline, profile and seed)."""
+    keys = (set(pair_cfg) | set(single_cfg)) - set(NOT_BUDGET)
+    return sorted(k for k in keys if pair_cfg.get(k, "<absent>") != single_cfg.get(k, "<absent>"))
+
+
+def reference_configs(profile: str, seed: int | None = None) -> list[dict]:
+    """The ``qm9_single_task`` configs (GINE stacks) of ``profile`` holding the single-task
+    reference of :data:`TASKS`, of every seed or of ``seed``; empty where its grid has no such
+    seed."""
+    from factorlab.experiments import qm9_single_task
+
+    tasks = set(TASKS[check_profile(profile)])
+    return [c for c in qm9_single_task.grid(profile) if c["model"] == "gine" and tasks & set(c["targets"])
+            and (seed is None or c["seed"] == seed)]
+
+
+def reference_errors(profile: str, store=None, split: str = "test") -> dict[int, dict[str, float]]:
+    """Per seed of :data:`SEEDS` whose reference is complete: ``{target: MAE}`` on ``split``
+    (``test`` or ``valid``, at each member's best validation epoch) of every task of
+    :data:`TASKS`, from the ``qm9_single_task`` records that hold them (never trains).
+
+    Raises:
+        ValueError: a reference's config differs from the pairs' budget (names the keys).
+    """
+    from factorlab.results import RunStore
+
+    _check_split(split)
+    store = store if store is not None else RunStore()
+    tasks = TASKS[check_profile(profile)]
+    pair_cfg = configs(profile)[0].to_dict()
+    out = {}
+    for seed in SEEDS[profile]:
+        mae: dict[str, float] = {}
+        for cfg in reference_configs(profile, seed):
+            bad = budget_mismatch({**pair_cfg, "seed": seed}, cfg)
+            if bad:
+                raise ValueError(f"qm9_single_task's {profile} config of {cfg['targets']} (seed {seed}) differs "
+                                 f"from qm9_pairs' budget in {', '.join(bad)}: the pair gains need the same budget")
+            rec = store.get(cfg)
+            if rec is not None:
+                mae.update({t: rec["metrics"][f"{split}_mae"][t] for t in cfg["targets"] if t in tasks})
+        if all(t in mae for t in tasks):
+            out[seed] = {t: mae[t] for t in tasks}
+    return out
+
+
+def reference_from_records(single_records: list[dict], tasks: list[str], pair_records: list[dict] = (),
+                           split: str = "test") -> dict[int, dict[str, float]]:
+    """Per seed: ``{target: MAE}`` on ``split`` of every one of ``tasks`` from the GINE
+    ``qm9_single_task`` records among ``single_records`` (per target, whichever stack holds it;
+    seeds missing a task are left out): the single-task reference of the pair gains and Δm
+    that the chapters' reports read from records already loaded.
+
+    Raises:
+        ValueError: a reference record's config differs from a ``pair_records`` config of the
+            same seed on a budget key both have (:func:`budget_mismatch`; names the keys).
+    """
+    _check_split(split)
+    pair_cfg = {r["config"]["seed"]: r["config"] for r in pair_records}
+    out: dict[int, dict[str, float]] = {}
+    for r in single_records:
+        cfg = r["config"]
+        if cfg.get("model", "gine") != "gine":
+            continue
+        if cfg["seed"] in pair_cfg:
+            other = pair_cfg[cfg["seed"]]
+            bad = [k for k in budget_mismatch(other, cfg) if k in other and k in cfg]
+            if bad:
+                raise ValueError(f"the single-task record of {cfg['targets']} (seed {cfg['seed']}) differs from "
+                                 f"qm9_pairs' budget in {', '.join(bad)}: the pair gains need the same budget")
+        out.setdefault(cfg["seed"], {}).update(r["metrics"][f"{split}_mae"])
+    return {s: {t: m[t] for t in tasks} for s, m in sorted(out.items()) if all(t in m for t in tasks)}
+
+
+def missing_runs(profile: str, store=None) -> str:
+    """What keeps a seed of :data:`SEEDS` out of :func:`pair_errors`, as one sentence naming the
+    command(s) to run (missing pair runs; missing ``qm9_single_task`` references, and seeds its
+    grid does not have); "" when every seed is complete. Never trains."""
+    from factorlab.results import RunStore
+
+    store = store if store is not None else RunStore()
+    seeds = SEEDS[check_profile(profile)]
+    no_pairs = sorted({c.seed for c in configs(profile) if store.get(c.to_dict()) is None})
+    ref = reference_errors(profile, store)
+    no_ref = [s for s in seeds if s not in ref]
+    parts = []
+    if no_pairs:
+        parts.append(f"qm9_pairs runs of seed(s) {_seeds(no_pairs)} are missing: run "
+                     f"`python -m factorlab run qm9_pairs --profile {profile}`")
+    if no_ref:
+        off_grid = [s for s in no_ref if not reference_configs(profile, s)]
+        note = (f" (its {profile} grid has no seed {_seeds(off_grid)} yet: its budget's seeds must include them)"
+                if off_grid else "")
+        parts.append(f"the single-task reference of seed(s) {_seeds(no_ref)} is missing: run "
+                     f"`python -m factorlab run qm9_single_task --profile {profile}`{note}")
+    return "; ".join(parts)
+
+
+def _seeds(seeds: list[int]) -> str:
+    return ", ".join(str(s) for s in seeds)
+
+
+def _check_split(split: str) -> None:
+    if split not in ("test", "valid"):
+        raise ValueError(f"split must be 'test' or 'valid', got {split!r}")
 
 
 def smoke_variant(cfg: dict, *, n_train: int = 64, n_valid: int = 16, n_test: int = 16, batch_size: int = 32,
@@ -114,29 +218,25 @@ def smoke_variant(cfg: dict, *, n_train: int = 64, n_valid: int = 16, n_test: in
 
 
 def pair_errors(profile: str, store=None, split: str = "test") -> dict[int, tuple[dict, dict]]:
-    """Per seed whose runs are all in the store (never trains): ``(pair_mae, single_mae)``, the
-    arguments of :func:`factorlab.mtl.grouping.pair_gain_matrix` for :data:`TASKS` of the
-    profile, from each record's ``{split}_mae`` (``test`` or ``valid``: the MAE at the best
-    validation epoch). Seeds with a missing run are left out."""
+    """Per seed whose pair runs and single-task reference are all in the store (never trains):
+    ``(pair_mae, single_mae)``, the arguments of :func:`factorlab.mtl.grouping.pair_gain_matrix`
+    for :data:`TASKS` of the profile, from each record's ``{split}_mae`` (``test`` or ``valid``:
+    the MAE at the best validation epoch); ``single_mae`` from ``qm9_single_task``
+    (:func:`reference_errors`). Seeds with a missing run or reference are left out
+    (:func:`missing_runs` says which and how to make them)."""
     from factorlab.results import RunStore
 
-    if split not in ("test", "valid"):
-        raise ValueError(f"split must be 'test' or 'valid', got {split!r}")
+    _check_split(split)
     store = store if store is not None else RunStore()
+    single = reference_errors(profile, store, split)
     out = {}
     for seed in SEEDS[check_profile(profile)]:
         recs = [store.get(c.to_dict()) for c in configs(profile) if c.seed == seed]
-        if any(r is None for r in recs):
+        if seed not in single or any(r is None for r in recs):
             continue
-        single, pair = {}, {}
-        for r in recs:
-            mae = r["metrics"][f"{split}_mae"]
-            targets = r["config"]["targets"]
-            if r["config"]["sharing"] == "none":
-                single = {t: mae[t] for t in targets}
-            else:
-                pair[tuple(targets)] = {t: mae[t] for t in targets}
-        out[seed] = (pair, single)
+        pair = {tuple(r["config"]["targets"]): {t: r["metrics"][f"{split}_mae"][t] for t in r["config"]["targets"]}
+                for r in recs}
+        out[seed] = (pair, single[seed])
     return out
 
 
@@ -154,4 +254,4 @@ def pair_gains(profile: str, store=None, split: str = "test"):
     return seeds, g
 
 
-EXPERIMENT = Experiment(NAME, "experiment", Config, configs, train, label_keys=("sharing", "targets", "seed"))
+EXPERIMENT = Experiment(NAME, "experiment", Config, configs, train, label_keys=("targets", "seed"))

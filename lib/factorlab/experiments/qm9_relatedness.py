@@ -14,6 +14,13 @@ profile (``qm9_common.BUDGETS``):
 3. the single-task stack of the same targets, then encoder swap on every ordered pair
    (:func:`factorlab.mtl.encoder_swap`) with fresh heads trained for the budget ``swap``.
 
+The single-task stack is trained here because encoder swap needs its weights; its networks are
+``qm9_single_task``'s (same config fields but the experiment's own; a member of a grouped stack
+trains bit for bit as alone), so its per-target test MAE (``single_test_mae``) must equal the
+``qm9_single_task`` record of the same seed exactly: tested on the fixture, and stated in the
+chapter from the records (:func:`factorlab.report.qm9_relatedness.stack_consistency`). Every
+pair gain and Δm of the chapters is taken against ``qm9_single_task``, never against this stack.
+
 The record's ``metrics["measures"]`` holds each measure as
 :meth:`~factorlab.mtl.relatedness.Relatedness.to_record` (labels, matrix, seconds, info);
 ``timing`` the seconds of each part (the networks' training included), so a measure's cost

@@ -5,10 +5,14 @@ Row ``i``, column ``j`` is the measure for the ordered pair (i, j); symmetric me
 (correlations, gradient cosine) fill both triangles. Directed measures (TAG's lookahead
 affinity, encoder swap) read "i's effect on j" (row: the task that acts or lends its encoder,
 column: the task measured).
+
+Every measure maps to an *affinity* by one convention, :func:`affinity`: larger means more
+related, 0 means no relation (or, for encoder swap, no transfer advantage).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -56,3 +60,38 @@ def labelled(values: np.ndarray, labels: list[str]) -> pd.DataFrame:
         raise ValueError(f"a relatedness matrix for {len(labels)} tasks must be {len(labels)}x{len(labels)}, "
                          f"got {values.shape}")
     return pd.DataFrame(values, index=list(labels), columns=list(labels))
+
+
+#: A matrix as an array or a labelled DataFrame (what :func:`affinity` keeps).
+Matrix = TypeVar("Matrix", np.ndarray, pd.DataFrame)
+
+#: The measures whose matrix is an affinity as recorded (larger: more related).
+AS_RECORDED = ("gradient_cosine", "tag_affinity")
+
+
+def encoder_swap_affinity(transfer: Matrix) -> Matrix:
+    """The encoder-swap transfer ratio ``T[i, j]`` (task ``j``'s MAE on task ``i``'s frozen
+    encoder over ``j``'s own single-task MAE; lower is better) as an affinity, ``1 - T``:
+    0 when the lent encoder serves ``j`` exactly as well as its own, positive when better
+    (at most 1), negative when worse. The one orientation of encoder swap every chapter uses."""
+    return 1.0 - transfer
+
+
+def affinity(measure: str, matrix: Matrix) -> Matrix:
+    """A relatedness ``measure``'s ``K x K`` matrix (array or DataFrame, the same type back) as
+    an affinity: larger predicts more help, 0 means unrelated. ``|r|`` for Pearson and Spearman
+    (``pearson_*``, ``spearman_*``: a strong anti-correlation carries as much information as a
+    correlation), distance correlation (``dcor_*``), gradient cosine and TAG's lookahead affinity
+    as recorded, encoder swap by :func:`encoder_swap_affinity`. The diagonal is left as it is.
+
+    Raises:
+        ValueError: a measure without a mapping (the message names the valid ones).
+    """
+    if measure.startswith(("pearson", "spearman")):
+        return abs(matrix)
+    if measure == "encoder_swap":
+        return encoder_swap_affinity(matrix)
+    if measure.startswith("dcor") or measure in AS_RECORDED:
+        return matrix.copy()
+    raise ValueError(f"no affinity mapping for measure {measure!r}: choose pearson_*, spearman_*, dcor_*, "
+                     "gradient_cosine, tag_affinity or encoder_swap")

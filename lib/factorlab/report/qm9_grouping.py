@@ -1,15 +1,20 @@
 """Chapter "Grouping tasks" (``notebooks/pending/qm9_grouping.ipynb``): Δm against the number of
 networks for the partitions of the 11 benchmark targets chosen by the measured pair gains (the
 oracle) and by each relatedness measure, exact and clustered, from the records of
-``qm9_pairs`` (pairs and single-task stacks) and ``qm9_grouping`` (groups of three or more);
-the pair-based prediction of each group's per-task error against what the group reached; the
-noise ceiling of the pair gains; and the aim's verdict.
+``qm9_single_task`` (the single-task reference), ``qm9_pairs`` (pairs), ``qm9_grouping`` (groups
+of three to ten) and ``qm9_soft_sharing`` (its ``lam = "inf"`` ``nash11`` runs: the group of all
+11, :func:`factorlab.experiments.qm9_grouping.whole_set_configs`); the pair-based prediction of
+each group's per-task error against what the group reached; the noise ceiling of the pair
+gains; and the aim's verdict.
 
 - A grouping's per-task test MAE in a seed is that of the network holding the task: a group
-  of three or more from ``qm9_grouping``, a pair from ``qm9_pairs``, a singleton the member of
-  the ``qm9_pairs`` single-task stack. Its Δm (%, :func:`factorlab.mtl.grouping.grouping_delta_m`)
-  is taken against the single-task stack of the *same seed*, so it is paired by construction;
-  it is summarised over seeds as mean ± standard error (sd / sqrt(n)).
+  of three or more (``group_records``), a pair from ``qm9_pairs``, a singleton its
+  ``qm9_single_task`` record. Its Δm (%, :func:`factorlab.mtl.grouping.grouping_delta_m`) is
+  taken against the ``qm9_single_task`` records of the *same seed*
+  (:func:`factorlab.experiments.qm9_pairs.reference_from_records`, which checks the budgets
+  agree), so it is paired by construction, and every chapter takes Δm and pair gains against
+  the same single-task networks; it is summarised over seeds as mean ± standard error
+  (sd / sqrt(n)).
 - The partitions (:func:`factorlab.experiments.qm9_grouping.chosen_partitions`) are chosen on
   validation pair gains; every evaluation here is on the test split.
 - The prediction of a group (Standley et al. 2020's higher-order approximation,
@@ -36,27 +41,30 @@ SEARCH_LABELS = {"exact": "best partition", "cluster": "clustering", "weighting"
 
 
 def tasks_of(pair_records: list[dict]) -> list[str]:
-    """The tasks of the ``qm9_pairs`` records: the targets of their single-task stacks
-    (ValueError when there is none or they disagree)."""
-    stacks = {tuple(r["config"]["targets"]) for r in pair_records if r["config"]["sharing"] == "none"}
-    if len(stacks) != 1:
-        raise ValueError(f"expected one single-task stack of qm9_pairs, got {sorted(stacks)}")
-    return list(next(iter(stacks)))
+    """The tasks of the ``qm9_pairs`` records (every target of their pairs), in NASH11 order
+    (ValueError when there is none)."""
+    from factorlab.experiments.qm9_common import NASH11
+
+    names = {t for r in pair_records for t in r["config"]["targets"]}
+    if not names:
+        raise ValueError("no qm9_pairs record: the tasks of the grouping are those of its pairs")
+    return [t for t in NASH11 if t in names] + sorted(names - set(NASH11))
 
 
-def group_errors(pair_records: list[dict], group_records: list[dict],
-                 split: str = "test") -> dict[int, dict[tuple[str, ...], dict[str, float]]]:
-    """Per seed, per network (tuple of targets), each member's MAE on ``split``: the groups of
-    ``qm9_grouping``, the pairs of ``qm9_pairs`` and every singleton of its single-task stack."""
+def group_errors(pair_records: list[dict], group_records: list[dict], split: str = "test", *,
+                 single_records: list[dict]) -> dict[int, dict[tuple[str, ...], dict[str, float]]]:
+    """Per seed, per network (tuple of targets), each member's MAE on ``split``: every network
+    of ``group_records`` and ``pair_records``, and each task's singleton from the
+    ``qm9_single_task`` records ``single_records`` of that seed (seeds whose reference lacks a
+    task of :func:`tasks_of` get no singletons)."""
+    from factorlab.experiments.qm9_pairs import reference_from_records
+
     out: dict[int, dict[tuple[str, ...], dict[str, float]]] = {}
+    for seed, single in reference_from_records(single_records, tasks_of(pair_records), pair_records, split).items():
+        out.setdefault(seed, {}).update({(t,): {t: mae} for t, mae in single.items()})
     for r in [*pair_records, *group_records]:
         mae, targets, seed = r["metrics"][f"{split}_mae"], r["config"]["targets"], r["config"]["seed"]
-        nets = out.setdefault(seed, {})
-        if r["config"]["sharing"] == "none":
-            for t in targets:
-                nets[(t,)] = {t: mae[t]}
-        else:
-            nets[tuple(targets)] = {t: mae[t] for t in targets}
+        out.setdefault(seed, {})[tuple(targets)] = {t: mae[t] for t in targets}
     return out
 
 
@@ -66,15 +74,16 @@ def single_mae(errors: dict[tuple[str, ...], dict[str, float]]) -> dict[str, flo
 
 
 def curve_frame(chosen: dict[tuple[str, str, int], Partition], pair_records: list[dict],
-                group_records: list[dict], weighting_records: list[dict] = ()) -> pd.DataFrame:
+                group_records: list[dict], weighting_records: list[dict] = (), *,
+                single_records: list[dict]) -> pd.DataFrame:
     """One row per chosen partition and seed whose networks all have records: ``source``,
     ``search``, ``k`` (networks), ``seed``, ``groups`` (text), ``delta_m`` (% against the same
-    seed's single-task stack); plus single-task training itself (``source="single-task"``,
-    ``k = T``, Δm 0) per seed, and each one-network run of ``weighting_records``
-    (``qm9_weighting``: uncertainty weighting, FAMO) at ``k = 1`` with ``search="weighting"``
-    and ``source`` its weighting, paired with the same seed's stack."""
+    seed's ``qm9_single_task`` records, ``single_records``); plus single-task training itself
+    (``source="single-task"``, ``k = T``, Δm 0) per seed, and each one-network run of
+    ``weighting_records`` (``qm9_weighting``: uncertainty weighting, FAMO) at ``k = 1`` with
+    ``search="weighting"`` and ``source`` its weighting, paired with the same seed's reference."""
     tasks = tasks_of(pair_records)
-    errors = group_errors(pair_records, group_records)
+    errors = group_errors(pair_records, group_records, single_records=single_records)
     rows = []
     for seed, nets in sorted(errors.items()):
         single = single_mae(nets)
@@ -153,15 +162,17 @@ def aim_verdict(curve: pd.DataFrame, n_seeds: int) -> dict:
             "best_dm": float(best["mean"]), "best_max": float(best["max"]), "text": text}
 
 
-def prediction_frame(pair_records: list[dict], group_records: list[dict]) -> pd.DataFrame:
+def prediction_frame(pair_records: list[dict], group_records: list[dict], *,
+                     single_records: list[dict]) -> pd.DataFrame:
     """One row per trained group of three or more, seed and member task: ``group``, ``size``,
     ``seed``, ``task``, ``predicted`` (% gain over single-task from the same seed's test pair
     gains, Standley et al.'s mean), ``actual`` (% gain the group reached), ``predicted_max``
-    (the best-partner reading)."""
+    (the best-partner reading); single-task MAEs from the ``qm9_single_task`` records
+    ``single_records``."""
     from factorlab.mtl.grouping import pair_gain_matrix
 
     tasks = tasks_of(pair_records)
-    errors = group_errors(pair_records, [])
+    errors = group_errors(pair_records, [], single_records=single_records)
     rows = []
     for r in group_records:
         seed, group = r["config"]["seed"], list(r["config"]["targets"])
@@ -193,15 +204,16 @@ def prediction_agreement(pred: pd.DataFrame) -> dict:
             "bias_pp": float(d.mean())}
 
 
-def noise_ceiling(pair_records: list[dict]) -> dict:
-    """The noise ceiling of the test pair gains (:func:`factorlab.mtl.grouping.seed_agreement`):
-    ``n_seeds`` (complete seeds), ``mean`` and ``rhos`` (Spearman between every two seeds;
-    NaN / [] with fewer than two complete seeds)."""
+def noise_ceiling(pair_records: list[dict], *, single_records: list[dict]) -> dict:
+    """The noise ceiling of the test pair gains (:func:`factorlab.mtl.grouping.seed_agreement`,
+    against the ``qm9_single_task`` records ``single_records``): ``n_seeds`` (complete seeds),
+    ``mean`` and ``rhos`` (Spearman between every two seeds; NaN / [] with fewer than two
+    complete seeds)."""
     from factorlab.mtl.grouping import pair_gain_matrix
 
     tasks = tasks_of(pair_records)
     gains = []
-    for seed, nets in sorted(group_errors(pair_records, []).items()):
+    for seed, nets in sorted(group_errors(pair_records, [], single_records=single_records).items()):
         try:
             gains.append(pair_gain_matrix({k: v for k, v in nets.items() if len(k) == 2}, single_mae(nets), tasks))
         except ValueError:
@@ -268,21 +280,25 @@ def prediction_figure(pred: pd.DataFrame):
 
 
 def glue_values(pair_records: list[dict], group_records: list[dict], chosen: dict, n_seeds: int,
-                weighting_records: list[dict] = ()) -> dict:
+                weighting_records: list[dict] = (), *, single_records: list[dict]) -> dict:
     """Every value the chapter glues: ``profile``, ``devices``, ``n_tasks``, ``n_pairs`` (pair
-    runs), ``n_groups`` (group runs), ``n_partitions`` (chosen partitions), ``n_sources``;
+    runs), ``n_groups`` (``qm9_grouping`` runs among ``group_records``), ``n_reused`` (the others:
+    the all-11 runs of ``qm9_soft_sharing``), ``n_single`` (``qm9_single_task`` records of the
+    reference), ``n_partitions`` (chosen partitions), ``n_sources``;
     the aim (``aim_verdict``, ``aim_text``, ``aim_best``, ``aim_best_dm``, ``aim_best_max``,
     ``aim_n_reaching``, ``aim_n_candidates``); the noise ceiling (``ceiling_rho``,
     ``ceiling_seeds``); the prediction (``pred_n``, ``pred_spearman``, ``pred_mae_pp``,
     ``pred_bias_pp``); the oracle's best partition's Δm at each of its k (``dm_oracle_k<k>``)
     and each one-network weighting's (``dm_weighting_<name>``)."""
-    records = [*pair_records, *group_records]
-    curve = curve_frame(chosen, pair_records, group_records, weighting_records)
+    records = [*single_records, *pair_records, *group_records]
+    curve = curve_frame(chosen, pair_records, group_records, weighting_records, single_records=single_records)
     aim = aim_verdict(curve, n_seeds)
-    ceil = noise_ceiling(pair_records)
-    pred = prediction_agreement(prediction_frame(pair_records, group_records))
+    ceil = noise_ceiling(pair_records, single_records=single_records)
+    pred = prediction_agreement(prediction_frame(pair_records, group_records, single_records=single_records))
+    own = sum(r["config"]["experiment"] == "qm9_grouping" for r in group_records)
     out = {"profile": profile_of(records), "devices": devices_of(records), "n_tasks": len(tasks_of(pair_records)),
-           "n_pairs": sum(r["config"]["sharing"] == "hard" for r in pair_records), "n_groups": len(group_records),
+           "n_pairs": len(pair_records), "n_groups": own, "n_reused": len(group_records) - own,
+           "n_single": len(single_records),
            "n_partitions": len(chosen), "n_sources": len({s for s, _, _ in chosen}),
            "aim_verdict": aim["verdict"], "aim_text": aim["text"], "aim_best": aim["best"],
            "aim_best_dm": aim["best_dm"], "aim_best_max": aim["best_max"], "aim_n_reaching": aim["n_reaching"],
