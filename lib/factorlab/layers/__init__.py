@@ -13,7 +13,7 @@ Every layer lists its candidate computations (``candidates(input_shape)``: contr
 partial rebuilds, the rebuilt dense weight, channels-last variants) and picks one per input
 shape and mode: measured when ``autotune(True)`` is on (globally or per layer), else by a
 roofline cost model calibrated on the machine; ``path_choices()`` shows what it picked and
-why. See :mod:`factorlab.layers.paths`.
+why. See ``factorlab.layers.paths``.
 """
 from factorlab.layers.base import FactorizedLayer, factorize_dim, reconstruction_error
 from factorlab.layers.conv import FactorizedConv2d
