@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import pickle
 
 import pytest
 import torch
@@ -279,7 +280,7 @@ def test_eval_layer_with_slow_factored_paths_runs_one_dense_call():
     torch.testing.assert_close(y, _reference(layer, x))
 
 
-def test_deepcopy_rebuilds_candidates_over_its_own_factors():
+def test_deepcopy_and_pickle_rebuild_candidates_over_their_own_factors():
     torch.manual_seed(0)
     layer = TuckerLinear(24, 20, 3)
     x = torch.randn(3, 24)
@@ -290,6 +291,9 @@ def test_deepcopy_rebuilds_candidates_over_its_own_factors():
             p.mul_(2)
     torch.testing.assert_close(twin(x), _reference(twin, x))
     torch.testing.assert_close(layer(x), _reference(layer, x))
+    restored = pickle.loads(pickle.dumps(layer))  # torch.save(model) pickles: closures are not kept
+    torch.testing.assert_close(restored(x), layer(x))
+    assert restored.path_choices() == layer.path_choices()
 
 
 # -- contraction plans -----------------------------------------------------------------------
