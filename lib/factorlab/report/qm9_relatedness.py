@@ -636,6 +636,7 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     ``seeds``, the interval's level ``ci`` in %, ``n_boot``, the claim's threshold
     ``uncorrelated`` and sentence ``journal_claim``), per measure ``cost_<m>`` (s) and ``rho_<m>``/``lo_<m>``/``hi_<m>`` (NaN while the
     gains are missing), ``best_measure`` (label of the highest ρ, or "not measured"),
+    whether the measures' timings were quiet (``cost_quiet``: :func:`~factorlab.report.provenance.quiet_sentence`),
     the relatedness stack against the reference (``stack_verdict``, ``stack_seeds``,
     ``stack_max_diff_pct``: :func:`stack_consistency`),
     ``pairs_measured`` (seeds with every pair of the ``n_pair_tasks`` targets ``qm9_pairs``
@@ -666,6 +667,9 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
                   f"hi_{r.measure}": r.hi})
     ok = pred[pred.rho == pred.rho]
     v["best_measure"] = ok.loc[ok.rho.idxmax(), "label"] if len(ok) else "not measured"
+    from factorlab.report.provenance import quiet_sentence
+
+    v["cost_quiet"] = quiet_sentence(_records_of(rel_records, task_set), "records timed")
     stack = stack_consistency(rel_records, stl_records, task_set)
     v.update(stack_verdict=stack["verdict"], stack_seeds=stack["seeds"], stack_max_diff_pct=stack["max_diff_pct"])
     ceiling = noise_ceiling(gains)
