@@ -44,6 +44,9 @@ def test_orient_takes_absolute_correlations_and_negates_encoder_swap():
     assert (rep.orient("pearson_raw", m) == m.abs()).all().all()
     assert (rep.orient("encoder_swap", m) == 1 - m).all().all()
     assert (rep.orient("tag_affinity", m) == m).all().all()
+    from factorlab.mtl.relatedness import affinity
+
+    assert all((rep.orient(n, m) == affinity(n, m)).all().all() for n in rep.MEASURES)
     with pytest.raises(ValueError, match="unknown measure 'cosine'"):
         rep.orient("cosine", m)
 
@@ -182,7 +185,7 @@ def test_claim_verdicts():
 
 def test_pearson_verdict():
     def pred(rows):
-        return pd.DataFrame([{"measure": m, "label": rep.MEASURES[m][0], "total_s": 1.0, "rho": r, "lo": lo,
+        return pd.DataFrame([{"measure": m, "label": rep.MEASURES[m], "total_s": 1.0, "rho": r, "lo": lo,
                               "hi": hi, "pairs": 55} for m, r, lo, hi in rows])
     nan = math.nan
     assert rep.pearson_verdict(pred([("pearson_raw", nan, nan, nan), ("encoder_swap", nan, nan, nan)])

@@ -13,7 +13,8 @@ Conventions, stated once:
   task ``j``'s test MAE falls when trained together with ``i`` in one two-task network
   (:func:`factorlab.mtl.grouping.pair_gain_matrix`; positive: ``i`` helps ``j``), against the
   reference below.
-- Each measure is *oriented* so that larger predicts more help (:data:`MEASURES`): label
+- Each measure is *oriented* so that larger predicts more help (:func:`orient`, the convention
+  of :func:`factorlab.mtl.relatedness.affinity`): label
   correlations by their absolute value (a strongly anti-correlated target carries the same
   information), distance correlation, gradient cosine and TAG's affinity as they are, encoder
   swap by ``1 - T`` (``T``: task ``j``'s MAE on ``i``'s frozen encoder over its own; 0 when
@@ -43,20 +44,20 @@ import pandas as pd
 from factorlab import plots
 from factorlab.literature import NAVON2022_QM9_STL_MAE, QM9_MTL_BENCHMARK_BUDGET, QM9_MTL_PUBLISHED
 from factorlab.mtl import delta_m
-from factorlab.mtl.relatedness import Relatedness
+from factorlab.mtl.relatedness import Relatedness, affinity
 
-#: Each measure of a ``qm9_relatedness`` record, in display order: label and orientation
-#: (``abs``: absolute value; ``one_minus``: 1 − x; ``id``: as recorded), so that larger predicts help.
-MEASURES: dict[str, tuple[str, str]] = {
-    "pearson_raw": ("|Pearson|, raw", "abs"),
-    "spearman_raw": ("|Spearman|, raw", "abs"),
-    "dcor_raw": ("distance corr., raw", "id"),
-    "pearson_residual": ("|Pearson|, residual", "abs"),
-    "spearman_residual": ("|Spearman|, residual", "abs"),
-    "dcor_residual": ("distance corr., residual", "id"),
-    "gradient_cosine": ("gradient cosine", "id"),
-    "tag_affinity": ("TAG lookahead affinity", "id"),
-    "encoder_swap": ("encoder swap (1 − ratio)", "one_minus"),
+#: Each measure of a ``qm9_relatedness`` record, in display order, with its label as an
+#: affinity (:func:`factorlab.mtl.relatedness.affinity`: larger predicts more help).
+MEASURES: dict[str, str] = {
+    "pearson_raw": "|Pearson|, raw",
+    "spearman_raw": "|Spearman|, raw",
+    "dcor_raw": "distance corr., raw",
+    "pearson_residual": "|Pearson|, residual",
+    "spearman_residual": "|Spearman|, residual",
+    "dcor_residual": "distance corr., residual",
+    "gradient_cosine": "gradient cosine",
+    "tag_affinity": "TAG lookahead affinity",
+    "encoder_swap": "encoder swap (1 − ratio)",
 }
 #: Which training each measure needs (for its cost).
 NEEDS = {"gradient_cosine": "hard", "tag_affinity": "hard", "encoder_swap": "single"}
@@ -91,11 +92,11 @@ def measure_matrices(records: list[dict], task_set: str = "nash11") -> dict[str,
 
 
 def orient(name: str, matrix: pd.DataFrame) -> pd.DataFrame:
-    """``matrix`` of measure ``name`` oriented so that larger predicts more help (:data:`MEASURES`)."""
+    """``matrix`` of measure ``name`` (one of :data:`MEASURES`) as an affinity, larger predicting
+    more help: the book's one convention, :func:`factorlab.mtl.relatedness.affinity`."""
     if name not in MEASURES:
         raise ValueError(f"unknown measure {name!r}: choose one of {', '.join(MEASURES)}")
-    how = MEASURES[name][1]
-    return matrix.abs() if how == "abs" else (1.0 - matrix if how == "one_minus" else matrix.copy())
+    return affinity(name, matrix)
 
 
 def mean_matrix(per_seed: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
@@ -117,7 +118,7 @@ def cost_frame(records: list[dict], task_set: str = "nash11") -> pd.DataFrame:
     means over the seeds of ``task_set``."""
     rows = []
     recs = _records_of(records, task_set)
-    for name, (label, _) in MEASURES.items():
+    for name, label in MEASURES.items():
         own, train = [], []
         for r in recs:
             t = r["timing"]
@@ -319,7 +320,7 @@ def prediction_frame(matrices: Mapping[str, Mapping[int, pd.DataFrame]], gains: 
         r = (rank_correlation(orient(name, mean_matrix(per_seed)), g, n_boot) if g is not None
              else {"rho": math.nan, "lo": math.nan, "hi": math.nan, "pairs": 0})
         cost = costs.set_index("measure").total_s.get(name, math.nan) if len(costs) else math.nan
-        rows.append({"measure": name, "label": MEASURES[name][0], "total_s": float(cost), **r})
+        rows.append({"measure": name, "label": MEASURES[name], "total_s": float(cost), **r})
     return pd.DataFrame(rows, columns=["measure", "label", "total_s", "rho", "lo", "hi", "pairs"])
 
 
@@ -480,7 +481,7 @@ def measures_figure(matrices: Mapping[str, Mapping[int, pd.DataFrame]]):
         order = order or cluster_order(m.fillna(0.5))
         sns.heatmap(m.loc[order, order], cmap="viridis", vmin=0, vmax=1, ax=ax, square=True, cbar=False,
                     xticklabels=True, yticklabels=True)
-        ax.set_title(MEASURES[name][0], fontsize=plots.SMALL, pad=3)
+        ax.set_title(MEASURES[name], fontsize=plots.SMALL, pad=3)
         ax.tick_params(labelsize=plots.SMALL, length=0)
         ax.set_xlabel("")
         ax.set_ylabel("")
