@@ -510,9 +510,9 @@ def prediction_figure(pred: pd.DataFrame):
     else:
         err = np.vstack([ok.rho - ok.lo, ok.hi - ok.rho])
         ax.errorbar(ok.total_s.clip(lower=1e-3), ok.rho, yerr=err, fmt="o", capsize=3)
-        for _, r in ok.iterrows():
-            ax.annotate(r.label, (max(r.total_s, 1e-3), r.rho), fontsize=plots.SMALL, xytext=(4, 3),
-                        textcoords="offset points")
+        for k, (_, r) in enumerate(ok.sort_values(["total_s", "rho"]).iterrows()):  # alternate above/below
+            ax.annotate(r.label, (max(r.total_s, 1e-3), r.rho), fontsize=plots.SMALL,
+                        xytext=(4, 3 if k % 2 == 0 else -12), textcoords="offset points")
         ax.set_xscale("log")
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xlabel("cost (s, incl. the training it needs)")
