@@ -16,7 +16,9 @@ from factorlab.train.device import VALID_DEVICES
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from factorlab.results import RunStore, config_hash
+    from factorlab.train.allocator import retain_freed_memory
 
+    retain_freed_memory()  # this process trains: the C allocator keeps freed memory (recorded with each timing)
     store = RunStore()
     t0 = time.perf_counter()
     exp = get(args.experiment)

@@ -128,6 +128,9 @@ def run_command(name: str, command: BenchmarkCommand, argv: list[str] | None = N
     """:func:`benchmark_main` with the :class:`BenchmarkCommand` given (``name``: the record's
     experiment, for ``--record``)."""
     from factorlab.experiments import registry
+    from factorlab.train.allocator import retain_freed_memory
+
+    retain_freed_memory()  # a benchmark's process measures: the allocator every training process uses
     description = " ".join(doc.strip().split("\n\n")[0].split()) if doc else None  # the first paragraph
     args = build_parser(name, command, description).parse_args(argv)
     try:

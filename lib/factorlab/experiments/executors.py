@@ -155,6 +155,16 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
+def start_worker(threads: int | None) -> None:
+    """What a worker process sets once, as it starts: ``threads`` torch threads
+    (:func:`set_threads`) and the C allocator that keeps freed memory
+    (:func:`factorlab.train.allocator.retain_freed_memory`, recorded with each timing)."""
+    from factorlab.train.allocator import retain_freed_memory
+
+    set_threads(threads)
+    retain_freed_memory()
+
+
 def train_one(train: Train, config: dict, device: str, root: str, threads: int | None = None) -> str:
     """Train ``config`` into the store at ``root`` under its :class:`Claim`, in this process.
 
@@ -181,7 +191,10 @@ def train_one(train: Train, config: dict, device: str, root: str, threads: int |
 
 
 def _ray_task(train: Train, config: dict, device: str, root: str, threads: int) -> str:
-    """The body of a Ray task: :func:`train_one` with ``threads`` torch threads."""
+    """The body of a Ray task: :func:`train_one` with ``threads`` torch threads, in a worker
+    process started as :func:`start_worker` starts one (Ray reuses its workers: the allocator
+    is set by the first task of each)."""
+    start_worker(None)
     return train_one(train, config, device, root, threads)
 
 
@@ -368,7 +381,7 @@ def run_configs(configs: list[dict], train: Train, *, executor: str = "local", j
         jobs = jobs or cores
         threads = threads or max(1, cores // jobs)
         ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=set_threads,
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=start_worker,
                                     initargs=(threads,)) as pool:
             failures = _dispatch(todo, n, lambda cfg: pool.submit(train_one, train, cfg, device, root, threads),
                                  jobs, store, log)

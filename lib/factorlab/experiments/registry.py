@@ -175,7 +175,17 @@ def run_config(name: str, config: RunConfig | dict, device: str = "auto", store=
     cfg = exp.from_dict(_as_dict(config)).to_dict()
     store = store if store is not None else RunStore()
     dev = exp.device_for(cfg, device)
-    return store.run(cfg, lambda c: exp.train(c, dev), device=dev)
+    return store.run(cfg, lambda c: _train_here(exp, c, dev), device=dev)
+
+
+def _train_here(exp: Experiment, cfg: dict, device: str) -> dict:
+    """``exp.train(cfg, device)`` in this process, which becomes a training process: the C
+    allocator is set first (once per process; a notebook's kernel, a benchmark's ``--record``;
+    :func:`factorlab.train.allocator.retain_freed_memory`)."""
+    from factorlab.train.allocator import retain_freed_memory
+
+    retain_freed_memory()
+    return exp.train(cfg, device)
 
 
 def run_experiment(name: str, profile: str, device: str = "auto", store=None, log=None,
@@ -200,7 +210,7 @@ def run_experiment(name: str, profile: str, device: str = "auto", store=None, lo
         if log is not None:
             log(i, len(configs), cfg, store.get(cfg) is not None)
         dev = exp.device_for(cfg, device)
-        records.append(store.run(cfg, lambda c: exp.train(c, dev), device=dev))
+        records.append(store.run(cfg, lambda c: _train_here(exp, c, dev), device=dev))
     return records
 
 

@@ -22,8 +22,8 @@ warm-up pair; the reported per-step seconds are medians over repetitions, and th
 median fit / median plain (``pair_ratio`` is the median of the repetitions' own ratios). The
 process CPU seconds per step and the page faults per step (``resource.getrusage``) are recorded
 beside the wall times: they are less disturbed by other processes than the wall clock. Both
-loops run under the allocator setting ``fit_classifier`` applies
-(:func:`factorlab.train.allocator.retain_freed_memory`). Run it on an otherwise idle machine.
+loops run under the allocator setting of every training process
+(:func:`factorlab.train.allocator.retain_freed_memory`, set here too). Run it on an otherwise idle machine.
 
 Profiles: ``smoke`` a few steps per net, 2 repetitions (seconds); ``cpu`` on one thread,
 7 repetitions of 200 / 60 / 15 steps (mlp / conv1 / conv2); ``full`` on a CUDA GPU.

@@ -10,6 +10,11 @@ that depends on the process's allocation history, not on the model. Setting both
 to a fixed large value makes ``malloc`` reuse the freed blocks instead; the process then keeps
 its peak CPU memory until it exits. Numerical results do not change (only where the bytes
 live does).
+
+The setting is the process's: :func:`retain_freed_memory` is called once where a process that
+trains starts (``python -m factorlab run``, each worker of the ``processes`` and ``ray``
+executors, a benchmark script, and a notebook's kernel before its first run is trained), and the
+training loops record :func:`allocator_in_effect` with their timing.
 """
 from __future__ import annotations
 
@@ -35,6 +40,12 @@ def retain_freed_memory() -> str:
     if "allocator" not in _state:
         _state["allocator"] = _set_thresholds()
     return _state["allocator"]
+
+
+def allocator_in_effect() -> str:
+    """What :func:`retain_freed_memory` set in this process, or ``"system default"`` where it
+    was not called: the ``allocator`` a training loop records with its timing."""
+    return _state.get("allocator", "system default")
 
 
 def _set_thresholds() -> str:

@@ -4,8 +4,8 @@ compression experiments): any optimizer, epochs over a device loader, the test s
 Everything lives on the device: the data come from a :class:`~factorlab.data.DeviceLoader`;
 a step keeps only references to its loss, predictions and labels, which are summed once per
 epoch; the clock is read only after synchronizing, at the end of each loss window. Training
-time excludes evaluation. On the CPU the C allocator keeps freed memory for the next step
-(:mod:`factorlab.train.allocator`).
+time excludes evaluation. The C allocator's setting is the process's (set where a training
+process starts, :mod:`factorlab.train.allocator`); the loop records it.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from factorlab.data.loader import DeviceLoader
-from factorlab.train.allocator import retain_freed_memory
+from factorlab.train.allocator import allocator_in_effect
 from factorlab.train.device import autocast, precision_name, synchronize
 
 #: ``preprocess(x) -> x``: turns a stored batch (e.g. uint8 images) into model input.
@@ -126,11 +126,12 @@ def fit_classifier(
         ``train_loss``, ``train_acc``, the best ``best_test_acc`` and the target results;
         ``timing`` has ``train_s`` (training only, evaluation excluded), ``eval_s``,
         ``steps``, ``steps_per_epoch``, ``window_steps``, ``precision`` and ``allocator``
-        (:func:`~factorlab.train.allocator.retain_freed_memory`, applied on the CPU).
+        (on the CPU :func:`~factorlab.train.allocator.allocator_in_effect`: the process's
+        setting, which this loop does not change).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    allocator = retain_freed_memory() if device.type == "cpu" else "caching (CUDA)"
+    allocator = allocator_in_effect() if device.type == "cpu" else "caching (CUDA)"
     model.to(device)
     loader = DeviceLoader(*train, batch_size=batch_size, shuffle=True, seed=seed)
     steps_per_epoch = len(loader)
