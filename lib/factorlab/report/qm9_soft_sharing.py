@@ -509,36 +509,50 @@ def _symlog_y(ax) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p=None: f"{y:+g}" if y else "0"))
 
 
+def _task_set_panels(frame: pd.DataFrame):
+    """A figure with one panel per task set of ``frame`` (shared y axis): ``(fig, [(ax, task set)])``."""
+    import matplotlib.pyplot as plt
+
+    sets = task_sets(frame)
+    fig, axes = plt.subplots(1, len(sets), figsize=(plots.FULL_WIDTH, 3.8), squeeze=False, sharey=True)
+    return fig, list(zip(axes[0], sets))
+
+
+def _curves_over_lambda(ax, means: pd.DataFrame, value: str, palette: dict, pos: dict) -> None:
+    """One line per key of ``palette`` (its colour): ``means.loc[key]`` (rows per setting, columns
+    ``value`` and ``lam``, NaN for cross-stitch) as ``value`` along the λ path at the positions
+    ``pos`` (:func:`lam_positions`), cross-stitch as a diamond at ``pos["cross-stitch"]``; then the
+    λ axis with cross-stitch (:func:`_lam_axis`), and ``ax``'s x label."""
+    for key, color in palette.items():
+        r = means.loc[key]
+        path, cs = r[r.lam == r.lam].sort_values("lam"), r[r.lam != r.lam]
+        ax.plot([pos[v] for v in path.lam], path[value], "o-", ms=3, lw=1, color=color, label=key)
+        if len(cs):
+            ax.plot(pos["cross-stitch"], cs[value].iloc[0], "D", ms=4, color=color)
+    _lam_axis(ax, pos, with_cs=True)
+    ax.set_xlabel("λ")
+
+
 def target_curves_figure(t: pd.DataFrame):
     """Per task set a panel: per target, the test MAE relative to the λ = 0 run of the same seed
     (%, mean over seeds) against λ, endpoints beyond the axis breaks and cross-stitch as a
     marker further right; symmetric-log y axis, linear within ±:data:`TARGET_LINTHRESH` %.
     Returns the Figure."""
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sets = task_sets(t)
-    fig, axes = plt.subplots(1, len(sets), figsize=(plots.FULL_WIDTH, 3.8), squeeze=False, sharey=True)
-    for ax, ts in zip(axes[0], sets):
+    fig, panels = _task_set_panels(t)
+    for ax, ts in panels:
         g = t[t.task_set == ts]
         rel = g.groupby(["target", "setting"], sort=False).agg(rel=("rel", "mean"), lam=("lam", "first"))
-        pos = lam_positions(set(g[g.method == "l2"].lam))
         targets = [x for x in TARGETS_OF[ts] if x in set(g.target)]
         palette = dict(zip(targets, sns.color_palette("tab20" if len(targets) > 10 else "colorblind",
                                                       len(targets))))
-        for tg in targets:
-            r = rel.loc[tg]
-            path = r[r.lam == r.lam].sort_values("lam")
-            ax.plot([pos[v] for v in path.lam], path.rel, "o-", ms=3, lw=1, color=palette[tg], label=tg)
-            if (r.lam != r.lam).any():
-                ax.plot(pos["cross-stitch"], r[r.lam != r.lam].rel.iloc[0], "D", ms=4, color=palette[tg])
+        _symlog_y(ax)  # before the λ axis, which turns minor ticks off
+        _curves_over_lambda(ax, rel, "rel", palette, lam_positions(set(g[g.method == "l2"].lam)))
         ax.axhline(0, color="k", lw=0.8)
-        _symlog_y(ax)
-        _lam_axis(ax, pos, with_cs=True)
-        ax.set_xlabel("λ")
         ax.set_title(TASK_SETS[ts])
         ax.legend(fontsize=plots.SMALL, ncol=2 if len(targets) > 6 else 1, loc="best")
-    axes[0][0].set_ylabel("test MAE vs λ = 0 (%)")
+    panels[0][0].set_ylabel("test MAE vs λ = 0 (%)")
     fig.tight_layout()
     return fig
 
@@ -548,32 +562,22 @@ def distance_figure(d: pd.DataFrame):
     per encoder layer (mean over seeds; one line per layer, coloured by depth) against λ on log
     axes; λ = ∞ is left out (0 by construction: one tied encoder) and cross-stitch is a marker
     per layer to the right. Returns the Figure."""
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sets = task_sets(d)
-    fig, axes = plt.subplots(1, len(sets), figsize=(plots.FULL_WIDTH, 3.8), squeeze=False, sharey=True)
-    for ax, ts in zip(axes[0], sets):
+    fig, panels = _task_set_panels(d)
+    for ax, ts in panels:
         g = d[(d.task_set == ts) & ~((d.method == "l2") & (d.lam == math.inf))]
         layers = list(dict.fromkeys(g.layer))
-        palette = dict(zip(layers, sns.color_palette("viridis", len(layers))))
         pos = lam_positions(set(d[(d.task_set == ts) & (d.method == "l2")].lam))
         m = g.groupby(["layer", "setting"], sort=False).agg(distance=("distance", "mean"), lam=("lam", "first"))
-        for layer in layers:
-            r = m.loc[layer]
-            path = r[r.lam == r.lam].sort_values("lam")
-            ax.plot([pos[v] for v in path.lam], path.distance, "o-", ms=3, lw=1, color=palette[layer], label=layer)
-            if (r.lam != r.lam).any():
-                ax.plot(pos["cross-stitch"], r[r.lam != r.lam].distance.iloc[0], "D", ms=4, color=palette[layer])
+        _curves_over_lambda(ax, m, "distance", dict(zip(layers, sns.color_palette("viridis", len(layers)))), pos)
         plots.log_axis(ax, "y", counts=False)
-        _lam_axis(ax, pos, with_cs=True)
         ax.text(pos[math.inf], 0.5, "0 by\nconstruction", transform=ax.get_xaxis_transform(), ha="center",
                 va="center", fontsize=plots.SMALL, color="0.4", rotation=90)
-        ax.set_xlabel("λ")
         ax.set_title(TASK_SETS[ts])
-    axes[0][0].set_ylabel("‖θ_i − θ_j‖ / ‖θ‖ after training")
+    panels[0][0].set_ylabel("‖θ_i − θ_j‖ / ‖θ‖ after training")
     fig.tight_layout()
-    plots.legend_below(fig, axes[0][-1], ncol=4)
+    plots.legend_below(fig, panels[-1][0], ncol=4)
     return fig
 
 
