@@ -342,3 +342,22 @@ def test_flop_rule_by_environment(monkeypatch):
     layer.clear_path_cache()
     with pytest.raises(ValueError, match="use 'roofline' \\(default\\) or 'flops'"):
         layer.path_for(shape)
+
+
+def test_frozen_factors_with_a_trainable_bias_use_the_cached_weight():
+    """Autograd records nothing through frozen factors: the rebuilt weight is cached, the
+    bias still gets its gradient, and path_for names the key the forward used."""
+    torch.manual_seed(0)
+    layer = CPConv2d(6, 8, 3, padding=1, rank=3)
+    for f in layer.factors():
+        f.requires_grad_(False)
+    layer.force_path = "dense"
+    x = torch.randn(2, 6, 5, 5)
+    layer(x).sum().backward()
+    layer(x)
+    assert ("dense", "dense") in layer._prepared and layer.bias.grad is not None
+    torch.testing.assert_close(layer.bias.grad, torch.full((8,), 2.0 * 25))
+    layer.force_path = None
+    layer(x)
+    assert layer.path_for(x.shape) == next(iter(layer.path_choices().values()))["path"]
+    assert list(layer.path_choices()) == ["2x6x5x5 float64 cpu train no_grad"]

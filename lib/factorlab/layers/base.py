@@ -492,10 +492,10 @@ class FactorizedLayer(nn.Module):
         return self._plan(("candidates", shape), lambda: self._build_candidates(shape))
 
     def _grad_recorded(self, x: torch.Tensor | None = None) -> bool:
-        """Whether autograd records a forward pass now (on ``x``, or on an input that does
-        not require a gradient)."""
+        """Whether autograd records a forward pass through the factors now (on ``x``, or on an
+        input that does not require a gradient); the bias is added outside the paths."""
         return torch.is_grad_enabled() and ((x is not None and x.requires_grad)
-                                            or any(p.requires_grad for p in self.parameters()))
+                                            or any(p.requires_grad for p in self._factor_tuple()))
 
     def _key(self, shape, dtype, device, grad: bool, channels_last: bool) -> tuple:
         return (tuple(shape), dtype, torch.device(device), bool(self.training), bool(grad), bool(channels_last))
@@ -530,13 +530,11 @@ class FactorizedLayer(nn.Module):
 
         grad = key[4]
         times, errors = {}, {}
-        was_training = self.training
         for name, cand in self.candidates(key[0]).items():
             try:
-                times[name] = time_candidate(cand, x, list(self.factors()), grad)
+                times[name] = time_candidate(cand, x, list(self._factor_tuple()), grad)
             except Exception as err:  # noqa: BLE001 - a path this build cannot run is skipped
                 errors[name] = repr(err)
-        self.train(was_training)
         if not times:
             raise RuntimeError(f"no candidate path of {type(self).__name__} ran: {errors}")
         out = {"path": min(times, key=times.get), "how": "measured", "times_s": times}
@@ -631,7 +629,7 @@ class FactorizedLayer(nn.Module):
         """(chosen candidate, its cached prepared tensors, or None when autograd records and
         they must be built in the forward pass). The hot path of every forward: one dict
         lookup once the key has been chosen."""
-        grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self._factor_tuple()))
+        grad = self._grad_recorded(x)
         if self.force_path is not None:
             name = self._check_force_path(shape)
             cand = self.candidates(shape)[name]
