@@ -536,8 +536,8 @@ def _curves_over_lambda(ax, means: pd.DataFrame, value: str, palette: dict, pos:
 def target_curves_figure(t: pd.DataFrame):
     """Per task set a panel: per target, the test MAE relative to the λ = 0 run of the same seed
     (%, mean over seeds) against λ, endpoints beyond the axis breaks and cross-stitch as a
-    marker further right; symmetric-log y axis, linear within ±:data:`TARGET_LINTHRESH` %.
-    Returns the Figure."""
+    marker further right; symmetric-log y axis, linear within ±:data:`TARGET_LINTHRESH` %; each
+    panel's legend under it. Returns the Figure."""
     import seaborn as sns
 
     fig, panels = _task_set_panels(t)
@@ -551,9 +551,10 @@ def target_curves_figure(t: pd.DataFrame):
         _curves_over_lambda(ax, rel, "rel", palette, lam_positions(set(g[g.method == "l2"].lam)))
         ax.axhline(0, color="k", lw=0.8)
         ax.set_title(TASK_SETS[ts])
-        ax.legend(fontsize=plots.SMALL, ncol=2 if len(targets) > 6 else 1, loc="best")
     panels[0][0].set_ylabel("test MAE vs λ = 0 (%)")
     fig.tight_layout()
+    for ax, _ in panels:  # each panel's targets under it (inside, 11 of them hid the curves)
+        plots.legend_below(fig, ax, ncol=3 if len(ax.get_legend_handles_labels()[1]) > 6 else 2, under=[ax])
     return fig
 
 
