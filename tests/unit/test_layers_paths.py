@@ -361,3 +361,12 @@ def test_frozen_factors_with_a_trainable_bias_use_the_cached_weight():
     layer(x)
     assert layer.path_for(x.shape) == next(iter(layer.path_choices().values()))["path"]
     assert list(layer.path_choices()) == ["2x6x5x5 float64 cpu train no_grad"]
+
+
+def test_summing_a_boundary_rank_of_size_one_is_a_view():
+    eq, shapes = "aoib,bpjc->opij", [(1, 3, 4, 2), (2, 5, 6, 1)]
+    plan = ContractionPlan(eq, shapes, optimize=[(1,), (0, 1)])
+    assert plan.steps[0][1] == "bpjc->bpj" and plan._views[0] == (2, 5, 6)
+    assert len(plan.ops()) == 1 and plan.cost == 2 * 3 * 4 * 2 * 5 * 6 + 0
+    ops = [torch.randn(s) for s in shapes]
+    torch.testing.assert_close(plan(*ops), torch.einsum(eq, *ops))

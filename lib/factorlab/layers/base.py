@@ -179,6 +179,7 @@ class ContractionPlan:
         ids, elements_of = list(range(len(subs))), {i: math.prod(sh) for i, sh in enumerate(self.shapes)}
         self.ssa: list[tuple[tuple[int, ...], str, int]] = []
         self.step_costs: list[tuple[int, int]] = []
+        self._views: dict[int, tuple[int, ...] | None] = {}
         cost = 0
         for inds, eq in self.steps:
             ins, out = eq.split("->")
@@ -197,8 +198,13 @@ class ContractionPlan:
             new = len(subs) + len(self.ssa)
             ids.append(new)
             elements_of[new] = math.prod(sizes[i] for i in out)
+            # Summing only indices of size 1 (a tensor train's boundary ranks) in the order
+            # kept: a reshape (a view), no kernel call.
+            squeeze = n_ops == 1 and all(sizes[i] == 1 for i in summed) and \
+                [i for i in ins if i in out] == list(out)
+            self._views[len(self.ssa)] = tuple(sizes[i] for i in out) if squeeze else None
             self.ssa.append((args, eq, new))
-            self.step_costs.append((int(f), sum(elements_of[a] for a in args) + elements_of[new]))
+            self.step_costs.append((int(f), 0 if squeeze else sum(elements_of[a] for a in args) + elements_of[new]))
         self.cost = int(cost)
         derived = set(range(n_inputs))
         self._input_steps = []
@@ -221,7 +227,11 @@ class ContractionPlan:
 
         ks = range(len(self.ssa)) if prepared_part is None else \
             self._weight_steps if prepared_part else self._input_steps
-        return tuple(Op("einsum", *self.step_costs[k]) for k in ks)
+        return tuple(Op("einsum", *self.step_costs[k]) for k in ks if self._views[k] is None)
+
+    def _step(self, k: int, *args: torch.Tensor) -> torch.Tensor:
+        view = self._views[k]
+        return args[0].reshape(view) if view is not None else torch.einsum(self.ssa[k][1], *args)
 
     def prepare(self, *weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Run the weight-only steps on the operands after the inputs; the tensors
@@ -229,7 +239,7 @@ class ContractionPlan:
         env = dict(enumerate([None] * self.n_inputs + list(weights)))
         for k in self._weight_steps:
             args, eq, new = self.ssa[k]
-            env[new] = torch.einsum(eq, *[env[a] for a in args])
+            env[new] = self._step(k, *[env[a] for a in args])
         return tuple(env[i] for i in self.prepared_ids)
 
     def apply(self, *inputs_and_prepared: torch.Tensor) -> torch.Tensor:
@@ -238,16 +248,16 @@ class ContractionPlan:
         env.update(zip(self.prepared_ids, inputs_and_prepared[self.n_inputs:]))
         for k in self._input_steps:
             args, eq, new = self.ssa[k]
-            env[new] = torch.einsum(eq, *[env[a] for a in args])
+            env[new] = self._step(k, *[env[a] for a in args])
         return env[self.ssa[-1][2]] if self.ssa else env[0]
 
     def __call__(self, *operands: torch.Tensor) -> torch.Tensor:
         ops = list(operands)
-        for inds, eq in self.steps:
+        for k, (inds, eq) in enumerate(self.steps):
             args = [ops[i] for i in inds]
             for i in sorted(inds, reverse=True):
                 del ops[i]
-            ops.append(torch.einsum(eq, *args))
+            ops.append(self._step(k, *args))
         return ops[0]
 
 
