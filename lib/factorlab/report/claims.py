@@ -193,6 +193,12 @@ def slowdown_100x(recs: dict) -> Verdict:
             f"{faster} faster, {n - slower - faster} open (censored)")
     if top is not None:
         text += f"; largest slowdown {v[f'max_bound_{top}'].replace('=', '')}{v[f'max_ratio_{top}']:.1f}×"
+    if recs.get("mnist_multitask"):
+        from factorlab.report.mnist_multitask import slower_verdict
+
+        m = slower_verdict(recs["mnist_multitask"])
+        text += (f"; tensor-factorized multitask networks (mnist_multitask, pretraining counted): {m['slower']} of "
+                 f"{m['n_points']} points ≥ {JOURNAL_SLOWDOWN:g}× slower ({m['verdict']})")
     if slower == n and n:
         return "reproduced", text
     if slower:
@@ -310,10 +316,84 @@ def soft_limits(recs: dict) -> Verdict:
                                  f"vs λ = ∞: {_pm(hi.vsinf, hi.vsinf_se)} points (clear beyond {CLEAR_SE} SE)")
 
 
+def more_layers(recs: dict) -> Verdict:
+    """Journal 000's "more productive to simply add more layers":
+    :func:`factorlab.report.mnist_multitask.deeper_verdict` (a deeper hard-shared network at a
+    DMTRL network's parameter count, paired by seed; "not measured" with one seed)."""
+    from factorlab.report.mnist_multitask import deeper_verdict
+
+    d = deeper_verdict(recs["mnist_multitask"])
+    if not d["n_pairs"]:
+        return NOT_MEASURED, "no (size, DMTRL method) with two or more seeds of both networks"
+    return d["verdict"], (f"deeper hard sharing not clearly worse than the DMTRL network at {d['not_worse']} of "
+                          f"{d['n_pairs']} (size, method) pairs, clearly better at {d['deeper_better']} "
+                          f"(same parameter count, clear beyond {CLEAR_SE} SE)")
+
+
+#: The chapter of the task-relatedness measures, named in words while it is pending.
+RELATEDNESS_CHAPTER = "notebooks/pending/qm9_relatedness"
+
+
+def _relatedness(recs: dict) -> tuple[dict, dict, pd.DataFrame]:
+    """The nash11 measures of ``qm9_relatedness`` (``{measure: {seed: matrix}}``), the measured
+    pair gains of ``qm9_pairs`` against ``qm9_single_task`` (``{seed: G}``) and their
+    :func:`factorlab.report.qm9_relatedness.prediction_frame`, as the chapter computes them."""
+    from factorlab.report import qm9_relatedness as rel
+
+    matrices = rel.measure_matrices(recs["qm9_relatedness"])
+    tasks = rel.pair_tasks(recs["qm9_pairs"])
+    gains = rel.gain_matrices(recs["qm9_pairs"], rel.reference_by_seed(recs["qm9_single_task"], tasks), tasks)
+    return matrices, gains, rel.prediction_frame(matrices, gains, rel.cost_frame(recs["qm9_relatedness"]))
+
+
+def _sentence_verdict(sentence: str) -> str:
+    """A chapter's verdict sentence ("supported...", "not supported...", "contradicted...",
+    "not measured...") as a claim verdict."""
+    for head, verdict in (("not measured", NOT_MEASURED), ("not supported", "not reproduced"),
+                          ("supported", "reproduced"), ("contradicted", "not reproduced")):
+        if sentence.startswith(head):
+            return verdict
+    raise ValueError(f"unknown verdict sentence {sentence[:40]!r}: expected supported, not supported, "
+                     "contradicted or not measured")
+
+
+def pearson(recs: dict) -> Verdict:
+    """Journal 003's "Pearson's correlation is the least effective":
+    :func:`factorlab.report.qm9_relatedness.pearson_verdict` on the measures' rank correlation
+    with the measured pair gains ("supported" -> reproduced, "not supported" -> not reproduced)."""
+    from factorlab.report.qm9_relatedness import pearson_verdict
+
+    sentence = pearson_verdict(_relatedness(recs)[2])
+    return _sentence_verdict(sentence), sentence
+
+
+def encoder_swap(recs: dict) -> Verdict:
+    """Journal 9's encoder swaps: reproduced when ``qm9_relatedness`` holds the all-target
+    (``all19``) encoder-swap table with every off-diagonal entry finite in every seed (the
+    chapter draws it: :func:`factorlab.report.qm9_relatedness.encoder_swap_figure`)."""
+    import numpy as np
+
+    from factorlab.report.qm9_relatedness import mean_matrix, measure_matrices
+
+    per_seed = measure_matrices(recs["qm9_relatedness"], "all19").get("encoder_swap", {})
+    if not per_seed:
+        return NOT_MEASURED, "the records hold no all-target encoder-swap table"
+    n = len(mean_matrix(per_seed))
+    off = ~np.eye(n, dtype=bool)
+    finite = sum(int(np.isfinite(m.to_numpy(float)[off]).all()) for m in per_seed.values())
+    t = mean_matrix(per_seed).to_numpy(float)[off]
+    text = (f"{n} × {n} encoder-swap table, complete in {finite} of {len(per_seed)} seeds; a lent encoder serves "
+            f"the task at least as well as its own in {int((t <= 1).sum())} of {t.size} ordered pairs (seed mean)")
+    return ("reproduced" if finite == len(per_seed) else "partly"), text
+
+
 def mtl_harm(recs: dict) -> Verdict:
-    """Journal 003's "can be harmful": targets whose hard-shared (19 targets) test MAE is worse
-    than single-task. Harm shown -> "partly": these records do not test the cause the journal
-    names (uncorrelated tasks); none -> "not reproduced"."""
+    """Journal 003's "can be harmful [...] uncorrelated tasks": targets whose hard-shared (19
+    targets) test MAE is worse than single-task, and, when ``qm9_relatedness`` and ``qm9_pairs``
+    have complete records, :func:`factorlab.report.qm9_relatedness.uncorrelated_claim` (does
+    |Pearson| of the labels predict the pair gains, do uncorrelated pairs lose?). Harm shown and
+    the link supported -> "reproduced"; harm shown without the link (or the link not measured)
+    -> "partly"; no harm or the link contradicted -> "not reproduced"."""
     from factorlab.report.qm9_hard_sharing import relative_change, results_frame
 
     res = results_frame(recs["qm9_hard_sharing"], [r for r in recs["qm9_single_task"]
@@ -324,8 +404,20 @@ def mtl_harm(recs: dict) -> Verdict:
     worse = change[change > 0]
     text = f"hard sharing of all 19 targets: {len(worse)} of {len(change)} targets worse than single-task"
     if len(worse):
-        text += f" (up to {worse.max():+.0f} %, {worse.idxmax()}); the link to correlation is not tested here"
-    return ("partly" if len(worse) else "not reproduced"), text
+        text += f" (up to {worse.max():+.0f} %, {worse.idxmax()})"
+    if not (recs.get("qm9_relatedness") and recs.get("qm9_pairs")):
+        text += "; the link to correlation: no complete records of qm9_relatedness and qm9_pairs under this profile"
+        return ("partly" if len(worse) else "not reproduced"), text
+    from factorlab.report.qm9_relatedness import CLAIM_MEASURE, mean_matrix, uncorrelated_claim
+
+    matrices, gains, _ = _relatedness(recs)
+    label = mean_matrix(matrices[CLAIM_MEASURE]) if CLAIM_MEASURE in matrices else None
+    sentence = uncorrelated_claim(label, gains)["verdict"]
+    link = _sentence_verdict(sentence)
+    text += f"; the link to correlation, {sentence}"
+    if not len(worse) or sentence.startswith("contradicted"):
+        return "not reproduced", text
+    return ("reproduced" if link == "reproduced" else "partly"), text
 
 
 def task_subsets(recs: dict) -> Verdict:
@@ -450,20 +542,22 @@ CLAIMS: list[Claim] = [
           "I estimate that the tensor factorization network took 100 times as long to reach the same loss as the "
           "basic network.",
           "A tensor-factorized MNIST network needs 100× the time of the dense one to reach the same loss.",
-          ("mnist_factorized",), slowdown_100x, "notebooks/mnist_factorized"),
+          ("mnist_factorized",), slowdown_100x, "notebooks/mnist_factorized", extra=("mnist_multitask",)),
     Claim("more_layers", "paul2020journal15",
           "I suspect it would be more productive to simply add more layers to our original networks.",
           "Adding layers to a dense network pays more than factorizing it.",
-          note="no experiment of the book varies the depth of a network"),
+          ("mnist_multitask",), more_layers, "notebooks/pending/tensor_mtl"),
     Claim("l2_vs_covariance", "paul2019journal9",
           "simply measure the L2 distance between the results of each task, which is no better than doing "
           "clustering based on covariances",
           "Clustering tasks by the L2 distance of their outputs is no better than by their covariances.",
-          ("qm9_task_relatedness",), note="planned: the task-relatedness experiment"),
+          note="no relatedness measure of the book is an L2 distance between task outputs; the chapter "
+               "\"Grouping tasks\" clusters tasks by each measure, covariance-based ones among them",
+          chapter="notebooks/pending/qm9_grouping"),
     Claim("encoder_swap", "paul2019journal9",
           "calculate the losses for each task when the encoders are swapped out with the encoders from other tasks",
           "Encoder swaps give a 19×19 table of cross-task transfer (the journal did not get it working).",
-          ("qm9_encoder_swap",), note="planned: the encoder-swap experiment"),
+          ("qm9_relatedness",), encoder_swap, RELATEDNESS_CHAPTER),
     Claim("dft_or_network", "paul2019journal9",
           "Have a program capable of taking an input molecule and predicting the relevant molecular properties, "
           "using a choice of density functional theory or multitask-learned networks.",
@@ -500,14 +594,16 @@ CLAIMS: list[Claim] = [
     Claim("mtl_harm", "journal2019soft",
           "Multitask learning can be harmful if we try to learn simultaneously uncorrelated tasks.",
           "Sharing hurts some tasks, namely uncorrelated ones.",
-          ("qm9_hard_sharing", "qm9_single_task"), mtl_harm, "notebooks/qm9_hard_sharing"),
+          ("qm9_hard_sharing", "qm9_single_task"), mtl_harm, "notebooks/qm9_hard_sharing",
+          extra=("qm9_relatedness", "qm9_pairs")),
     Claim("pearson", "journal2019soft",
           "The simplest, but least effective solution, is to just calculate Pearson's correlation coefficients, "
           "but that hides the deeper nonlinear relationships between variables.",
           "Pearson correlation of the targets is the least effective measure of task relatedness.",
-          ("qm9_task_relatedness",), note="planned: the task-relatedness experiment"),
+          ("qm9_relatedness", "qm9_pairs", "qm9_single_task"), pearson, RELATEDNESS_CHAPTER),
     Claim("task_subsets", "journal2019soft", "$2^{19} - 20 = 524268$",
-          "There are 524,268 sets of two or more of the 19 tasks.", (), task_subsets),
+          "There are 524,268 sets of two or more of the 19 tasks.", (), task_subsets,
+          "notebooks/pending/qm9_grouping"),
     Claim("feature_selection", "journal2019soft",
           "feature selection would not be helpful for this particular project, because our inputs are already "
           "fairly low dimensional",
@@ -600,10 +696,30 @@ def claims_per_journal() -> dict[str, int]:
     return {k: sum(c.source == k for c in CLAIMS) for k in JOURNALS}
 
 
+def chapter_title(chapter: str) -> str:
+    """The title of the notebook chapter ``chapter`` (a document path such as
+    ``notebooks/pending/qm9_relatedness``): its first markdown heading, without the ``#``.
+    Pending chapters are not in ``_toc.yml``, so the table names them in words instead of
+    linking them (a link to a page outside the book breaks the strict build)."""
+    import json
+
+    from factorlab.paths import REPO_ROOT
+
+    path = REPO_ROOT / f"{chapter}.ipynb"
+    if not path.is_file():
+        raise ValueError(f"no chapter notebook {chapter}.ipynb: give a document path under notebooks/")
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return chapter.split("/")[-1]
+
+
 def html_table(table: pd.DataFrame) -> str:
     """:func:`verdicts` as an HTML table for the chapter: the journal's words (quoted, with the
     journal's label and bib key), what it claims, what the book measured, the verdict and the
-    chapter (a link to its page)."""
+    chapter (a link to its page; a pending chapter by its title, :func:`chapter_title`)."""
     import html
 
     cell = "style='white-space:normal; vertical-align:top; text-align:left; font-size:0.85em'"
@@ -615,7 +731,8 @@ def html_table(table: pd.DataFrame) -> str:
         label = JOURNALS[r.source][1]
         link = (f"<a href='../{r.chapter.removeprefix('notebooks/')}.html'>{html.escape(r.chapter.split('/')[-1])}</a>"
                 if r.chapter.startswith("notebooks/") and "/pending/" not in r.chapter else
-                html.escape(r.chapter.split("/")[-1]) + (" (pending)" if "/pending/" in r.chapter else ""))
+                f"“{html.escape(chapter_title(r.chapter))}” (pending)" if "/pending/" in r.chapter else
+                html.escape(r.chapter.split("/")[-1]))
         rows.append(f"<tr><td {cell}>{i}</td><td {cell}>“{html.escape(r.quote)}” <small>({html.escape(label)}, "
                     f"<code>{r.source}</code>)</small></td><td {cell}>{html.escape(r.claims)}</td>"
                     f"<td {cell}>{html.escape(r.measured)}</td><td {cell}><b>{r.verdict}</b></td><td {cell}>{link}</td>"
@@ -659,6 +776,6 @@ def glue_values(table: pd.DataFrame, profile: str) -> dict:
     return v
 
 
-__all__ = ["CLAIMS", "Claim", "JOURNALS", "VERDICTS", "cached_records", "claims_per_journal", "count_verdict",
-           "difference_verdict", "evaluate", "glue_values", "grid_status", "html_table", "journals_dir",
+__all__ = ["CLAIMS", "Claim", "JOURNALS", "VERDICTS", "cached_records", "chapter_title", "claims_per_journal",
+           "count_verdict", "difference_verdict", "evaluate", "glue_values", "grid_status", "html_table", "journals_dir",
            "load_records", "normalize", "quote_found", "verdict_counts", "verdicts", "np"]
