@@ -40,14 +40,17 @@ and the learned sharing of every layer at initialisation and after training
 
 Budgets: ``smoke`` 256 training images, one epoch, one seed, decompositions at 50 %
 relative error (near-full ranks at 10 % make the Tucker initialisation of FC 512 take a
-minute). ``cpu``: sizes 1,000 and
-5,000 (all 60,000 is left to ``full``: one single-task epoch on 60,000 images costs about as
-much as the whole cpu grid at 1,000), seeds 0-2, epochs 10 at 1,000 and 4 at 5,000 (batch
-100, Adam 1e-3). Measured on this 2-core machine shared with two background trainings
-(one thread): 10 epochs at 1,000 images of the single-task stack about 100 s, hard sharing
-about 10 s, a factorized network about 60-120 s plus its decomposition; with the single-task
-networks trained once per (size, seed) the cpu grid is about 3 CPU-hours (36 runs). ``full``:
-1,000, 5,000 and 60,000 images, 3 seeds, 30 epochs (a GPU).
+minute). ``cpu``: sizes 1,000 and 5,000, seeds 0-2, 10 epochs at 1,000 and 4 at 5,000
+(batch 100, Adam 1e-3), the per-epoch test curve on 1,000 test images and the final errors on
+all 10,000: 36 runs. All 60,000 images are left to ``full`` (on one CPU core a single-task
+epoch on them takes about ten CPU-minutes, so five methods x three seeds x enough epochs
+exceed the machine's budget). Measured CPU time of the
+runs at 1,000 images, seed 0 (one thread, on this 2-core machine while two other trainings
+ran): single-task 104 s, hard sharing 8 s, LAF 107 s, Tucker 150 s (76 s of it the
+decomposition), TT 135 s, the deeper network 45 s (its rank search included). That is about
+9 CPU-minutes per seed at 1,000 and about twice that at 5,000 (twice the training steps):
+about 1.4 CPU-hours for the cpu grid run in one process (single-task networks kept), at most
+about 2.4 when every DMTRL and deeper run retrains its single-task networks (a resumed grid). ``full``: 1,000, 5,000 and 60,000 images, 3 seeds, 30 epochs (a GPU).
 """
 from __future__ import annotations
 
