@@ -2,8 +2,9 @@
 {auto,cpu,cuda}`` trains (or measures) every missing run of a registered experiment or benchmark
 into the run store, without Jupyter; ``python -m factorlab list`` lists everything that writes
 a record, its kind and how many runs each profile has;
-``python -m factorlab predict SMILES --method dft|net|both`` prints a molecule's QM9 properties by
-DFT (see :mod:`factorlab.dft`) and/or by the saved network (``qm9_demo_model``), side by side."""
+``python -m factorlab predict SMILES --method dft|net|both [--network single-task|hard-sharing|grouped]``
+prints a molecule's QM9 properties by DFT (see :mod:`factorlab.dft`) and/or by a saved network
+(``qm9_demo_model``), side by side."""
 from __future__ import annotations
 
 import argparse
@@ -65,7 +66,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 #: ``predict --network`` choices -> the ``sharing`` of the saved network (``qm9_demo_model``).
-NETWORKS = {"single-task": "none", "hard-sharing": "hard"}
+NETWORKS = {"single-task": "none", "hard-sharing": "hard", "grouped": "grouped"}
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -106,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_pred.add_argument("smiles", help="the molecule (H, C, N, O, F; neutral; at most --max-heavy-atoms)")
     p_pred.add_argument("--method", choices=("dft", "net", "both"), default="dft")
     p_pred.add_argument("--network", choices=tuple(NETWORKS), default="single-task",
-                        help="which saved network: 19 single-task GINEs (the more accurate) or one hard-shared "
-                             "multitask GINE")
+                        help="which saved network: 19 single-task GINEs (the more accurate), one hard-shared "
+                             "multitask GINE, or the networks of the best task grouping (the 8 targets outside "
+                             "the 11 it groups from single-task GINEs)")
     p_pred.add_argument("--qm9", metavar="PATH", default=None,
                         help="QM9 table to look the molecule up in (default: the full set if found; 'none': no lookup)")
     p_pred.add_argument("--no-optimize", action="store_true",

@@ -95,6 +95,18 @@ def load_qm9_table_for_lookup(source: str | None, say) -> object | None:
         return None
 
 
+def network_kind(cfg: dict) -> str:
+    """One phrase for a ``qm9_demo_model`` network: its sharing and, for the grouped one, its
+    groups (the targets outside them are single-task networks)."""
+    if cfg["sharing"] == "none":
+        return "19 single-task GINEs"
+    if cfg["sharing"] == "hard":
+        return "one hard-shared GINE, 19 heads"
+    groups = "; ".join(", ".join(g) for g in cfg["groups"])
+    n_single = len(cfg["targets"]) - sum(len(g) for g in cfg["groups"])
+    return f"the best grouping's GINEs ({groups}) and {n_single} single-task GINEs for the other targets"
+
+
 def predict_network(smiles: str, table=None, network: str = "none", max_heavy_atoms: int = 9,
                     say=lambda m: None) -> dict:
     """The saved QM9 network's prediction for ``smiles``.
@@ -173,7 +185,7 @@ def predict_main(smiles: str, method: str = "dft", qm9: str | None = None, optim
         out(f"{net['canonical']}")
     if net is not None:
         cfg, rec = net["record"]["config"], net["record"]
-        kind = "19 single-task GINEs" if cfg["sharing"] == "none" else "one hard-shared GINE, 19 heads"
+        kind = network_kind(cfg)
         out(f"network: {kind} ({cfg['profile']} profile, {rec['model']['n_train']:,} training molecules, "
             f"run {rec['key']}); input: {net['how']}")
         wall["network"] = net["wall_s"]

@@ -151,14 +151,104 @@ def test_saved_file_holds_no_oversized_storage(tmp_path, data):
     assert info["bytes"] < tensors + 6 * 19 * 8 + 20_000  # not the 152 kB of the whole storage
 
 
-def test_demo_grid_and_members():
+def test_demo_grid_and_members(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path))  # an empty store: no grouping records
     cpu = demo.grid("cpu")
-    assert [c["sharing"] for c in cpu] == ["none", "hard"]
+    assert [c["sharing"] for c in cpu] == ["none", "hard"]  # the grouped network waits for its records
+    assert "groups" not in cpu[0] and "groups" not in cpu[1]  # the older networks keep their keys
+    smoke = demo.grid("smoke")
+    assert [c["sharing"] for c in smoke] == ["none", "hard", "grouped"] and smoke[2]["groups"] == demo.SMOKE_GROUPS
     assert all(len(c["targets"]) == 19 and c["baseline"] == "composition" for c in cpu)
     assert demo.members_of(cpu[0]) == [[t] for t in cpu[0]["targets"]]
     assert demo.members_of(cpu[1]) == [cpu[1]["targets"]]
     with pytest.raises(ValueError, match="unknown sharing"):
         demo.members_of({**cpu[0], "sharing": "soft"})
+
+
+def test_grouped_members_cover_every_target_once_in_target_order():
+    targets = ["mu", "alpha", "homo", "lumo", "gap", "r2"]
+    assert demo.grouped_members([["alpha", "lumo"], ["mu", "r2"]], targets) == \
+        [["mu", "r2"], ["alpha", "lumo"], ["homo"], ["gap"]]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"sharing": "grouped", "groups": None}, "needs groups"),
+    ({"sharing": "grouped", "groups": [["mu", "alpha"], ["alpha"]]}, "disjoint"),
+    ({"sharing": "grouped", "groups": [["mu", "nope"]]}, "disjoint and within"),
+    ({"sharing": "hard", "groups": [["mu"]]}, "for sharing='grouped' only"),
+])
+def test_grouped_config_is_checked(tmp_path, monkeypatch, change, message):
+    monkeypatch.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path))
+    cfg = {**demo.grid("smoke")[0], **change}
+    if cfg["groups"] is None:
+        cfg.pop("groups")
+    with pytest.raises(ValueError, match=message):
+        demo.Config.from_dict(cfg)
+
+
+def _grouping_store(tmp_path, group_mae: dict[str, float]) -> RunStore:
+    """A store with hand-built smoke records of qm9_pairs and their qm9_single_task reference
+    (the gains of tests/unit/test_qm9_pairs_grouping.py) and the qm9_grouping run of all three
+    smoke tasks with test MAEs ``group_mae``."""
+    from factorlab.experiments import qm9_grouping, qm9_pairs
+
+    single = {"mu": 1.0, "alpha": 2.0, "homo": 4.0}
+    gains = {("mu", "alpha"): (10.0, 20.0), ("mu", "homo"): (-5.0, 0.0), ("alpha", "homo"): (5.0, -10.0)}
+    store = RunStore(tmp_path)
+
+    def write(cfg, mae):
+        store.run(cfg, lambda c: {"metrics": {"test_mae": mae, "valid_mae": mae}, "history": {}, "timing": {},
+                                  "model": {}})
+
+    for cfg in qm9_pairs.grid("smoke"):
+        a, b = cfg["targets"]
+        g_ab, g_ba = gains[(a, b)]
+        write(cfg, {b: single[b] * (1 - g_ab / 100), a: single[a] * (1 - g_ba / 100)})
+    for cfg in qm9_pairs.reference_configs("smoke"):
+        write(cfg, {t: single.get(t, 1.0) for t in cfg["targets"]})
+    for cfg in qm9_grouping.grid("smoke"):
+        write(cfg, group_mae)
+    return store
+
+
+@pytest.mark.parametrize("group_mae, best", [
+    ({"mu": 0.5, "alpha": 1.0, "homo": 2.0}, [["mu", "alpha", "homo"]]),  # all three in one network: Δm −50 %
+    ({"mu": 2.0, "alpha": 4.0, "homo": 8.0}, [["mu", "alpha"], ["homo"]]),  # the oracle's pair wins
+])
+def test_best_grouping_is_the_grouping_chapters_choice(tmp_path, monkeypatch, group_mae, best):
+    from factorlab.experiments import qm9_grouping, qm9_pairs
+    from factorlab.report.qm9_grouping import aim_verdict, curve_frame
+
+    monkeypatch.setenv("FACTORLAB_ALLOW_DIRTY", "1")
+    store = _grouping_store(tmp_path, group_mae)
+    got = demo.best_grouping("smoke", store)
+    assert got["groups"] == best and got["k"] == len(best) and got["seeds"] == [0]
+    # the same choice as the chapter's aim verdict, from the same records
+    recs = lambda name, cfgs: [store.get(c) for c in cfgs]  # noqa: E731
+    pair_recs = recs("qm9_pairs", qm9_pairs.grid("smoke"))
+    single_recs = recs("qm9_single_task", qm9_pairs.reference_configs("smoke"))
+    group_recs = recs("qm9_grouping", qm9_grouping.grid("smoke"))
+    curve = curve_frame(qm9_grouping.chosen_partitions("smoke", store), pair_recs, group_recs,
+                        single_records=single_recs)
+    aim = aim_verdict(curve, 1)
+    assert aim["best"] == " | ".join(",".join(g) for g in best) and aim["best_dm"] == pytest.approx(got["delta_m"])
+    cfg = demo.grouped_config("smoke", store)
+    assert cfg.groups == best and cfg.sharing == "grouped" and len(cfg.targets) == 19
+
+
+def test_grouped_network_without_grouping_records_names_the_commands(tmp_path, monkeypatch):
+    from factorlab.experiments.registry import GridNeedsRecordsError
+
+    monkeypatch.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path))
+    with pytest.raises(GridNeedsRecordsError, match=r"grouped network \(cpu\).*python -m factorlab run qm9_pairs "
+                                                    r"--profile cpu.*python -m factorlab run qm9_grouping --profile cpu"):
+        demo.grouped_config("cpu")
+    assert demo.grouped_config("smoke").groups == demo.SMOKE_GROUPS  # smoke falls back
+    with pytest.raises(LookupError, match=r"qm9_grouping --profile cpu.*--where sharing=grouped"):
+        demo.find_demo_record("grouped")
+    from factorlab.cli import main
+
+    assert main(["predict", "C", "--method", "net", "--qm9", "none", "--network", "grouped"]) == 2
 
 
 def test_no_saved_network_is_a_clear_error(tmp_path, monkeypatch):
@@ -175,7 +265,7 @@ def test_no_saved_network_is_a_clear_error(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def smoke_store(tmp_path_factory):
-    """Both smoke demo networks trained into a throw-away store (weights in its ``.models``)."""
+    """The three smoke demo networks trained into a throw-away store (weights in its ``.models``)."""
     import os
 
     root = tmp_path_factory.mktemp("store")
@@ -212,6 +302,25 @@ def test_demo_experiment_saves_weights_its_record_vouches_for(smoke_store, data)
         assert inf["single_s"] > 0 and inf["batched_s"] > 0 and inf["featurize_s"] > 0
         assert inf["batched_n"] == rec["model"]["n_test"]
     assert records[0]["model"]["members"] == 19 and records[1]["model"]["members"] == 1
+    grouped = records[2]
+    assert grouped["config"]["groups"] == demo.SMOKE_GROUPS
+    assert grouped["model"]["members"] == 17 and grouped["model"]["targets"][:3] == ["mu", "alpha", "homo"]
+    assert sorted(grouped["metrics"]["test_mae"]) == sorted(records[0]["metrics"]["test_mae"])
+    # its parameters: one 3-target network and 16 single-task ones, each as alone
+    per = grouped["model"]["params_per_member"]
+    assert grouped["model"]["params"] == sum(per.values())
+    assert per["lumo"] == records[0]["model"]["params_per_member"]
+
+
+def test_grouped_singletons_train_as_in_the_single_task_network(smoke_store):
+    """The grouped network's single-task members (a stack of 16) reach the single-task network's
+    (a stack of 19) test MAEs: a member of a stack trains as it would alone."""
+    _, records = smoke_store
+    none, grouped = records[0], records[2]
+    outside = [t for t in none["metrics"]["test_mae"] if t not in {"mu", "alpha", "homo"}]
+    got = {t: grouped["metrics"]["test_mae"][t] for t in outside}
+    want = {t: none["metrics"]["test_mae"][t] for t in outside}
+    assert got == pytest.approx(want, rel=1e-4)
 
 
 def test_cli_predict_net_and_both(smoke_store, capsys):
@@ -239,6 +348,11 @@ def test_cli_predict_net_and_both(smoke_store, capsys):
     assert len(wall) == 5  # "wall time s <dft> <net>"
     assert main(["predict", "CC[Cl]", "--method", "net", "--qm9", "none"]) == 2
     assert "Cl" in capsys.readouterr().err
+    rc = main(["predict", "CCO", "--method", "net", "--qm9", "none", "--network", "grouped"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "the best grouping's GINEs (mu, alpha, homo) and 16 single-task GINEs" in out
+    assert len([ln for ln in out.splitlines() if ln.split() and ln.split()[0] in ("mu", "U0", "A")]) == 3
 
 
 

@@ -1,12 +1,29 @@
 """Experiment ``qm9_demo_model``: the networks the demonstration ("DFT or network?") loads.
 
-Two GINE networks for all 19 targets, trained with the QM9 chapters' budget of each profile
-(:data:`~factorlab.experiments.qm9_common.BUDGETS`, seed 0):
+Three kinds of GINE network for all 19 targets, trained with the QM9 chapters' budget of each
+profile (:data:`~factorlab.experiments.qm9_common.BUDGETS`, seed 0):
 
 - ``sharing="none"``: 19 single-task models trained together as one grouped stack, the best
   kind in the QM9 chapters (hard sharing was worse on most targets there);
 - ``sharing="hard"``: one shared encoder with 19 heads, the multitask network (19 times fewer
-  encoder parameters, one forward pass).
+  encoder parameters, one forward pass);
+- ``sharing="grouped"``: the networks of the best grouping of the chapter "Grouping tasks"
+  (:func:`best_grouping`: the lowest mean Δm over seeds among the measured partitions of the
+  11 benchmark targets into fewer networks than targets), one hard-shared network per group
+  (the config's ``groups``), and a single-task network for each of the 8 targets the grouping
+  does not cover (the demo predicts all 19; those 8 are trained exactly as in ``"none"``).
+  Its members differ in size, so each size trains as one stack (:func:`train_members` needs
+  equal members) and the trained members are kept together as one
+  :class:`~factorlab.models.stack.ModelStack`, which is what loading rebuilds.
+
+The grouped network's entry depends on the store, as ``qm9_grouping``'s grid does: under
+``cpu``/``full`` it is in the grid once :func:`best_grouping` can choose (every ``qm9_pairs``
+run, its ``qm9_single_task`` reference and a partition with records in every seed), and
+left out before (:func:`grouped_config` then raises
+:class:`~factorlab.experiments.registry.GridNeedsRecordsError` naming the commands to run), so
+the two other networks, the chapter and the claims that read this grid do not wait for the
+grouping grid; ``smoke`` falls back to :data:`SMOKE_GROUPS` (qm9_grouping's smoke partition)
+while its records are missing, so CI always trains all three.
 
 Unlike the chapters' runs, these keep their weights: :func:`train` writes
 ``<models dir>/qm9_demo_model/<key>.pt`` (:mod:`factorlab.models.qm9_saved`; the ``cpu`` files,
@@ -28,16 +45,142 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
 
 from factorlab.experiments.profiles import check_profile
 from factorlab.experiments.qm9_common import ALL_TARGETS, BUDGETS, QM9Config, base_config, train_members
-from factorlab.experiments.registry import Experiment
+from factorlab.experiments.registry import Experiment, GridNeedsRecordsError
 
 NAME = "qm9_demo_model"
 #: Sharing modes, in the order of the grid; the CLI's default is the first.
-SHARING = ("none", "hard")
+SHARING = ("none", "hard", "grouped")
+#: The grouped network's groups under ``smoke`` while the smoke grouping records are missing:
+#: ``qm9_grouping.SMOKE_PARTITIONS`` over the smoke tasks of ``qm9_pairs`` (all three in one).
+SMOKE_GROUPS = [["mu", "alpha", "homo"]]
+
+
+@dataclass(kw_only=True)
+class Config(QM9Config):
+    """A demo network: ``sharing`` as in the module docstring; ``groups`` (``"grouped"`` only)
+    the best grouping's networks, each a list of targets (NASH11 targets, disjoint), every
+    other target of ``targets`` a single-task network. ``groups`` is left out of the hashed
+    dict while None, so the two older networks keep their keys."""
+
+    sharing: Literal["none", "hard", "grouped"]
+    groups: list[list[str]] | None = None
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("groups",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sharing != "grouped":
+            if self.groups is not None:
+                raise ValueError(f"groups are for sharing='grouped' only, got sharing={self.sharing!r}")
+            return
+        if not self.groups or any(not g for g in self.groups):
+            raise ValueError("sharing='grouped' needs groups: a non-empty list of non-empty lists of targets")
+        flat = [t for g in self.groups for t in g]
+        if len(flat) != len(set(flat)) or not set(flat) <= set(self.targets):
+            raise ValueError(f"the groups must be disjoint and within the config's targets, got {self.groups}")
+
+
+def grouped_members(groups: list[list[str]], targets: list[str]) -> list[list[str]]:
+    """The members of the grouped network: each group of ``groups``, and a singleton for every
+    target of ``targets`` in no group, ordered by their first target's place in ``targets``."""
+    covered = {t for g in groups for t in g}
+    members = [list(g) for g in groups] + [[t] for t in targets if t not in covered]
+    return sorted(members, key=lambda m: targets.index(m[0]))
+
+
+def _network_errors(profile: str, store) -> dict[int, dict[tuple[str, ...], dict[str, float]]]:
+    """Per seed: each recorded network's test MAE per member, by its targets: the singletons
+    (``qm9_single_task``, :func:`~factorlab.experiments.qm9_pairs.reference_errors`), the pairs
+    (``qm9_pairs``), the groups (``qm9_grouping``) and the group of all 11
+    (:func:`~factorlab.experiments.qm9_grouping.whole_set_configs`). Never trains."""
+    from factorlab.experiments import qm9_grouping, qm9_pairs
+
+    out: dict[int, dict[tuple[str, ...], dict[str, float]]] = {}
+    for seed, (pair, single) in qm9_pairs.pair_errors(profile, store, "test").items():
+        nets = out.setdefault(seed, {})
+        nets.update({(t,): {t: mae} for t, mae in single.items()})
+        nets.update(pair)
+    configs = [c.to_dict() for c in qm9_grouping.configs(profile)] + qm9_grouping.whole_set_configs(profile)
+    for cfg in configs:
+        rec = store.get(cfg)
+        if rec is not None and cfg["seed"] in out:
+            out[cfg["seed"]][tuple(cfg["targets"])] = {t: rec["metrics"]["test_mae"][t] for t in cfg["targets"]}
+    return out
+
+
+def best_grouping(profile: str, store=None) -> dict:
+    """The best grouping of ``qm9_grouping`` under ``profile``: among the distinct partitions
+    its sources chose (:func:`~factorlab.experiments.qm9_grouping.chosen_partitions`) into
+    fewer networks than tasks whose every network has a test record in every seed of
+    ``qm9_pairs.SEEDS``, the one with the lowest mean Δm (%, against ``qm9_single_task`` of the
+    same seed, :func:`~factorlab.mtl.grouping.grouping_delta_m`), ties broken by the worst seed,
+    then by (k, groups): the choice of the grouping chapter's aim
+    (:func:`factorlab.report.qm9_grouping.aim_verdict`'s ``best``). Returns ``groups`` (lists
+    of target names), ``k``, ``delta_m`` (mean), ``worst`` (the worst seed's Δm), ``seeds``,
+    ``sources`` (the ``(source, search)`` pairs that chose it). Never trains.
+
+    Raises:
+        GridNeedsRecordsError: the partitions cannot be chosen yet, or no candidate has
+            records in every seed (the message names the commands to run).
+    """
+    import numpy as np
+
+    from factorlab.experiments import qm9_grouping, qm9_pairs
+    from factorlab.mtl.grouping import grouping_delta_m
+    from factorlab.results import RunStore
+
+    store = store if store is not None else RunStore()
+    chosen = qm9_grouping.chosen_partitions(profile, store)
+    tasks = qm9_grouping.tasks(profile)
+    seeds = qm9_pairs.SEEDS[profile]
+    errors = _network_errors(profile, store)
+    found: dict[tuple[tuple[str, ...], ...], dict] = {}
+    for (source, search, k), part in chosen.items():
+        groups = tuple(tuple(g) for g in part.names(tasks))
+        if k >= len(tasks):
+            continue
+        if groups in found:
+            found[groups]["sources"].append((source, search))
+            continue
+        if not all(s in errors and all(g in errors[s] for g in groups) for s in seeds):
+            continue
+        dm = [grouping_delta_m({g: errors[s][g] for g in groups}, {t: errors[s][(t,)][t] for t in tasks}, tasks)
+              for s in seeds]
+        found[groups] = {"groups": [list(g) for g in groups], "k": len(groups), "delta_m": float(np.mean(dm)),
+                         "worst": float(max(dm)), "seeds": list(seeds), "sources": [(source, search)]}
+    if not found:
+        raise GridNeedsRecordsError(
+            f"{NAME} ({profile}): no grouping of qm9_grouping into fewer than {len(tasks)} networks has records in "
+            f"every seed yet: run `python -m factorlab run qm9_grouping --profile {profile}` first")
+    text = lambda c: " | ".join(",".join(g) for g in c["groups"])  # noqa: E731 (the report's groups text)
+    return min(found.values(), key=lambda c: (c["delta_m"], c["worst"], c["k"], text(c)))
+
+
+def grouped_config(profile: str, store=None) -> QM9Config:
+    """The grouped network's config under ``profile``: the groups of :func:`best_grouping`;
+    ``smoke`` falls back to :data:`SMOKE_GROUPS` while its records are missing.
+
+    Raises:
+        GridNeedsRecordsError: ``cpu``/``full`` before the grouping records exist (names the
+            commands to run).
+    """
+    try:
+        groups = best_grouping(profile, store)["groups"]
+    except GridNeedsRecordsError as err:
+        if profile != "smoke":
+            raise GridNeedsRecordsError(f"{NAME}'s grouped network ({profile}) is the best grouping's, whose "
+                                        f"records are missing: {err}; then `python -m factorlab run qm9_grouping "
+                                        f"--profile {profile}`") from None
+        groups = [list(g) for g in SMOKE_GROUPS]
+    budget = BUDGETS[profile]
+    return Config(**base_config(NAME, profile, "gine", budget["gine"]), sharing="grouped", groups=groups,
+                  targets=list(ALL_TARGETS), seed=0)
 #: Profiles a saved network is taken from, best first (``smoke`` only as a last resort).
 PROFILE_PREFERENCE = ("full", "cpu", "smoke")
 #: Batch sizes whose inference time per molecule is measured (the best is reported).
@@ -45,10 +188,16 @@ BATCH_SIZES = (64, 256, 1024)
 
 
 def configs(profile: str) -> list[QM9Config]:
-    """Both networks under ``profile`` (seed 0, all 19 targets)."""
+    """The networks under ``profile`` (seed 0, all 19 targets): single-task and hard-shared,
+    and the grouped one when :func:`grouped_config` can choose it (always under ``smoke``)."""
     budget = BUDGETS[check_profile(profile)]
-    return [QM9Config(**base_config(NAME, profile, "gine", budget["gine"]), sharing=sharing,
-                      targets=list(ALL_TARGETS), seed=0) for sharing in SHARING]
+    out = [Config(**base_config(NAME, profile, "gine", budget["gine"]), sharing=sharing,
+                  targets=list(ALL_TARGETS), seed=0) for sharing in SHARING if sharing != "grouped"]
+    try:
+        out.append(grouped_config(profile))
+    except GridNeedsRecordsError:  # the grouping records are missing: the grouped network waits for them
+        pass
+    return out
 
 
 def grid(profile: str) -> list[dict]:
@@ -57,11 +206,14 @@ def grid(profile: str) -> list[dict]:
 
 
 def members_of(cfg: dict) -> list[list[str]]:
-    """Targets per member: one per target (``sharing="none"``) or all in one (``"hard"``)."""
+    """Targets per member: one per target (``sharing="none"``), all in one (``"hard"``), or
+    the groups and a singleton per other target (``"grouped"``, :func:`grouped_members`)."""
     if cfg["sharing"] == "none":
         return [[t] for t in cfg["targets"]]
     if cfg["sharing"] == "hard":
         return [list(cfg["targets"])]
+    if cfg["sharing"] == "grouped":
+        return grouped_members(cfg["groups"], list(cfg["targets"]))
     raise ValueError(f"unknown sharing {cfg['sharing']!r}: choose one of {', '.join(SHARING)}")
 
 
@@ -121,8 +273,9 @@ def train(cfg: dict, device: str = "auto") -> dict:
     from factorlab.models.qm9_saved import QM9Predictor, save_qm9_model
     from factorlab.results import config_hash
 
+    Config.from_dict(cfg)
     members = members_of(cfg)
-    tm = train_members(cfg, members, device)
+    tm = train_members(cfg, members, device) if len({len(m) for m in members}) == 1 else _train_sizes(cfg, members, device)
     if tm.baseline is None:
         raise ValueError("the demo networks need the composition baseline (config 'baseline': 'composition')")
     weights = save_qm9_model(weights_path(cfg), tm.model, members, tm.baseline, cfg, config_hash(cfg))
@@ -147,6 +300,44 @@ def train(cfg: dict, device: str = "auto") -> dict:
     return parts
 
 
+def _train_sizes(cfg: dict, members: list[list[str]], device: str):
+    """Members of unequal sizes (the grouped network): each size trained as one stack by
+    :func:`train_members` (a member trains as it would alone), then all members, unstacked, as
+    one :class:`~factorlab.models.stack.ModelStack` in ``members`` order, with the parts of the
+    record merged: per-target metrics joined, ``params`` and ``members`` summed, the seconds of
+    training summed, ``history`` and the rest per size (``by_size``)."""
+    from factorlab.models.stack import ModelStack, unstack
+
+    done, parts, last = {}, [], None
+    for size in sorted({len(m) for m in members}):
+        same = [m for m in members if len(m) == size]
+        last = train_members(cfg, same, device)
+        trained = unstack(last.model) if len(same) > 1 else [last.model]
+        done.update({tuple(m): net for m, net in zip(same, trained)})
+        parts.append((size, last.parts))
+    model = ModelStack([done[tuple(m)] for m in members])
+    metrics: dict = {}
+    for _, p in parts:
+        for key, value in p["metrics"].items():
+            if isinstance(value, dict):
+                metrics.setdefault(key, {}).update(value)
+    maes = [metrics["test_mae_std"][t] for t in metrics.get("test_mae_std", {})]
+    if maes:
+        metrics["mean_test_mae_std"] = sum(maes) / len(maes)
+    first = parts[0][1]
+    timing = {k: sum(p["timing"][k] for _, p in parts) for k in ("train_s", "eval_s", "test_s", "steps")
+              if all(k in p["timing"] for _, p in parts)}
+    timing.update(threads=first["timing"].get("threads"), members=len(members),
+                  by_size={str(size): p["timing"] for size, p in parts})
+    info = {**first["model"], "members": len(members), "params": sum(p["model"]["params"] for _, p in parts),
+            "params_per_member": {",".join(m): sum(x.numel() for x in done[tuple(m)].parameters()) for m in members},
+            "repr": repr(model)}
+    history = {str(size): p["history"] for size, p in parts}
+    last.parts = {"metrics": metrics, "history": history, "timing": timing, "model": info}
+    last.model, last.members = model, members
+    return last
+
+
 def find_demo_record(sharing: str = "none", store=None) -> dict:
     """The record of the saved network to use: ``sharing`` as given, the best profile of
     :data:`PROFILE_PREFERENCE` whose weights file exists.
@@ -164,9 +355,11 @@ def find_demo_record(sharing: str = "none", store=None) -> dict:
         for rec in records:
             if rec["config"]["profile"] == profile and weights_path(rec["config"]).is_file():
                 return rec
+    first = ("`python -m factorlab run qm9_grouping --profile cpu` (its best grouping), then "
+             if sharing == "grouped" else "")
     raise LookupError(f"no trained {NAME} network with sharing={sharing!r} (weights in "
                       f"{weights_path(grid('cpu')[0]).parent}, records in {store.root / NAME}): train one with "
-                      f"`python -m factorlab run {NAME} --profile cpu`")
+                      f"{first}`python -m factorlab run {NAME} --profile cpu --where sharing={sharing}`")
 
 
 def load_demo_predictor(sharing: str = "none", device: str = "cpu", store=None):
@@ -179,4 +372,4 @@ def load_demo_predictor(sharing: str = "none", device: str = "cpu", store=None):
     return predictor, rec
 
 
-EXPERIMENT = Experiment(NAME, "experiment", QM9Config, configs, train, label_keys=("sharing", "seed"))
+EXPERIMENT = Experiment(NAME, "experiment", Config, configs, train, label_keys=("sharing", "seed"))

@@ -8,7 +8,9 @@ only tensors, strings and numbers (``torch.load(..., weights_only=True)`` reads 
 
 - ``format`` (int), ``experiment``, ``key``, ``config`` (the run's config, as JSON text);
 - ``members``: the targets of each member (``[["mu"], ["alpha"], ...]`` for single-task
-  models, ``[[all 19]]`` for one shared model); the outputs follow that order;
+  models, ``[[all 19]]`` for one shared model, groups and singletons for a grouping); the
+  outputs follow that order. Members of equal size are rebuilt as one grouped network, members
+  of different sizes as a :class:`~factorlab.models.stack.ModelStack` (:func:`stack_or_single`);
 - ``state_dict``: the trained network (each member at its best validation epoch);
 - ``baseline``: the composition baseline (``weight`` float64 [6, 19], ``res_mean``,
   ``res_std`` float32 [19]) fit on the training split, whose residual the network learned.
