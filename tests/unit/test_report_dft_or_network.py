@@ -50,7 +50,9 @@ def _net(sharing: str, test_ratio: dict[str, float], sample: dict[int, float], p
     pred = {str(i): {"split": "train" if i == 1 else "test",
                      "network": {t: 1.0 + k * CHEMICAL_ACCURACY.get(t, 1.0) for t in TARGET_ORDER}}
             for i, k in sample.items()}
-    return {"config": {"sharing": sharing, "epochs": 10},
+    config = {"sharing": sharing, "epochs": 10, **({"groups": [["mu", "alpha"], ["homo", "lumo", "r2"]]}
+                                                   if sharing == "grouped" else {})}
+    return {"config": config,
             "metrics": {"test_mae": mae, "sample": pred},
             "model": {"n_train": 20000, "n_valid": 2000, "n_test": 10831, "params": params,
                       "members": len(TARGET_ORDER) if sharing == "none" else 1, "targets": list(TARGET_ORDER)},
@@ -151,7 +153,9 @@ def test_smoke_records(smoke):
     assert v["n_members_stl"] == stl["model"]["members"] and v["n_heads_hard"] == 19
     # records written by the store carry their load: every DFT timing is quiet or not, none unknown
     assert "predate" not in v["dft_quiet_sentence"] and v["net_quiet"] != "unknown"
-    assert len(v) == 53
+    grouped = next(r for r in nets if r["config"]["sharing"] == "grouped")  # the smoke grid trains all three
+    assert v["grouped_groups"] == "mu, alpha, homo" and v["n_members_grouped"] == grouped["model"]["members"] == 17
+    assert len(v) == 53 + 4
 
 
 def test_sizes_members_and_quiet_counts():
@@ -165,3 +169,28 @@ def test_sizes_members_and_quiet_counts():
     assert v["dft_quiet_sentence"] == ("1 of the 4 DFT timings were taken on a quiet machine "
                                        "(1 on a busy one, 2 predate load recording)")
     assert v["net_quiet"] == "1 of 2"
+
+
+def test_three_networks_side_by_side_and_only_those_recorded():
+    dft, nets = _hand()
+    grouped = _net("grouped", {"mu": 0.8}, {1: 0.25, 4: 0.5}, 1200)
+    grouped["model"]["members"] = 10
+    tab = report.network_frame(dft, nets + [grouped])
+    cols = [c for c in tab.columns if c.endswith("test split")]
+    assert cols == ["single-task MAE, test split", "hard-shared MAE, test split", "grouped MAE, test split"]
+    assert tab.set_index("target").loc["mu", "grouped MAE, test split"] == pytest.approx(0.8 * CHEMICAL_ACCURACY["mu"])
+    # only the networks recorded: the record order does not matter, a missing one has no column
+    only = report.network_frame(dft, [grouped, nets[0]])
+    assert [c for c in only.columns if c.endswith("test split")] == ["single-task MAE, test split",
+                                                                     "grouped MAE, test split"]
+    assert list(report.network_frame(dft, nets[:1]).columns) == [c for c in report.network_frame(dft, nets).columns
+                                                                 if c != "hard-shared MAE, test split"]
+    fig = report.accuracy_figure(report.per_molecule_ratio(dft, nets + [grouped]))
+    assert sorted(fig.axes[0].get_legend_handles_labels()[1]) == sorted(report.NETWORK_LABELS.values())
+    assert sorted(len(c.get_offsets()) for c in fig.axes[0].collections) == [1, 2, 4]
+    v = report.glue_values("cpu", dft, nets + [grouped], [])
+    assert v["grouped_groups"] == "mu, alpha | homo, lumo, r2" and v["n_members_grouped"] == 10
+    assert v["grouped_single_ms"] == pytest.approx(2.0) and v["net_quiet"] == "unknown"
+    assert "grouped_groups" not in report.glue_values("cpu", dft, nets, [])  # the two-network chapter is unchanged
+    with pytest.raises(ValueError, match="unknown qm9_demo_model sharing"):
+        report.networks([_net("soft", {}, {}, 1)])

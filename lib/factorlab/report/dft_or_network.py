@@ -1,8 +1,11 @@
 """Chapter "DFT or network?" (``notebooks/dft_or_network.ipynb``): the DFT of a sample of QM9
 molecules against QM9's labels (experiment ``dft_validation``, one record per molecule), the
-two saved networks of experiment ``qm9_demo_model`` (19 single-task GINEs, ``sharing
-"none"``, and one hard-shared GINE, ``"hard"``) on the same molecules, and the time each
-method takes (SCF on one and two threads: benchmark ``dft_threads_benchmark``).
+saved networks of experiment ``qm9_demo_model`` (19 single-task GINEs, ``sharing "none"``; one
+hard-shared GINE, ``"hard"``; and, once the grouping chapter's records exist, the networks of
+its best grouping with single-task GINEs for the 8 targets outside it, ``"grouped"``) on the
+same molecules, side by side for those recorded (:data:`NETWORK_LABELS` order; the single-task
+networks are required, the others shown when present), and the time each method takes (SCF on
+one and two threads: benchmark ``dft_threads_benchmark``).
 
 Errors are in each target's unit (:data:`factorlab.report.qm9.UNITS`); times in seconds per
 molecule on one CPU thread unless a name says ``_ms``/``_us``; a ratio to chemical accuracy
@@ -24,8 +27,13 @@ DFT_STEP_GROUPS = {"scf": ("SCF: μ, HOMO, LUMO, gap, ⟨R²⟩", ["mu", "homo",
                    "pol": ("+ CPKS: α", ["alpha"]),
                    "hess": ("+ Hessian: ZPVE, energies, Cv", ["zpve", "U0", "U", "H", "G", "Cv", "U0_atom", "U_atom",
                                                                "H_atom", "G_atom"])}
-#: Legend label of each saved network, by its ``sharing``.
-NETWORK_LABELS = {"none": "19 single-task GINEs", "hard": "hard-shared GINE"}
+#: Legend label of each saved network, by its ``sharing``, in display order.
+NETWORK_LABELS = {"none": "19 single-task GINEs", "hard": "hard-shared GINE", "grouped": "best grouping's GINEs"}
+#: The column of :func:`network_frame` holding each network's test-split MAE.
+TEST_COLUMNS = {"none": "single-task MAE, test split", "hard": "hard-shared MAE, test split",
+                "grouped": "grouped MAE, test split"}
+#: Marker of each network in :func:`accuracy_figure`.
+MARKERS = {"none": "o", "hard": "s", "grouped": "^"}
 #: Heavy-atom ranges of the "small" and "large" molecules the text compares.
 SMALL_MAX_HEAVY, LARGE_MIN_HEAVY = 3, 7
 
@@ -40,8 +48,14 @@ def thread_records(profile: str, store=None) -> list[dict]:
 
 
 def networks(net_records: list[dict]) -> dict[str, dict]:
-    """The ``qm9_demo_model`` records by ``sharing``: ``{"none": single-task, "hard": shared}``."""
-    return {r["config"]["sharing"]: r for r in net_records}
+    """The ``qm9_demo_model`` records by ``sharing`` (``"none"``: single-task, ``"hard"``:
+    shared, ``"grouped"``: the best grouping), in :data:`NETWORK_LABELS` order, those present
+    only (ValueError for a sharing it does not know)."""
+    found = {r["config"]["sharing"]: r for r in net_records}
+    unknown = sorted(set(found) - set(NETWORK_LABELS))
+    if unknown:
+        raise ValueError(f"unknown qm9_demo_model sharing {unknown}: expected {', '.join(NETWORK_LABELS)}")
+    return {k: found[k] for k in NETWORK_LABELS if k in found}
 
 
 def molecules_frame(dft_records: list[dict], net_records: list[dict]) -> pd.DataFrame:
@@ -110,15 +124,16 @@ def dft_error_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def network_frame(dft_records: list[dict], net_records: list[dict]) -> pd.DataFrame:
-    """Per target: the cited chemical accuracy, both networks' test-split MAE, the single-task
+    """Per target: the cited chemical accuracy, each recorded network's test-split MAE
+    (:data:`TEST_COLUMNS`, side by side in :data:`NETWORK_LABELS` order), the single-task
     networks' MAE over this sample (when they predicted it), the DFT's median |error| over the
     sample and single-task test MAE / chemical accuracy (NaN without a cited accuracy)."""
     net = networks(net_records)
     net_sample = network_sample_frame(dft_records, net_records)
     tab = pd.DataFrame({"target": TARGET_ORDER, "unit": [UNITS[t] for t in TARGET_ORDER]})
     tab["chemical accuracy (cited)"] = tab.target.map(lambda t: CHEMICAL_ACCURACY.get(t, np.nan))
-    tab["single-task MAE, test split"] = tab.target.map(net["none"]["metrics"]["test_mae"])
-    tab["hard-shared MAE, test split"] = tab.target.map(net["hard"]["metrics"]["test_mae"])
+    for sharing, rec in net.items():
+        tab[TEST_COLUMNS[sharing]] = tab.target.map(rec["metrics"]["test_mae"])
     if len(net_sample):
         s = net_sample.assign(abs=net_sample.error.abs()).groupby(["network", "target"])["abs"].mean()
         tab["single-task MAE, this sample"] = tab.target.map(s.get("none", pd.Series(dtype=float)))
@@ -158,8 +173,10 @@ def accuracy_figure(per_mol: pd.DataFrame):
     if not len(per_mol):
         return None
     fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH * 0.7, 3.2))
-    for (sharing, g), c, m in zip(per_mol.groupby("network", sort=False), sns.color_palette("colorblind", 2), ("o", "s")):
-        ax.scatter(g["heavy atoms"], g.ratio, color=c, marker=m, label=NETWORK_LABELS[sharing])
+    colors = dict(zip(NETWORK_LABELS, sns.color_palette("colorblind", len(NETWORK_LABELS))))
+    for sharing, g in per_mol.groupby("network", sort=False):
+        ax.scatter(g["heavy atoms"], g.ratio, color=colors[sharing], marker=MARKERS[sharing],
+                   label=NETWORK_LABELS[sharing])
     ax.axhline(1, color="k", lw=1, ls="--")
     ax.set_yscale("log")
     ax.set_xticks(range(1, 10))
@@ -306,7 +323,9 @@ def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], 
     ``size_max`` (heavy atoms of the sample), ``n_members_stl`` (single-task networks, one
     encoder each), ``n_heads_hard`` (the hard-shared network's heads, one encoder);
     ``dft_quiet_sentence`` (how many DFT timings were taken on a quiet machine) and
-    ``net_quiet`` (the networks' inference timings: yes / no / unknown / "k of n")."""
+    ``net_quiet`` (the networks' inference timings: yes / no / unknown / "k of n"); with a
+    grouped network also ``grouped_groups`` (its groups, "a, b | c, d"), ``n_members_grouped``
+    (its networks, single-task ones included), ``grouped_single_ms`` and ``grouped_batched_us``."""
     net = networks(net_records)
     stl, hard = net["none"], net["hard"]
     inf_s, inf_h = stl["timing"]["inference"], hard["timing"]["inference"]
@@ -335,7 +354,13 @@ def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], 
          "n_members_stl": int(stl["model"]["members"]), "n_heads_hard": len(hard["model"]["targets"]),
          "small_max": SMALL_MAX_HEAVY, "large_min": LARGE_MIN_HEAVY,
          "dft_quiet_sentence": quiet_sentence(dft_records, "DFT timings"),
-         "net_quiet": quiet_label([quiet_of(stl), quiet_of(hard)])}
+         "net_quiet": quiet_label([quiet_of(r) for r in net.values()])}
+    if "grouped" in net:
+        grp = net["grouped"]
+        inf_g = grp["timing"]["inference"]
+        v.update({"grouped_groups": " | ".join(", ".join(g) for g in grp["config"]["groups"]),
+                  "n_members_grouped": int(grp["model"]["members"]), "grouped_single_ms": 1e3 * inf_g["single_s"],
+                  "grouped_batched_us": 1e6 * inf_g["batched_s"]})
     net_one = network_one_molecule_s(net_records)
     v.update({"speedup_min": float(mols["SCF (s)"].min() / net_one),
               "speedup_max": float(mols["SCF (s)"].max() / net_one),
