@@ -294,17 +294,22 @@ def _elementwise_products(plan) -> int:
     (lambda: TTLinear(64, 48, 3, d=3), (7, 64)),
 ])
 def test_flops_match_torch_flop_counter(make, shape):
-    """flops() = matmul/conv FLOPs counted by torch's FlopCounterMode + one add per output for
-    the bias + elementwise products (both of which the counter ignores)."""
+    """chosen_flops() = matmul/conv FLOPs counted by torch's FlopCounterMode on the forward pass
+    + one add per output for the bias + elementwise products (both of which the counter
+    ignores), whatever path the forward chose; flops() is the same count on the canonical path
+    (forced here)."""
     layer = make()
     x = torch.randn(shape)
-    with FlopCounterMode(display=False) as counter:
-        y = layer(x)
-    bias = y.numel() if layer.bias is not None else 0
-    products = 0
-    if hasattr(layer, "_forward_plan"):
-        products = _elementwise_products(layer._forward_plan(math.prod(shape[:-1])))
-    assert layer.flops(shape) == counter.get_total_flops() + bias + products
+    for force in (None, layer.canonical_path(shape)):
+        layer.force_path = force
+        with FlopCounterMode(display=False) as counter:
+            y = layer(x)
+        bias = y.numel() if layer.bias is not None else 0
+        products = 0
+        if hasattr(layer, "_forward_plan"):
+            products = _elementwise_products(layer._forward_plan(math.prod(shape[:-1])))
+        assert layer.chosen_flops(shape) == counter.get_total_flops() + bias + products
+    assert layer.flops(shape) == layer.chosen_flops(shape)
 
 
 def test_count_flops_uses_the_layers_own_count():

@@ -6,9 +6,12 @@ Conventions used by every layer in :mod:`factorlab.layers`:
 - ``num_params()`` counts trainable scalars (factors and bias).
 - ``flops(input_shape)`` counts the forward pass on an input of ``input_shape`` *including the
   batch dimension*: one multiply-add is 2 FLOPs, a product with nothing summed is 1 FLOP per
-  output element, and a bias adds 1 FLOP per output element. It counts exactly the
-  contractions and convolutions that ``forward`` executes for that shape (the plan the layer
-  would pick).
+  output element, and a bias adds 1 FLOP per output element. It counts the contractions and
+  convolutions of the layer's canonical path (``canonical_path``: the FLOP-optimal contraction
+  order of a linear layer; for a convolution the cheaper of its factored sequence and the
+  rebuilt weight, ties to the factored one), the same on every machine and the count run
+  records keep; ``chosen_flops(input_shape)`` counts the path the forward pass runs on this
+  machine (see :mod:`factorlab.layers.paths`).
 - ``dense_weight()`` rebuilds the full weight ([out, in] or [out, in, kh, kw]); tests check the
   layer's output against the dense layer with that weight.
 - ``from_dense(layer, rank)`` initialises the factors by decomposing a trained dense layer.
@@ -349,8 +352,36 @@ class FactorizedLayer(nn.Module):
         [out_channels, in_channels, kh, kw]."""
         raise NotImplementedError
 
-    def flops(self, input_shape: Sequence[int]) -> int:  # pragma: no cover - abstract
+    def canonical_path(self, input_shape: Sequence[int]) -> str:  # pragma: no cover - abstract
+        """The path :meth:`flops` counts: ``force_path`` when set, else the family's fixed rule
+        (a pure function of the layer's shapes and the input shape, never of the machine)."""
         raise NotImplementedError
+
+    def _output_elements(self, shape: tuple[int, ...]) -> int:  # pragma: no cover - abstract
+        """Output entries for a normalised input ``shape`` (one bias addition each)."""
+        raise NotImplementedError
+
+    def _bias_flops(self, shape: tuple[int, ...]) -> int:
+        return self._output_elements(shape) if self.bias is not None else 0
+
+    def flops(self, input_shape: Sequence[int]) -> int:
+        """Forward FLOPs for an input of ``input_shape`` (batch included), counted along
+        :meth:`canonical_path`, bias included: the package's machine-independent count (the
+        one run records and the book use; unchanged by the measured path choice). What the
+        forward pass actually runs on this machine is counted by :meth:`chosen_flops`."""
+        shape = self._check_input_shape(input_shape)
+        return self.candidates(shape)[self.canonical_path(shape)].flops() + self._bias_flops(shape)
+
+    def chosen_flops(self, input_shape: Sequence[int], *, grad: bool | None = None) -> int:
+        """Forward FLOPs of the path a forward pass on ``input_shape`` runs here and now
+        (:meth:`path_for`: ``force_path``, the measured or the cost model's choice), bias
+        included. ``grad`` as in :meth:`path_for`; without autograd the prepared part (the
+        rebuilt or merged weights, cached between calls) is not counted. Can differ between
+        machines (the cost model is calibrated per machine): records keep :meth:`flops`."""
+        shape = self._check_input_shape(input_shape)
+        grad = self._grad_recorded() if grad is None else grad
+        cand = self.candidates(shape)[self.path_for(shape, grad=grad)]
+        return cand.flops(prepared=not grad) + self._bias_flops(shape)
 
     def factors(self) -> list[torch.Tensor]:  # pragma: no cover - abstract
         """The factor parameters, in initialisation order."""
@@ -519,19 +550,27 @@ class FactorizedLayer(nn.Module):
     def _model_choice(self, key: tuple) -> dict:
         """The cost model's choice for ``key``: predicted seconds of every candidate
         (:meth:`Machine.predict <factorlab.layers.paths.Machine.predict>`; the prepared part is
-        free when no gradient is recorded, an input in another memory format pays a copy)."""
-        from factorlab.layers.paths import Op, machine
+        free when no gradient is recorded, an input in another memory format pays a copy); the
+        candidate with the fewest FLOPs (``fewest_flops``) unless another is predicted faster
+        by more than :data:`~factorlab.layers.paths.FLOPS_MARGIN` of its time."""
+        from factorlab.layers.paths import FLOPS_MARGIN, Op, machine
 
         shape, dtype, device, _, grad, cl = key
         m = machine(device, dtype)
         fmt = torch.channels_last if cl else torch.contiguous_format
-        predicted = {}
+        predicted, flops = {}, {}
         for name, cand in self.candidates(shape).items():
             ops = (cand.prep_ops if grad else ()) + cand.ops
             if len(shape) == 4 and cand.memory_format != fmt:
                 ops = ops + (Op("copy", 0, 2 * math.prod(shape)),)
             predicted[name] = m.predict(ops)
-        return {"path": min(predicted, key=predicted.get), "how": "model", "predicted_s": predicted}
+            flops[name] = sum(o.flops for o in ops)
+        # The fewest FLOPs (first listed on ties) unless another path is predicted faster by
+        # more than FLOPS_MARGIN: small calibration differences cannot flip a near tie.
+        fewest = min(flops, key=flops.get)
+        fastest = min(predicted, key=predicted.get)
+        path = fastest if predicted[fastest] < (1 - FLOPS_MARGIN) * predicted[fewest] else fewest
+        return {"path": path, "how": "model", "predicted_s": predicted, "fewest_flops": fewest}
 
     def _measured_choice(self, key: tuple, x: torch.Tensor) -> dict:
         """Time every candidate on ``x`` (:func:`~factorlab.layers.paths.time_candidate`) and

@@ -191,16 +191,27 @@ class FactorizedConv2d(FactorizedLayer):
         (``autotune``) or the calibrated cost model's choice, cached per key."""
         return super().path_for(input_shape, grad=grad)
 
-    def flops(self, input_shape: Sequence[int]) -> int:
-        """Forward FLOPs for an input [B, in_channels, H, W] along the path a forward pass that
-        records gradients takes (the same whatever the mode it is asked in; an eval-mode pass
-        reusing a cached rebuilt weight does less: see ``path_flops``)."""
+    def canonical_path(self, input_shape: Sequence[int]) -> str:
+        """``force_path`` when set, else ``factored`` (the family's sequence of convolutions)
+        or ``dense`` (the rebuilt weight, one convolution), whichever has fewer FLOPs, ties to
+        ``factored``: the path :meth:`flops` counts (the FLOP rule of the layers before the
+        measured path choice)."""
         shape = self._check_input_shape(input_shape)
-        f = self.candidates(shape)[self.path_for(shape, grad=True)].flops()
-        if self.bias is not None:
-            hw = conv_output_hw(shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
-            f += shape[0] * self.out_channels * hw[0] * hw[1]
-        return f
+        if self.force_path is not None:
+            return self._check_force_path(shape)
+        cands = self.candidates(shape)
+        return "factored" if cands["factored"].flops() <= cands["dense"].flops() else "dense"
+
+    def _output_elements(self, shape: tuple[int, int, int, int]) -> int:
+        hw = conv_output_hw(shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
+        return shape[0] * self.out_channels * hw[0] * hw[1]
+
+    def flops(self, input_shape: Sequence[int]) -> int:
+        """Forward FLOPs for an input [B, in_channels, H, W] along :meth:`canonical_path` (the
+        cheaper of the factored sequence and the rebuilt weight), + 1 per output for the bias:
+        the same on every machine, whatever path the forward pass runs (that one:
+        :meth:`chosen_flops`)."""
+        return super().flops(input_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, in_channels, H, W] -> [B, out_channels, H', W']."""

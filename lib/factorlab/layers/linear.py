@@ -153,18 +153,26 @@ class FactorizedLinear(FactorizedLayer):
         return out
 
     def _forward_plan(self, batch: int) -> ContractionPlan:
-        """The contraction a gradient-recording forward pass on ``batch`` rows runs
-        (``dense``: the rebuilt weight's contraction, then the product with the input)."""
+        """The contraction a gradient-recording forward pass on ``batch`` rows runs here
+        (``path_for``; ``dense``: the rebuilt weight's contraction, then the product with the
+        input)."""
         return self._plans_for(batch)[self.path_for((batch, self.in_features), grad=True)]
 
+    def canonical_path(self, input_shape: Sequence[int]) -> str:
+        """``force_path`` when set, else ``factored`` (the FLOP-optimal contraction order):
+        the path :meth:`flops` counts."""
+        shape = self._check_input_shape(input_shape)
+        return self._check_force_path(shape) if self.force_path is not None else "factored"
+
+    def _output_elements(self, shape: tuple[int, int]) -> int:
+        return shape[0] * self.out_features
+
     def flops(self, input_shape: Sequence[int]) -> int:
-        """Forward FLOPs for an input of shape ``[*, in_features]`` (all leading dims are batch),
-        along the path a forward pass that records gradients takes (the same whatever the
-        mode it is asked in; an eval-mode pass reusing a cached rebuilt weight does less: see
-        ``path_flops``)."""
-        batch, _ = self._check_input_shape(input_shape)
-        bias = batch * self.out_features if self.bias is not None else 0
-        return self._forward_plan(batch).cost + bias
+        """Forward FLOPs for an input of shape ``[*, in_features]`` (all leading dims are
+        batch): the FLOP-optimal contraction of the input with the factors (opt_einsum's
+        dynamic programming; ``force_path`` when set) + 1 per output for the bias. The same on
+        every machine, whatever path the forward pass runs (that one: :meth:`chosen_flops`)."""
+        return super().flops(input_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: ``[*, in_features]`` -> ``[*, out_features]``."""
