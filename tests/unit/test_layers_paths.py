@@ -17,7 +17,8 @@ from factorlab import layers
 from factorlab.layers import (CPConv2d, CPLinear, LowRankConv2d, LowRankLinear, SeparableConv2d, TTConv2d, TTLinear,
                               TuckerConv2d, TuckerLinear)
 from factorlab.layers.base import ContractionPlan, sequential_path
-from factorlab.layers.paths import Machine, Op, is_autotune_enabled, machine, use_machine
+from factorlab.layers.paths import (FLOP_RULE, FLOPS_MARGIN, OP_KINDS, Machine, Op, is_autotune_enabled, machine,
+                                   use_machine)
 
 
 @pytest.fixture(autouse=True)
@@ -214,14 +215,185 @@ def test_calibrated_machine_is_measured_once_and_plausible():
     assert m.cache_bandwidth > 0 and m.cache_bytes > 0
 
 
-def test_flops_follow_the_gradient_recording_path_in_every_mode():
-    layer = TuckerConv2d(16, 16, 3, padding=1, rank=16)
-    shape = (8, 16, 16, 16)
-    f = layer.flops(shape)
+#: flops(shape) of the layers before the measured path choice (commit c14139f^), run once and
+#: pinned: the canonical count must not move (committed run records hold it).
+PRE_CHOICE_FLOPS = [
+    ("LowRankLinear(64, 48, 5)", (7, 64), 8176),
+    ("CPLinear(64, 48, 4, d=3)", (3, 64), 3088),
+    ("CPLinear(784, 512, 16)", (256, 784), 10768640),
+    ("TuckerLinear(64, 48, 3)", (7, 64), 7938),
+    ("TuckerLinear(784, 512, 8)", (1, 784), 35072),
+    ("TTLinear(64, 48, 3, d=3)", (7, 64), 40656),
+    ("TTLinear(784, 512, 8, d=2)", (256, 784), 110231552),
+    ("TTLinear(512, 512, 16, d=3)", (1, 512), 2359808),
+    ("SeparableConv2d(8, 12, 3, padding=1)", (2, 8, 9, 9), 56376),
+    ("SeparableConv2d(8, 12, 3, padding=1, rank=4)", (2, 8, 9, 9), 51192),
+    ("LowRankConv2d(8, 12, 3, padding=1, rank=4)", (2, 8, 9, 9), 110808),
+    ("CPConv2d(8, 12, 3, stride=2, padding=1, rank=4)", (2, 8, 9, 9), 19128),
+    ("CPConv2d(64, 64, 3, padding=1, rank=32)", (256, 64, 16, 16), 566231040),
+    ("TuckerConv2d(8, 12, 3, padding=1, rank=4)", (2, 8, 9, 9), 74520),
+    ("TuckerConv2d(16, 16, 3, padding=1, rank=16)", (8, 16, 16, 16), 9617408),
+    ("TuckerConv2d(16, 16, 3, padding=1, rank=16)", (1, 16, 1, 1), 5648),
+    ("TTConv2d(8, 12, 3, padding=1, rank=3)", (2, 8, 9, 9), 201960),
+    ("TTConv2d(8, 12, 3, padding=1, rank=3)", (1, 8, 1, 1), 1668),
+    ("TTConv2d(64, 64, 3, padding=1, rank=8)", (256, 64, 16, 16), 4836696064),
+    ("TTConv2d(32, 64, 5, stride=2, padding=2, rank=(4, 8))", (4, 32, 15, 15), 18169856),
+]
+#: Machines that choose differently: the FLOP rule, and calls so costly that the fewest calls win.
+MACHINES = [FLOP_RULE, Machine(peak_flops=1e15, bandwidth=1e15, overhead_s={k: 1.0 for k in OP_KINDS})]
+
+
+@pytest.mark.parametrize("expr,shape,want", PRE_CHOICE_FLOPS)
+def test_flops_are_the_pre_choice_count_on_every_machine(expr, shape, want):
+    layer = eval(expr, vars(layers))
+    for m in MACHINES:
+        with use_machine(m):
+            layer.clear_path_cache()
+            assert layer.flops(shape) == want
     layer.eval()
     with torch.no_grad():
-        assert layer.flops(shape) == f
-    assert f - 8 * 16 * 16 * 16 == layer.path_flops(shape)[layer.path_for(shape, grad=True)]
+        assert layer.flops(shape) == want
+
+
+def test_chosen_flops_count_the_path_the_forward_runs():
+    layer = TuckerConv2d(16, 16, 3, padding=1, rank=16)
+    shape, bias = (8, 16, 16, 16), 8 * 16 * 16 * 16
+    with use_machine(MACHINES[1]):  # fewest calls: the rebuilt weight, not the canonical factored path
+        path = layer.path_for(shape, grad=True)
+        assert layer.canonical_path(shape) == "dense" and path != "factored"
+        assert layer.chosen_flops(shape, grad=True) == layer.path_flops(shape)[path] + bias
+        assert layer.flops(shape) == layer.path_flops(shape)["dense"] + bias
+        # without autograd the prepared (rebuilt) weight is cached: only the convolution counts
+        cand = layer.candidates(shape)[layer.path_for(shape, grad=False)]
+        assert layer.chosen_flops(shape, grad=False) == cand.flops(prepared=True) + bias
+    layer.force_path = "merge_in"
+    assert layer.flops(shape) == layer.chosen_flops(shape, grad=True) == layer.path_flops(shape)["merge_in"] + bias
+
+
+def test_fewest_flops_win_unless_another_path_is_predicted_faster_by_the_margin():
+    layer = TuckerConv2d(16, 16, 3, padding=1, rank=4)
+    shape = (2, 16, 8, 8)
+    flops = layer.path_flops(shape)
+    fewest = min(flops, key=flops.get)
+    others = [n for n in flops if n != fewest and not n.endswith("_cl")]
+    assert FLOPS_MARGIN == 0.1 and fewest == "factored"
+    with use_machine(Machine(peak_flops=1e9, bandwidth=math.inf, overhead_s={k: 1.0 for k in OP_KINDS})):
+        # 1 s per call: 3 calls on every path recording autograd (a near tie: the fewest FLOPs);
+        # without autograd the rebuilt weight is cached, one call, 3x faster: taken
+        assert layer.path_for(shape, grad=True) == "factored"
+        assert layer.path_choices()["2x16x8x8 float64 cpu train grad"]["fewest_flops"] == "factored"
+        assert layer.path_for(shape, grad=False) == "dense"
+    # a path 5 % faster than the fewest-FLOP one is not taken, 20 % faster is
+    for factor, want in ((0.95, fewest), (0.8, others[0])):
+        with use_machine(_OnePathFaster(layer.candidates(shape)[others[0]], factor)):
+            layer.clear_path_cache()
+            assert layer.path_for(shape, grad=True) == want
+
+
+class _OnePathFaster(Machine):
+    """Predicts 1 s for every path but ``cand`` (recognised by its calls), ``seconds`` for it."""
+
+    def __init__(self, cand, seconds):
+        super().__init__(1e9, math.inf, {})
+        object.__setattr__(self, "ops", cand.prep_ops + cand.ops)
+        object.__setattr__(self, "seconds", seconds)
+
+    def predict(self, ops):
+        return self.seconds if tuple(ops) == self.ops else 1.0
+
+
+# -- the calibration file ---------------------------------------------------------------------
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty calibration folder, no calibration in this process, and a fake calibrate()
+    that counts its calls."""
+    from factorlab.layers import paths
+
+    monkeypatch.setenv("FACTORLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("FACTORLAB_PATH_COST", raising=False)
+    monkeypatch.setattr(paths, "_MACHINES", {})
+    calls = []
+    fake = Machine(peak_flops=1e10, bandwidth=1e10, overhead_s={k: 1e-6 for k in OP_KINDS}, itemsize=8,
+                   cache_bandwidth=2e10, cache_bytes=2 ** 20, efficiency={"conv": 0.5, "gconv": 0.25, "einsum": 1.0})
+
+    def calibrate(device, dtype):
+        calls.append((str(device), dtype))
+        return fake
+
+    monkeypatch.setattr(paths, "calibrate", calibrate)
+    return tmp_path, calls, fake
+
+
+def test_calibration_is_written_once_and_read_by_later_processes(cache, monkeypatch):
+    from factorlab.layers import paths
+
+    folder, calls, fake = cache
+    assert machine("cpu", torch.float64) == fake and len(calls) == 1
+    (file,) = folder.glob("machine-*.json")
+    assert file == paths.calibration_file("cpu", torch.float64)
+    assert json.loads(file.read_text())["fingerprint"] == paths.fingerprint("cpu", torch.float64)
+    monkeypatch.setattr(paths, "_MACHINES", {})  # a new process
+    assert machine("cpu", torch.float64) == fake and len(calls) == 1  # read, not measured
+    assert paths.cost_model_info() == {"cost": "roofline", "autotune": False, "calibrations": [file.name]}
+    assert machine("cpu", torch.float32) == fake and len(calls) == 2  # another dtype: its own file
+    assert paths.recalibrate("cpu", torch.float64) == fake and len(calls) == 3
+    monkeypatch.setenv("FACTORLAB_PATH_COST", "flops")
+    assert paths.cost_model_info() == {"cost": "flops", "autotune": False}
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"fingerprint": {"cpu": "another"}, "machine": {}}',
+                                     "FINGERPRINT"])
+def test_corrupt_calibration_file_is_measured_again_with_a_warning(cache, monkeypatch, content):
+    from factorlab.layers import paths
+
+    folder, calls, fake = cache
+    file = paths.calibration_file("cpu", torch.float64)
+    if content == "FINGERPRINT":  # the right fingerprint, a broken machine
+        content = json.dumps({"fingerprint": paths.fingerprint("cpu", torch.float64),
+                              "machine": {**fake.to_dict(), "peak_flops": -1}})
+    file.write_text(content)
+    with pytest.warns(UserWarning) as record:
+        assert machine("cpu", torch.float64) == fake
+    assert len(record) == 1 and "\n" not in str(record[0].message)
+    assert f"calibration file {file} is unreadable" in str(record[0].message)
+    assert len(calls) == 1
+    monkeypatch.setattr(paths, "_MACHINES", {})
+    assert machine("cpu", torch.float64) == fake and len(calls) == 1  # rewritten: read from now on
+
+
+SUBPROCESS = """
+import json, sys, torch
+from factorlab.layers import paths, CPConv2d, TTConv2d, TuckerConv2d, LowRankLinear, TTLinear, TuckerLinear
+measured = []
+real = paths.calibrate
+paths.calibrate = lambda *a, **k: measured.append(1) or real(*a, **k)
+torch.manual_seed(0)
+out = {}
+for i, (layer, shape) in enumerate([(LowRankLinear(64, 48, 5), (7, 64)), (TuckerLinear(64, 48, 3), (300, 64)),
+                                    (TTLinear(256, 128, 4, d=3), (32, 256)), (CPConv2d(8, 12, 3, padding=1, rank=4), (2, 8, 9, 9)),
+                                    (TuckerConv2d(16, 16, 3, padding=1, rank=8), (8, 16, 16, 16)),
+                                    (TTConv2d(16, 32, 3, padding=1, rank=4), (4, 16, 8, 8))]):
+    out[i] = [layer.path_for(shape, grad=True), layer.path_for(shape, grad=False)]
+print(json.dumps({"paths": out, "measured": len(measured)}))
+"""
+
+
+@pytest.mark.slow  # two fresh interpreters importing torch: ~10-20 s on the loaded 2-core machine
+def test_two_fresh_processes_on_one_machine_choose_the_same_paths(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FACTORLAB_CACHE_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    env.pop("FACTORLAB_PATH_COST", None)
+    procs = [subprocess.Popen([sys.executable, "-c", SUBPROCESS], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]  # started together: one measures, the other waits for its file
+    results = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert results[0]["paths"] == results[1]["paths"]
+    assert sorted(r["measured"] for r in results) == [0, 1]
+    assert len(list(tmp_path.glob("machine-*.json"))) == 1
 
 
 # -- the eval-mode rebuilt-weight cache -------------------------------------------------------

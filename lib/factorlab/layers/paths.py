@@ -17,12 +17,27 @@ inference mode, whether autograd records, memory format):
   ``autotune`` attribute is True (False opts a layer out; None follows the global switch):
   every candidate is timed (:func:`time_candidate`: forward + backward when autograd records,
   forward with prepared weights otherwise) and the fastest is kept;
-- otherwise the calibrated cost model: :func:`machine` measures, once per process, device and
-  dtype, the peak FLOP rate (a GEMM), the memory bandwidth (a copy) and the fixed cost of one
-  kernel call, and how much of its roofline a typical call of each kind reaches; a path's
-  predicted time is the sum over its calls of ``max(FLOPs / peak, bytes / bandwidth) /
-  efficiency + overhead`` (:meth:`Machine.predict`; the bandwidth of a copy in cache for calls
-  that fit in it).
+- otherwise the calibrated cost model: :func:`calibrate` measures the peak FLOP rate (a
+  GEMM), the memory bandwidth (a copy) and the fixed cost of one kernel call, and how much of
+  its roofline a typical call of each kind reaches; a path's predicted time is the sum over its
+  calls of ``max(FLOPs / peak, bytes / bandwidth) / efficiency + overhead``
+  (:meth:`Machine.predict`; the bandwidth of a copy in cache for calls that fit in it). The
+  candidate with the fewest FLOPs is kept unless another is predicted faster by more than
+  :data:`FLOPS_MARGIN` (10 %) of its time.
+
+Same machine, same choice: the calibration is measured once per machine (:func:`fingerprint`:
+CPU model, cores, torch version and threads, device, dtype) and kept in a file
+(:func:`calibration_file`: ``$XDG_CACHE_HOME/factorlab/machine-<fingerprint id>.json``, or the
+folder in ``FACTORLAB_CACHE_DIR``) that every later process on the machine reads, so two runs
+of one configuration pick the same paths and round alike (a corrupt file is measured again,
+with a warning; :func:`recalibrate` or deleting the file measures again on purpose). With
+``FACTORLAB_PATH_COST=flops`` the FLOP rule chooses instead, the same on every machine.
+:func:`cost_model_info` says which rule and calibration a process used (run records keep it
+with :func:`model_path_choices`). Measured choices (``autotune``) are timings and may differ
+between runs.
+
+FLOP counts: a layer's ``flops(shape)`` is the machine-independent count of its canonical path
+(what run records and the book report); ``chosen_flops(shape)`` counts the path chosen here.
 
 ``torch.compile`` of a factored forward is not a candidate: inductor compiles work on this
 CPU build but take tens of seconds per layer and input shape (34 and 74 s for a TT linear and
@@ -40,11 +55,16 @@ costs one dense call.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import os
+import platform
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -276,36 +296,196 @@ def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
                    cache_bandwidth=cache_bw, cache_bytes=4 * small * src.element_size(), efficiency=efficiency)
 
 
-_MACHINES: dict = {}
-
-
 #: Environment variable choosing the cost model: ``roofline`` (default: calibrated on the
 #: machine) or ``flops`` (:data:`FLOP_RULE`: the fewest FLOPs, ties to the first listed path;
 #: the same choice on every machine and in every process, for runs that must replay bit for bit).
 COST_MODEL_ENV = "FACTORLAB_PATH_COST"
+#: Environment variable naming the folder of the calibration files (default
+#: ``$XDG_CACHE_HOME/factorlab``, or ``~/.cache/factorlab`` when that is not set).
+CACHE_DIR_ENV = "FACTORLAB_CACHE_DIR"
+#: Version of what :func:`calibrate` measures; part of the fingerprint, so a new version
+#: measures every machine again.
+CALIBRATION_VERSION = 1
 #: The FLOP rule as a machine: finite peak, free memory traffic, free calls.
 FLOP_RULE = Machine(peak_flops=1e12, bandwidth=math.inf, overhead_s={}, itemsize=4)
+#: The cost model keeps the candidate with the fewest FLOPs unless another is predicted faster
+#: by more than this fraction of its time: calibration noise below it cannot flip a choice.
+FLOPS_MARGIN = 0.1
+
+_MACHINES: dict = {}  # fingerprint id -> Machine, this process's
+
+
+def cpu_model() -> str:
+    """The CPU's model string (``model name`` of /proc/cpuinfo; ``platform.processor()`` or
+    the architecture elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def fingerprint(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> dict:
+    """What a calibration depends on: CPU model, logical cores, torch version, torch's CPU
+    threads, device type (and GPU name on CUDA), dtype, :data:`CALIBRATION_VERSION`. Two
+    processes with equal fingerprints share one calibration file."""
+    device = torch.device(device)
+    fp = {"version": CALIBRATION_VERSION, "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+          "threads": torch.get_num_threads(), "device": device.type, "dtype": str(dtype).replace("torch.", "")}
+    if device.type == "cuda":
+        fp["gpu"] = torch.cuda.get_device_name(device)
+    return fp
+
+
+def fingerprint_id(fp: dict) -> str:
+    """16 hex digits of the SHA-256 of the fingerprint's canonical JSON."""
+    return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def calibration_file(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Path:
+    """Where the calibration of this machine, ``device`` and ``dtype`` is kept:
+    ``<cache dir>/machine-<fingerprint id>.json`` (cache dir: :data:`CACHE_DIR_ENV`, else
+    ``$XDG_CACHE_HOME/factorlab``, else ``~/.cache/factorlab``). Delete it, or call
+    :func:`recalibrate`, to measure again."""
+    root = os.environ.get(CACHE_DIR_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "factorlab")
+    return Path(root) / f"machine-{fingerprint_id(fingerprint(device, dtype))}.json"
+
+
+def machine_from_dict(d: dict) -> Machine:
+    """The :class:`Machine` of :meth:`Machine.to_dict`; ValueError when a field is missing or
+    not a positive finite number."""
+    def positive(name, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+        return float(v)
+
+    try:
+        overhead = {k: positive(f"overhead_s[{k}]", v) for k, v in d["overhead_s"].items()}
+        efficiency = {k: positive(f"efficiency[{k}]", v) for k, v in d["efficiency"].items()}
+        if set(overhead) != set(OP_KINDS):
+            raise ValueError(f"overhead_s has kinds {sorted(overhead)}, not {list(OP_KINDS)}")
+        return Machine(peak_flops=positive("peak_flops", d["peak_flops"]), bandwidth=positive("bandwidth", d["bandwidth"]),
+                       overhead_s=overhead, itemsize=int(positive("itemsize", d["itemsize"])),
+                       cache_bandwidth=positive("cache_bandwidth", d["cache_bandwidth"]),
+                       cache_bytes=int(positive("cache_bytes", d["cache_bytes"])), efficiency=efficiency)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"not a calibrated machine ({type(err).__name__}: {err})") from None
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path``.lock while the block runs (POSIX; nothing elsewhere), so
+    that processes starting together measure once and all read the one result."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(path.with_suffix(".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _read_calibration(path: Path, fp: dict) -> Machine | None:
+    """The machine stored in ``path`` for fingerprint ``fp``; None when there is no file; a
+    one-line warning and None when it cannot be read or belongs to another fingerprint."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or data.get("fingerprint") != fp:
+            raise ValueError("its fingerprint is not this machine's")
+        return machine_from_dict(data["machine"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        warnings.warn(f"calibration file {path} is unreadable ({reason}): measuring the machine again", stacklevel=4)
+        return None
+
+
+def _write_calibration(path: Path, fp: dict, m: Machine) -> None:
+    """Write ``m`` to ``path`` atomically (a temporary file renamed over it)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"fingerprint": fp, "machine": m.to_dict(),
+                               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1))
+    os.replace(tmp, path)
+
+
+def calibrated(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, *,
+               remeasure: bool = False) -> Machine:
+    """The calibrated :class:`Machine` of this machine, ``device`` and ``dtype``: read from
+    :func:`calibration_file` when it exists, else measured by :func:`calibrate` and written there, so
+    every later process on the same machine uses the same numbers and makes the same
+    choices. Kept per process after the first call. ``remeasure``: measure and overwrite even
+    when the file exists (:func:`recalibrate`). A file that cannot be read (corrupt, another
+    fingerprint) is measured again with a one-line warning; a cache folder that cannot be
+    written keeps the measurement in this process only (warned once)."""
+    device = torch.device(device)
+    fp = fingerprint(device, dtype)
+    key = fingerprint_id(fp)
+    if key in _MACHINES and not remeasure:
+        return _MACHINES[key]
+    path = calibration_file(device, dtype)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(path):
+            m = None if remeasure else _read_calibration(path, fp)
+            if m is None:
+                with torch.no_grad():
+                    m = calibrate(device, dtype)
+                _write_calibration(path, fp, m)
+    except OSError as err:
+        warnings.warn(f"calibration cache {path.parent} is not writable ({err}): this process measures on its own",
+                      stacklevel=2)
+        with torch.no_grad():
+            m = calibrate(device, dtype)
+    _MACHINES[key] = m
+    return m
+
+
+def recalibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Machine:
+    """Measure this machine again and overwrite its calibration file (e.g. after a change
+    the fingerprint does not see). Layers keep the choices they made: call
+    ``layer.clear_path_cache()`` to choose again in this process."""
+    return calibrated(device, dtype, remeasure=True)
+
+
+def cost_mode() -> str:
+    """The cost model's mode from :data:`COST_MODEL_ENV`: ``roofline`` (default) or ``flops``;
+    ValueError naming the two for anything else."""
+    how = os.environ.get(COST_MODEL_ENV, "roofline")
+    if how not in ("roofline", "flops"):
+        raise ValueError(f"{COST_MODEL_ENV}={how!r}: use 'roofline' (default) or 'flops'")
+    return how
 
 
 def machine(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Machine:
     """The cost model's :class:`Machine` for ``device`` and ``dtype``: the one set by
     :func:`use_machine` if any; :data:`FLOP_RULE` when the environment variable
-    :data:`COST_MODEL_ENV` is ``flops``; else :func:`calibrate`\\ d once per process (and per
-    CPU thread count) and cached. The calibrated choice can differ between machines and, for
-    near ties, between processes (paths differ in rounding only)."""
+    :data:`COST_MODEL_ENV` is ``flops``; else this machine's :func:`calibrated` one (measured
+    once per machine and kept in a file: every process on the machine chooses alike)."""
     if _STATE["machine"] is not None:
         return _STATE["machine"]
-    how = os.environ.get(COST_MODEL_ENV, "roofline")
-    if how not in ("roofline", "flops"):
-        raise ValueError(f"{COST_MODEL_ENV}={how!r}: use 'roofline' (default) or 'flops'")
-    if how == "flops":
+    if cost_mode() == "flops":
         return FLOP_RULE
-    device = torch.device(device)
-    key = (str(device), dtype, torch.get_num_threads() if device.type == "cpu" else 0)
-    if key not in _MACHINES:
-        with torch.no_grad():
-            _MACHINES[key] = calibrate(device, dtype)
-    return _MACHINES[key]
+    return calibrated(device, dtype)
+
+
+def cost_model_info() -> dict:
+    """How paths are chosen in this process, JSON-ready for run records: ``cost`` (``roofline``,
+    ``flops`` or ``given``: a :func:`use_machine` block), ``autotune`` (the global switch) and,
+    for the roofline, ``calibrations``: the calibration file names used so far
+    (``machine-<fingerprint id>.json``, one per device and dtype)."""
+    out = {"cost": "given" if _STATE["machine"] is not None else cost_mode(), "autotune": is_autotune_enabled()}
+    if out["cost"] == "roofline":
+        out["calibrations"] = sorted(f"machine-{k}.json" for k in _MACHINES)
+    return out
 
 
 @contextlib.contextmanager
