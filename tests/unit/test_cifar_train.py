@@ -186,6 +186,10 @@ def test_fit_fast_records_everything_and_is_deterministic(data):
                                                                "wd_mode": "usual"}, device="cpu", seed=1)
     assert len(long.history["train_eval_loss"]) == 2 and long.metrics["tta_level"] == 0
     assert long.history["lr"][-1] < 1e-12  # cosine annealed to 0
+    # which computation each factorized layer ran (a dense network records none)
+    assert fit.timing["paths"] and fit.timing["path_cost"]["cost"] in ("roofline", "flops")
+    assert "paths" not in long.timing
+    json.dumps(fit.timing)
 
 
 def test_recipe_validation():

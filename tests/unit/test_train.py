@@ -30,6 +30,40 @@ def _fit(seed: int, epochs: int = 2, target_loss=None):
                           target_loss=target_loss)
 
 
+def test_fit_records_the_path_each_factorized_layer_ran(tmp_path, monkeypatch):
+    """A model with factorized layers: timing holds every layer's path choice (training with
+    autograd, evaluation without) and the cost rule with its calibration file; a dense model's
+    timing has neither."""
+    import json
+
+    from factorlab.layers import CPLinear, TTLinear
+    from factorlab.layers import paths
+
+    monkeypatch.setenv("FACTORLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("FACTORLAB_PATH_COST", raising=False)
+    monkeypatch.setattr(paths, "_MACHINES", {})  # this process has calibrated nothing yet
+    seed_everything(0)
+    model = nn.Sequential(nn.Flatten(), TTLinear(784, 16, 2), nn.ReLU(), CPLinear(16, 2, 3))
+    x, y = _toy_data(96)
+    r = fit_classifier(model, torch.optim.SGD(model.parameters(), lr=0.01), (x[:64], y[:64]), (x[64:], y[64:]),
+                       epochs=1, batch_size=32, device=torch.device("cpu"), seed=0, preprocess=_pre)
+    assert set(r.timing["paths"]) == {"1", "3"}
+    assert set(r.timing["paths"]["1"]) == {"32x784 float32 cpu train grad", "32x784 float32 cpu eval no_grad"}
+    for choice in r.timing["paths"]["1"].values():
+        assert choice["how"] == "model" and choice["path"] in model[1].candidates((32, 784))
+    calibration = paths.calibration_file("cpu", torch.float32)
+    assert r.timing["path_cost"] == {"cost": "roofline", "autotune": False, "calibrations": [calibration.name]}
+    assert calibration.exists()
+    json.dumps(r.timing)
+    monkeypatch.setenv("FACTORLAB_PATH_COST", "flops")
+    model[1].clear_path_cache()
+    model[3].clear_path_cache()
+    r = fit_classifier(model, torch.optim.SGD(model.parameters(), lr=0.01), (x[:64], y[:64]), (x[64:], y[64:]),
+                       epochs=1, batch_size=32, device=torch.device("cpu"), seed=0, preprocess=_pre)
+    assert r.timing["path_cost"] == {"cost": "flops", "autotune": False}
+    assert "paths" not in _fit(0, epochs=1).timing and "path_cost" not in _fit(0, epochs=1).timing
+
+
 def test_resolve_device_choices():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type in ("cpu", "cuda")

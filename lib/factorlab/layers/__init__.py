@@ -12,15 +12,19 @@ layers as one factorized tensor with a task mode (LAF, Tucker, TT; DMTRL).
 Every layer lists its candidate computations (``candidates(input_shape)``: contraction orders,
 partial rebuilds, the rebuilt dense weight, channels-last variants) and picks one per input
 shape and mode: measured when ``autotune(True)`` is on (globally or per layer), else by a
-roofline cost model calibrated on the machine; ``path_choices()`` shows what it picked and
-why. See ``factorlab.layers.paths``.
+roofline cost model calibrated once per machine and kept in a file (every process on the
+machine chooses alike; ``FACTORLAB_PATH_COST=flops``: the FLOP rule, alike on every machine);
+``path_choices()`` shows what it picked and why, ``model_path_record(model)`` is what run
+records keep. ``flops(shape)`` stays the machine-independent count of the layer's canonical
+path; ``chosen_flops(shape)`` counts the chosen one. See ``factorlab.layers.paths``.
 """
 from factorlab.layers.base import FactorizedLayer, factorize_dim, reconstruction_error
 from factorlab.layers.conv import FactorizedConv2d
 from factorlab.layers.cp import CPConv2d, CPLinear, conv_weight_to_cp, cp_to_conv_weight, cp_to_weight, weight_to_cp
 from factorlab.layers.linear import FactorizedLinear
-from factorlab.layers.paths import (Candidate, Machine, autotune, calibrate, is_autotune_enabled, machine,
-                                   model_path_choices, use_machine)
+from factorlab.layers.paths import (Candidate, Machine, autotune, calibrate, calibration_file, cost_model_info,
+                                   is_autotune_enabled, machine, model_path_choices, model_path_record, recalibrate,
+                                   use_machine)
 from factorlab.layers.lowrank import (LowRankConv2d, LowRankLinear, bottleneck_rank, conv_weight_to_lowrank,
                                       lowrank_to_conv_weight, lowrank_to_weight, weight_to_lowrank)
 from factorlab.layers.separable import SeparableConv2d, conv_weight_to_separable, separable_to_conv_weight
@@ -36,8 +40,8 @@ LINEAR_LAYERS = {"lowrank": LowRankLinear, "cp": CPLinear, "tucker": TuckerLinea
 CONV_LAYERS = {"separable": SeparableConv2d, "lowrank": LowRankConv2d, "cp": CPConv2d, "tucker": TuckerConv2d,
                "tt": TTConv2d}
 
-__all__ = ["Candidate", "Machine", "autotune", "calibrate", "is_autotune_enabled", "machine", "model_path_choices",
-           "use_machine",
+__all__ = ["Candidate", "Machine", "autotune", "calibrate", "calibration_file", "cost_model_info",
+           "is_autotune_enabled", "machine", "model_path_choices", "model_path_record", "recalibrate", "use_machine",
            "CONV_LAYERS", "CPConv2d", "CPLinear", "FactorizedConv2d", "FactorizedLayer", "FactorizedLinear",
            "LINEAR_LAYERS", "LowRankConv2d", "LowRankLinear", "SeparableConv2d", "TTConv2d", "TTLinear",
            "TuckerConv2d", "TuckerLinear", "bottleneck_rank",

@@ -507,6 +507,15 @@ def model_path_choices(model: torch.nn.Module) -> dict[str, dict]:
             if callable(getattr(m, "path_choices", None)) and m.path_choices()}
 
 
+def model_path_record(model: torch.nn.Module) -> dict:
+    """What a run record keeps of how ``model``'s factorized layers computed (its timing
+    section; never its config): ``paths`` (:func:`model_path_choices`) and ``path_cost``
+    (:func:`cost_model_info`); empty when no factorized layer has chosen a path (a dense
+    model's record is unchanged). Call it before moving the model (``.to`` clears choices)."""
+    choices = model_path_choices(model)
+    return {"paths": choices, "path_cost": cost_model_info()} if choices else {}
+
+
 # -- measuring candidates -------------------------------------------------------------------
 
 def time_candidate(candidate: Candidate, x: torch.Tensor, params: Sequence[torch.Tensor], grad: bool,

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from factorlab.data.augment import Augment, AugmentedBatches, translate
+from factorlab.layers.paths import model_path_record
 from factorlab.train.device import synchronize
 from factorlab.train.classifier import FitResult
 from factorlab.train.optim import LookaheadEMA, ema_decay, param_groups
@@ -205,7 +206,8 @@ def fit_fast(model: nn.Module, data, recipe: dict, *, device: torch.device | str
       ``best_test_acc`` (over epochs, no TTA), ``diverged``;
     - ``timing``: ``train_s``, ``whiten_s``, ``tta_s``, ``total_s``, ``eval_s``, ``steps``,
       ``epochs_run``, ``steps_per_epoch``, ``precision``, ``compiled``, ``channels_last``,
-      ``warmup_steps``, ``device_name``.
+      ``warmup_steps``, ``device_name``; for a model with factorized layers also ``paths``
+      and ``path_cost`` (:func:`factorlab.layers.paths.model_path_record`).
     """
     r = check_recipe(recipe)
     dev = torch.device(device)
@@ -356,6 +358,7 @@ def fit_fast(model: nn.Module, data, recipe: dict, *, device: torch.device | str
         "precision": precision, "compiled": compiled, "channels_last": channels_last,
         "warmup_steps": int(r["warmup_steps"]),
         "device_name": torch.cuda.get_device_name(dev) if cuda else "cpu",
+        **model_path_record(model),
     }
     return FitResult(history=history, metrics=metrics, timing=timing)
 

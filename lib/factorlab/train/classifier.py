@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from factorlab.data.loader import DeviceLoader
+from factorlab.layers.paths import model_path_record
 from factorlab.train.allocator import allocator_in_effect
 from factorlab.train.device import autocast, precision_name, synchronize
 
@@ -127,7 +128,9 @@ def fit_classifier(
         ``timing`` has ``train_s`` (training only, evaluation excluded), ``eval_s``,
         ``steps``, ``steps_per_epoch``, ``window_steps``, ``precision`` and ``allocator``
         (on the CPU :func:`~factorlab.train.allocator.allocator_in_effect`: the process's
-        setting, which this loop does not change).
+        setting, which this loop does not change); for a model with factorized layers also
+        ``paths`` and ``path_cost`` (:func:`factorlab.layers.paths.model_path_record`: which
+        computation each layer ran, chosen by which cost rule and calibration).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -222,5 +225,6 @@ def fit_classifier(
         "precision": precision_name(device),
         "allocator": allocator,
         "compiled": False,
+        **model_path_record(model),
     }
     return FitResult(history=history, metrics=metrics, timing=timing)
