@@ -224,10 +224,9 @@ def test_best_grouping_is_the_grouping_chapters_choice(tmp_path, monkeypatch, gr
     got = demo.best_grouping("smoke", store)
     assert got["groups"] == best and got["k"] == len(best) and got["seeds"] == [0]
     # the same choice as the chapter's aim verdict, from the same records
-    recs = lambda name, cfgs: [store.get(c) for c in cfgs]  # noqa: E731
-    pair_recs = recs("qm9_pairs", qm9_pairs.grid("smoke"))
-    single_recs = recs("qm9_single_task", qm9_pairs.reference_configs("smoke"))
-    group_recs = recs("qm9_grouping", qm9_grouping.grid("smoke"))
+    pair_recs = [store.get(c) for c in qm9_pairs.grid("smoke")]
+    single_recs = [store.get(c) for c in qm9_pairs.reference_configs("smoke")]
+    group_recs = [store.get(c) for c in qm9_grouping.grid("smoke")]
     curve = curve_frame(qm9_grouping.chosen_partitions("smoke", store), pair_recs, group_recs,
                         single_records=single_recs)
     aim = aim_verdict(curve, 1)

@@ -158,8 +158,10 @@ def best_grouping(profile: str, store=None) -> dict:
         raise GridNeedsRecordsError(
             f"{NAME} ({profile}): no grouping of qm9_grouping into fewer than {len(tasks)} networks has records in "
             f"every seed yet: run `python -m factorlab run qm9_grouping --profile {profile}` first")
-    text = lambda c: " | ".join(",".join(g) for g in c["groups"])  # noqa: E731 (the report's groups text)
-    return min(found.values(), key=lambda c: (c["delta_m"], c["worst"], c["k"], text(c)))
+    def order(c: dict) -> tuple:  # the report's groups text breaks the last ties
+        return c["delta_m"], c["worst"], c["k"], " | ".join(",".join(g) for g in c["groups"])
+
+    return min(found.values(), key=order)
 
 
 def grouped_config(profile: str, store=None) -> QM9Config:
