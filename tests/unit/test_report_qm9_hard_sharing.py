@@ -63,6 +63,22 @@ def test_worse_and_better_on_both_sides_of_single_task():
     assert table.loc[0, "Δm (%)"] == "+0.5 ± 0.7" and table.loc[0, "targets worse than single-task (mean over seeds)"] == "1.5"
 
 
+def test_delta_m_is_paired_with_the_same_single_task_seed():
+    """With a single-task run per seed, each shared seed is compared with its own seed: the
+    single-task seeds' spread cancels instead of adding to Δm's."""
+    records, _ = _hand()
+    stl = [_run(STL, seed=0), _run({"mu": 1.03, "alpha": 2.02, "homo": 4.0}, seed=1)]
+    res = report.results_frame(records, stl)
+    per_seed = report.delta_m_frame(res).set_index("seed")
+    # seed 1's shared MAEs equal its single-task MAEs on mu and alpha, -1 % on homo
+    assert per_seed.delta_m.tolist() == pytest.approx([0.0, -1 / 3]) and per_seed.paired.all()
+    v = report.glue_values("cpu", records, stl)
+    assert v["dm_all19_se"] == pytest.approx(v["dm_all19_sd"] / math.sqrt(2)) and v["n_stl_seeds"] == 2
+    assert v["pairing"].startswith("each seed's shared model is compared with the single-task models of the same seed")
+    unpaired = report.glue_values("cpu", records, [_run(STL, seed=5)])["pairing"]
+    assert unpaired.startswith("the single-task side has no seed of its own")
+
+
 def test_one_seed_has_no_spread():
     records, stl = _hand()
     v = report.glue_values("cpu", records[:1], stl)
@@ -81,7 +97,7 @@ def test_smoke_glue_values_and_table(smoke):
         assert v[f"rel_all19_{t}"] == pytest.approx(100 * (mtl[t] - single[t]) / single[t])
     assert v["worse_all19"] == sum(mtl[t] > single[t] for t in mtl)
     assert v["params_all19"] == f"{next(r['model']['params'] for r in records if r['config']['task_set'] == 'all19'):,}"
-    assert len(v) == 11 + 2 * 3 + 2 * 6 + 19 + 12
+    assert len(v) == 13 + 2 * 4 + 2 * 6 + 19 + 12
     table = report.target_table(res).set_index("target")
     assert table.loc["A", "std12 MAE"] == "" and table.loc["mu", "all19 change (%)"] == f"{v['rel_all19_mu']:+.1f}"
     fig = report.change_figure(res)

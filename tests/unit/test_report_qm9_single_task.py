@@ -4,6 +4,7 @@ records on both sides of chemical accuracy (ratio 1)."""
 from __future__ import annotations
 
 import math
+import statistics
 
 import matplotlib
 import pytest
@@ -74,7 +75,19 @@ def test_smoke_glue_values(smoke):
     assert v["u_mean_ev"] == pytest.approx(ds["metrics"]["targets"]["U"]["mean"])
     # the store records the load of the loader's run: quiet or not, never unknown
     assert v["lb_quiet"] == ("yes" if loader["provenance"]["load"]["quiet"] else "no")
-    assert len(v) == 103
+    assert v["n_seeds"] == 1 and v["seeds_phrase"] == "one seed" and math.isnan(v["seed_cv_median_pct"])
+    assert len(v) == 106
+
+
+def test_glue_values_seed_spread(smoke):
+    """Three seeds of hand-built GINE records: the phrase and the median seed CV over targets."""
+    ds, loader = smoke["ds"], smoke["loader"]
+    maes = {"mu": [1.0, 1.1, 1.2], "U0": [2.0, 2.0, 2.0], "gap": [0.1, 0.2, 0.3]}
+    records = [_run({t: m[s] for t, m in maes.items()}, seed=s) for s in range(3)]
+    v = report.glue_values("cpu", ds, records, loader)
+    assert v["n_seeds"] == 3 and v["seeds_phrase"] == "3 seeds"
+    cvs = sorted(100 * statistics.stdev(m) / statistics.mean(m) for m in maes.values())
+    assert v["seed_cv_median_pct"] == pytest.approx(cvs[1])
 
 
 def test_smoke_frames_and_figures(smoke):

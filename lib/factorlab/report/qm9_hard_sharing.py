@@ -2,7 +2,8 @@
 a head per target (experiment ``qm9_hard_sharing``, task sets ``all19`` and ``std12``) against
 the GINE single-task models of experiment ``qm9_single_task``, target by target and by Δm.
 
-Relative changes and Δm are in % of the single-task MAE (mean over the single-task seeds);
+Relative changes are in % of the single-task MAE (mean over the single-task seeds); Δm per seed
+against the single-task run of the same seed where there is one (:func:`delta_m_frame`);
 negative means sharing helps. A target is "worse" when its shared MAE is strictly above the
 single-task MAE, "better" when strictly below."""
 from __future__ import annotations
@@ -87,25 +88,54 @@ def change_figure(res: pd.DataFrame):
     return fig
 
 
+def single_task_by_seed(res: pd.DataFrame) -> dict[int, dict[str, float]]:
+    """The single-task test MAE per seed and target of :func:`results_frame` (only seeds that
+    cover every single-task target)."""
+    stl = res[res.setting == "single-task"]
+    n_targets = stl.target.nunique()
+    return {int(seed): dict(zip(g.target, g.mae)) for seed, g in stl.groupby("seed") if g.target.nunique() == n_targets}
+
+
 def delta_m_frame(res: pd.DataFrame) -> pd.DataFrame:
     """One row per task set and seed: Δm (%) of the shared model against the single-task MAE
-    (:func:`factorlab.mtl.delta_m`), the number of targets and how many are worse."""
-    stl = single_task_mae(res)
+    (:func:`factorlab.mtl.delta_m`), the number of targets and how many are worse. The
+    reference is the single-task run of the *same seed* when it exists (``paired`` True: a
+    paired difference), otherwise the single-task mean over seeds."""
+    mean = single_task_mae(res).to_dict()
+    by_seed = single_task_by_seed(res)
     rows = []
     for s in task_sets(res):
         for seed, g in res[res.setting == s].groupby("seed"):
             mtl = dict(zip(g.target, g.mae))
-            rows.append({"task set": s, "seed": seed, "delta_m": 100 * delta_m(mtl, stl.to_dict()),
-                         "targets": len(mtl), "worse": int(sum(mtl[t] > stl[t] for t in mtl))})
+            stl = by_seed.get(int(seed), mean)
+            rows.append({"task set": s, "seed": seed, "delta_m": 100 * delta_m(mtl, stl),
+                         "targets": len(mtl), "worse": int(sum(mtl[t] > stl[t] for t in mtl)),
+                         "paired": int(seed) in by_seed})
     return pd.DataFrame(rows)
 
 
 def delta_m_summary(res: pd.DataFrame) -> pd.DataFrame:
-    """:func:`delta_m_frame` per task set: targets, seeds, mean and standard deviation of Δm
+    """:func:`delta_m_frame` per task set: targets, seeds, how many are paired with their
+    single-task seed, mean, standard deviation and standard error (sd / sqrt(seeds)) of Δm
     over seeds (NaN for one seed) and the mean number of targets worse than single-task."""
-    return delta_m_frame(res).groupby("task set", sort=False).agg(
-        targets=("targets", "first"), seeds=("seed", "count"), mean=("delta_m", "mean"), sd=("delta_m", "std"),
-        worse=("worse", "mean")).reset_index()
+    out = delta_m_frame(res).groupby("task set", sort=False).agg(
+        targets=("targets", "first"), seeds=("seed", "count"), paired=("paired", "sum"), mean=("delta_m", "mean"),
+        sd=("delta_m", "std"), worse=("worse", "mean")).reset_index()
+    out["se"] = out.sd / np.sqrt(out.seeds)
+    return out
+
+
+def pairing_phrase(summary: pd.DataFrame) -> str:
+    """How Δm's reference was taken, as a sentence fragment for the chapter."""
+    if (summary.paired == summary.seeds).all():
+        return ("each seed's shared model is compared with the single-task models of the same seed "
+                "(paired differences), so the ± is the standard error of a paired mean")
+    if (summary.paired == 0).all():
+        return ("the single-task side has no seed of its own to pair with, so each seed is compared with "
+                "the single-task mean and the single-task seed-to-seed spread (not measured) adds to the "
+                "uncertainty of Δm")
+    return ("some seeds are paired with their single-task seed and the others compared with the "
+            "single-task mean over seeds")
 
 
 def delta_m_table(res: pd.DataFrame) -> pd.DataFrame:
@@ -120,8 +150,9 @@ def delta_m_table(res: pd.DataFrame) -> pd.DataFrame:
 def glue_values(profile: str, records: list[dict], stl_records: list[dict]) -> dict:
     """Every value the chapter glues, by name, from the ``qm9_hard_sharing`` ``records`` and
     the GINE ``qm9_single_task`` ``stl_records``: the set-up (counts as thousands-separated
-    strings), per task set ``s`` Δm mean and sd (%; sd 0 for one seed) ``dm_<s>``,
-    ``dm_<s>_sd``, the mean number of worse targets ``worse_<s>``, the number of better targets
+    strings), per task set ``s`` Δm mean, sd and se (%; 0 for one seed) ``dm_<s>``,
+    ``dm_<s>_sd``, ``dm_<s>_se``, how Δm was paired (``pairing``, :func:`pairing_phrase`), the
+    single-task seeds ``n_stl_seeds``, the mean number of worse targets ``worse_<s>``, the number of better targets
     ``n_better_<s>`` of ``n_<s>``, the best and worst target and change, and every target's
     change ``rel_<s>_<t>`` (%)."""
     res = results_frame(records, stl_records)
@@ -132,10 +163,14 @@ def glue_values(profile: str, records: list[dict], stl_records: list[dict]) -> d
          "n_train": f"{records[0]['model']['n_train']:,}", "seeds": ", ".join(str(s) for s in seeds),
          "params_all19": f"{next(r['model']['params'] for r in records if r['config']['task_set'] == 'all19'):,}",
          "params_stl_total": f"{19 * stl_records[0]['model']['params_per_member']:,}", "n_seeds": len(seeds)}
-    for _, row in delta_m_summary(res).iterrows():
+    summary = delta_m_summary(res)
+    v["pairing"] = pairing_phrase(summary)
+    v["n_stl_seeds"] = res[res.setting == "single-task"].seed.nunique()
+    for _, row in summary.iterrows():
         s = row["task set"]
         v[f"dm_{s}"] = float(row["mean"])
         v[f"dm_{s}_sd"] = float(row.sd) if row.sd == row.sd else 0.0
+        v[f"dm_{s}_se"] = float(row.se) if row.se == row.se else 0.0
         v[f"worse_{s}"] = float(row.worse)
     for s, change in relative_change(res).items():
         change = change.dropna()

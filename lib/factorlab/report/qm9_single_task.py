@@ -186,14 +186,19 @@ def glue_values(profile: str, dataset: dict, records: list[dict], loader: dict) 
     (``mae_<t>``), ratio (``ratio_<t>``, NaN without a cited accuracy) and MAE/std
     (``maestd_<t>``); also ``n_targets`` (the dataset's targets), ``print_step_mev`` (one unit
     in the fourth decimal of a Hartree, in meV: the release's print precision), ``u_mean_ev``
-    (the training mean of the total energy U, eV) and ``lb_quiet`` (whether the loader was
+    (the training mean of the total energy U, eV), ``n_seeds`` / ``seeds_phrase`` (seeds per
+    target), ``seed_cv_median_pct`` (median over targets of the seed SD / mean MAE, %, NaN for
+    one seed) and ``lb_quiet`` (whether the loader was
     timed on a quiet machine: yes / no / unknown)."""
     dm, lm = dataset["metrics"], loader["metrics"]
     gine = gine_record(records)
     cfg, info = gine["config"], gine["model"]
     corr = correlation_frame(dataset)
     g = per_target(runs_frame(records))
+    n_seeds = int(g["seeds"].max())
     v = {"profile": profile, "n_runs": len(records), "devices": devices_of(records),
+         "n_seeds": n_seeds, "seeds_phrase": "one seed" if n_seeds == 1 else f"{n_seeds} seeds",
+         "seed_cv_median_pct": float((100 * g["mae_sd"] / g["mae"]).median()) if n_seeds > 1 else float("nan"),
          "n_mol": f"{dm['n_molecules']:,}", "n_from_xyz": dm["n_from_xyz"], "methane": dm["methane_U0_atom_eV"],
          "gap_err_mev": 1e3 * dm["max_abs_gap_minus_lumo_homo_eV"], "n_targets": len(dm["target_names"]),
          "print_step_mev": 1e3 * 1e-4 * HARTREE_TO_EV, "u_mean_ev": float(dm["targets"]["U"]["mean"])}
