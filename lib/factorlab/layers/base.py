@@ -374,8 +374,8 @@ class FactorizedLayer(nn.Module):
 
     def chosen_flops(self, input_shape: Sequence[int], *, grad: bool | None = None) -> int:
         """Forward FLOPs of the path a forward pass on ``input_shape`` runs here and now
-        (:meth:`path_for`: ``force_path``, the measured or the cost model's choice), bias
-        included. ``grad`` as in :meth:`path_for`; without autograd the prepared part (the
+        (``path_for``: ``force_path``, the measured or the cost model's choice), bias
+        included. ``grad`` as in ``path_for``; without autograd the prepared part (the
         rebuilt or merged weights, cached between calls) is not counted. Can differ between
         machines (the cost model is calibrated per machine): records keep :meth:`flops`."""
         shape = self._check_input_shape(input_shape)

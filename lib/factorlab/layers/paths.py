@@ -296,7 +296,7 @@ def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
                    cache_bandwidth=cache_bw, cache_bytes=4 * small * src.element_size(), efficiency=efficiency)
 
 
-#: Environment variable choosing the cost model: ``roofline`` (default: calibrated on the
+#: Environment variable choosing the cost model, ``roofline`` (the default, calibrated once per
 #: machine) or ``flops`` (:data:`FLOP_RULE`: the fewest FLOPs, ties to the first listed path;
 #: the same choice on every machine and in every process, for runs that must replay bit for bit).
 COST_MODEL_ENV = "FACTORLAB_PATH_COST"
@@ -306,7 +306,7 @@ CACHE_DIR_ENV = "FACTORLAB_CACHE_DIR"
 #: Version of what :func:`calibrate` measures; part of the fingerprint, so a new version
 #: measures every machine again.
 CALIBRATION_VERSION = 1
-#: The FLOP rule as a machine: finite peak, free memory traffic, free calls.
+#: The FLOP rule as a machine (finite peak, free memory traffic, free calls).
 FLOP_RULE = Machine(peak_flops=1e12, bandwidth=math.inf, overhead_s={}, itemsize=4)
 #: The cost model keeps the candidate with the fewest FLOPs unless another is predicted faster
 #: by more than this fraction of its time: calibration noise below it cannot flip a choice.
