@@ -24,7 +24,20 @@ def test_grid_has_every_method_per_size_and_seed_single_first(profile):
         for c in block:
             assert (c["rel_error"] is None) == (c["method"] in ("single", "hard"))
             assert (c["tucker_iters"] is not None) == (c["method"] == "tucker")
-            assert mm.single_task_config(c) == block[0]
+            assert (c["single_init"] is None) == (c["method"] == "hard")
+            if c["method"] != "hard":
+                assert mm.single_task_config(c) == block[0]
+
+
+def test_single_task_networks_start_shared_or_independent():
+    torch.manual_seed(0)
+    shared = mm.build_single("shared", num_tasks=3)
+    for layer in shared.layers():
+        assert torch.equal(layer.weight[1], layer.weight[0]) and torch.equal(layer.bias[2], layer.bias[0])
+    indep = mm.build_single("independent", num_tasks=3)
+    assert not torch.equal(indep.conv1.weight[1], indep.conv1.weight[0])
+    with pytest.raises(ValueError, match="single_init must be 'independent' or 'shared'"):
+        mm.build_single("same")
 
 
 def test_two_class_logits_give_binary_cross_entropy_and_the_sign_rule():

@@ -43,6 +43,7 @@ def test_smoke_records_fill_every_table(smoke_records):
     assert values["n_points"] == len(FACTORIZED) and values["deeper_pairs"] == 0
     assert values["deeper_verdict"] == "not measured"  # one seed: no standard error
     assert values["pretrain_mismatches"] == 0 and values["rel_error"] == 0.5
+    assert values["single_init"] == "shared"
     matplotlib.use("Agg")
     fig = report.error_figure(smoke_records)
     assert len(fig.axes[0].lines) >= len(METHODS)

@@ -277,7 +277,8 @@ def pretrain_mismatches(records: list[dict]) -> int:
 def glue_values(records: list[dict]) -> dict:
     """Every value the chapter's MNIST prose glues: the two verdicts and their counts, the
     journal's sentences, the slowdown threshold, CLEAR_SE, the sizes and seeds, the initial
-    decompositions' relative error (NaN without DMTRL records) and
+    decompositions' relative error (NaN without DMTRL records), how the single-task networks
+    were initialised (``single_init``) and
     :func:`pretrain_mismatches`."""
     s, d = slower_verdict(records), deeper_verdict(records)
     runs = runs_frame(records)
@@ -288,5 +289,7 @@ def glue_values(records: list[dict]) -> dict:
             "deeper_better": d["deeper_better"], "deeper_pairs": d["n_pairs"],
             "sizes": ", ".join(str(n) for n in sorted(runs.n_train.unique())) if len(runs) else NOT_MEASURED,
             "n_seeds": int(runs.seed.nunique()) if len(runs) else 0, "pretrain_mismatches": pretrain_mismatches(records),
+            "single_init": next((str(r["config"].get("single_init", "independent")) for r in records
+                                 if r["config"]["method"] == "single"), NOT_MEASURED),
             "rel_error": next((float(r["config"]["rel_error"]) for r in records
                                if r["config"]["method"] in FACTORIZED), float("nan"))}
