@@ -86,3 +86,23 @@ def test_roofline_cells_of_a_real_row():
     assert cells["dense_roofline_s"] == pytest.approx(3 * max(op.flops, 4 * op.elements) / 1e9)
     assert ours.training and ours.autotune is None and ours.force_path is None and not ours.path_choices()
     assert math.isclose(cells["roofline_ratio"], cells["ours_tuned_s"] / cells["roofline_s"])
+
+
+def test_a_smoke_record_keeps_the_canonical_flops_and_says_how_paths_were_chosen(monkeypatch):
+    """ours_flops is the machine-independent count (what the committed records hold); the path
+    the automatic forward ran is counted apart (ours_chosen_flops: under the FLOP rule, the
+    fewest), and timing names the cost rule."""
+    monkeypatch.setenv("FACTORLAB_PATH_COST", "flops")
+    rec = lb.measure_record({"profile": "smoke", "budget_s": 0.002, "roofline": False}, torch.device("cpu"),
+                            log=lambda *a, **k: None)
+    assert rec["timing"]["path_cost"] == {"cost": "flops", "autotune": False}
+    rows = rec["metrics"]["rows"]
+    assert len(rows) == len(lb.configurations(True)) * len(lb.QUICK_BATCHES)
+    for row in rows:
+        (cfg,) = [c for c in lb.configurations(True) if (c["family"], c["shape"]) == (row["family"], row["shape"])]
+        layer, dense = cfg["make"](), cfg["dense"]()
+        shape = ((row["batch"], dense.in_features) if cfg["kind"] == "linear"
+                 else (row["batch"], dense.in_channels, cfg["hw"], cfg["hw"]))
+        assert row["ours_flops"] == layer.flops(shape)
+        assert row["ours_chosen_flops"] == layer.chosen_flops(shape, grad=True) <= row["ours_flops"]
+        assert row["path"] == layer.path_for(shape, grad=True)

@@ -25,9 +25,12 @@ Each time is the median (``factorlab.train.timing.median_time``) of forward + ba
 (loss = sum of the output; the input requires a gradient, as a hidden layer's does), after one
 untimed warm-up call that also sizes the number of repeats to about ``budget_s`` seconds, with
 the device synchronized before every clock read. "predicted" is the ratio of forward FLOPs,
-ours / dense, from the layers' exact counts (``flops``); dense FLOPs are 2 B in out + B out for
-a linear layer and ``conv_flops`` + bias for a convolution. Backward passes scale the same way
-to first order.
+ours / dense, from the layers' exact counts (``flops``: the machine-independent count of the
+layer's canonical path, as in every run record); dense FLOPs are 2 B in out + B out for a
+linear layer and ``conv_flops`` + bias for a convolution. Backward passes scale the same way
+to first order. ``ours_chosen_flops`` counts the path the automatic forward ran (``path``,
+``chosen_flops``), and the record's timing says which cost rule and calibration chose it
+(``path_cost``: :func:`factorlab.layers.paths.cost_model_info`).
 
 TensorLy-Torch (``pip install --no-deps -r benchmarks/requirements.txt``) is optional: without
 it the table says so and the peer columns stay empty.
@@ -71,7 +74,7 @@ from factorlab.experiments.registry import Experiment
 from factorlab.layers import (CPConv2d, CPLinear, LowRankConv2d, LowRankLinear, SeparableConv2d,
                               TTConv2d, TTLinear, TuckerConv2d, TuckerLinear)
 from factorlab.layers.conv import conv_flops, conv_output_hw
-from factorlab.layers.paths import Machine, Op, calibrate
+from factorlab.layers.paths import Machine, Op, calibrate, cost_model_info
 from factorlab.train.device import resolve_device, synchronize
 from factorlab.train.timing import median_time
 
@@ -359,7 +362,7 @@ def run(device: torch.device, quick: bool, budget: float, log=print, roofline: b
             row = {"kind": cfg["kind"], "family": cfg["family"], "shape": cfg["shape"],
                    "compression": cfg["compression"], "rank": _rank_str(ours.rank), "params": ours.num_params(),
                    "dense_params": ours.dense_params(), "batch": batch, "dense_flops": dense_flops(cfg, dense, batch),
-                   "ours_flops": ours.flops(shape)}
+                   "ours_flops": ours.flops(shape), "ours_chosen_flops": ours.chosen_flops(shape, grad=True)}
             row["flop_ratio"] = row["ours_flops"] / row["dense_flops"]
             row["dense_s"] = measure(fwd_bwd_step(dense, x), device, budget, **reps)
             if cfg["kind"] == "conv":
@@ -700,7 +703,8 @@ def measure_record(cfg: dict, device: torch.device, log=print) -> dict:
                "tltorch": None if tltorch is None else tltorch.__version__, "threads": threads}
     if cfg.get("roofline", False):
         metrics["goals"] = {k: v for k, v in roofline_goals(df).items()}
-    return {"metrics": metrics, "timing": {"wall_s": time.perf_counter() - t0, "threads": threads}}
+    return {"metrics": metrics, "timing": {"wall_s": time.perf_counter() - t0, "threads": threads,
+                                           "path_cost": cost_model_info()}}
 
 
 def train(cfg: dict, device: str = "auto") -> dict:
