@@ -362,6 +362,23 @@ def test_corrupt_calibration_file_is_measured_again_with_a_warning(cache, monkey
     assert machine("cpu", torch.float64) == fake and len(calls) == 1  # rewritten: read from now on
 
 
+def test_read_only_calibration_cache_is_read_or_measured_in_the_process(cache, monkeypatch):
+    from factorlab.layers import paths
+
+    folder, calls, fake = cache
+    machine("cpu", torch.float64)  # written while the folder is writable
+    monkeypatch.setattr(paths, "_MACHINES", {})
+
+    def no_lock(path):
+        raise PermissionError(13, "Permission denied", str(path) + ".lock")
+
+    monkeypatch.setattr(paths, "_locked", no_lock)
+    assert machine("cpu", torch.float64) == fake and len(calls) == 1  # read, not measured
+    with pytest.warns(UserWarning, match="is not writable .*: this process measures on its own"):
+        assert machine("cpu", torch.float32) == fake
+    assert len(calls) == 2 and not paths.calibration_file("cpu", torch.float32).exists()
+
+
 SUBPROCESS = """
 import json, sys, torch
 from factorlab.layers import paths, CPConv2d, TTConv2d, TuckerConv2d, LowRankLinear, TTLinear, TuckerLinear

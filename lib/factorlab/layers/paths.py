@@ -368,8 +368,9 @@ def machine_from_dict(d: dict) -> Machine:
         efficiency = {k: positive(f"efficiency[{k}]", v) for k, v in d["efficiency"].items()}
         if set(overhead) != set(OP_KINDS):
             raise ValueError(f"overhead_s has kinds {sorted(overhead)}, not {list(OP_KINDS)}")
-        return Machine(peak_flops=positive("peak_flops", d["peak_flops"]), bandwidth=positive("bandwidth", d["bandwidth"]),
-                       overhead_s=overhead, itemsize=int(positive("itemsize", d["itemsize"])),
+        return Machine(peak_flops=positive("peak_flops", d["peak_flops"]),
+                       bandwidth=positive("bandwidth", d["bandwidth"]), overhead_s=overhead,
+                       itemsize=int(positive("itemsize", d["itemsize"])),
                        cache_bandwidth=positive("cache_bandwidth", d["cache_bandwidth"]),
                        cache_bytes=int(positive("cache_bytes", d["cache_bytes"])), efficiency=efficiency)
     except (KeyError, TypeError, AttributeError) as err:
@@ -424,8 +425,8 @@ def calibrated(device: torch.device | str = "cpu", dtype: torch.dtype = torch.fl
     every later process on the same machine uses the same numbers and makes the same
     choices. Kept per process after the first call. ``remeasure``: measure and overwrite even
     when the file exists (:func:`recalibrate`). A file that cannot be read (corrupt, another
-    fingerprint) is measured again with a one-line warning; a cache folder that cannot be
-    written keeps the measurement in this process only (warned once)."""
+    fingerprint) is measured again with a one-line warning; where the cache folder cannot be
+    written the file is read if it exists, else this process measures on its own (warned)."""
     device = torch.device(device)
     fp = fingerprint(device, dtype)
     key = fingerprint_id(fp)
@@ -440,11 +441,13 @@ def calibrated(device: torch.device | str = "cpu", dtype: torch.dtype = torch.fl
                 with torch.no_grad():
                     m = calibrate(device, dtype)
                 _write_calibration(path, fp, m)
-    except OSError as err:
-        warnings.warn(f"calibration cache {path.parent} is not writable ({err}): this process measures on its own",
-                      stacklevel=2)
-        with torch.no_grad():
-            m = calibrate(device, dtype)
+    except OSError as err:  # a read-only cache: read the file if there is one, else measure here
+        m = None if remeasure else _read_calibration(path, fp)
+        if m is None:
+            warnings.warn(f"calibration cache {path.parent} is not writable ({err}): this process measures on its "
+                          "own", stacklevel=2)
+            with torch.no_grad():
+                m = calibrate(device, dtype)
     _MACHINES[key] = m
     return m
 
