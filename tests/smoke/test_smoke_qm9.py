@@ -18,6 +18,13 @@ def _soft_sharing(stdout: str, records: list[Path]) -> None:
     assert "lam=inf" in stdout and "method=cross_stitch" in stdout
 
 
+def _tensor_mtl(stdout: str, records: list[Path]) -> None:
+    """Each run's own single-task stack equals qm9_single_task's smoke record, target by target."""
+    for path in records:
+        check = json.loads(path.read_text())["metrics"]["reference_check"]
+        assert check["equal"] is True and len(check["compared"]) == 11, check
+
+
 def _relatedness(stdout: str, records: list[Path]) -> None:
     """Every measure is recorded, and the single-task stack each record trains for encoder swap
     is qm9_single_task's networks: the same per-target test MAEs, exactly, for both task sets
@@ -46,6 +53,8 @@ def _pairs(stdout: str, records: list[Path]) -> None:
 
 @pytest.mark.parametrize("experiment, check", [("qm9_single_task", None), ("qm9_hard_sharing", None),
                                                ("qm9_soft_sharing", _soft_sharing),
+                                               # after qm9_single_task: its check reads those records
+                                               ("qm9_tensor_mtl", _tensor_mtl),
                                                # after qm9_single_task: both checks read its records
                                                ("qm9_relatedness", _relatedness),
                                                ("qm9_weighting", None),

@@ -1,0 +1,91 @@
+"""qm9_tensor_mtl: grid, config validation, a smoke run's record, and the full-rank
+factorized network equal to the single-task stack it comes from."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from factorlab.data.qm9 import load_qm9
+from factorlab.experiments import qm9_tensor_mtl as tm
+from factorlab.experiments.qm9_common import NASH11
+from factorlab.models.qm9_saved import build_member_models, stack_or_single
+from factorlab.models.qm9_task_factorized import factorize_gine
+from factorlab.train.qm9_regression import QM9Loader
+
+
+def test_grid_counts_and_fields():
+    for profile, n_seeds in (("smoke", 1), ("cpu", 3), ("full", 3)):
+        grid = tm.grid(profile)
+        assert len(grid) == n_seeds * (len(tm.FACTORIZED) + len(tm.MRN_LAMBDAS)) == n_seeds * 6
+        assert len({tuple(sorted((k, str(v)) for k, v in c.items())) for c in grid}) == len(grid)
+        assert all(c["targets"] == NASH11 for c in grid)
+    methods = [c["method"] for c in tm.grid("smoke")]
+    assert methods == ["laf", "tucker", "tt", "mrn", "mrn", "mrn"]
+
+
+def test_single_task_config_is_qm9_single_tasks_budget():
+    from factorlab.experiments import qm9_single_task
+
+    cfg = tm.grid("cpu")[0]
+    mine = tm.single_task_config(cfg)
+    ref = qm9_single_task.grid("cpu")[0]
+    assert {k: v for k, v in mine.items() if k != "targets"} == {k: v for k, v in ref.items() if k != "targets"}
+    assert mine["targets"] == NASH11
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"method": "cp"}, "method"),
+    ({"rel_error": 1.5}, "rel_error in \\[0, 1\\)"),
+    ({"lam": 1e-3}, "lam=None"),
+    ({"targets": NASH11[:3]}, "task_set 'nash11'"),
+])
+def test_factorized_config_errors(change, message):
+    cfg = {**tm.grid("smoke")[0], **change}
+    with pytest.raises(ValueError, match=message):
+        tm.Config.from_dict(cfg)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lam": None}, "finite lam >= 0"),
+    ({"lam": -1.0}, "finite lam >= 0"),
+    ({"rel_error": 0.1}, "rel_error=None"),
+    ({"mrn": {"eps": 1e-3}}, "keys"),
+])
+def test_mrn_config_errors(change, message):
+    cfg = {**tm.grid("smoke")[3], **change}
+    with pytest.raises(ValueError, match=message):
+        tm.Config.from_dict(cfg)
+
+
+def test_full_rank_factorization_equals_the_single_task_stack():
+    cfg = tm.single_task_config(tm.grid("smoke")[0])
+    stack = stack_or_single(build_member_models(cfg, [[t] for t in NASH11], seed=0)).eval()
+    fact = factorize_gine(stack, "tucker", rel_error=0.0).eval()  # decomposed in float64, cast back
+    data = load_qm9("cpu", fixture=True)
+    batch = next(iter(QM9Loader(data, data.split["train"][:32], batch_size=32, shuffle=False, drop_last=False)))
+    out, ref = fact(batch), stack(batch)
+    assert out.shape == (32, 11)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_smoke_run_record_fields(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path))
+    for cfg in (tm.grid("smoke")[0], tm.grid("smoke")[3]):
+        small = tm.smoke_variant(cfg, n_train=32, n_valid=16, n_test=16, batch_size=16)
+        parts = tm.train(small, "cpu")
+        m = parts["metrics"]
+        assert set(m["test_mae"]) == set(NASH11) == set(m["single_test_mae"])
+        assert m["reference_check"]["equal"] is None  # an empty store holds no reference
+        assert set(parts["timing"]) >= {"train_s", "single_s", "factorize_s"}
+        assert parts["model"]["single_params"] > 0 and parts["history"]["single_history"]["epoch"] == [1]
+        if cfg["method"] == "laf":
+            sharing = parts["model"]["sharing"]
+            assert len(sharing) == 1 + 3 * small["model_kwargs"]["layers"]
+            for s in sharing.values():
+                assert s["rank_used"] == s["task_rank"] / 11 and s["init_rel_error"] <= 0.1 + 1e-6
+            assert 0 < parts["model"]["params"] < parts["model"]["single_params"]
+        else:
+            corr = torch.tensor(m["task_correlation"]["heads"])
+            assert corr.shape == (11, 11)
+            torch.testing.assert_close(corr.diagonal(), torch.ones(11, dtype=corr.dtype))
+            assert "penalty" in parts["history"] and parts["model"]["params"] == parts["model"]["single_params"]
