@@ -1,0 +1,284 @@
+"""Chapter "Tensor-factorized multitask learning" (``notebooks/pending/tensor_mtl.ipynb``), QM9
+part: the GINE encoder shared by DMTRL's LAF / Tucker / TT and deep relationship networks (MRN)
+on the 11 benchmark targets, from the records of ``qm9_tensor_mtl``
+(:mod:`factorlab.experiments.qm9_tensor_mtl`), beside hard sharing and the best soft sharing of
+``qm9_soft_sharing`` (task set ``nash11``).
+
+- Δm (%, :func:`factorlab.mtl.delta_m`, negative: better than single-task) of every run is
+  taken against the single-task test MAEs of the *same seed* (:func:`reference_by_seed`): the
+  ``qm9_single_task`` records of that seed where they hold all 11 targets, else the single-task
+  stack the ``qm9_tensor_mtl`` run trained itself (the same config; the record's
+  ``reference_check`` says whether the two agree), else the λ = 0 run of ``qm9_soft_sharing``
+  (the same stack again). Summaries are mean ± standard error over seeds (SE: sd / sqrt(n),
+  NaN for one seed).
+- Hard sharing is ``qm9_soft_sharing``'s λ = ∞ run (equal-weight hard sharing); "best soft
+  sharing" its finite λ with the lowest seed-mean validation criterion
+  (:func:`factorlab.report.qm9_soft_sharing.best_lambda`), chosen on validation only. MRN's λ is
+  chosen the same way (lowest seed-mean ``mean_valid_mae_std``).
+- Parameters are the trained network's; seconds the fine-tuning's training steps, and "with
+  pretraining" adds the single-task stack's training and the decomposition.
+- Learned sharing: per encoder map, the task rank the 10 % decomposition picked, as a share of
+  the T tasks (``rank_used``: 1/T shared up to a per-task scale, 1 task-specific); mean over
+  seeds.
+- MRN's learned task correlation (the heads' ΣT scaled to unit diagonal), mean over seeds, drawn
+  in the relatedness chapter's task order (:func:`relatedness_order`: the clustering of the
+  measured pair gains) where those records exist, else NASH11's order.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from factorlab import plots
+from factorlab.experiments.qm9_common import NASH11
+from factorlab.experiments.qm9_tensor_mtl import FACTORIZED
+from factorlab.mtl import delta_m
+from factorlab.report.claims import NOT_MEASURED, clear
+
+#: Row labels of the methods, in display order (MRN rows add their λ).
+METHOD_LABEL = {"hard": "hard sharing", "soft": "soft sharing (best λ)", "laf": "DMTRL LAF",
+                "tucker": "DMTRL Tucker", "tt": "DMTRL TT", "mrn": "MRN"}
+#: The layer whose learned task covariance the chapter draws.
+CORRELATION_LAYER = "heads"
+
+
+def _nash11(records: list[dict]) -> list[dict]:
+    return [r for r in records if r["config"].get("task_set", "nash11") == "nash11"
+            and list(r["config"]["targets"]) == NASH11]
+
+
+def reference_by_seed(stl_records: list[dict], tensor_records: list[dict] = (),
+                      soft_records: list[dict] = ()) -> dict[int, dict[str, float]]:
+    """``{seed: {target: test MAE}}`` of the single-task networks of each seed (module
+    docstring: ``qm9_single_task`` first, then a ``qm9_tensor_mtl`` run's own stack, then
+    ``qm9_soft_sharing``'s λ = 0 run); seeds without all 11 targets are left out."""
+    out: dict[int, dict[str, float]] = {}
+    stl: dict[int, dict[str, float]] = {}
+    for r in stl_records:
+        if r["config"].get("model", "gine") == "gine":
+            stl.setdefault(r["config"]["seed"], {}).update(r["metrics"]["test_mae"])
+    for s, m in stl.items():
+        if all(t in m for t in NASH11):
+            out[s] = {t: m[t] for t in NASH11}
+    for r in tensor_records:
+        out.setdefault(r["config"]["seed"], {t: r["metrics"]["single_test_mae"][t] for t in NASH11})
+    for r in _nash11(soft_records):
+        if r["config"]["method"] == "l2" and r["config"]["lam"] == 0:
+            out.setdefault(r["config"]["seed"], {t: r["metrics"]["test_mae"][t] for t in NASH11})
+    return dict(sorted(out.items()))
+
+
+def method_of(record: dict) -> str:
+    """A ``qm9_tensor_mtl`` record's row label: the method's, MRN with its λ."""
+    c = record["config"]
+    return f"MRN λ={c['lam']:g}" if c["method"] == "mrn" else METHOD_LABEL[c["method"]]
+
+
+def runs_frame(tensor_records: list[dict]) -> pd.DataFrame:
+    """One row per ``qm9_tensor_mtl`` run: ``method`` (its key), ``label``, ``lam``, ``seed``,
+    ``params``, ``single_params``, ``train_s`` (fine-tuning), ``pretrain_s`` (stack +
+    decomposition), ``mean_valid_mae_std``, ``reference_equal`` and ``mae_<t>`` per target."""
+    rows = []
+    for r in tensor_records:
+        c, m, t = r["config"], r["metrics"], r["timing"]
+        row = {"method": c["method"], "label": method_of(r), "lam": c.get("lam"), "seed": c["seed"],
+               "params": r["model"]["params"], "single_params": r["model"]["single_params"],
+               "train_s": t["train_s"], "pretrain_s": t["single_s"] + t["factorize_s"],
+               "mean_valid_mae_std": m["mean_valid_mae_std"], "reference_equal": m["reference_check"]["equal"]}
+        row.update({f"mae_{k}": v for k, v in m["test_mae"].items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_mrn_lambda(tensor_records: list[dict]) -> float | None:
+    """MRN's λ with the lowest seed-mean ``mean_valid_mae_std`` (smallest on a tie); None
+    without MRN runs."""
+    f = runs_frame(tensor_records)
+    if f.empty or not (f.method == "mrn").any():
+        return None
+    curve = f[f.method == "mrn"].groupby("lam").mean_valid_mae_std.mean().sort_index()
+    return float(curve.idxmin())
+
+
+def _soft_rows(soft_records: list[dict]) -> list[tuple[str, dict]]:
+    """(label, record) of hard sharing and the best finite λ of ``qm9_soft_sharing`` on nash11."""
+    from factorlab.report import qm9_soft_sharing as soft
+
+    recs = [r for r in _nash11(soft_records) if r["config"]["method"] == "l2"]
+    out = [(METHOD_LABEL["hard"], r) for r in recs if r["config"]["lam"] == "inf"]
+    lam0 = {r["config"]["seed"] for r in recs if r["config"]["lam"] == 0}
+    finite = [r for r in recs if r["config"]["lam"] not in (0, "inf")]
+    if finite and lam0:
+        f = soft.runs_frame([r for r in recs if r["config"]["seed"] in lam0])
+        try:
+            best = soft.best_lambda(f, "nash11", finite_only=True)
+        except ValueError:
+            return out
+        out += [(METHOD_LABEL["soft"], r) for r in finite if float(r["config"]["lam"]) == best]
+    return out
+
+
+def delta_m_frame(tensor_records: list[dict], stl_records: list[dict], soft_records: list[dict] = ()) -> pd.DataFrame:
+    """One row per run and seed with a reference: ``label``, ``seed``, ``delta_m`` (%),
+    ``params``, ``train_s`` and ``total_s`` (with pretraining; equal to ``train_s`` for hard and
+    soft sharing). MRN only at :func:`best_mrn_lambda`."""
+    ref = reference_by_seed(stl_records, tensor_records, soft_records)
+    best = best_mrn_lambda(tensor_records)
+    rows = []
+    for label, r in _soft_rows(soft_records):
+        s = r["config"]["seed"]
+        if s in ref:
+            rows.append({"label": label, "seed": s, "delta_m": 100 * delta_m(r["metrics"]["test_mae"], ref[s], NASH11),
+                         "params": r["model"]["params"], "train_s": r["timing"]["train_s"],
+                         "total_s": r["timing"]["train_s"]})
+    for r in tensor_records:
+        c, s = r["config"], r["config"]["seed"]
+        if s not in ref or (c["method"] == "mrn" and c["lam"] != best):
+            continue
+        t = r["timing"]
+        rows.append({"label": method_of(r), "seed": s, "delta_m": 100 * delta_m(r["metrics"]["test_mae"], ref[s], NASH11),
+                     "params": r["model"]["params"], "train_s": t["train_s"],
+                     "total_s": t["train_s"] + t["single_s"] + t["factorize_s"]})
+    return pd.DataFrame(rows, columns=["label", "seed", "delta_m", "params", "train_s", "total_s"])
+
+
+def _se(x: pd.Series) -> float:
+    return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
+
+
+def summary_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per method (display order): ``n_seeds``, ``delta_m`` mean and ``delta_m_se``, mean
+    ``params``, ``train_s`` and ``total_s``."""
+    rows = []
+    order = [l for l in METHOD_LABEL.values() if l != "MRN"]
+    labels = sorted(frame.label.unique(), key=lambda l: (order.index(l) if l in order else len(order), l))
+    for label in labels:
+        g = frame[frame.label == label]
+        rows.append({"label": label, "n_seeds": len(g), "delta_m": g.delta_m.mean(), "delta_m_se": _se(g.delta_m),
+                     "params": g.params.mean(), "train_s": g.train_s.mean(), "total_s": g.total_s.mean()})
+    return pd.DataFrame(rows, columns=["label", "n_seeds", "delta_m", "delta_m_se", "params", "train_s", "total_s"])
+
+
+def _pm(m: float, s: float, fmt: str) -> str:
+    return f"{m:{fmt}}" if not s == s else f"{m:{fmt}} ± {s:{fmt}}"
+
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summary_frame` formatted for the chapter."""
+    s = summary_frame(frame)
+    return pd.DataFrame({"method": s.label, "seeds": s.n_seeds,
+                         "Δm (%)": [_pm(m, e, "+.1f") for m, e in zip(s.delta_m, s.delta_m_se)],
+                         "parameters": [f"{p:,.0f}" for p in s.params],
+                         "training (s)": [f"{t:.3g}" for t in s.train_s],
+                         "with pretraining (s)": [f"{t:.3g}" for t in s.total_s]})
+
+
+def sharing_frame(tensor_records: list[dict]) -> pd.DataFrame:
+    """Per factorized method and encoder map (module order): mean over seeds of ``task_rank``
+    and ``rank_used`` (task rank / T), and of ``init_rel_error``."""
+    rows = []
+    for r in tensor_records:
+        if r["config"]["method"] not in FACTORIZED:
+            continue
+        for k, (name, s) in enumerate(r["model"]["sharing"].items()):
+            rows.append({"label": method_of(r), "order": k, "layer": name, "seed": r["config"]["seed"],
+                         "task_rank": s["task_rank"], "rank_used": s["rank_used"], "init_rel_error": s["init_rel_error"]})
+    f = pd.DataFrame(rows, columns=["label", "order", "layer", "seed", "task_rank", "rank_used", "init_rel_error"])
+    if f.empty:
+        return f.drop(columns=["order", "seed"])
+    return (f.groupby(["label", "order", "layer"], sort=False)[["task_rank", "rank_used", "init_rel_error"]].mean()
+            .reset_index().drop(columns="order"))
+
+
+def sharing_table(tensor_records: list[dict]) -> pd.DataFrame:
+    """:func:`sharing_frame` as layers x methods of the rank share used (``task rank / T``)."""
+    f = sharing_frame(tensor_records)
+    if f.empty:
+        return pd.DataFrame()
+    t = f.pivot_table(index="layer", columns="label", values="rank_used")
+    t = t.loc[list(dict.fromkeys(f.layer)), list(dict.fromkeys(f.label))]
+    return t.map(lambda v: f"{v:.2f}")
+
+
+def task_correlation(tensor_records: list[dict], lam: float | None = None,
+                     layer: str = CORRELATION_LAYER) -> pd.DataFrame | None:
+    """MRN's learned task correlation of ``layer`` at ``lam`` (default :func:`best_mrn_lambda`),
+    mean over seeds, NASH11 x NASH11; None without MRN runs."""
+    lam = best_mrn_lambda(tensor_records) if lam is None else lam
+    mats = [np.asarray(r["metrics"]["task_correlation"][layer], float) for r in tensor_records
+            if r["config"]["method"] == "mrn" and r["config"]["lam"] == lam]
+    if not mats:
+        return None
+    return pd.DataFrame(np.mean(mats, axis=0), index=NASH11, columns=NASH11)
+
+
+def relatedness_order(pair_records: list[dict], stl_records: list[dict]) -> list[str] | None:
+    """The relatedness chapter's task order: :func:`factorlab.report.qm9_relatedness.cluster_order`
+    of the seed-mean measured pair gains over NASH11; None while no seed has every pair."""
+    from factorlab.report import qm9_relatedness as rel
+
+    gains = rel.gain_matrices(pair_records, rel.reference_by_seed(stl_records, NASH11), NASH11)
+    return rel.cluster_order(rel.mean_matrix(gains)) if gains else None
+
+
+def correlation_figure(corr: pd.DataFrame, order: list[str] | None = None):
+    """Heatmap of a task correlation matrix (diverging, -1..1) in ``order`` (default: its own).
+    Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    order = list(order) if order is not None else list(corr.index)
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH, 0.9 * plots.FULL_WIDTH))
+    sns.heatmap(corr.loc[order, order], cmap="RdBu_r", vmin=-1, vmax=1, center=0, square=True, ax=ax,
+                xticklabels=True, yticklabels=True, cbar_kws={"label": "learned task correlation"})
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+def beats_verdict(summary: pd.DataFrame, label: str, other: str) -> str:
+    """Whether method ``label``'s Δm is clearly below ``other``'s (seed means, pooled standard
+    error of the two means; :func:`factorlab.report.claims.clear`): "lower", "higher", "within
+    noise", "too few seeds" (no standard error), or "not measured" when either is missing."""
+    a, b = summary[summary.label == label], summary[summary.label == other]
+    if a.empty or b.empty:
+        return NOT_MEASURED
+    d = float(a.delta_m.iloc[0] - b.delta_m.iloc[0])
+    se = math.hypot(float(a.delta_m_se.iloc[0]), float(b.delta_m_se.iloc[0]))
+    if not se == se:
+        return "too few seeds"
+    if not clear(d, se):
+        return "within noise"
+    return "lower" if d < 0 else "higher"
+
+
+def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict],
+                soft_records: list[dict] = ()) -> dict:
+    """Every value the QM9 part glues (``qm9_`` prefix): seeds, references checked, the best MRN
+    λ, Δm of each method (text, mean ± SE or "not measured"), and the verdicts of each DMTRL
+    method and MRN against hard sharing."""
+    frame = delta_m_frame(tensor_records, stl_records, soft_records) if tensor_records or soft_records else \
+        pd.DataFrame(columns=["label", "seed", "delta_m", "params", "train_s", "total_s"])
+    summary = summary_frame(frame)
+    checks = [r["metrics"]["reference_check"]["equal"] for r in tensor_records]
+    best = best_mrn_lambda(tensor_records)
+    out = {"qm9_profile": profile, "qm9_n_seeds": len({r["config"]["seed"] for r in tensor_records}),
+           "qm9_reference_checked": sum(c is not None for c in checks),
+           "qm9_reference_equal": sum(c is True for c in checks),
+           "qm9_mrn_lambda": NOT_MEASURED if best is None else f"{best:g}"}
+    for key, label in METHOD_LABEL.items():
+        row = summary[summary.label == (f"MRN λ={best:g}" if key == "mrn" and best is not None else label)]
+        out[f"qm9_dm_{key}"] = NOT_MEASURED if row.empty else _pm(float(row.delta_m.iloc[0]),
+                                                                   float(row.delta_m_se.iloc[0]), "+.1f") + " %"
+    for key in (*FACTORIZED, "mrn"):
+        label = f"MRN λ={best:g}" if key == "mrn" and best is not None else METHOD_LABEL[key]
+        out[f"qm9_{key}_vs_hard"] = beats_verdict(summary, label, METHOD_LABEL["hard"])
+    return out
+
+
+__all__ = ["METHOD_LABEL", "beats_verdict", "best_mrn_lambda", "correlation_figure", "delta_m_frame", "glue_values",
+           "method_of", "reference_by_seed", "relatedness_order", "runs_frame", "sharing_frame", "sharing_table",
+           "summary_frame", "summary_table", "task_correlation"]

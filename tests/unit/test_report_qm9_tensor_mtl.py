@@ -1,0 +1,133 @@
+"""report.qm9_tensor_mtl on hand-built records (paired Δm, references, best λ, sharing, MRN
+correlation, verdicts) and on nothing ("not measured")."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from factorlab.experiments.qm9_common import NASH11
+from factorlab.mtl import delta_m
+from factorlab.report import qm9_tensor_mtl as R
+from factorlab.report.claims import NOT_MEASURED
+
+
+def _mae(scale: float) -> dict[str, float]:
+    return {t: scale * (k + 1) for k, t in enumerate(NASH11)}
+
+
+def _stl(seed: int, scale: float = 1.0) -> list[dict]:
+    """qm9_single_task records of one seed, as stacks of 5 (targets outside NASH11 included)."""
+    m = _mae(scale)
+    return [{"config": {"model": "gine", "seed": seed, "targets": NASH11[:5] + ["gap"]},
+             "metrics": {"test_mae": {**{t: m[t] for t in NASH11[:5]}, "gap": 9.0}}},
+            {"config": {"model": "gine", "seed": seed, "targets": NASH11[5:]},
+             "metrics": {"test_mae": {t: m[t] for t in NASH11[5:]}}}]
+
+
+def _tensor(method: str, seed: int, scale: float, lam: float | None = None, valid: float = 1.0,
+            single_scale: float = 1.0) -> dict:
+    rec = {"config": {"method": method, "lam": lam, "seed": seed, "targets": list(NASH11), "task_set": "nash11"},
+           "metrics": {"test_mae": _mae(scale), "single_test_mae": _mae(single_scale), "mean_valid_mae_std": valid,
+                       "reference_check": {"equal": None}},
+           "model": {"params": 1000, "single_params": 5000},
+           "timing": {"train_s": 10.0, "single_s": 20.0, "factorize_s": 1.0}}
+    if method == "mrn":
+        corr = np.eye(11)
+        corr[0, 1] = corr[1, 0] = 0.5 + seed / 10
+        rec["metrics"]["task_correlation"] = {"heads": corr.tolist()}
+    else:
+        rec["model"]["sharing"] = {"encoder.node_in": {"task_rank": 1 + seed, "rank_used": (1 + seed) / 11,
+                                                       "init_rel_error": 0.05},
+                                   "encoder.convs.0.nn.0": {"task_rank": 11, "rank_used": 1.0, "init_rel_error": 0.0}}
+    return rec
+
+
+def _soft(seed: int, lam, scale: float, valid: float = 1.0) -> dict:
+    return {"config": {"method": "l2", "lam": lam, "seed": seed, "targets": list(NASH11), "task_set": "nash11"},
+            "metrics": {"test_mae": _mae(scale), "valid_mae": _mae(scale), "mean_valid_mae_std": valid,
+                        "constrained_params": 10, "valid_loss_std_total": 1.0, "test_loss_std_total": 1.0,
+                        "test_loss_std": _mae(1.0)},
+            "model": {"params": 700}, "timing": {"train_s": 5.0}, "history": {"distance": {}}}
+
+
+def test_reference_prefers_qm9_single_task_then_the_runs_own_stack():
+    tensor = [_tensor("laf", 0, 0.9, single_scale=2.0), _tensor("laf", 1, 0.9, single_scale=2.0)]
+    ref = R.reference_by_seed(_stl(0), tensor)
+    assert ref[0] == _mae(1.0) and ref[1] == _mae(2.0)
+    assert R.reference_by_seed(_stl(0)[:1]) == {}  # a seed missing targets has no reference
+
+
+def test_delta_m_is_paired_per_seed_with_mean_and_se():
+    stl = _stl(0) + _stl(1, 2.0)
+    tensor = [_tensor("tucker", 0, 0.9), _tensor("tucker", 1, 1.9)]
+    f = R.delta_m_frame(tensor, stl)
+    expect = [100 * delta_m(_mae(0.9), _mae(1.0)), 100 * delta_m(_mae(1.9), _mae(2.0))]
+    assert f.delta_m.tolist() == pytest.approx(expect)
+    s = R.summary_frame(f)
+    assert s.label.tolist() == ["DMTRL Tucker"] and s.n_seeds.tolist() == [2]
+    assert s.delta_m.iloc[0] == pytest.approx(np.mean(expect))
+    assert s.delta_m_se.iloc[0] == pytest.approx(np.std(expect, ddof=1) / math.sqrt(2))
+    assert f.total_s.tolist() == [31.0, 31.0] and f.train_s.tolist() == [10.0, 10.0]
+
+
+def test_hard_and_best_soft_sharing_rows_and_mrn_at_its_best_lambda():
+    stl = _stl(0) + _stl(1)
+    soft = [_soft(s, lam, sc, v) for s in (0, 1) for lam, sc, v in
+            ((0.0, 1.0, 1.0), (0.01, 0.95, 0.8), (1.0, 0.9, 0.9), ("inf", 0.8, 0.95))]
+    tensor = [_tensor("mrn", s, sc, lam=lam, valid=v) for s in (0, 1)
+              for lam, sc, v in ((1e-4, 0.99, 0.7), (1e-2, 0.5, 0.9))]
+    assert R.best_mrn_lambda(tensor) == 1e-4
+    f = R.delta_m_frame(tensor, stl, soft)
+    s = R.summary_frame(f)
+    assert s.label.tolist() == ["hard sharing", "soft sharing (best λ)", "MRN λ=0.0001"]
+    assert s.delta_m.tolist() == pytest.approx([-20.0, -5.0, -1.0])  # soft: λ = 0.01, the best on validation
+    assert R.beats_verdict(s, "MRN λ=0.0001", "hard sharing") == "higher"  # SE 0 over two equal seeds
+    assert R.beats_verdict(s, "DMTRL LAF", "hard sharing") == NOT_MEASURED
+
+
+def test_sharing_frame_means_over_seeds_in_layer_order():
+    tensor = [_tensor("laf", 0, 1.0), _tensor("laf", 1, 1.0), _tensor("mrn", 0, 1.0, lam=1e-3)]
+    f = R.sharing_frame(tensor)
+    assert f.layer.tolist() == ["encoder.node_in", "encoder.convs.0.nn.0"]
+    assert f.task_rank.tolist() == [1.5, 11.0] and f.rank_used.tolist() == pytest.approx([1.5 / 11, 1.0])
+    t = R.sharing_table(tensor)
+    assert t.index.tolist() == ["encoder.node_in", "encoder.convs.0.nn.0"] and t.iloc[1, 0] == "1.00"
+
+
+def test_task_correlation_is_the_seed_mean_at_the_chosen_lambda():
+    tensor = [_tensor("mrn", 0, 1.0, lam=1e-3), _tensor("mrn", 1, 1.0, lam=1e-3)]
+    c = R.task_correlation(tensor)
+    assert list(c.index) == NASH11 and c.loc["mu", "alpha"] == pytest.approx(0.55)
+    assert R.task_correlation([_tensor("laf", 0, 1.0)]) is None
+    fig = R.correlation_figure(c, list(reversed(NASH11)))
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == list(reversed(NASH11))
+
+
+def test_glue_values_say_not_measured_without_records():
+    g = R.glue_values("cpu", [], [], [])
+    assert g["qm9_dm_laf"] == g["qm9_dm_hard"] == g["qm9_mrn_lambda"] == g["qm9_laf_vs_hard"] == NOT_MEASURED
+    assert g["qm9_n_seeds"] == 0
+    g = R.glue_values("cpu", [_tensor("laf", 0, 0.9)], _stl(0))
+    assert g["qm9_dm_laf"] == "-10.0 %" and g["qm9_laf_vs_hard"] == NOT_MEASURED and g["qm9_n_seeds"] == 1
+
+
+def test_relatedness_order_is_none_without_pair_records():
+    assert R.relatedness_order([], _stl(0)) is None
+
+
+def test_on_smoke_records():
+    from factorlab.experiments import qm9_tensor_mtl as tm
+
+    recs = []
+    for cfg in (tm.grid("smoke")[0], tm.grid("smoke")[3]):
+        small = tm.smoke_variant(cfg, n_train=32, n_valid=16, n_test=16, batch_size=16)
+        recs.append({"config": small, **tm.train(small, "cpu")})
+    f = R.delta_m_frame(recs, [])  # reference: each run's own single-task stack
+    assert f.label.tolist() == ["DMTRL LAF", "MRN λ=0.0001"] and np.isfinite(f.delta_m).all()
+    assert R.sharing_frame(recs).layer.tolist()[0] == "encoder.node_in"
+    c = R.task_correlation(recs)
+    assert c.shape == (11, 11) and np.allclose(np.diag(c), 1.0)
+    g = R.glue_values("smoke", recs, [])
+    assert g["qm9_mrn_lambda"] == "0.0001" and g["qm9_dm_hard"] == NOT_MEASURED
