@@ -33,7 +33,7 @@ import pandas as pd
 
 from factorlab import plots
 from factorlab.experiments.qm9_common import NASH11
-from factorlab.experiments.qm9_tensor_mtl import FACTORIZED
+from factorlab.experiments.qm9_tensor_mtl import FACTORIZED, MRN_LAMBDAS, REL_ERROR
 from factorlab.mtl import delta_m
 from factorlab.report.claims import NOT_MEASURED, clear
 
@@ -257,7 +257,8 @@ def beats_verdict(summary: pd.DataFrame, label: str, other: str) -> str:
 
 def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict],
                 soft_records: list[dict] = ()) -> dict:
-    """Every value the QM9 part glues (``qm9_`` prefix): seeds, references checked, the best MRN
+    """Every value the QM9 part glues (``qm9_`` prefix): the decomposition's relative error, the
+    number of targets, MRN's λ grid, seeds, references checked, the best MRN
     λ, Δm of each method (text, mean ± SE or "not measured"), and the verdicts of each DMTRL
     method and MRN against hard sharing."""
     frame = delta_m_frame(tensor_records, stl_records, soft_records) if tensor_records or soft_records else \
@@ -265,7 +266,8 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
     summary = summary_frame(frame)
     checks = [r["metrics"]["reference_check"]["equal"] for r in tensor_records]
     best = best_mrn_lambda(tensor_records)
-    out = {"qm9_profile": profile, "qm9_n_seeds": len({r["config"]["seed"] for r in tensor_records}),
+    out = {"qm9_profile": profile, "qm9_rel_error": REL_ERROR, "qm9_n_targets": len(NASH11),
+           "qm9_mrn_lambdas": ", ".join(f"{lam:g}" for lam in MRN_LAMBDAS), "qm9_n_seeds": len({r["config"]["seed"] for r in tensor_records}),
            "qm9_reference_checked": sum(c is not None for c in checks),
            "qm9_reference_equal": sum(c is True for c in checks),
            "qm9_mrn_lambda": NOT_MEASURED if best is None else f"{best:g}"}
