@@ -89,3 +89,16 @@ def test_smoke_run_record_fields(tmp_path, monkeypatch):
             assert corr.shape == (11, 11)
             torch.testing.assert_close(corr.diagonal(), torch.ones(11, dtype=corr.dtype))
             assert "penalty" in parts["history"] and parts["model"]["params"] == parts["model"]["single_params"]
+
+
+@pytest.mark.parametrize("method", ["laf", "mrn"])
+def test_full_config_smoke_runs_at_full_width(tmp_path, monkeypatch, method):
+    monkeypatch.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path))
+    cfg = next(c for c in tm.grid("full") if c["method"] == method)
+    small = tm.smoke_variant(cfg, n_train=32, n_valid=16, n_test=16, batch_size=32)
+    assert small["model_kwargs"] == cfg["model_kwargs"] and small["model_kwargs"]["hidden"] == 128
+    parts = tm.train(small, "cpu")
+    assert set(parts["metrics"]["test_mae"]) == set(NASH11)
+    if method == "mrn":
+        assert parts["model"]["mrn_layers"] == ["heads", "encoder.convs.3.nn.2"]
+        assert parts["metrics"]["mrn_updates"] == {"heads": 1, "encoder.convs.3.nn.2": 1}  # one step, update_every 50
