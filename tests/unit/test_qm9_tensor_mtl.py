@@ -16,11 +16,11 @@ from factorlab.train.qm9_regression import QM9Loader
 def test_grid_counts_and_fields():
     for profile, n_seeds in (("smoke", 1), ("cpu", 3), ("full", 3)):
         grid = tm.grid(profile)
-        assert len(grid) == n_seeds * (len(tm.FACTORIZED) + len(tm.MRN_LAMBDAS)) == n_seeds * 6
+        assert len(grid) == n_seeds * (len(tm.FACTORIZED) + len(tm.MRN_LAMBDAS)) == n_seeds * 5
         assert len({tuple(sorted((k, str(v)) for k, v in c.items())) for c in grid}) == len(grid)
         assert all(c["targets"] == NASH11 for c in grid)
     methods = [c["method"] for c in tm.grid("smoke")]
-    assert methods == ["laf", "tucker", "tt", "mrn", "mrn", "mrn"]
+    assert methods == ["laf", "tucker", "tt", "mrn", "mrn"]
 
 
 def test_single_task_config_is_qm9_single_tasks_budget():

@@ -125,9 +125,9 @@ def test_on_smoke_records():
         small = tm.smoke_variant(cfg, n_train=32, n_valid=16, n_test=16, batch_size=16)
         recs.append({"config": small, **tm.train(small, "cpu")})
     f = R.delta_m_frame(recs, [])  # reference: each run's own single-task stack
-    assert f.label.tolist() == ["DMTRL LAF", "MRN λ=0.0001"] and np.isfinite(f.delta_m).all()
+    assert f.label.tolist() == ["DMTRL LAF", "MRN λ=0.001"] and np.isfinite(f.delta_m).all()
     assert R.sharing_frame(recs).layer.tolist()[0] == "encoder.node_in"
     c = R.task_correlation(recs)
     assert c.shape == (11, 11) and np.allclose(np.diag(c), 1.0)
     g = R.glue_values("smoke", recs, [])
-    assert g["qm9_mrn_lambda"] == "0.0001" and g["qm9_dm_hard"] == NOT_MEASURED
+    assert g["qm9_mrn_lambda"] == "0.001" and g["qm9_dm_hard"] == NOT_MEASURED
