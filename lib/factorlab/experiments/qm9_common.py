@@ -52,7 +52,7 @@ BUDGETS: dict[str, dict] = {
     # sized on one CPU thread (GINE-64, batch 64: ~3.2 s per 10,000 molecules): see the experiments
     "cpu": {"data": "full", "n_train": 20000, "n_valid": 2000, "n_test": None, "epochs": 10,
             "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0, "schedule": "cosine",
-            "gine": {"hidden": 64, "layers": 4, "head_hidden": 32, **_GINE_FIXED}, "seeds": [0], "stack": 5},
+            "gine": {"hidden": 64, "layers": 4, "head_hidden": 32, **_GINE_FIXED}, "seeds": [0, 1, 2], "stack": 19},
     # paper-scale, for one GPU (estimated, not yet measured on one: see qm9_single_task)
     "full": {"data": "full", "n_train": None, "n_valid": None, "n_test": None, "epochs": 40,
              "batch_size": 256, "lr": 1e-3, "weight_decay": 0.0, "schedule": "cosine",

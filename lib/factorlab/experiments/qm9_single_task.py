@@ -15,11 +15,10 @@ Budgets (``qm9_common.BUDGETS``):
 - ``smoke``: the 300-molecule fixture, 2 epochs, a tiny GINE; one stack of all 19 targets,
   plus a tiny SchNet stack of 2 targets (seconds).
 - ``cpu``: 20,000 training molecules (the first of the fixed split), 2,000 validation, the
-  whole test split (10,831), 10 epochs, GINE with 64 channels and 4 layers, batch 64; 1 seed;
-  stacks of 5 targets (4 runs). Measured on one CPU thread: 20 ms per step of one model,
-  3.2 s per 10,000 molecules, so ~65 s per target with evaluation and ~20 minutes for the 19
-  (a first pass took 22 minutes with other jobs sharing the 2 cores; the loading of QM9, ~9 s,
-  is paid once per stack). SchNet is left out: even a small one
+  whole test split (10,831), 10 epochs, GINE with 64 channels and 4 layers, batch 64; 3 seeds,
+  all 19 targets in one grouped stack per seed (3 runs; a grouped member gives bit-for-bit the
+  run it would have alone, ``tests/unit/test_stack_invariance.py``). Measured on one CPU
+  thread: a stack of 19 takes ~73 s per epoch, ~15 minutes per seed with evaluation. SchNet is left out: even a small one
   (64 channels, 3 interactions, 5 A cutoff) takes ~74 s per 10,000 molecules on one thread.
 - ``full`` (GPU): all 110,000 training molecules, 10,000 validation, 10,831 test, 40
   epochs, batch 256, GINE with 128 channels and 4 layers; 3 seeds, all 19 targets in one grouped
