@@ -83,6 +83,7 @@ def test_smoke_run_record_fields(tmp_path, monkeypatch):
             assert len(sharing) == 1 + 3 * small["model_kwargs"]["layers"]
             for s in sharing.values():
                 assert s["rank_used"] == s["task_rank"] / 11 and s["init_rel_error"] <= 0.1 + 1e-6
+                assert 1 - 1e-6 <= s["effective_rank"] <= s["task_rank"] + 1e-6
             assert 0 < parts["model"]["params"] < parts["model"]["single_params"]
         else:
             corr = torch.tensor(m["task_correlation"]["heads"])

@@ -39,7 +39,7 @@ def _tensor(method: str, seed: int, scale: float, lam: float | None = None, vali
         rec["metrics"]["task_correlation"] = {"heads": corr.tolist()}
     else:
         rec["model"]["sharing"] = {"encoder.node_in": {"task_rank": 1 + seed, "rank_used": (1 + seed) / 11,
-                                                       "init_rel_error": 0.05},
+                                                       "init_rel_error": 0.05, "effective_rank": 1.0 + seed},
                                    "encoder.convs.0.nn.0": {"task_rank": 11, "rank_used": 1.0, "init_rel_error": 0.0}}
     return rec
 
@@ -91,9 +91,11 @@ def test_sharing_frame_means_over_seeds_in_layer_order():
     tensor = [_tensor("laf", 0, 1.0), _tensor("laf", 1, 1.0), _tensor("mrn", 0, 1.0, lam=1e-3)]
     f = R.sharing_frame(tensor)
     assert f.layer.tolist() == ["encoder.node_in", "encoder.convs.0.nn.0"]
+    assert f.effective_rank.iloc[0] == 1.5 and math.isnan(f.effective_rank.iloc[1])
     assert f.task_rank.tolist() == [1.5, 11.0] and f.rank_used.tolist() == pytest.approx([1.5 / 11, 1.0])
     t = R.sharing_table(tensor)
     assert t.index.tolist() == ["encoder.node_in", "encoder.convs.0.nn.0"] and t.iloc[1, 0] == "1.00"
+    assert t.iloc[0, 0] == f"{1.5 / 11:.2f} (1.5)"
 
 
 def test_task_correlation_is_the_seed_mean_at_the_chosen_lambda():

@@ -46,7 +46,8 @@ Record: ``qm9_single_task``'s metrics (per target ``test_mae``, ``valid_mae``, `
 ``single_test_mae`` / ``single_valid_mae`` (the stack it started from: a reference for Δm
 trained under this very run), ``reference_check``; ``model``: ``params`` (fine-tuned network),
 ``single_params`` (the 11 single-task networks), ``sharing`` (factorized: per map ``ranks``,
-``task_rank``, ``rank_used``, ``init_rel_error``, ``params``, ``dense_params``); ``history``:
+``task_rank``, ``rank_used``, ``init_rel_error``, ``params``, ``dense_params`` and
+``effective_rank`` of the fine-tuned weights' task-mode unfolding); ``history``:
 ``fit_regression``'s (per target training MSE per epoch, the training-loss history) plus
 ``penalty``/``data_loss`` for ``mrn`` and ``single_history`` (the stack's).
 
@@ -219,13 +220,16 @@ class OneModel(nn.Module):
 
 def sharing_summary(model: nn.Module, num_tasks: int, init_errors: dict[str, float]) -> dict[str, dict]:
     """Per task-factorized map of ``model``: ranks, task rank, ``rank_used`` (task rank / T),
-    the initial relative reconstruction error, parameters and the dense T-task count."""
+    the initial relative reconstruction error, parameters, the dense T-task count and the
+    entropy effective rank (1..T) of the task-mode unfolding of its weights as they are now
+    (after fine-tuning: how much of the kept task rank the trained weights use)."""
     out = {}
     for name, layer in task_factorized_maps(model).items():
         r = int(layer.task_rank())
         out[name] = {"ranks": [int(x) for x in layer.rank], "task_rank": r, "rank_used": r / num_tasks,
                      "init_rel_error": init_errors.get(name), "params": int(layer.num_params()),
-                     "dense_params": int(layer.dense_params())}
+                     "dense_params": int(layer.dense_params()),
+                     "effective_rank": float(layer.task_effective_rank())}
     return out
 
 

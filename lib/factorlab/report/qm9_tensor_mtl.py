@@ -176,30 +176,34 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def sharing_frame(tensor_records: list[dict]) -> pd.DataFrame:
-    """Per factorized method and encoder map (module order): mean over seeds of ``task_rank``
-    and ``rank_used`` (task rank / T), and of ``init_rel_error``."""
+    """Per factorized method and encoder map (module order): mean over seeds of ``task_rank``,
+    ``rank_used`` (task rank / T), ``init_rel_error`` and ``effective_rank`` (after fine-tuning;
+    NaN where a record lacks it)."""
     rows = []
     for r in tensor_records:
         if r["config"]["method"] not in FACTORIZED:
             continue
         for k, (name, s) in enumerate(r["model"]["sharing"].items()):
             rows.append({"label": method_of(r), "order": k, "layer": name, "seed": r["config"]["seed"],
-                         "task_rank": s["task_rank"], "rank_used": s["rank_used"], "init_rel_error": s["init_rel_error"]})
-    f = pd.DataFrame(rows, columns=["label", "order", "layer", "seed", "task_rank", "rank_used", "init_rel_error"])
+                         "task_rank": s["task_rank"], "rank_used": s["rank_used"], "init_rel_error": s["init_rel_error"],
+                         "effective_rank": s.get("effective_rank", math.nan)})
+    cols = ["task_rank", "rank_used", "init_rel_error", "effective_rank"]
+    f = pd.DataFrame(rows, columns=["label", "order", "layer", "seed", *cols])
     if f.empty:
         return f.drop(columns=["order", "seed"])
-    return (f.groupby(["label", "order", "layer"], sort=False)[["task_rank", "rank_used", "init_rel_error"]].mean()
+    return (f.groupby(["label", "order", "layer"], sort=False)[cols].mean()
             .reset_index().drop(columns="order"))
 
 
 def sharing_table(tensor_records: list[dict]) -> pd.DataFrame:
-    """:func:`sharing_frame` as layers x methods of the rank share used (``task rank / T``)."""
+    """:func:`sharing_frame` as layers x methods: the rank share kept (``task rank / T``) and,
+    in parentheses where recorded, the effective task rank after fine-tuning."""
     f = sharing_frame(tensor_records)
     if f.empty:
         return pd.DataFrame()
-    t = f.pivot_table(index="layer", columns="label", values="rank_used")
-    t = t.loc[list(dict.fromkeys(f.layer)), list(dict.fromkeys(f.label))]
-    return t.map(lambda v: f"{v:.2f}")
+    f = f.assign(cell=[f"{r:.2f}" + (f" ({e:.1f})" if e == e else "") for r, e in zip(f.rank_used, f.effective_rank)])
+    t = f.pivot(index="layer", columns="label", values="cell")
+    return t.loc[list(dict.fromkeys(f.layer)), list(dict.fromkeys(f.label))]
 
 
 def task_correlation(tensor_records: list[dict], lam: float | None = None,
