@@ -133,3 +133,10 @@ def test_on_smoke_records():
     assert c.shape == (11, 11) and np.allclose(np.diag(c), 1.0)
     g = R.glue_values("smoke", recs, [])
     assert g["qm9_mrn_lambda"] == "0.001" and g["qm9_dm_hard"] == NOT_MEASURED
+
+
+def test_layers_in_module_order_whatever_the_json_order():
+    names = ["encoder.convs.0.lin", "encoder.convs.0.nn.0", "encoder.convs.0.nn.2", "encoder.convs.1.lin",
+             "encoder.convs.1.nn.0", "encoder.node_in"]  # sorted, as a JSON record keeps them
+    assert sorted(names, key=R.layer_key) == ["encoder.node_in", "encoder.convs.0.nn.0", "encoder.convs.0.nn.2",
+                                              "encoder.convs.0.lin", "encoder.convs.1.nn.0", "encoder.convs.1.lin"]

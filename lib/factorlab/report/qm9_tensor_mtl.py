@@ -175,6 +175,16 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
                          "with pretraining (s)": [f"{t:.3g}" for t in s.total_s]})
 
 
+def layer_key(name: str) -> tuple:
+    """Sort key putting encoder map names in module order (``encoder.node_in``, then per
+    convolution ``nn.0``, ``nn.2``, ``lin``), whatever order a record's JSON keeps them in."""
+    parts = name.split(".")
+    if len(parts) >= 4 and parts[1] == "convs" and parts[2].isdigit():
+        rest = ".".join(parts[3:])
+        return (1, int(parts[2]), {"nn.0": 0, "nn.2": 1, "lin": 2}.get(rest, 3), rest)
+    return (0 if name == "encoder.node_in" else 2, 0, 0, name)
+
+
 def sharing_frame(tensor_records: list[dict]) -> pd.DataFrame:
     """Per factorized method and encoder map (module order): mean over seeds of ``task_rank``,
     ``rank_used`` (task rank / T), ``init_rel_error`` and ``effective_rank`` (after fine-tuning;
@@ -183,7 +193,7 @@ def sharing_frame(tensor_records: list[dict]) -> pd.DataFrame:
     for r in tensor_records:
         if r["config"]["method"] not in FACTORIZED:
             continue
-        for k, (name, s) in enumerate(r["model"]["sharing"].items()):
+        for k, (name, s) in enumerate(sorted(r["model"]["sharing"].items(), key=lambda kv: layer_key(kv[0]))):
             rows.append({"label": method_of(r), "order": k, "layer": name, "seed": r["config"]["seed"],
                          "task_rank": s["task_rank"], "rank_used": s["rank_used"], "init_rel_error": s["init_rel_error"],
                          "effective_rank": s.get("effective_rank", math.nan)})
@@ -285,6 +295,6 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
     return out
 
 
-__all__ = ["METHOD_LABEL", "beats_verdict", "best_mrn_lambda", "correlation_figure", "delta_m_frame", "glue_values",
+__all__ = ["METHOD_LABEL", "beats_verdict", "best_mrn_lambda", "layer_key", "correlation_figure", "delta_m_frame", "glue_values",
            "method_of", "reference_by_seed", "relatedness_order", "runs_frame", "sharing_frame", "sharing_table",
            "summary_frame", "summary_table", "task_correlation"]
