@@ -53,14 +53,15 @@ trained under this very run), ``reference_check``; ``model``: ``params`` (fine-t
 
 Grid per seed (seeds 0-2 for ``cpu`` and ``full``; 0 for ``smoke`` on the 300-molecule fixture):
 3 factorized methods + :data:`MRN_LAMBDAS` (2) = 5 runs, 15 for ``cpu`` / ``full``. CPU
-estimate (``cpu``): a grouped stack of 11 GINE-64s trains in ~10 minutes on a quiet thread
-(``qm9_single_task``'s stacks of 5: ~65 s a target). Measured on one thread of the loaded
-2-core machine (batch 64, members perturbed apart), a training step of the factorized network
-at the 10 % ranks costs 1.15-1.4x the grouped stack's (LAF 1.4, TT 1.25, Tucker 1.15) and the
-MRN step about the same as the stack's; the decompositions take seconds (Tucker's HOOI the
-longest, ~2 s). So a DMTRL run costs ~10 + ~14 minutes and an MRN run ~10 + ~10: 9 x 24 + 6 x 20
-~ 340 minutes, **~5.7 CPU-hours** for the 15 runs, which run in parallel two at a time for
-throughput (timings reported by the chapter come from runs made alone). ``full``: 15 runs of
+estimate (``cpu``): ``qm9_single_task``'s grouped stack of 19 GINE-64s takes ~73 s an epoch on
+one thread, so the stack of 11 ~42 s an epoch, ~8 minutes for its 10 epochs with evaluation.
+Measured on one thread of the loaded 2-core machine (batch 64, members perturbed apart), a
+training step of the factorized network at the 10 % ranks costs 1.15-1.4x the grouped stack's
+(LAF 1.4, TT 1.25, Tucker 1.15) and the MRN step about the same as the stack's; the
+decompositions take seconds (Tucker's HOOI the longest, ~2 s). So a DMTRL run costs ~8 + ~11
+minutes and an MRN run ~8 + ~8: 9 x 19 + 6 x 16 ~ 270 minutes, **~4.5 CPU-hours** for the 15
+runs (~5.7 if a stack takes 10 minutes, as a busy machine makes it), which may run two at a
+time for throughput (timings the chapter reports come from runs made alone). ``full``: 15 runs of
 the ``full`` budget on one GPU; :func:`smoke_variant` runs any of them in seconds at full width
 (tested for LAF and MRN).
 """
