@@ -138,7 +138,8 @@ def delta_m_frame(tensor_records: list[dict], stl_records: list[dict], soft_reco
         if s not in ref or (c["method"] == "mrn" and c["lam"] != best):
             continue
         t = r["timing"]
-        rows.append({"label": method_of(r), "seed": s, "delta_m": 100 * delta_m(r["metrics"]["test_mae"], ref[s], NASH11),
+        dm = 100 * delta_m(r["metrics"]["test_mae"], ref[s], NASH11)
+        rows.append({"label": method_of(r), "seed": s, "delta_m": dm,
                      "params": r["model"]["params"], "train_s": t["train_s"],
                      "total_s": t["train_s"] + t["single_s"] + t["factorize_s"]})
     return pd.DataFrame(rows, columns=["label", "seed", "delta_m", "params", "train_s", "total_s"])
@@ -195,7 +196,8 @@ def sharing_frame(tensor_records: list[dict]) -> pd.DataFrame:
             continue
         for k, (name, s) in enumerate(sorted(r["model"]["sharing"].items(), key=lambda kv: layer_key(kv[0]))):
             rows.append({"label": method_of(r), "order": k, "layer": name, "seed": r["config"]["seed"],
-                         "task_rank": s["task_rank"], "rank_used": s["rank_used"], "init_rel_error": s["init_rel_error"],
+                         "task_rank": s["task_rank"], "rank_used": s["rank_used"],
+                         "init_rel_error": s["init_rel_error"],
                          "effective_rank": s.get("effective_rank", math.nan)})
     cols = ["task_rank", "rank_used", "init_rel_error", "effective_rank"]
     f = pd.DataFrame(rows, columns=["label", "order", "layer", "seed", *cols])
@@ -281,7 +283,8 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
     checks = [r["metrics"]["reference_check"]["equal"] for r in tensor_records]
     best = best_mrn_lambda(tensor_records)
     out = {"qm9_profile": profile, "qm9_rel_error": REL_ERROR, "qm9_n_targets": len(NASH11),
-           "qm9_mrn_lambdas": ", ".join(f"{lam:g}" for lam in MRN_LAMBDAS), "qm9_n_seeds": len({r["config"]["seed"] for r in tensor_records}),
+           "qm9_mrn_lambdas": ", ".join(f"{lam:g}" for lam in MRN_LAMBDAS),
+           "qm9_n_seeds": len({r["config"]["seed"] for r in tensor_records}),
            "qm9_reference_checked": sum(c is not None for c in checks),
            "qm9_reference_equal": sum(c is True for c in checks),
            "qm9_mrn_lambda": NOT_MEASURED if best is None else f"{best:g}"}
@@ -295,6 +298,7 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
     return out
 
 
-__all__ = ["METHOD_LABEL", "beats_verdict", "best_mrn_lambda", "layer_key", "correlation_figure", "delta_m_frame", "glue_values",
+__all__ = ["METHOD_LABEL", "beats_verdict", "best_mrn_lambda", "correlation_figure", "delta_m_frame", "glue_values",
+           "layer_key",
            "method_of", "reference_by_seed", "relatedness_order", "runs_frame", "sharing_frame", "sharing_table",
            "summary_frame", "summary_table", "task_correlation"]
