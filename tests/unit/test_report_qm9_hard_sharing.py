@@ -60,7 +60,7 @@ def test_worse_and_better_on_both_sides_of_single_task():
     assert v["seeds"] == "0, 1" and v["n_seeds"] == 2 and v["params_stl_total"] == "1,900"
     assert "dm_std12" not in v  # no runs of that task set
     table = report.delta_m_table(res)
-    assert table.loc[0, "Δm (%)"] == "+0.5 ± 0.7" and table.loc[0, "targets worse than single-task (mean over seeds)"] == "1.5"
+    assert table.loc[0, "Δm (%), mean ± SE"] == "+0.5 ± 0.5" and table.loc[0, "paired with single-task seed"] == 1 and table.loc[0, "targets worse than single-task (mean over seeds)"] == "1.5"
 
 
 def test_delta_m_is_paired_with_the_same_single_task_seed():
@@ -83,7 +83,7 @@ def test_one_seed_has_no_spread():
     records, stl = _hand()
     v = report.glue_values("cpu", records[:1], stl)
     assert v["dm_all19"] == pytest.approx(0.0) and v["dm_all19_sd"] == 0.0
-    assert report.delta_m_table(report.results_frame(records[:1], stl)).loc[0, "Δm (%)"] == "+0.0"
+    assert report.delta_m_table(report.results_frame(records[:1], stl)).loc[0, "Δm (%), mean ± SE"] == "+0.0"
 
 
 def test_smoke_glue_values_and_table(smoke):

@@ -139,11 +139,13 @@ def pairing_phrase(summary: pd.DataFrame) -> str:
 
 
 def delta_m_table(res: pd.DataFrame) -> pd.DataFrame:
-    """:func:`delta_m_summary` formatted: Δm as "+m ± sd" (one decimal)."""
+    """:func:`delta_m_summary` formatted: Δm as "+m ± se" (one decimal; the standard error over
+    seeds, as the chapter's prose), and how many seeds are paired with their single-task seed."""
     summary = delta_m_summary(res)
     return pd.DataFrame({
         "task set": summary["task set"], "targets": summary.targets, "seeds": summary.seeds,
-        "Δm (%)": [f"{m:+.1f}" + ("" if s != s else f" ± {s:.1f}") for m, s in zip(summary["mean"], summary.sd)],
+        "paired with single-task seed": summary.paired.astype(int),
+        "Δm (%), mean ± SE": [f"{m:+.1f}" + ("" if s != s else f" ± {s:.1f}") for m, s in zip(summary["mean"], summary.se)],
         "targets worse than single-task (mean over seeds)": summary.worse.map("{:.1f}".format)})
 
 
