@@ -13,3 +13,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def float64():
+    """Exact comparisons in double precision for one test; restores the default dtype
+    afterwards. Use with ``pytestmark = pytest.mark.usefixtures("float64")``."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

@@ -7,7 +7,8 @@ so there are no import cycles (lazy imports inside functions count too):
 
 1. ``paths`` (where things live), ``files`` (atomic writes, file digests, verified caches),
    ``seed`` (the only global state), ``literature`` (numbers cited from papers), ``plots``
-   (the seaborn theme and shared plotting helpers), ``analysis`` (small frame helpers): leaf
+   (the seaborn theme and shared plotting helpers), ``analysis`` (small frame helpers),
+   ``clock`` (seconds per call of a callable): leaf
    helpers that import nothing of factorlab;
 2. ``data`` (datasets: download, verify, mirror, cache, device-resident loaders), ``layers``
    (low-rank, CP, Tucker, tensor-train, separable layers), ``results`` (the run store and

@@ -22,13 +22,7 @@ from factorlab.models import count_flops
 
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    """Exact comparisons in double precision; restores the default afterwards."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py: every test in double precision
 
 LINEAR_CASES = [
     ("lowrank", lambda i, o: LowRankLinear(i, o, 5)),

@@ -21,12 +21,7 @@ from factorlab.layers.paths import (FLOP_RULE, FLOPS_MARGIN, OP_KINDS, Machine, 
                                    use_machine)
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py: every test in double precision
 
 
 LINEAR = [

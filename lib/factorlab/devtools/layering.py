@@ -47,7 +47,7 @@ from pathlib import Path
 
 #: The tiers, lowest first (see the module docstring): top-level names under the package.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("paths", "files", "seed", "literature", "plots", "analysis"),
+    ("paths", "files", "seed", "literature", "plots", "analysis", "clock"),
     ("data", "layers", "results"),
     ("models", "dft"),
     ("train", "mtl"),

@@ -68,6 +68,8 @@ from pathlib import Path
 
 import torch
 
+from factorlab.clock import seconds_per_call, synchronize
+
 _STATE = {"autotune": False, "machine": None}
 
 
@@ -217,30 +219,13 @@ class Machine:
 
 # -- calibration ----------------------------------------------------------------------------
 
-def synchronize(device: torch.device) -> None:
-    """Wait for queued kernels on ``device`` (CUDA); nothing on the CPU."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def best_time(fn: Callable[[], object], device: torch.device, repeats: int = 3, min_time: float = 2e-4) -> float:
     """Fastest of ``repeats`` samples of ``fn()`` in seconds after one untimed call; each
     sample loops ``fn`` until ``min_time`` seconds have passed and reports the mean per call.
     The minimum, not the median: on a shared machine other work only ever adds time."""
     fn()
     synchronize(device)
-    best = math.inf
-    for _ in range(repeats):
-        n, t0 = 0, time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            synchronize(device)
-            elapsed = time.perf_counter() - t0
-            if elapsed >= min_time:
-                break
-        best = min(best, elapsed / n)
-    return best
+    return min(seconds_per_call(fn, device, min_time) for _ in range(repeats))
 
 
 def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, *, gemm: int | None = None,

@@ -11,6 +11,8 @@ from typing import ContextManager
 
 import torch
 
+from factorlab.clock import synchronize  # re-exported: the training loops' one synchronize
+
 VALID_DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -58,7 +60,3 @@ def precision_name(device: torch.device) -> str:
     return "bf16-autocast" if device.type == "cuda" else "fp32"
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for queued kernels, so that a clock read after it measures finished work."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

@@ -3,12 +3,11 @@ device synchronized before every clock read, median over repeats."""
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
 
-from factorlab.train.device import synchronize
+from factorlab.clock import seconds_per_call, synchronize
 
 
 def median_time(fn: Callable[[], object], device: torch.device | str = "cpu", *, repeats: int = 20,
@@ -22,19 +21,7 @@ def median_time(fn: Callable[[], object], device: torch.device | str = "cpu", *,
     for _ in range(warmup):
         fn()
     synchronize(device)
-    samples = []
-    for _ in range(repeats):
-        n = 0
-        t0 = time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            synchronize(device)
-            elapsed = time.perf_counter() - t0
-            if elapsed >= min_time:
-                break
-        samples.append(elapsed / n)
-    return statistics.median(samples)
+    return statistics.median(seconds_per_call(fn, device, min_time) for _ in range(repeats))
 
 
 def time_inference(model: torch.nn.Module, x: torch.Tensor, **kwargs) -> float:
