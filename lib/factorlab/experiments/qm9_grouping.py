@@ -37,10 +37,10 @@ run: three tasks are not the 11 of ``qm9_soft_sharing``, so they train here).
 Size: each partition into k networks holds at most ``floor(11 / 3) = 3`` groups of three or
 more, so the ``cpu`` grid (k in 1-4, oracle + 5 measures, exact and clustered: 12 partitions
 per k > 1; k = 1 reused) has at most 12 x (2 + 3 + 3) = 96 distinct groups per seed, 288 runs
-at ~4 minutes (a hard-shared GINE-64 of this budget, see ``qm9_pairs``): at most ~19
+at ~1.5 minutes (a hard-shared GINE-64 of this budget, see ``qm9_pairs``): at most ~7
 CPU-hours. In a simulation (random symmetric gains, five measures equal to them plus noise of
 growing size) the 12 partitions per k shared groups down to ~40 distinct groups per seed (one
-of them all 11, now reused), ~117 runs or ~8 CPU-hours; the real size is known once the records
+of them all 11, now reused), ~117 runs or ~3 CPU-hours; the real size is known once the records
 exist (``python -m factorlab list``). ``full`` takes every k from 1 to 10 (GPU).
 """
 from __future__ import annotations

@@ -24,9 +24,10 @@ Grids: ``smoke`` the 3 pairs of the first three NASH11 targets (mu, alpha, homo)
 300-molecule fixture, 2 epochs, seed 0 (3 runs); ``cpu`` and ``full`` the 55 pairs of the 11
 targets, seeds 0-2 (55 x 3 = 165 runs).
 
-Cost on the CPU (``cpu``): in the committed ``qm9_hard_sharing`` records one hard-shared
-GINE-64 run of this budget trains in 199-243 s on one thread (epochs of 20-24 s x 10, plus
-~10 s of evaluation), ~4 minutes a run, so the 165 pairs take ~11 CPU-hours (the reference
+Cost on the CPU (``cpu``): in the ``qm9_hard_sharing`` records re-trained from 5119afe one
+hard-shared GINE-64 run of this budget trains in 62-71 s on one (loaded) thread (epochs of
+6-7 s x 10; the older records' 199-243 s were taken under heavier load), ~1.5 minutes a run
+with evaluation, so the 165 pairs take ~4 CPU-hours (the reference
 costs nothing here: ``qm9_single_task``'s ``cpu`` grid trains it). It fills across sessions,
 two runs at a time, with ``python -m factorlab run qm9_pairs --profile cpu --executor processes
 --jobs 2`` (the store resumes). ``full`` (GPU): 40 epochs of all 110,000 molecules at 128

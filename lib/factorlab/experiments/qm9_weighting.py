@@ -31,10 +31,10 @@ last epoch: :math:`\tfrac12 e^{-s_k}` for uncertainty, the softmax weights :math
 
 Grid: :data:`WEIGHTINGS` x :data:`SEEDS` = 2 weightings x 3 seeds = **6 runs** (``cpu`` and
 ``full``), 2 x 1 = 2 (``smoke``, the 300-molecule fixture, seconds). CPU estimate for ``cpu``:
-one hard-shared GINE-64 run of this budget trains in ~4 minutes on a quiet thread (the
-committed ``qm9_hard_sharing`` records: 47-240 s depending on load); uncertainty weighting costs
-the same, FAMO one extra forward pass per step (~1.3x), so ~30 minutes of one core for the 6
-runs (~0.5 CPU hours). ``full`` (one GPU): 6 runs of the ``full`` budget of ``qm9_hard_sharing``; :func:`smoke_variant` runs each of them in
+one hard-shared GINE-64 run of this budget trains in ~65 s on one thread (the
+``qm9_hard_sharing`` records of 5119afe); uncertainty weighting costs the same, FAMO one extra
+forward pass per step (~1.3x). Measured: the 6 ``cpu`` runs trained in 41-85 s each on one
+loaded thread, ~10 minutes in all. ``full`` (one GPU): 6 runs of the ``full`` budget of ``qm9_hard_sharing``; :func:`smoke_variant` runs each of them in
 seconds on the fixture at full width (tested).
 """
 from __future__ import annotations
