@@ -62,8 +62,11 @@ class CompositionBaseline:
             xs.append(_design(b.x, b.batch, b.ptr.numel() - 1))
             ys.append(b.y.double())
         X, Y = torch.cat(xs), torch.cat(ys)
-        # lstsq on the CPU in float64 (well defined for any device; 6 columns)
-        weight = torch.linalg.lstsq(X.cpu(), Y.cpu()).solution.to(X.device)
+        # lstsq on the CPU in float64 (well defined for any device; 6 columns), by the SVD
+        # (gelsd): torch's default CPU driver, gelsy (pivoted QR, MKL), returns last-bit
+        # different solutions from one call to the next depending on the process's memory
+        # state, which made a run's result depend on what ran before it in the process
+        weight = torch.linalg.lstsq(X.cpu(), Y.cpu(), driver="gelsd").solution.to(X.device)
         res = Y - X @ weight
         return cls(weight, res.mean(0).float(), res.std(0).float())
 
