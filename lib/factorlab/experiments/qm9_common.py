@@ -190,3 +190,17 @@ def train_members(cfg: dict, members: list[list[str]], device: str = "auto",
 def fit_members(cfg: dict, members: list[list[str]], device: str = "auto") -> dict:
     """:func:`train_members`, keeping only the parts of a run record."""
     return train_members(cfg, members, device).parts
+
+
+def smoke_variant(cfg: dict, *, n_train: int = 64, n_valid: int = 16, n_test: int = 16, batch_size: int = 32,
+                  epochs: int = 1) -> dict:
+    """A seconds-long stand-in of any QM9 config (meant for the ``full`` grids, to check they
+    run at full width): the same network (``model_kwargs``), method, targets and seed, on the
+    300-molecule fixture's first ``n_train``/``n_valid``/``n_test`` molecules, ``epochs`` at
+    ``batch_size`` (``n_train // batch_size`` steps an epoch), validated by the config class of
+    ``cfg["experiment"]``. Never a published run."""
+    from factorlab.experiments.registry import get
+
+    out = {**copy.deepcopy(cfg), "profile": "smoke", "data": "fixture", "n_train": n_train, "n_valid": n_valid,
+           "n_test": n_test, "batch_size": batch_size, "epochs": epochs}
+    return get(cfg["experiment"]).from_dict(out).to_dict()

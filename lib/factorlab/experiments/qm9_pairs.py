@@ -35,13 +35,12 @@ channels; not yet timed.
 """
 from __future__ import annotations
 
-import copy
 import itertools
 from dataclasses import dataclass
 from typing import Literal
 
 from factorlab.experiments.profiles import check_profile
-from factorlab.experiments.qm9_common import BUDGETS, NASH11, QM9Config, base_config, fit_members
+from factorlab.experiments.qm9_common import BUDGETS, NASH11, QM9Config, base_config, fit_members, smoke_variant
 from factorlab.experiments.registry import Experiment
 
 NAME = "qm9_pairs"
@@ -205,17 +204,6 @@ def _check_split(split: str) -> None:
         raise ValueError(f"split must be 'test' or 'valid', got {split!r}")
 
 
-def smoke_variant(cfg: dict, *, n_train: int = 64, n_valid: int = 16, n_test: int = 16, batch_size: int = 32,
-                  epochs: int = 1) -> dict:
-    """A seconds-long stand-in of any ``qm9_pairs`` or ``qm9_grouping`` config (meant for the
-    ``full`` grids): the same network (``model_kwargs``), sharing, targets and seed, on the
-    300-molecule fixture's first ``n_train``/``n_valid``/``n_test`` molecules, ``epochs`` at
-    ``batch_size``. Never a published run."""
-    from factorlab.experiments.registry import get
-
-    out = {**copy.deepcopy(cfg), "profile": "smoke", "data": "fixture", "n_train": n_train, "n_valid": n_valid,
-           "n_test": n_test, "batch_size": batch_size, "epochs": epochs}
-    return get(cfg["experiment"]).from_dict(out).to_dict()
 
 
 def pair_errors(profile: str, store=None, split: str = "test") -> dict[int, tuple[dict, dict]]:

@@ -63,7 +63,7 @@ from typing import Any, Literal
 import torch
 
 from factorlab.experiments.profiles import check_profile
-from factorlab.experiments.qm9_common import BUDGETS, NASH11, QM9Config, base_config, train_members
+from factorlab.experiments.qm9_common import BUDGETS, NASH11, QM9Config, base_config, train_members, smoke_variant
 from factorlab.experiments.registry import Experiment
 from factorlab.models.qm9 import build_qm9_model
 from factorlab.mtl.cross_stitch import CrossStitchGINE
@@ -141,15 +141,6 @@ def grid(profile: str) -> list[dict]:
     return [c.to_dict() for c in configs(profile)]
 
 
-def smoke_variant(cfg: dict, *, n_train: int = 64, n_valid: int = 16, n_test: int = 16, batch_size: int = 32,
-                  epochs: int = 1) -> dict:
-    """A seconds-long stand-in of any config (meant for the ``full`` grid): the same network
-    (``model_kwargs``), method, ``lam``/``stitch``, task set and seed, on the 300-molecule
-    fixture's first ``n_train``/``n_valid``/``n_test`` molecules, ``epochs`` at ``batch_size``
-    (``n_train // batch_size`` steps an epoch). Never a published run."""
-    out = {**copy.deepcopy(cfg), "profile": "smoke", "data": "fixture", "n_train": n_train, "n_valid": n_valid,
-           "n_test": n_test, "batch_size": batch_size, "epochs": epochs}
-    return Config.from_dict(out).to_dict()
 
 
 def constrained_params(cfg: dict) -> int:

@@ -77,7 +77,7 @@ import torch
 from torch import nn
 
 from factorlab.experiments.profiles import check_profile
-from factorlab.experiments.qm9_common import BUDGETS, NASH11, QM9Config, base_config, train_members
+from factorlab.experiments.qm9_common import BUDGETS, NASH11, QM9Config, base_config, train_members, smoke_variant
 from factorlab.experiments.registry import Experiment
 from factorlab.models import count_params
 from factorlab.models.qm9_task_factorized import factorize_gine, task_factorized_maps
@@ -159,14 +159,6 @@ def grid(profile: str) -> list[dict]:
     return [c.to_dict() for c in configs(profile)]
 
 
-def smoke_variant(cfg: dict, *, n_train: int = 64, n_valid: int = 16, n_test: int = 16, batch_size: int = 32,
-                  epochs: int = 1) -> dict:
-    """A seconds-long stand-in of any config (meant for the ``full`` grid): the same network,
-    method and seed on the 300-molecule fixture's first ``n_train``/``n_valid``/``n_test``
-    molecules, ``epochs`` at ``batch_size``. Never a published run."""
-    out = {**copy.deepcopy(cfg), "profile": "smoke", "data": "fixture", "n_train": n_train, "n_valid": n_valid,
-           "n_test": n_test, "batch_size": batch_size, "epochs": epochs}
-    return Config.from_dict(out).to_dict()
 
 
 #: Config keys of this experiment that ``qm9_single_task``'s configs do not have.

@@ -46,7 +46,7 @@ from typing import Any, Literal
 import torch
 
 from factorlab.experiments.profiles import check_profile
-from factorlab.experiments.qm9_common import BUDGETS, NASH11, QM9Config, base_config, train_members
+from factorlab.experiments.qm9_common import BUDGETS, NASH11, QM9Config, base_config, train_members, smoke_variant
 from factorlab.experiments.registry import Experiment
 from factorlab.mtl.weighting import make_weighting
 from factorlab.train.qm9_regression import column_labels
@@ -99,15 +99,6 @@ def grid(profile: str) -> list[dict]:
     return [c.to_dict() for c in configs(profile)]
 
 
-def smoke_variant(cfg: dict, *, n_train: int = 64, n_valid: int = 16, n_test: int = 16, batch_size: int = 32,
-                  epochs: int = 1) -> dict:
-    """A seconds-long stand-in of any config (meant for the ``full`` grid): the same network
-    (``model_kwargs``), weighting and seed on the 300-molecule fixture's first
-    ``n_train``/``n_valid``/``n_test`` molecules, ``epochs`` at ``batch_size``. Never a
-    published run."""
-    out = {**copy.deepcopy(cfg), "profile": "smoke", "data": "fixture", "n_train": n_train, "n_valid": n_valid,
-           "n_test": n_test, "batch_size": batch_size, "epochs": epochs}
-    return Config.from_dict(out).to_dict()
 
 
 def equal_weight_configs(profile: str) -> list[dict]:
