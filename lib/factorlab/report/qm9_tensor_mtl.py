@@ -35,6 +35,7 @@ from factorlab import plots
 from factorlab.experiments.qm9_common import NASH11
 from factorlab.experiments.qm9_tensor_mtl import FACTORIZED, MRN_LAMBDAS, REL_ERROR
 from factorlab.mtl import delta_m
+from factorlab.report import qm9_relatedness
 from factorlab.report.claims import NOT_MEASURED, clear
 
 #: Row labels of the methods, in display order (MRN rows add their λ).
@@ -54,14 +55,7 @@ def reference_by_seed(stl_records: list[dict], tensor_records: list[dict] = (),
     """``{seed: {target: test MAE}}`` of the single-task networks of each seed (module
     docstring: ``qm9_single_task`` first, then a ``qm9_tensor_mtl`` run's own stack, then
     ``qm9_soft_sharing``'s λ = 0 run); seeds without all 11 targets are left out."""
-    out: dict[int, dict[str, float]] = {}
-    stl: dict[int, dict[str, float]] = {}
-    for r in stl_records:
-        if r["config"].get("model", "gine") == "gine":
-            stl.setdefault(r["config"]["seed"], {}).update(r["metrics"]["test_mae"])
-    for s, m in stl.items():
-        if all(t in m for t in NASH11):
-            out[s] = {t: m[t] for t in NASH11}
+    out = {s: {t: m[t] for t in NASH11} for s, m in qm9_relatedness.reference_by_seed(stl_records, NASH11).items()}
     for r in tensor_records:
         out.setdefault(r["config"]["seed"], {t: r["metrics"]["single_test_mae"][t] for t in NASH11})
     for r in _nash11(soft_records):
