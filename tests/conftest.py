@@ -23,3 +23,10 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+@pytest.fixture(autouse=True)
+def private_live_dir(tmp_path_factory, monkeypatch):
+    """Each test sees its own machine-wide live-run folder, so trainings running elsewhere on
+    the machine (a background grid) do not change the load a test's runs record."""
+    monkeypatch.setenv("FACTORLAB_LIVE_DIR", str(tmp_path_factory.mktemp("live")))

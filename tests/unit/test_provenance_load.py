@@ -10,7 +10,8 @@ import time
 import pytest
 
 from factorlab.results import RunStore
-from factorlab.results.load import LIVE_DIR, LiveMarker, live_runs, load_snapshot, load_summary
+from factorlab.results.load import (LIVE_DIR, MACHINE_LIVE_ENV, LiveMarker, live_runs, live_trainings,
+                                    load_snapshot, load_summary, machine_live_dir)
 from factorlab.results.provenance import git_state
 from factorlab.results.store import DirtyTreeError, check_clean
 
@@ -92,6 +93,27 @@ def test_live_markers_are_seen_and_stale_ones_removed(tmp_path):
         assert sorted(n.split(".")[0] for n in live_runs(tmp_path)) == ["mine", "otherkey"]
     assert not (live / f"stale.{host}.{dead.pid}").exists()
     assert not marker.path.exists()
+
+
+def test_a_training_in_another_store_is_seen_through_the_machine_folder(tmp_path):
+    host = socket.gethostname()
+    other_store, mine = tmp_path / "other", tmp_path / "mine"
+    with LiveMarker(other_store, "theirs") as theirs:
+        assert theirs.machine_path.parent == machine_live_dir() and theirs.machine_path.exists()
+        with LiveMarker(mine, "mine") as marker:
+            assert marker.others() == 1  # nothing in my store's .live/, one on the machine
+            assert live_trainings(mine) == {f"theirs.{host}.{os.getpid()}", f"mine.{host}.{os.getpid()}"}
+            start = load_snapshot(marker)
+            load = load_summary(start, marker)
+        assert load["other_trainings"] == 1 and load["quiet"] is False
+    assert not list(machine_live_dir().iterdir())  # both markers removed on exit
+
+
+def test_machine_live_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(MACHINE_LIVE_ENV, str(tmp_path / "x"))
+    assert machine_live_dir() == tmp_path / "x"
+    monkeypatch.delenv(MACHINE_LIVE_ENV)
+    assert machine_live_dir().name == f"factorlab-live-{os.getuid()}"
 
 
 def test_another_training_makes_a_run_not_quiet(tmp_path):

@@ -80,9 +80,9 @@ def _slice(profile: str, device: str, args) -> dict:
 
 
 def _measure(cfg: dict, device: str) -> dict:
-    from factorlab.results import RunStore, live_runs
+    from factorlab.results import RunStore, live_trainings
 
-    others = len(live_runs(RunStore().root))  # trainings live before the passes start
+    others = len(live_trainings(RunStore().root))  # trainings live before the passes start (any store)
     return {"metrics": measure(cfg["configs"], cfg["jobs"]), "others": others}
 
 

@@ -9,8 +9,9 @@ goes into the record's provenance as ``load``:
 "other_cpu_cores", "quiet"}``
 
 - ``other_trainings``: the most other live factorlab trainings seen at the start or the end
-  (from the live markers of the run store, so it counts runs of every process and executor
-  that share the store's folder);
+  (from the live markers of the run store and of the machine-wide folder
+  :func:`machine_live_dir`, so it counts runs of every process and executor that share the
+  store's folder, and every training on this machine whatever store it writes to);
 - ``other_cpu_cores``: CPU seconds used by every other process during the run divided by
   the run's wall seconds (Linux ``/proc/stat`` less this process's own CPU time), i.e. how
   many cores others kept busy on average; None where ``/proc/stat`` is missing;
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,10 @@ QUIET_OTHER_CORES = 0.25
 
 #: Folder of live-run markers inside the store's root.
 LIVE_DIR = ".live"
+#: Environment variable naming the machine-wide folder of live-run markers (default
+#: ``<temp dir>/factorlab-live-<uid>``): every training marks itself there too, so a run
+#: sees trainings that write to another store (a worktree's grid, a throw-away smoke store).
+MACHINE_LIVE_ENV = "FACTORLAB_LIVE_DIR"
 
 
 def _busy_seconds() -> float | None:
@@ -93,10 +99,21 @@ def _alive(name: str) -> bool:
     return True
 
 
-def live_runs(root: str | Path) -> list[str]:
-    """Names (``<key>.<host>.<pid>``) of the live trainings marked in the store at ``root``;
-    markers of dead local processes are removed."""
-    folder = Path(root) / LIVE_DIR
+def machine_live_dir() -> Path:
+    """The machine-wide folder of live-run markers (``$FACTORLAB_LIVE_DIR``, or
+    ``factorlab-live-<uid>`` in the temporary directory)."""
+    env = os.environ.get(MACHINE_LIVE_ENV)
+    if env:
+        return Path(env)
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"factorlab-live-{uid}"
+
+
+def live_runs(root: str | Path | None = None) -> list[str]:
+    """Names (``<key>.<host>.<pid>``) of the live trainings marked in the store at ``root``
+    (``None``: in the machine-wide folder :func:`machine_live_dir`); markers of dead local
+    processes are removed."""
+    folder = machine_live_dir() if root is None else Path(root) / LIVE_DIR
     if not folder.is_dir():
         return []
     live = []
@@ -111,27 +128,41 @@ def live_runs(root: str | Path) -> list[str]:
     return live
 
 
+def live_trainings(root: str | Path | None = None) -> set[str]:
+    """Every live training this process can see: the markers of the store at ``root`` (if
+    given) and of the machine-wide folder, by name."""
+    names = set(live_runs(None))
+    if root is not None:
+        names |= set(live_runs(root))
+    return names
+
+
 class LiveMarker:
     """Context manager marking the training of run ``key`` as live in the store at ``root``
-    (an empty file ``<root>/.live/<key>.<host>.<pid>``, removed on exit)."""
+    (an empty file ``<root>/.live/<key>.<host>.<pid>``) and in the machine-wide folder
+    (:func:`machine_live_dir`, same name); both removed on exit."""
 
     def __init__(self, root: str | Path, key: str):
         self.path = Path(root) / LIVE_DIR / _marker_name(key)
+        self.machine_path = machine_live_dir() / _marker_name(key)
 
     def __enter__(self) -> "LiveMarker":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.touch()
+        for p in (self.path, self.machine_path):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.touch()
         return self
 
     def __exit__(self, *exc) -> None:
-        try:
-            self.path.unlink()
-        except OSError:
-            pass
+        for p in (self.path, self.machine_path):
+            try:
+                p.unlink()
+            except OSError:
+                pass
 
     def others(self) -> int:
-        """How many other trainings are live now (this marker excluded)."""
-        return sum(1 for name in live_runs(self.path.parent.parent) if name != self.path.name)
+        """How many other trainings are live now (this marker excluded), in this store or
+        anywhere on the machine."""
+        return len(live_trainings(self.path.parent.parent) - {self.path.name})
 
 
 # ---------------------------------------------------------------- snapshot and summary
