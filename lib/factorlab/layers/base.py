@@ -552,8 +552,9 @@ class FactorizedLayer(nn.Module):
         (:meth:`Machine.predict <factorlab.layers.paths.Machine.predict>`; the prepared part is
         free when no gradient is recorded, an input in another memory format pays a copy); the
         candidate with the fewest FLOPs (``fewest_flops``) unless another is predicted faster
-        by more than :data:`~factorlab.layers.paths.FLOPS_MARGIN` of its time."""
-        from factorlab.layers.paths import FLOPS_MARGIN, Op, machine
+        by more than :data:`~factorlab.layers.paths.FLOPS_MARGIN` of its time
+        (:data:`~factorlab.layers.paths.INFERENCE_MARGIN` where no gradient is recorded)."""
+        from factorlab.layers.paths import FLOPS_MARGIN, INFERENCE_MARGIN, Op, machine
 
         shape, dtype, device, _, grad, cl = key
         m = machine(device, dtype)
@@ -566,10 +567,11 @@ class FactorizedLayer(nn.Module):
             predicted[name] = m.predict(ops)
             flops[name] = sum(o.flops for o in ops)
         # The fewest FLOPs (first listed on ties) unless another path is predicted faster by
-        # more than FLOPS_MARGIN: small calibration differences cannot flip a near tie.
+        # more than the margin: small calibration differences cannot flip a near tie.
+        margin = FLOPS_MARGIN if grad else INFERENCE_MARGIN
         fewest = min(flops, key=flops.get)
         fastest = min(predicted, key=predicted.get)
-        path = fastest if predicted[fastest] < (1 - FLOPS_MARGIN) * predicted[fewest] else fewest
+        path = fastest if predicted[fastest] < (1 - margin) * predicted[fewest] else fewest
         return {"path": path, "how": "model", "predicted_s": predicted, "fewest_flops": fewest}
 
     def _measured_choice(self, key: tuple, x: torch.Tensor) -> dict:

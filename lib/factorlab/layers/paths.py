@@ -23,7 +23,9 @@ inference mode, whether autograd records, memory format):
   calls of ``max(FLOPs / peak, bytes / bandwidth) / efficiency + overhead``
   (:meth:`Machine.predict`; the bandwidth of a copy in cache for calls that fit in it). The
   candidate with the fewest FLOPs is kept unless another is predicted faster by more than
-  :data:`FLOPS_MARGIN` (10 %) of its time.
+  :data:`FLOPS_MARGIN` (10 %) of its time; where no gradient is recorded (inference) by more
+  than :data:`INFERENCE_MARGIN` (5 %), the tolerance of the promise that an eval-mode
+  factorized layer is never slower than the dense one.
 
 Same machine, same choice: the calibration is measured once per machine (:func:`fingerprint`:
 CPU model, cores, torch version and threads, device, dtype) and kept in a file
@@ -296,6 +298,10 @@ FLOP_RULE = Machine(peak_flops=1e12, bandwidth=math.inf, overhead_s={}, itemsize
 #: The cost model keeps the candidate with the fewest FLOPs unless another is predicted faster
 #: by more than this fraction of its time: calibration noise below it cannot flip a choice.
 FLOPS_MARGIN = 0.1
+#: The margin where no gradient is recorded (inference): an eval-mode layer must be within 5 %
+#: of the dense layer (issue 19's target), so the FLOP rule may not keep a path predicted more
+#: than 5 % slower than the fastest (often the cached rebuilt weight).
+INFERENCE_MARGIN = 0.05
 
 _MACHINES: dict = {}  # fingerprint id -> Machine, this process's
 
