@@ -30,9 +30,9 @@ def _command(calls: list, **kw) -> cli.BenchmarkCommand:
                                 table=lambda rec, cfg: f"x = {rec['metrics']['x']}", **kw)
 
 
-def test_every_script_but_layers_is_two_lines_over_benchmark_main():
-    scripts = sorted(p for p in BENCHMARKS.glob("*.py") if p.name != "layers.py")
-    assert len(scripts) == 6
+def test_every_script_is_two_lines_over_benchmark_main():
+    scripts = sorted(BENCHMARKS.glob("*.py"))
+    assert len(scripts) == 7
     for script in scripts:
         text = script.read_text()
         (name,) = re.findall(r'benchmark_main\("(\w+)", doc=__doc__\)', text)

@@ -68,6 +68,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from factorlab.experiments.benchmark_cli import BenchmarkCommand
 from factorlab.experiments.config import Profile, RunConfig
 from factorlab.experiments.profiles import check_profile
 from factorlab.experiments.registry import Experiment
@@ -723,3 +724,27 @@ def record(profile: str, device: str = "auto", store=None, budget: float | None 
 
 EXPERIMENT = Experiment(NAME, "benchmark", Config, configs, train, label_keys=("device", "budget_s"),
                         measures_on="device")
+
+
+def _options(parser) -> None:
+    parser.add_argument("--budget", type=float, default=None,
+                        help="about this many seconds per measurement (default 0.3; 0.02 with --quick)")
+
+
+def _header(cfg: Config, device: str) -> str:
+    peer = "tltorch not installed: peer column empty" if tltorch is None else f"tltorch {tltorch.__version__}"
+    return f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {peer}"
+
+
+def _table(rec: dict, cfg: Config) -> str:
+    df, targets = summarize(rec["metrics"]["rows"])
+    return "\n" + report(df, targets)
+
+
+#: ``benchmarks/layers.py`` (:func:`factorlab.experiments.benchmark_cli.benchmark_main`).
+COMMAND = BenchmarkCommand(
+    make_config=lambda profile, device, args: make_config(profile, device, args.budget),
+    measure=lambda cfg, device: measure_record(cfg.to_dict(), resolve_device(device)),
+    table=_table, header=_header, quick="two configurations, batch 32, few repeats (smoke test)",
+    devices=("auto", "cpu", "cuda"), threads=True, options=_options,
+)
