@@ -13,9 +13,16 @@ from report_smoke import train_smoke
 
 
 @pytest.fixture(scope="module")
-def smoke_records(tmp_path_factory):
-    """The smoke grid of ``mnist_multitask``, trained into a throw-away store."""
-    return train_smoke(NAME, tmp_path_factory.mktemp("store"))
+def smoke_store(tmp_path_factory):
+    """A throw-away run store holding the smoke grid of ``mnist_multitask``: (store folder, records)."""
+    store = tmp_path_factory.mktemp("store")
+    return store, train_smoke(NAME, store)
+
+
+@pytest.fixture(scope="module")
+def smoke_records(smoke_store):
+    """The smoke grid's records of ``mnist_multitask``."""
+    return smoke_store[1]
 
 
 def test_smoke_records_fill_every_table(smoke_records):
@@ -94,9 +101,14 @@ def test_time_to_target_is_censored_where_never_reached():
 def test_slower_verdict_counts_lower_bounds_as_slower_and_exact_fast_points_as_faster():
     v = report.slower_verdict(_hand(slow_tucker=True))
     assert (v["verdict"], v["slower"], v["faster"], v["n_points"]) == ("reproduced", 1, 0, 1)
+    assert (v["n_runs"], v["censored_runs"], v["max_bound"], v["max_method"], v["max_n_train"]) == \
+        (3, 3, "≥", "tucker", 1000)
+    assert v["max_epoch_ratio"] == pytest.approx(1.0)  # all 2 epochs against the single-task networks' 2
     v = report.slower_verdict(_hand(slow_tucker=False))
     assert (v["verdict"], v["slower"], v["faster"]) == ("not reproduced", 0, 1)
+    assert (v["n_runs"], v["censored_runs"], v["max_bound"]) == (3, 0, "=")
     assert v["max_ratio"] == pytest.approx(1.1)  # (1 s to the target + 10 s pretraining) / 10 s
+    assert v["max_epoch_ratio"] == pytest.approx(0.5)  # its first epoch against the single-task networks' 2
 
 
 def test_deeper_verdict_pairs_seeds_and_needs_a_clear_difference():
@@ -119,3 +131,27 @@ def test_missing_records_are_not_measured():
     values = report.glue_values([])
     assert values["slower_verdict"] == values["deeper_verdict"] == values["sizes"] == "not measured"
     assert math.isnan(values["max_ratio"]) and report.error_table([]).empty
+    v = report.slower_verdict([])
+    assert (v["n_points"], v["n_runs"], v["censored_runs"]) == (0, 0, 0) and math.isnan(v["max_epoch_ratio"])
+
+
+def test_the_claims_table_reads_these_verdicts_from_a_smoke_store(smoke_store):
+    """report.claims loads the complete smoke grid from the store (never training) and gives the
+    journal's two sentences this module's verdicts; an empty store leaves them not measured."""
+    from factorlab.report import claims
+    from factorlab.results import RunStore
+
+    store, records = smoke_store
+    recs = claims.load_records("smoke", RunStore(store))
+    assert recs["mnist_multitask"] == records
+    table = claims.verdicts(recs).set_index("claim")
+    s = report.slower_verdict(records)
+    assert table.verdict["slowdown_100x_mtl"] == s["verdict"] != "not measured"
+    assert table.measured["slowdown_100x_mtl"].startswith(f"{s['slower']} of {s['n_points']} DMTRL points")
+    assert f"{s['censored_runs']} of {s['n_runs']} DMTRL runs never reached it" in table.measured["slowdown_100x_mtl"]
+    assert table.verdict["more_layers"] == "not measured"  # one seed: no standard error
+    assert "two or more seeds" in table.measured["more_layers"]
+    empty = claims.verdicts(claims.load_records("smoke", RunStore(store / "empty"))).set_index("claim")
+    assert (empty.verdict[["slowdown_100x_mtl", "more_layers"]] == "not measured").all()
+    assert (empty.measured[["slowdown_100x_mtl", "more_layers"]]
+            == "no complete records of mnist_multitask under this profile").all()

@@ -2,7 +2,8 @@
 figure of the five research journals (``../shared/journals/``), quoted, beside what the book
 measured, with a verdict computed from the run records by the chapter modules' own functions.
 
-Verdicts (:data:`VERDICTS`):
+Verdicts (:data:`VERDICTS`, from :mod:`factorlab.report.verdicts`, which the chapters' modules
+share without importing this one):
 
 - ``reproduced``: the records show what the journal says, by the claim's rule below;
 - ``partly``: they show it in direction or for some of the cases, not in size or for all;
@@ -17,9 +18,16 @@ Thresholds, stated once and reused from the chapters: a paired difference is *cl
 :data:`REPRODUCE_SD` prediction standard deviations (:mod:`factorlab.report.mnist_baselines`);
 the slowdown named by the journal is :data:`JOURNAL_SLOWDOWN`
 (:mod:`factorlab.report.mnist_factorized`); a run *overfits* below the loss ratio
-:data:`OVERFITS` (:mod:`factorlab.report.cifar_factorized`). Rules shared by several claims:
-:func:`difference_verdict` (a journal's difference between two settings against our paired
-difference) and :func:`count_verdict` (a claim about every case of a set).
+:data:`OVERFITS` (:mod:`factorlab.report.cifar_factorized`). Rules shared by several claims
+(:mod:`factorlab.report.verdicts`): :func:`~factorlab.report.verdicts.difference_verdict` (a
+journal's difference between two settings against our paired difference) and
+:func:`~factorlab.report.verdicts.count_verdict` (a claim about every case of a set).
+
+One sentence of journal 000, "100 times as long to reach the same loss", is judged under two
+readings, as two claims measured by different experiments: ``slowdown_100x`` for tensor-factorized
+layers against the dense network on one task (``mnist_factorized``), ``slowdown_100x_mtl`` for
+tensor-factorized multitask learning (DMTRL) against the single-task networks it starts from
+(``mnist_multitask``), the setting the journal's paragraph describes.
 
 The journals' numbers in :data:`CLAIMS` are *their* results (cited), never ours.
 """
@@ -35,12 +43,9 @@ import pandas as pd
 
 from factorlab.analysis import paired_difference
 from factorlab.report.cifar_factorized import OVERFITS
-from factorlab.report.mnist_baselines import CLEAR_SE, REPRODUCE_SD
+from factorlab.report.mnist_baselines import REPRODUCE_SD
 from factorlab.report.mnist_factorized import JOURNAL_SLOWDOWN
-
-#: The four verdicts, in display order.
-VERDICTS = ("reproduced", "partly", "not reproduced", "not measured")
-NOT_MEASURED = "not measured"
+from factorlab.report.verdicts import CLEAR_SE, NOT_MEASURED, VERDICTS, clear, count_verdict, difference_verdict
 
 #: The journals: bib key -> (file in ``../shared/journals/``, short label).
 JOURNALS: dict[str, tuple[str, str]] = {
@@ -138,34 +143,6 @@ def grid_status(profile: str, store=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# --- rules shared by several claims ----------------------------------------------------------
-
-def clear(mean: float, se: float) -> bool:
-    """``|mean| > CLEAR_SE · se`` (False without a standard error)."""
-    return bool(mean == mean and se == se and abs(mean) > CLEAR_SE * se)
-
-
-def difference_verdict(ours: float, se: float, journal: float) -> str:
-    """The journal's difference ``journal`` between two settings against our paired difference
-    ``ours`` ± ``se`` (same units): "not reproduced" when ours has the other sign (or is 0);
-    "not measured" without a standard error; "reproduced" when ours is clearly of the journal's
-    sign and the journal's value lies within ``CLEAR_SE · se`` of ours; otherwise "partly"
-    (the direction, not the size, or the direction in the mean only)."""
-    if not ours == ours or ours == 0 or math.copysign(1, ours) != math.copysign(1, journal):
-        return "not reproduced"
-    if not se == se:
-        return NOT_MEASURED
-    return "reproduced" if clear(ours, se) and abs(ours - journal) <= CLEAR_SE * se else "partly"
-
-
-def count_verdict(k: int, n: int) -> str:
-    """A claim about every case of a set, of which ``k`` of ``n`` agree: all -> "reproduced",
-    some -> "partly", none -> "not reproduced", no case -> "not measured"."""
-    if n == 0:
-        return NOT_MEASURED
-    return "reproduced" if k == n else ("partly" if k > 0 else "not reproduced")
-
-
 def _pm(m: float, se: float, fmt: str = "+.1f") -> str:
     return format(m, fmt) + ("" if se != se else f" ± {format(se, fmt.lstrip('+'))}")
 
@@ -177,8 +154,9 @@ def _profile(records: list[dict]) -> str:
 # --- verdict functions, one per measured claim -----------------------------------------------
 
 def slowdown_100x(recs: dict) -> Verdict:
-    """Journal 000's "100 times as long": :func:`factorlab.report.mnist_factorized.journal_verdict`
-    at the strict target (the full dense network's final training loss), over both nets."""
+    """Journal 000's "100 times as long", read for factorized layers on one task:
+    :func:`factorlab.report.mnist_factorized.journal_verdict` at the strict target (the full
+    dense network's final training loss), over both nets."""
     from factorlab.report.mnist_factorized import journal_verdict
 
     v = journal_verdict(recs["mnist_factorized"])
@@ -198,6 +176,49 @@ def slowdown_100x(recs: dict) -> Verdict:
     if slower:
         return "partly", text
     return ("not reproduced" if faster else NOT_MEASURED), text
+
+
+def slowdown_100x_mtl(recs: dict) -> Verdict:
+    """Journal 000's "100 times as long", read for tensor-factorized multitask learning:
+    :func:`factorlab.report.mnist_multitask.slower_verdict` on the DMTRL points (method ×
+    training-set size) of ``mnist_multitask``, time to the single-task networks' final training
+    loss with their pretraining counted; runs that never reached it are counted as censored."""
+    from factorlab.report.mnist_multitask import METHOD_LABEL, slower_verdict
+
+    m = slower_verdict(recs["mnist_multitask"])
+    if not m["n_points"]:
+        return NOT_MEASURED, ("the records hold no DMTRL run with loss curves beside a single-task run of its size "
+                              "and seed")
+    text = (f"{m['slower']} of {m['n_points']} DMTRL points (method × training-set size) ≥ {JOURNAL_SLOWDOWN:g}× "
+            f"slower than the single-task networks to their final training loss (pretraining counted), "
+            f"{m['faster']} faster, {m['open']} open; {m['censored_runs']} of {m['n_runs']} DMTRL runs never reached "
+            f"it (censored); slowest: {METHOD_LABEL[m['max_method']]} at {m['max_n_train']:,} images, "
+            f"{_bounded(m['max_ratio'], m['max_bound'])} the time ({_bounded(m['max_epoch_ratio'], m['max_bound'])} "
+            f"the epochs of its own training)")
+    return m["verdict"], text
+
+
+def _bounded(ratio: float, bound: str) -> str:
+    """A slowdown ``ratio`` with its bound sign (``=`` exact, ``≥``/``≤`` a lower/upper bound,
+    ``?`` neither: both runs missed the target, or the seeds disagree)."""
+    sign = {"=": "", "≥": "≥ ", "≤": "≤ "}.get(bound, "")
+    return f"{sign}{ratio:.1f}×" + (" (neither exact nor a bound)" if bound == "?" else "")
+
+
+def more_layers(recs: dict) -> Verdict:
+    """Journal 000's "more productive to simply add more layers":
+    :func:`factorlab.report.mnist_multitask.deeper_verdict` (a deeper hard-shared network at the
+    Tucker DMTRL network's parameter count against each DMTRL network, paired by seed; "not
+    measured" with one seed)."""
+    from factorlab.report.mnist_multitask import deeper_verdict
+
+    d = deeper_verdict(recs["mnist_multitask"])
+    if not d["n_pairs"]:
+        return NOT_MEASURED, ("no (training-set size, DMTRL method) with two or more seeds of both networks: no "
+                              "standard error")
+    return d["verdict"], (f"deeper hard sharing not clearly worse than the DMTRL network at {d['not_worse']} of "
+                          f"{d['n_pairs']} (training-set size, method) pairs, clearly better at {d['deeper_better']} "
+                          f"(same parameter count, clear beyond {CLEAR_SE} SE)")
 
 
 def _mnist_baseline(net: str) -> Callable[[dict], Verdict]:
@@ -515,24 +536,24 @@ def long_overfits(recs: dict) -> Verdict:
 # --- the claims --------------------------------------------------------------------------------
 
 _GPU = "needs the journal's GPU and full-scale training; no GPU run is in the records"
-#: Why "more layers" is not measured here yet: experiment ``mnist_multitask`` tests it (a deeper
-#: hard-shared network at a DMTRL network's parameter count), but its chapter's module
-#: (:mod:`factorlab.report.mnist_multitask`) imports this one, so reading its verdict from here
-#: would close an import cycle; its chapter states the verdict.
-MNIST_MULTITASK_NOTE = ("tested by experiment mnist_multitask (a deeper hard-shared network at a tensor-factorized "
-                        "network's parameter count); its verdict is in that chapter, not yet in this table")
-
 #: Every claim and reported figure of the five journals, in journal order.
 CLAIMS: list[Claim] = [
     Claim("slowdown_100x", "paul2020journal15",
           "I estimate that the tensor factorization network took 100 times as long to reach the same loss as the "
           "basic network.",
-          "A tensor-factorized MNIST network needs 100× the time of the dense one to reach the same loss.",
+          "Read for factorized layers: a tensor-factorized MNIST network needs 100× the time of the dense one to "
+          "reach the same loss.",
           ("mnist_factorized",), slowdown_100x, "notebooks/mnist_factorized"),
+    Claim("slowdown_100x_mtl", "paul2020journal15",
+          "I estimate that the tensor factorization network took 100 times as long to reach the same loss as the "
+          "basic network.",
+          "Read for multitask learning (the journal's setting): a tensor-factorized multitask network (DMTRL, ten "
+          "one-vs-all MNIST tasks) needs 100× the time of the single-task networks to reach their loss.",
+          ("mnist_multitask",), slowdown_100x_mtl, "notebooks/pending/tensor_mtl"),
     Claim("more_layers", "paul2020journal15",
           "I suspect it would be more productive to simply add more layers to our original networks.",
           "Adding layers to a dense network pays more than factorizing it.",
-          note=MNIST_MULTITASK_NOTE, chapter="notebooks/pending/tensor_mtl"),
+          ("mnist_multitask",), more_layers, "notebooks/pending/tensor_mtl"),
     Claim("l2_vs_covariance", "paul2019journal9",
           "simply measure the L2 distance between the results of each task, which is no better than doing "
           "clustering based on covariances",
@@ -762,6 +783,8 @@ def glue_values(table: pd.DataFrame, profile: str) -> dict:
     return v
 
 
-__all__ = ["CLAIMS", "Claim", "JOURNALS", "VERDICTS", "cached_records", "chapter_title", "claims_per_journal",
-           "count_verdict", "difference_verdict", "evaluate", "glue_values", "grid_status", "html_table", "journals_dir",
-           "load_records", "normalize", "quote_found", "verdict_counts", "verdicts", "np"]
+# VERDICTS, NOT_MEASURED and clear are re-exported from factorlab.report.verdicts: other modules and tests
+# still import them from here (qm9_tensor_mtl); new code imports them from factorlab.report.verdicts.
+__all__ = ["CLAIMS", "Claim", "JOURNALS", "NOT_MEASURED", "VERDICTS", "cached_records", "chapter_title",
+           "claim_experiments", "claims_per_journal", "clear", "evaluate", "glue_values", "grid_status", "html_table",
+           "journals_dir", "load_records", "normalize", "quote_found", "verdict_counts", "verdicts"]

@@ -20,9 +20,9 @@ import pandas as pd
 from factorlab import plots
 from factorlab.analysis import paired_difference, time_to_target
 from factorlab.experiments.mnist_multitask import FACTORIZED, METHODS
-from factorlab.report.claims import CLEAR_SE, NOT_MEASURED, clear, count_verdict
 from factorlab.report.mnist_factorized import JOURNAL_SLOWDOWN, has_curves
 from factorlab.report.provenance import quiet_of
+from factorlab.report.verdicts import CLEAR_SE, NOT_MEASURED, clear, count_verdict
 
 #: Row labels of the methods.
 METHOD_LABEL = {"single": "single-task (10 networks)", "hard": "hard sharing", "laf": "DMTRL LAF",
@@ -213,19 +213,27 @@ def slower_verdict(records: list[dict]) -> dict:
     size), with pretraining counted (the cost of a DMTRL network as the paper builds it):
     ``slower`` points at least :data:`JOURNAL_SLOWDOWN` times slower (exact or a lower bound),
     ``faster`` points measured below it (exact or an upper bound), ``open`` the rest,
-    ``n_points``, ``max_ratio`` and ``verdict`` ("reproduced" when every point is that much
-    slower, "partly" when some are, "not reproduced" when none is and some are measured
-    faster, else :data:`NOT_MEASURED`)."""
+    ``n_points``; the slowest point (by time, pretraining counted): ``max_method``,
+    ``max_n_train``, ``max_ratio`` (time, pretraining counted), ``max_epoch_ratio`` (epochs of
+    its own training) and ``max_bound`` (:func:`_bound`); ``n_runs`` DMTRL runs paired
+    with a single-task run, ``censored_runs`` of them that never reached the target; and
+    ``verdict`` ("reproduced" when every point is that much slower, "partly" when some are,
+    "not reproduced" when none is and some are measured faster, else :data:`NOT_MEASURED`)."""
     s = slowdown_frame(records)
     s = s[s.method.isin(FACTORIZED)]
     if s.empty:
-        return {"verdict": NOT_MEASURED, "n_points": 0, "slower": 0, "faster": 0, "open": 0, "max_ratio": float("nan")}
+        return {"verdict": NOT_MEASURED, "n_points": 0, "slower": 0, "faster": 0, "open": 0, "max_ratio": float("nan"),
+                "max_epoch_ratio": float("nan"), "max_bound": "?", "max_method": "", "max_n_train": 0, "n_runs": 0,
+                "censored_runs": 0}
     slower = int(((s.ratio_pretrain >= JOURNAL_SLOWDOWN) & s.bound.isin(["=", "≥"])).sum())
     faster = int(((s.ratio_pretrain < JOURNAL_SLOWDOWN) & s.bound.isin(["=", "≤"])).sum())
     n = int(len(s))
     verdict = "reproduced" if slower == n else "partly" if slower else "not reproduced" if faster else NOT_MEASURED
+    top = s.loc[s.ratio_pretrain.idxmax()]
     return {"verdict": verdict, "n_points": n, "slower": slower, "faster": faster, "open": n - slower - faster,
-            "max_ratio": float(s.ratio_pretrain.max())}
+            "max_ratio": float(top.ratio_pretrain), "max_epoch_ratio": float(top.epoch_ratio),
+            "max_bound": str(top.bound), "max_method": str(top.method), "max_n_train": int(top.n_train),
+            "n_runs": int(s.n.sum()), "censored_runs": int(s.n_censored.sum())}
 
 
 def deeper_frame(records: list[dict]) -> pd.DataFrame:
@@ -255,7 +263,7 @@ def deeper_verdict(records: list[dict]) -> dict:
     """The journal's "more productive to simply add more layers": over the (size, DMTRL
     method) pairs of :func:`deeper_frame` with at least two seeds, ``not_worse`` counts those
     where the deeper hard-shared network is not clearly worse; ``verdict`` by
-    :func:`factorlab.report.claims.count_verdict` ("not measured" without such pairs)."""
+    :func:`factorlab.report.verdicts.count_verdict` ("not measured" without such pairs)."""
     f = deeper_frame(records)
     f = f[f.outcome != "one seed"]
     n = int(len(f))
