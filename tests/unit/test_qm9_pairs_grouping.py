@@ -124,6 +124,16 @@ def test_a_reference_of_another_budget_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"differs from qm9_pairs' budget in epochs"):
         pairs.reference_from_records([rec], list(SINGLE), [pair])
     assert pairs.reference_from_records([rec], list(SINGLE)) == {0: SINGLE}
+    # every compared run of the seed is checked, whichever comes last and whatever its experiment
+    same = {"config": {**rec["config"], "experiment": "qm9_pairs", "targets": ["mu", "alpha"]}}
+    with pytest.raises(ValueError, match=r"differs from qm9_pairs' budget in epochs"):
+        pairs.reference_from_records([rec], list(SINGLE), [pair, same])
+    weighting = {"config": {**rec["config"], "experiment": "qm9_weighting", "lr": 0.5, "weighting": "famo"}}
+    with pytest.raises(ValueError, match=r"^the single-task record of .* \(seed 0\) differs from qm9_weighting's "
+                                         r"budget in lr: Δm and pair gains need the same budget$"):
+        pairs.reference_from_records([rec], list(SINGLE), [same, weighting])
+    assert pairs.reference_from_records([rec], list(SINGLE), [same]) == {0: SINGLE}
+    assert pairs.reference_from_records([rec], list(SINGLE) + ["gap"], [same]) == {}  # a seed lacking a task
 
 
 def test_grouping_chooses_partitions_from_pair_records(tmp_path, monkeypatch):

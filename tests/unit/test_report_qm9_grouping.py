@@ -153,6 +153,21 @@ def test_delta_m_is_against_qm9_single_task_of_the_same_seed_and_its_budget():
     assert values["dm_oracle_k1"] == pytest.approx(-6.0)
 
 
+def test_groups_and_weightings_are_checked_against_the_references_budget():
+    """Every run taken against the single-task reference is budget-checked, not only the pairs:
+    a group or a one-network weighting of another budget is refused, naming its experiment."""
+    singles, pairs, groups = _records([-5.0, -6.0, -7.0])
+    long_groups = [{**g, "config": {**g["config"], "epochs": 20}} for g in groups]
+    with pytest.raises(ValueError, match=r"\(seed 0\) differs from qm9_grouping's budget in epochs"):
+        report.curve_frame(CHOSEN, pairs, long_groups, single_records=singles)
+    with pytest.raises(ValueError, match="differs from qm9_grouping's budget in epochs"):
+        report.prediction_frame(pairs, long_groups, single_records=singles)
+    famo = [{"config": {"experiment": "qm9_weighting", "seed": 2, "weighting": "famo", "epochs": 5},
+             "metrics": {"test_mae": dict(SINGLE)}}]
+    with pytest.raises(ValueError, match=r"\(seed 2\) differs from qm9_weighting's budget in epochs"):
+        report.curve_frame(CHOSEN, pairs, groups, famo, single_records=singles)
+
+
 def test_glue_values_on_smoke_records(tmp_path):
     singles = [r for r in train_smoke("qm9_single_task", tmp_path) if r["config"]["model"] == "gine"]
     pairs = train_smoke("qm9_pairs", tmp_path)

@@ -103,3 +103,46 @@ def test_smoke_glue_values_and_table(smoke):
     fig = report.change_figure(res)
     assert len(fig.axes[0].patches) == 19 + 19  # std12's seven missing targets are NaN bars
     assert fig.axes[0].get_legend_handles_labels()[1] == ["shared, 19 targets", "shared, 12 targets"]
+
+
+def test_smoke_delta_m_is_taken_against_each_seeds_single_task_records(smoke):
+    """The same numbers as the rule before the shared reference: Δm of each shared run against
+    the single-task test MAEs of its seed, read straight from the qm9_single_task records."""
+    from factorlab.mtl import delta_m
+
+    records, stl = smoke
+    single: dict[int, dict[str, float]] = {}
+    for r in stl:
+        single.setdefault(r["config"]["seed"], {}).update(r["metrics"]["test_mae"])
+    f = report.delta_m_frame(report.results_frame(records, stl))
+    assert len(f) == len(records) and f.paired.all()
+    by_run = {(r["config"]["task_set"], r["config"]["seed"]): r["metrics"]["test_mae"] for r in records}
+    for _, row in f.iterrows():
+        mtl = by_run[(row["task set"], row.seed)]
+        assert row.delta_m == pytest.approx(100 * delta_m(mtl, single[row.seed]), rel=1e-12)
+
+
+def test_a_single_task_record_of_another_budget_is_refused():
+    records, _ = _hand()
+    other = _run(STL)
+    other["config"]["epochs"] = 7
+    with pytest.raises(ValueError, match=r"^the single-task record of \['mu', 'alpha', 'homo'\] \(seed 0\) differs "
+                                         r"from qm9_hard_sharing's budget in epochs: Δm and pair gains need the same "
+                                         r"budget$"):
+        report.results_frame(records, [other])
+    with pytest.raises(ValueError, match="differs from qm9_hard_sharing's budget in epochs"):
+        report.glue_values("cpu", records, [other])
+    report.results_frame(records, [{**other, "config": {**other["config"], "seed": 7}}])  # no run of seed 7 to compare
+
+
+def test_no_single_task_reference_is_a_clear_error():
+    records, _ = _hand()
+    split = [_run({"mu": 1.0, "alpha": 2.0}, seed=0), _run({"homo": 4.0}, seed=1)]  # no seed holds all three
+    with pytest.raises(ValueError, match=r"^the single-task reference is missing \(no seed of the GINE "
+                                         r"qm9_single_task records holds all their 3 targets\): run "
+                                         r"`python -m factorlab run qm9_single_task`$"):
+        report.results_frame(records, split)
+    with pytest.raises(ValueError, match=r"\(no GINE qm9_single_task record\)"):
+        report.results_frame(records, [])
+    res = report.results_frame(records, split + [_run({"homo": 4.0}, seed=0)])  # seed 0 complete, seed 1 not
+    assert sorted(set(res[res.setting == "single-task"].seed)) == [0]

@@ -229,6 +229,31 @@ def test_benchmark_frame_pairs_each_run_with_its_seeds_single_task():
     assert rep.our_setting([{"config": cfg}]) == "GINE 4x64, 20,000 train, 10 epochs (cosine)"
 
 
+def test_the_reference_is_the_experiments_one_and_refuses_another_budget():
+    """reference_by_seed is qm9_pairs.reference_from_records itself; the benchmark frame, its
+    target table, the pair gains and the stack check compare it with their runs' budgets."""
+    from factorlab.experiments.qm9_pairs import reference_from_records
+
+    assert rep.reference_by_seed is reference_from_records
+    stl = [{"config": {"seed": 0, "model": "gine", "epochs": 10, "targets": list(NASH11)},
+            "metrics": {"test_mae": {t: 1.0 for t in NASH11}}}]
+    famo = _mtl("famo", 0, 1.5)
+    famo["config"].update(experiment="qm9_weighting", epochs=12)
+    msg = (r"^the single-task record of \[.*\] \(seed 0\) differs from qm9_weighting's budget in epochs: "
+           r"Δm and pair gains need the same budget$")
+    with pytest.raises(ValueError, match=msg):
+        rep.benchmark_frame([famo], [], stl, NASH11)
+    with pytest.raises(ValueError, match=msg):
+        rep.benchmark_target_table([famo], [], stl, NASH11)
+    assert rep.benchmark_frame([famo], [], [], NASH11).empty  # no reference: no row
+    famo["config"]["epochs"] = 10
+    assert rep.benchmark_frame([famo], [], stl, NASH11).delta_m.tolist() == pytest.approx([50.0])
+    rel = [_rel_record(0, {"pearson_raw": _frame(np.eye(11), NASH11)})]
+    rel[0]["config"].update(experiment="qm9_relatedness", epochs=3)
+    with pytest.raises(ValueError, match="differs from qm9_relatedness' budget in epochs"):
+        rep.stack_consistency(rel, stl)
+
+
 def test_benchmark_target_table_is_in_the_benchmarks_units():
     stl = [{"config": {"seed": s, "model": "gine"}, "metrics": {"test_mae": {t: 0.5 for t in NASH11}}} for s in (0, 1)]
     t = rep.benchmark_target_table([_mtl("famo", 0, 0.25)], [_mtl(None, 0, 1.0), _mtl(None, 1, 2.0)], stl, NASH11)

@@ -52,11 +52,36 @@ def _soft(seed: int, lam, scale: float, valid: float = 1.0) -> dict:
             "model": {"params": 700}, "timing": {"train_s": 5.0}, "history": {"distance": {}}}
 
 
-def test_reference_prefers_qm9_single_task_then_the_runs_own_stack():
-    tensor = [_tensor("laf", 0, 0.9, single_scale=2.0), _tensor("laf", 1, 0.9, single_scale=2.0)]
-    ref = R.reference_by_seed(_stl(0), tensor)
-    assert ref[0] == _mae(1.0) and ref[1] == _mae(2.0)
-    assert R.reference_by_seed(_stl(0)[:1]) == {}  # a seed missing targets has no reference
+def test_only_qm9_single_task_is_the_reference_and_a_missing_one_is_named():
+    """Seed 1 has its own stack (single_test_mae) and a soft λ = 0 run but no qm9_single_task
+    records: it gets no Δm (neither stands in), and the report names it and the command."""
+    tensor = [{**_tensor("laf", s, 0.9, single_scale=2.0), "config": {**_tensor("laf", s, 0.9)["config"],
+                                                                       "profile": "cpu"}} for s in (0, 1)]
+    soft = [_soft(1, 0.0, 1.0), _soft(1, "inf", 0.8)]
+    f = R.delta_m_frame(tensor, _stl(0), soft)
+    assert f.seed.tolist() == [0] and f.label.tolist() == ["DMTRL LAF"]
+    assert f.delta_m.tolist() == pytest.approx([100 * delta_m(_mae(0.9), _mae(1.0))])  # qm9_single_task, not 2.0
+    msg = ("no Δm for seed(s) 1: their qm9_single_task reference of the 11 targets is missing "
+           "(run `python -m factorlab run qm9_single_task --profile cpu`)")
+    assert R.missing_reference(tensor, _stl(0), soft) == msg
+    assert R.glue_values("cpu", tensor, _stl(0), soft)["qm9_reference_missing"] == msg
+    assert R.missing_reference(tensor, _stl(0) + _stl(1)) == ""
+    assert R.delta_m_frame(tensor, _stl(0)[:1]).empty  # a seed missing targets has no reference
+    g = R.glue_values("cpu", tensor, [], soft)  # no reference at all: nothing measured, and said so
+    assert g["qm9_dm_laf"] == g["qm9_dm_hard"] == NOT_MEASURED
+    assert g["qm9_reference_missing"].startswith("no Δm for seed(s) 0, 1: ")
+
+
+def test_a_reference_of_another_budget_is_refused():
+    tensor = [_tensor("laf", 0, 0.9)]
+    tensor[0]["config"].update(experiment="qm9_tensor_mtl", epochs=10)
+    stl = _stl(0)
+    for r in stl:
+        r["config"].update(experiment="qm9_single_task", epochs=7)
+    with pytest.raises(ValueError, match=r"^the single-task record of .* \(seed 0\) differs from qm9_tensor_mtl's "
+                                         r"budget in epochs: Δm and pair gains need the same budget$"):
+        R.delta_m_frame(tensor, stl)
+    assert R.delta_m_frame(tensor, _stl(1)).empty  # another seed's records are not compared
 
 
 def test_delta_m_is_paired_per_seed_with_mean_and_se():
@@ -120,14 +145,25 @@ def test_relatedness_order_is_none_without_pair_records():
 
 
 def test_on_smoke_records():
+    from factorlab.experiments import qm9_single_task
     from factorlab.experiments import qm9_tensor_mtl as tm
 
     recs = []
     for cfg in (tm.grid("smoke")[0], tm.grid("smoke")[3]):
         small = tm.smoke_variant(cfg, n_train=32, n_valid=16, n_test=16, batch_size=16)
         recs.append({"config": small, **tm.train(small, "cpu")})
-    f = R.delta_m_frame(recs, [])  # reference: each run's own single-task stack
+    assert R.delta_m_frame(recs, []).empty  # no qm9_single_task record: no Δm, the runs' own stacks are no reference
+    assert R.glue_values("smoke", recs, [])["qm9_reference_missing"] == (
+        "no Δm for seed(s) 0: their qm9_single_task reference of the 11 targets is missing "
+        "(run `python -m factorlab run qm9_single_task --profile smoke`)")
+    single_keys = set(next(c for c in qm9_single_task.grid("smoke") if c["model"] == "gine"))
+    stl = [{"config": {**{k: v for k, v in recs[0]["config"].items() if k in single_keys},
+                       "experiment": "qm9_single_task", "sharing": "none"},
+            "metrics": {"test_mae": recs[0]["metrics"]["single_test_mae"]}}]  # a stand-in of the same budget
+    f = R.delta_m_frame(recs, stl)
     assert f.label.tolist() == ["DMTRL LAF", "MRN λ=0.001"] and np.isfinite(f.delta_m).all()
+    assert f.delta_m.iloc[0] == pytest.approx(100 * delta_m(recs[0]["metrics"]["test_mae"],
+                                                             recs[0]["metrics"]["single_test_mae"], NASH11))
     assert R.sharing_frame(recs).layer.tolist()[0] == "encoder.node_in"
     c = R.task_correlation(recs)
     assert c.shape == (11, 11) and np.allclose(np.diag(c), 1.0)

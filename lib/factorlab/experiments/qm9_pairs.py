@@ -143,30 +143,38 @@ def reference_errors(profile: str, store=None, split: str = "test") -> dict[int,
     return out
 
 
-def reference_from_records(single_records: list[dict], tasks: list[str], pair_records: list[dict] = (),
+def reference_from_records(single_records: list[dict], tasks: list[str], runs: list[dict] = (),
                            split: str = "test") -> dict[int, dict[str, float]]:
     """Per seed: ``{target: MAE}`` on ``split`` of every one of ``tasks`` from the GINE
     ``qm9_single_task`` records among ``single_records`` (per target, whichever stack holds it;
-    seeds missing a task are left out): the single-task reference of the pair gains and Δm
-    that the chapters' reports read from records already loaded.
+    seeds missing a task are left out, seeds in ascending order): the one single-task reference
+    of every pair gain and Δm the chapters' reports take from records already loaded.
+
+    ``runs`` are the records compared with it (``qm9_pairs``, ``qm9_grouping``,
+    ``qm9_hard_sharing``, ``qm9_weighting``, ``qm9_soft_sharing``, ``qm9_tensor_mtl``, ...): each
+    reference record is checked against every run of its seed, on the budget keys both configs
+    have (:func:`budget_mismatch`).
 
     Raises:
-        ValueError: a reference record's config differs from a ``pair_records`` config of the
-            same seed on a budget key both have (:func:`budget_mismatch`; names the keys).
+        ValueError: a reference record's config differs from a run's of the same seed (names
+            the run's experiment and the keys), or ``split`` is not ``test``/``valid``.
     """
     _check_split(split)
-    pair_cfg = {r["config"]["seed"]: r["config"] for r in pair_records}
+    runs_of: dict[int, list[dict]] = {}
+    for r in runs:
+        runs_of.setdefault(r["config"]["seed"], []).append(r["config"])
     out: dict[int, dict[str, float]] = {}
     for r in single_records:
         cfg = r["config"]
         if cfg.get("model", "gine") != "gine":
             continue
-        if cfg["seed"] in pair_cfg:
-            other = pair_cfg[cfg["seed"]]
+        for other in runs_of.get(cfg["seed"], ()):
             bad = [k for k in budget_mismatch(other, cfg) if k in other and k in cfg]
             if bad:
-                raise ValueError(f"the single-task record of {cfg['targets']} (seed {cfg['seed']}) differs from "
-                                 f"qm9_pairs' budget in {', '.join(bad)}: the pair gains need the same budget")
+                name = other.get("experiment", "the compared run")
+                owner = f"{name}'" if name.endswith("s") else f"{name}'s"
+                raise ValueError(f"the single-task record of {cfg.get('targets')} (seed {cfg['seed']}) differs from "
+                                 f"{owner} budget in {', '.join(bad)}: Δm and pair gains need the same budget")
         out.setdefault(cfg["seed"], {}).update(r["metrics"][f"{split}_mae"])
     return {s: {t: m[t] for t in tasks} for s, m in sorted(out.items()) if all(t in m for t in tasks)}
 

@@ -52,15 +52,23 @@ def tasks_of(pair_records: list[dict]) -> list[str]:
 
 
 def group_errors(pair_records: list[dict], group_records: list[dict], split: str = "test", *,
-                 single_records: list[dict]) -> dict[int, dict[tuple[str, ...], dict[str, float]]]:
+                 single_records: list[dict], also_compared: list[dict] = ()
+                 ) -> dict[int, dict[tuple[str, ...], dict[str, float]]]:
     """Per seed, per network (tuple of targets), each member's MAE on ``split``: every network
     of ``group_records`` and ``pair_records``, and each task's singleton from the
-    ``qm9_single_task`` records ``single_records`` of that seed (seeds whose reference lacks a
-    task of :func:`tasks_of` get no singletons)."""
+    ``qm9_single_task`` records ``single_records`` of that seed
+    (:func:`~factorlab.experiments.qm9_pairs.reference_from_records`; seeds whose reference lacks
+    a task of :func:`tasks_of` get no singletons).
+
+    Raises:
+        ValueError: a ``single_records`` config differs from the budget of a pair, group or
+            ``also_compared`` run (further runs taken against the same reference) of its seed.
+    """
     from factorlab.experiments.qm9_pairs import reference_from_records
 
     out: dict[int, dict[tuple[str, ...], dict[str, float]]] = {}
-    for seed, single in reference_from_records(single_records, tasks_of(pair_records), pair_records, split).items():
+    runs = [*pair_records, *group_records, *also_compared]
+    for seed, single in reference_from_records(single_records, tasks_of(pair_records), runs, split).items():
         out.setdefault(seed, {}).update({(t,): {t: mae} for t, mae in single.items()})
     for r in [*pair_records, *group_records]:
         mae, targets, seed = r["metrics"][f"{split}_mae"], r["config"]["targets"], r["config"]["seed"]
@@ -83,7 +91,7 @@ def curve_frame(chosen: dict[tuple[str, str, int], Partition], pair_records: lis
     ``weighting_records`` (``qm9_weighting``: uncertainty weighting, FAMO) at ``k = 1`` with
     ``search="weighting"`` and ``source`` its weighting, paired with the same seed's reference."""
     tasks = tasks_of(pair_records)
-    errors = group_errors(pair_records, group_records, single_records=single_records)
+    errors = group_errors(pair_records, group_records, single_records=single_records, also_compared=weighting_records)
     rows = []
     for seed, nets in sorted(errors.items()):
         single = single_mae(nets)
@@ -172,7 +180,7 @@ def prediction_frame(pair_records: list[dict], group_records: list[dict], *,
     from factorlab.mtl.grouping import pair_gain_matrix
 
     tasks = tasks_of(pair_records)
-    errors = group_errors(pair_records, [], single_records=single_records)
+    errors = group_errors(pair_records, [], single_records=single_records, also_compared=group_records)
     rows = []
     for r in group_records:
         seed, group = r["config"]["seed"], list(r["config"]["targets"])

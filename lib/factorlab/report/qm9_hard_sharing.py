@@ -2,8 +2,12 @@
 a head per target (experiment ``qm9_hard_sharing``, task sets ``all19`` and ``std12``) against
 the GINE single-task models of experiment ``qm9_single_task``, target by target and by Δm.
 
-Relative changes are in % of the single-task MAE (mean over the single-task seeds); Δm per seed
-against the single-task run of the same seed where there is one (:func:`delta_m_frame`);
+The single-task side is the book's one reference,
+:func:`factorlab.experiments.qm9_pairs.reference_from_records`: per seed, the GINE
+``qm9_single_task`` records holding every one of their targets, each checked against the shared
+runs' budget (:func:`results_frame` refuses a record of another budget and says when no seed
+is complete). Relative changes are in % of the single-task MAE (mean over those seeds); Δm per
+seed against the single-task run of the same seed where there is one (:func:`delta_m_frame`);
 negative means sharing helps. A target is "worse" when its shared MAE is strictly above the
 single-task MAE, "better" when strictly below."""
 from __future__ import annotations
@@ -12,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from factorlab import plots
+from factorlab.experiments.qm9_pairs import reference_from_records
 from factorlab.mtl import delta_m
 from factorlab.report.provenance import devices_of
 from factorlab.report.qm9 import TARGET_ORDER, UNITS, mae_frame
@@ -21,10 +26,27 @@ TASK_SETS = {"all19": "shared, 19 targets", "std12": "shared, 12 targets"}
 
 
 def results_frame(records: list[dict], stl_records: list[dict]) -> pd.DataFrame:
-    """One row per run and target of the ``qm9_hard_sharing`` ``records`` and the
-    ``qm9_single_task`` ``stl_records`` (GINE): setting ("single-task" or the task set), seed,
-    target and test MAE (see :func:`factorlab.report.qm9.mae_frame`)."""
-    return mae_frame(records + stl_records)[["setting", "seed", "target", "mae"]]
+    """One row per run and target of the ``qm9_hard_sharing`` ``records`` (see
+    :func:`factorlab.report.qm9.mae_frame`) and per seed and target of the single-task reference
+    (:func:`~factorlab.experiments.qm9_pairs.reference_from_records` of the GINE
+    ``qm9_single_task`` ``stl_records`` over all their targets): setting ("single-task" or the
+    task set), seed, target and test MAE.
+
+    Raises:
+        ValueError: a single-task record's budget differs from a shared run's of its seed, or
+            no seed of ``stl_records`` holds every one of their targets (no reference).
+    """
+    tasks = list(dict.fromkeys(t for r in stl_records if r["config"].get("model", "gine") == "gine"
+                               for t in r["config"]["targets"]))
+    ref = reference_from_records(stl_records, tasks, records)
+    if not ref:
+        have = (f"no seed of the GINE qm9_single_task records holds all their {len(tasks)} targets" if tasks
+                else "no GINE qm9_single_task record")
+        raise ValueError(f"the single-task reference is missing ({have}): "
+                         "run `python -m factorlab run qm9_single_task`")
+    single = pd.DataFrame([{"setting": "single-task", "seed": seed, "target": t, "mae": mae}
+                           for seed, maes in ref.items() for t, mae in maes.items()])
+    return pd.concat([mae_frame(records)[["setting", "seed", "target", "mae"]], single], ignore_index=True)
 
 
 def single_task_mae(res: pd.DataFrame) -> pd.Series:
@@ -88,21 +110,15 @@ def change_figure(res: pd.DataFrame):
     return fig
 
 
-def single_task_by_seed(res: pd.DataFrame) -> dict[int, dict[str, float]]:
-    """The single-task test MAE per seed and target of :func:`results_frame` (only seeds that
-    cover every single-task target)."""
-    stl = res[res.setting == "single-task"]
-    n_targets = stl.target.nunique()
-    return {int(seed): dict(zip(g.target, g.mae)) for seed, g in stl.groupby("seed") if g.target.nunique() == n_targets}
-
-
 def delta_m_frame(res: pd.DataFrame) -> pd.DataFrame:
     """One row per task set and seed: Δm (%) of the shared model against the single-task MAE
     (:func:`factorlab.mtl.delta_m`), the number of targets and how many are worse. The
-    reference is the single-task run of the *same seed* when it exists (``paired`` True: a
-    paired difference), otherwise the single-task mean over seeds."""
+    reference is the single-task reference of the *same seed* (the single-task rows of
+    :func:`results_frame`) when it exists (``paired`` True: a paired difference), otherwise the
+    single-task mean over seeds."""
     mean = single_task_mae(res).to_dict()
-    by_seed = single_task_by_seed(res)
+    stl = res[res.setting == "single-task"]
+    by_seed = {int(seed): dict(zip(g.target, g.mae)) for seed, g in stl.groupby("seed")}
     rows = []
     for s in task_sets(res):
         for seed, g in res[res.setting == s].groupby("seed"):

@@ -28,7 +28,9 @@ Conventions, stated once:
   (``hard_network_s`` minus both probes' seconds) for gradient cosine and TAG; the single-task
   stack (``single_stack_s``) for encoder swap. Mean over seeds.
 - The single-task reference of every pair gain and Δm is ``qm9_single_task`` (the GINE records of
-  the same seed, :func:`reference_by_seed`), as in the grouping chapter, so a run has one Δm in
+  the same seed, :func:`reference_by_seed`: the experiments' one rule,
+  :func:`factorlab.experiments.qm9_pairs.reference_from_records`, which refuses a record whose
+  budget differs from the runs compared with it), as in every QM9 chapter, so a run has one Δm in
   the book; the stack ``qm9_relatedness`` trains for encoder swap is checked against it
   (:func:`stack_consistency`). Δm (%) of the benchmark frame is paired per seed; mean ±
   standard error over the seeds that have both (SE is NaN for one seed).
@@ -42,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from factorlab import plots
+from factorlab.experiments.qm9_pairs import reference_from_records
 from factorlab.literature import NAVON2022_QM9_STL_MAE, QM9_MTL_BENCHMARK_BUDGET, QM9_MTL_PUBLISHED
 from factorlab.mtl import delta_m
 from factorlab.mtl.relatedness import Relatedness, affinity
@@ -149,16 +152,11 @@ def single_task_by_seed(records: list[dict], task_set: str = "nash11") -> dict[i
     return {r["config"]["seed"]: dict(r["metrics"]["single_test_mae"]) for r in _records_of(records, task_set)}
 
 
-def reference_by_seed(stl_records: list[dict], tasks: Sequence[str]) -> dict[int, dict[str, float]]:
-    """``{seed: {target: test MAE}}`` of the GINE ``qm9_single_task`` records (stacks merged) of
-    every seed that has all of ``tasks``: the single-task reference of every pair gain and Δm of
-    this chapter (and of the grouping chapter)."""
-    out: dict[int, dict[str, float]] = {}
-    for r in stl_records:
-        if r["config"].get("model", "gine") != "gine":
-            continue
-        out.setdefault(r["config"]["seed"], {}).update(r["metrics"]["test_mae"])
-    return {s: m for s, m in out.items() if all(t in m for t in tasks)}
+#: ``reference_by_seed(stl_records, tasks, runs=(), split="test")``: ``{seed: {target: MAE}}`` of
+#: the GINE ``qm9_single_task`` records (stacks merged) of every seed that has all of ``tasks``,
+#: budget-checked against ``runs``; the single-task reference of every pair gain and Δm
+#: (:func:`factorlab.experiments.qm9_pairs.reference_from_records`, this chapter's name for it).
+reference_by_seed = reference_from_records
 
 
 def stack_consistency(rel_records: list[dict], stl_records: list[dict], task_set: str = "nash11") -> dict:
@@ -168,7 +166,7 @@ def stack_consistency(rel_records: list[dict], stl_records: list[dict], task_set
     ``verdict`` sentence ("not measured" without a common seed)."""
     own = single_task_by_seed(rel_records, task_set)
     tasks = sorted({t for m in own.values() for t in m})
-    ref = reference_by_seed(stl_records, tasks)
+    ref = reference_by_seed(stl_records, tasks, _records_of(rel_records, task_set))
     seeds = sorted(set(own) & set(ref))
     if not seeds:
         return {"seeds": 0, "identical": False, "max_diff_pct": math.nan,
@@ -530,9 +528,9 @@ def benchmark_frame(weighting_records: list[dict], equal_records: list[dict], st
     many targets are worse. Methods: ``equal``
     (``equal_records``: ``qm9_soft_sharing`` λ = ∞ on nash11) and each ``weighting`` of
     ``weighting_records``; runs whose seed has no single-task reference are left out."""
-    stl = reference_by_seed(stl_records, tasks)
-    rows = []
     runs = [("equal", r) for r in equal_records] + [(r["config"]["weighting"], r) for r in weighting_records]
+    stl = reference_by_seed(stl_records, tasks, [r for _, r in runs])
+    rows = []
     for method, r in runs:
         seed = r["config"]["seed"]
         if seed not in stl:
@@ -607,11 +605,11 @@ def benchmark_target_table(weighting_records: list[dict], equal_records: list[di
     that have every target), beside Navon et al.'s single-task MAE (cited,
     :data:`factorlab.literature.NAVON2022_QM9_STL_MAE`); three significant digits, whole
     numbers from 100 on."""
-    stl = reference_by_seed(stl_records, tasks)
+    runs = [("equal", r) for r in equal_records] + [(r["config"]["weighting"], r) for r in weighting_records]
+    stl = reference_by_seed(stl_records, tasks, [r for _, r in runs])
     cols: dict[str, dict[str, float]] = {}
     if stl:
         cols["single-task (ours)"] = {t: float(np.mean([m[t] for m in stl.values()])) for t in tasks}
-    runs = [("equal", r) for r in equal_records] + [(r["config"]["weighting"], r) for r in weighting_records]
     for method in OUR_LABELS:
         got = [r["metrics"]["test_mae"] for m, r in runs if m == method]
         if got:
@@ -655,7 +653,7 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     matrices = measure_matrices(rel_records, task_set)
     costs = cost_frame(rel_records, task_set)
     gtasks = pair_tasks(pair_records) or tasks
-    gains = gain_matrices(pair_records, reference_by_seed(stl_records, gtasks), gtasks)
+    gains = gain_matrices(pair_records, reference_by_seed(stl_records, gtasks, pair_records), gtasks)
     pred = prediction_frame(matrices, gains, costs, n_boot)
     v: dict = {"profile": profile, "n_rel_runs": len(rel_records), "n_tasks": len(tasks),
                "seeds": ", ".join(str(s) for s in sorted({r["config"]["seed"] for r in rel_records})),

@@ -5,12 +5,15 @@ on the 11 benchmark targets, from the records of ``qm9_tensor_mtl``
 ``qm9_soft_sharing`` (task set ``nash11``).
 
 - Δm (%, :func:`factorlab.mtl.delta_m`, negative: better than single-task) of every run is
-  taken against the single-task test MAEs of the *same seed* (:func:`reference_by_seed`): the
-  ``qm9_single_task`` records of that seed where they hold all 11 targets, else the single-task
-  stack the ``qm9_tensor_mtl`` run trained itself (the same config; the record's
-  ``reference_check`` says whether the two agree), else the λ = 0 run of ``qm9_soft_sharing``
-  (the same stack again). Summaries are mean ± standard error over seeds (SE: sd / sqrt(n),
-  NaN for one seed).
+  taken against the ``qm9_single_task`` records of the *same seed* holding all 11 targets, the
+  book's one single-task reference
+  (:func:`factorlab.experiments.qm9_pairs.reference_from_records`, budget-checked against the
+  runs compared). Nothing stands in for it: a run whose seed has no such records has no Δm
+  (left out of :func:`delta_m_frame`; :func:`missing_reference` says which seeds and how to make
+  them), neither the single-task stack the ``qm9_tensor_mtl`` run trained itself (its record's
+  ``reference_check`` only says whether that stack reproduced the reference) nor soft sharing's
+  λ = 0 run. Summaries are mean ± standard error over seeds (SE: sd / sqrt(n), NaN for one
+  seed).
 - Hard sharing is ``qm9_soft_sharing``'s λ = ∞ run (equal-weight hard sharing); "best soft
   sharing" its finite λ with the lowest seed-mean validation criterion
   (:func:`factorlab.report.qm9_soft_sharing.best_lambda`), chosen on validation only. MRN's λ is
@@ -33,9 +36,9 @@ import pandas as pd
 
 from factorlab import plots
 from factorlab.experiments.qm9_common import NASH11
+from factorlab.experiments.qm9_pairs import reference_from_records
 from factorlab.experiments.qm9_tensor_mtl import FACTORIZED, MRN_LAMBDAS, REL_ERROR
 from factorlab.mtl import delta_m
-from factorlab.report import qm9_relatedness
 from factorlab.report.claims import NOT_MEASURED, clear
 
 #: Row labels of the methods, in display order (MRN rows add their λ).
@@ -48,20 +51,6 @@ CORRELATION_LAYER = "heads"
 def _nash11(records: list[dict]) -> list[dict]:
     return [r for r in records if r["config"].get("task_set", "nash11") == "nash11"
             and list(r["config"]["targets"]) == NASH11]
-
-
-def reference_by_seed(stl_records: list[dict], tensor_records: list[dict] = (),
-                      soft_records: list[dict] = ()) -> dict[int, dict[str, float]]:
-    """``{seed: {target: test MAE}}`` of the single-task networks of each seed (module
-    docstring: ``qm9_single_task`` first, then a ``qm9_tensor_mtl`` run's own stack, then
-    ``qm9_soft_sharing``'s λ = 0 run); seeds without all 11 targets are left out."""
-    out = {s: {t: m[t] for t in NASH11} for s, m in qm9_relatedness.reference_by_seed(stl_records, NASH11).items()}
-    for r in tensor_records:
-        out.setdefault(r["config"]["seed"], {t: r["metrics"]["single_test_mae"][t] for t in NASH11})
-    for r in _nash11(soft_records):
-        if r["config"]["method"] == "l2" and r["config"]["lam"] == 0:
-            out.setdefault(r["config"]["seed"], {t: r["metrics"]["test_mae"][t] for t in NASH11})
-    return dict(sorted(out.items()))
 
 
 def method_of(record: dict) -> str:
@@ -117,11 +106,18 @@ def _soft_rows(soft_records: list[dict]) -> list[tuple[str, dict]]:
 def delta_m_frame(tensor_records: list[dict], stl_records: list[dict], soft_records: list[dict] = ()) -> pd.DataFrame:
     """One row per run and seed with a reference: ``label``, ``seed``, ``delta_m`` (%),
     ``params``, ``train_s`` and ``total_s`` (with pretraining; equal to ``train_s`` for hard and
-    soft sharing). MRN only at :func:`best_mrn_lambda`."""
-    ref = reference_by_seed(stl_records, tensor_records, soft_records)
+    soft sharing). MRN only at :func:`best_mrn_lambda`. Runs whose seed has no
+    ``qm9_single_task`` reference (module docstring) are left out (:func:`missing_reference`
+    names them).
+
+    Raises:
+        ValueError: a ``qm9_single_task`` record's budget differs from a compared run's.
+    """
+    soft_rows = _soft_rows(soft_records)
+    ref = reference_from_records(stl_records, NASH11, [*tensor_records, *(r for _, r in soft_rows)])
     best = best_mrn_lambda(tensor_records)
     rows = []
-    for label, r in _soft_rows(soft_records):
+    for label, r in soft_rows:
         s = r["config"]["seed"]
         if s in ref:
             rows.append({"label": label, "seed": s, "delta_m": 100 * delta_m(r["metrics"]["test_mae"], ref[s], NASH11),
@@ -137,6 +133,21 @@ def delta_m_frame(tensor_records: list[dict], stl_records: list[dict], soft_reco
                      "params": r["model"]["params"], "train_s": t["train_s"],
                      "total_s": t["train_s"] + t["single_s"] + t["factorize_s"]})
     return pd.DataFrame(rows, columns=["label", "seed", "delta_m", "params", "train_s", "total_s"])
+
+
+def missing_reference(tensor_records: list[dict], stl_records: list[dict], soft_records: list[dict] = ()) -> str:
+    """One sentence naming the seeds of the ``qm9_tensor_mtl`` and nash11 ``qm9_soft_sharing``
+    runs that have no ``qm9_single_task`` reference of all 11 targets (so no Δm) and the command
+    that makes it; "" when every seed has one."""
+    ref = reference_from_records(stl_records, NASH11)
+    runs = [*tensor_records, *_nash11(soft_records)]
+    seeds = sorted({r["config"]["seed"] for r in runs} - set(ref))
+    if not seeds:
+        return ""
+    profiles = sorted({r["config"]["profile"] for r in runs if "profile" in r["config"]})
+    flag = f" --profile {profiles[0]}" if len(profiles) == 1 else ""
+    return (f"no Δm for seed(s) {', '.join(map(str, seeds))}: their qm9_single_task reference of the "
+            f"{len(NASH11)} targets is missing (run `python -m factorlab run qm9_single_task{flag}`)")
 
 
 def _se(x: pd.Series) -> float:
@@ -229,7 +240,7 @@ def relatedness_order(pair_records: list[dict], stl_records: list[dict]) -> list
     of the seed-mean measured pair gains over NASH11; None while no seed has every pair."""
     from factorlab.report import qm9_relatedness as rel
 
-    gains = rel.gain_matrices(pair_records, rel.reference_by_seed(stl_records, NASH11), NASH11)
+    gains = rel.gain_matrices(pair_records, reference_from_records(stl_records, NASH11, pair_records), NASH11)
     return rel.cluster_order(rel.mean_matrix(gains)) if gains else None
 
 
@@ -269,8 +280,9 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
                 soft_records: list[dict] = ()) -> dict:
     """Every value the QM9 part glues (``qm9_`` prefix): the decomposition's relative error, the
     number of targets, MRN's λ grid, seeds, references checked, the best MRN
-    λ, Δm of each method (text, mean ± SE or "not measured"), and the verdicts of each DMTRL
-    method and MRN against hard sharing."""
+    λ, Δm of each method (text, mean ± SE or "not measured"), the seeds without a single-task
+    reference (``qm9_reference_missing``: :func:`missing_reference`, "" when none), and the
+    verdicts of each DMTRL method and MRN against hard sharing."""
     frame = delta_m_frame(tensor_records, stl_records, soft_records) if tensor_records or soft_records else \
         pd.DataFrame(columns=["label", "seed", "delta_m", "params", "train_s", "total_s"])
     summary = summary_frame(frame)
@@ -281,7 +293,8 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
            "qm9_n_seeds": len({r["config"]["seed"] for r in tensor_records}),
            "qm9_reference_checked": sum(c is not None for c in checks),
            "qm9_reference_equal": sum(c is True for c in checks),
-           "qm9_mrn_lambda": NOT_MEASURED if best is None else f"{best:g}"}
+           "qm9_mrn_lambda": NOT_MEASURED if best is None else f"{best:g}",
+           "qm9_reference_missing": missing_reference(tensor_records, stl_records, soft_records)}
     for key, label in METHOD_LABEL.items():
         row = summary[summary.label == (f"MRN λ={best:g}" if key == "mrn" and best is not None else label)]
         out[f"qm9_dm_{key}"] = NOT_MEASURED if row.empty else _pm(float(row.delta_m.iloc[0]),
@@ -294,5 +307,5 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
 
 __all__ = ["METHOD_LABEL", "beats_verdict", "best_mrn_lambda", "correlation_figure", "delta_m_frame", "glue_values",
            "layer_key",
-           "method_of", "reference_by_seed", "relatedness_order", "runs_frame", "sharing_frame", "sharing_table",
+           "method_of", "missing_reference", "relatedness_order", "runs_frame", "sharing_frame", "sharing_table",
            "summary_frame", "summary_table", "task_correlation"]
