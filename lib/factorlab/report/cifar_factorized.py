@@ -19,6 +19,7 @@ import pandas as pd
 from factorlab import plots
 from factorlab.analysis import interpolate_log, pareto_front
 from factorlab.report.provenance import devices_of, quiet_counts, quiet_label, quiet_of
+from factorlab.report.formatting import pm
 
 #: A paired difference is clear when |mean| exceeds this many standard errors.
 CLEAR_SE = 2
@@ -112,11 +113,6 @@ def weight_decay_differences(f: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _pm(m: float, s: float) -> str:
-    """``"m ± s"`` with one decimal (just ``"m"`` when ``s`` is NaN)."""
-    return f"{m:.1f}" + ("" if s != s else f" ± {s:.1f}")
-
-
 def weight_decay_table(f: pd.DataFrame, fm: pd.DataFrame) -> pd.DataFrame:
     """Per variant: parameters, the dense net of the same size, mean ± sd with usual and with
     scaled weight decay, and the paired difference ± its standard error (points)."""
@@ -127,9 +123,9 @@ def weight_decay_table(f: pd.DataFrame, fm: pd.DataFrame) -> pd.DataFrame:
     same = fm.groupby("variant").dense_same_size.first()
     return pd.DataFrame({"variant": variants, "params": params.reindex(variants).map("{:,}".format).to_numpy(),
                          "dense, same size (%)": [f"{v:.1f}" for v in same.reindex(variants)],
-                         "usual (%)": [_pm(m, s) for m, s in zip(stats[("mean", "usual")], stats[("std", "usual")])],
-                         "scaled (%)": [_pm(m, s) for m, s in zip(stats[("mean", "scaled")], stats[("std", "scaled")])],
-                         "scaled − usual (points)": [f"{m:+.1f}" + ("" if s != s else f" ± {s:.1f}") for m, s in
+                         "usual (%)": [pm(m, s, ".1f") for m, s in zip(stats[("mean", "usual")], stats[("std", "usual")])],
+                         "scaled (%)": [pm(m, s, ".1f") for m, s in zip(stats[("mean", "scaled")], stats[("std", "scaled")])],
+                         "scaled − usual (points)": [pm(m, s) for m, s in
                                                      zip(d["mean"].reindex(variants), d.se.reindex(variants))]})
 
 
@@ -175,8 +171,8 @@ def init_table(rows: pd.DataFrame) -> pd.DataFrame:
     difference (points)."""
     return pd.DataFrame({
         "width": [f"{w:g}" for w in rows.index], "params": rows.params.map("{:,}".format),
-        "identity start (%)": [_pm(m, s) for m, s in zip(rows.acc_id, rows.sd_id)],
-        "random start (%)": [_pm(m, s) for m, s in zip(rows.acc, rows.sd)],
+        "identity start (%)": [pm(m, s, ".1f") for m, s in zip(rows.acc_id, rows.sd_id)],
+        "random start (%)": [pm(m, s, ".1f") for m, s in zip(rows.acc, rows.sd)],
         "identity − random (points)": [f"{d:+.1f}" for d in rows.acc_id - rows.acc],
         "seeds": rows.seeds})
 

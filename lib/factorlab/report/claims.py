@@ -46,6 +46,7 @@ from factorlab.report.cifar_factorized import OVERFITS
 from factorlab.report.mnist_baselines import REPRODUCE_SD
 from factorlab.report.mnist_factorized import JOURNAL_SLOWDOWN
 from factorlab.report.verdicts import CLEAR_SE, NOT_MEASURED, VERDICTS, clear, count_verdict, difference_verdict
+from factorlab.report.formatting import pm
 
 #: The journals: bib key -> (file in ``../shared/journals/``, short label).
 JOURNALS: dict[str, tuple[str, str]] = {
@@ -141,10 +142,6 @@ def grid_status(profile: str, store=None) -> pd.DataFrame:
         rows.append({"experiment": name, "registered": "yes" if registered(name) else "not yet",
                      "records": f"{len(recs)} of {size}" if size else "", "complete": "yes" if complete else "no"})
     return pd.DataFrame(rows)
-
-
-def _pm(m: float, se: float, fmt: str = "+.1f") -> str:
-    return format(m, fmt) + ("" if se != se else f" ± {format(se, fmt.lstrip('+'))}")
 
 
 def _profile(records: list[dict]) -> str:
@@ -308,7 +305,7 @@ def soft_table(recs: dict) -> Verdict:
         return "reproduced", text
     by = f.set_index(["lam", "seed"]).test_loss_total
     gap, se, _ = paired_difference(by[JOURNAL_LAMBDA], by[best])
-    text += f"; λ = {JOURNAL_LAMBDA:g} higher by {_pm(gap, se, '.2g')}"
+    text += f"; λ = {JOURNAL_LAMBDA:g} higher by {pm(gap, se, '.2g')}"
     if se != se:
         return NOT_MEASURED, text
     return ("partly" if not clear(gap, se) else "not reproduced"), text
@@ -327,8 +324,8 @@ def soft_limits(recs: dict) -> Verdict:
     if lo.vs0_se != lo.vs0_se or hi.vsinf_se != hi.vsinf_se:
         return NOT_MEASURED, "one seed: no standard error"
     k = int(not clear(lo.vs0, lo.vs0_se)) + int(not clear(hi.vsinf, hi.vsinf_se))
-    return count_verdict(k, 2), (f"Δm at λ = {lo.lam:g} vs λ = 0: {_pm(lo.vs0, lo.vs0_se)} points; at λ = {hi.lam:g} "
-                                 f"vs λ = ∞: {_pm(hi.vsinf, hi.vsinf_se)} points (clear beyond {CLEAR_SE} SE)")
+    return count_verdict(k, 2), (f"Δm at λ = {lo.lam:g} vs λ = 0: {pm(lo.vs0, lo.vs0_se)} points; at λ = {hi.lam:g} "
+                                 f"vs λ = ∞: {pm(hi.vsinf, hi.vsinf_se)} points (clear beyond {CLEAR_SE} SE)")
 
 
 #: The chapter of the task-relatedness measures, named in words while it is pending.
@@ -453,7 +450,7 @@ def separable_vs_dense(recs: dict) -> Verdict:
     dense = b[(b.net == sep.net.iloc[0]) & (b.width == sep.width.iloc[0])]
     d, se, n = _paired(sep.set_index("seed").acc, dense.set_index("seed").acc)
     return difference_verdict(d, se, JOURNAL_SEPARABLE[1] - JOURNAL_SEPARABLE[0]), (
-        f"separable − dense: {_pm(d, se)} points ({n} seeds, {_profile(recs['cifar_factorized'])} budget)")
+        f"separable − dense: {pm(d, se)} points ({n} seeds, {_profile(recs['cifar_factorized'])} budget)")
 
 
 #: Journal 004's accuracies (cited, %): dense then separable; separable then rank factor 2.
@@ -471,7 +468,7 @@ def factor2_vs_separable(recs: dict) -> Verdict:
     d, se, n = _paired(u[u.variant == "separable_lowrank (factor=2)"].set_index("seed").acc,
                        u[u.variant == "separable"].set_index("seed").acc)
     return difference_verdict(d, se, JOURNAL_FACTOR2[1] - JOURNAL_FACTOR2[0]), (
-        f"rank factor 2 − separable: {_pm(d, se)} points ({n} seeds)")
+        f"rank factor 2 − separable: {pm(d, se)} points ({n} seeds)")
 
 
 def wd_factor10(recs: dict) -> Verdict:
@@ -481,7 +478,7 @@ def wd_factor10(recs: dict) -> Verdict:
 
     d = weight_decay_differences(_cifar_f(recs)).loc["separable_lowrank (factor=10)"]
     return difference_verdict(float(d["mean"]), float(d.se), JOURNAL_WD_FACTOR10[0] - JOURNAL_WD_FACTOR10[1]), (
-        f"scaled − usual weight decay at factor 10: {_pm(d['mean'], d.se)} points ({int(d.n)} seeds)")
+        f"scaled − usual weight decay at factor 10: {pm(d['mean'], d.se)} points ({int(d.n)} seeds)")
 
 
 def wd_scaling(recs: dict) -> Verdict:

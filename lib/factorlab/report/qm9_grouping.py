@@ -33,6 +33,7 @@ import pandas as pd
 from factorlab import plots
 from factorlab.mtl.grouping import Partition, grouping_delta_m, predicted_gains, seed_agreement
 from factorlab.report.provenance import devices_of, profile_of
+from factorlab.report.formatting import pm
 
 #: The width (in networks) over which :func:`curve_figure` spreads its lines around each k.
 JITTER = 0.3
@@ -130,8 +131,6 @@ def curve_summary(curve: pd.DataFrame) -> pd.DataFrame:
 def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     """:func:`curve_summary` formatted: source, search, networks, seeds, Δm (%, mean ± SE), worst
     seed, groups."""
-    def pm(m, s):
-        return f"{m:+.1f}" if s != s else f"{m:+.1f} ± {s:.1f}"
     return pd.DataFrame({"source": summary.source, "search": summary.search.map(lambda s: SEARCH_LABELS.get(s, "")),
                          "networks": summary.k, "seeds": summary.n,
                          "Δm (%)": [pm(m, s) for m, s in zip(summary.dm, summary.dm_se)],

@@ -20,6 +20,7 @@ from factorlab.experiments.qm9_pairs import reference_from_records
 from factorlab.mtl import delta_m
 from factorlab.report.provenance import devices_of
 from factorlab.report.qm9 import TARGET_ORDER, UNITS, mae_frame
+from factorlab.report.formatting import pm
 
 #: The task sets of ``qm9_hard_sharing`` in display order, with their figure labels.
 TASK_SETS = {"all19": "shared, 19 targets", "std12": "shared, 12 targets"}
@@ -161,7 +162,7 @@ def delta_m_table(res: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "task set": summary["task set"], "targets": summary.targets, "seeds": summary.seeds,
         "paired with single-task seed": summary.paired.astype(int),
-        "Δm (%), mean ± SE": [f"{m:+.1f}" + ("" if s != s else f" ± {s:.1f}") for m, s in zip(summary["mean"], summary.se)],
+        "Δm (%), mean ± SE": [pm(m, s) for m, s in zip(summary["mean"], summary.se)],
         "targets worse than single-task (mean over seeds)": summary.worse.map("{:.1f}".format)})
 
 

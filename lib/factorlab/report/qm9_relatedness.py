@@ -48,6 +48,7 @@ from factorlab.experiments.qm9_pairs import reference_from_records
 from factorlab.literature import NAVON2022_QM9_STL_MAE, QM9_MTL_BENCHMARK_BUDGET, QM9_MTL_PUBLISHED
 from factorlab.mtl import delta_m
 from factorlab.mtl.relatedness import Relatedness, affinity
+from factorlab.report.formatting import pm
 
 #: Each measure of a ``qm9_relatedness`` record, in display order, with its label as an
 #: affinity (:func:`factorlab.mtl.relatedness.affinity`: larger predicts more help).
@@ -577,7 +578,7 @@ def benchmark_table(summary: pd.DataFrame, setting: str = "") -> pd.DataFrame:
     published ones (cited, with whether each was verified): method, Δm (%), source, setting."""
     ours = pd.DataFrame({
         "method": summary.method.map(OUR_LABELS),
-        "Δm (%)": [f"{m:+.1f}" + ("" if s != s else f" ± {s:.1f}") for m, s in zip(summary["mean"], summary.se)],
+        "Δm (%)": [pm(m, s) for m, s in zip(summary["mean"], summary.se)],
         "source": [f"measured here, {n} seed(s)" for n in summary.seeds],
         "setting": setting})
     cited = pd.DataFrame({

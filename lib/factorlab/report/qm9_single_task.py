@@ -16,6 +16,7 @@ from factorlab.data.qm9 import HARTREE_TO_EV, TARGETS
 from factorlab.mtl import CHEMICAL_ACCURACY
 from factorlab.report.provenance import devices_of, quiet_label, quiet_of
 from factorlab.report.qm9 import TARGET_ORDER, mae_frame
+from factorlab.report.formatting import pm
 
 #: The benchmark whose record times the loader.
 LOADER_BENCHMARK = "qm9_loader_benchmark"
@@ -96,7 +97,7 @@ def results_table(g: pd.DataFrame) -> pd.DataFrame:
     cited = {m: cited_ratio(m, g.target) for m, _ in CITED_MODELS}
     return pd.DataFrame({
         "target": g.target, "unit": g.unit,
-        "test MAE": [f"{v:.4g}" + ("" if s != s else f" ± {s:.2g}") for v, s in zip(g.mae, g.mae_sd)],
+        "test MAE": [pm(v, s, ".4g", ".2g") for v, s in zip(g.mae, g.mae_sd)],
         "MAE / std": g.mae_std.map("{:.3f}".format),
         "composition model MAE": g.composition_mae.map(lambda v: "" if v != v else f"{v:.4g}"),
         "chemical accuracy (cited)": g.chem_acc.map(lambda v: "" if v != v else f"{v:g}"),

@@ -45,6 +45,7 @@ from factorlab.experiments.qm9_soft_sharing import lam_value
 from factorlab.mtl import delta_m
 from factorlab.report.provenance import devices_of, profile_of
 from factorlab.report.qm9 import UNITS
+from factorlab.report.formatting import pm
 
 #: A paired difference is clear beyond this many standard errors.
 CLEAR_SE = 2
@@ -251,10 +252,6 @@ def clearly_negative(mean: float, se: float) -> bool:
     return bool(mean == mean and se == se and mean < 0 and abs(mean) > CLEAR_SE * se)
 
 
-def _pm(m: float, s: float, fmt: str) -> str:
-    return format(m, fmt) + ("" if s != s else f" ± {format(s, fmt.lstrip('+'))}")
-
-
 def summary_table(f: pd.DataFrame) -> pd.DataFrame:
     """:func:`summary_frame` formatted for the chapter: task set, setting, seeds, Δm (mean ± sd,
     %), the paired differences against λ = 0 and λ = ∞ (mean ± SE, points of Δm; a ✓ when
@@ -262,9 +259,9 @@ def summary_table(f: pd.DataFrame) -> pd.DataFrame:
     s = summary_frame(f)
     return pd.DataFrame({
         "task set": s.task_set, "λ": s.setting, "seeds": s.n,
-        "Δm (%), mean ± sd": [_pm(m, d, "+.1f") for m, d in zip(s.dm, s.dm_sd)],
-        "vs λ = 0, ± SE": [_pm(m, e, "+.1f") + (" ✓" if b else "") for m, e, b in zip(s.vs0, s.vs0_se, s.beats0)],
-        "vs λ = ∞, ± SE": [_pm(m, e, "+.1f") + (" ✓" if b else "") for m, e, b in
+        "Δm (%), mean ± sd": [pm(m, d, "+.1f") for m, d in zip(s.dm, s.dm_sd)],
+        "vs λ = 0, ± SE": [pm(m, e, "+.1f") + (" ✓" if b else "") for m, e, b in zip(s.vs0, s.vs0_se, s.beats0)],
+        "vs λ = ∞, ± SE": [pm(m, e, "+.1f") + (" ✓" if b else "") for m, e, b in
                            zip(s.vsinf, s.vsinf_se, s.beatsinf)],
         "mean std. valid MAE": s.valid.map("{:.4f}".format),
         "distance": s.distance.map("{:.3g}".format)})

@@ -1,0 +1,12 @@
+"""report.formatting.pm: the book's one way of writing a mean with its spread."""
+import math
+
+from factorlab.report.formatting import pm
+
+
+def test_mean_signed_spread_unsigned_and_left_out_for_one_seed():
+    assert pm(-4.04, 0.577) == "-4.0 ± 0.6"
+    assert pm(2.0, 0.25) == "+2.0 ± 0.2"
+    assert pm(2.0, math.nan) == "+2.0"
+    assert pm(0.1234, 0.0056, ".4g", ".2g") == "0.1234 ± 0.0056"
+    assert pm(95.04, 0.31, ".1f") == "95.0 ± 0.3"
