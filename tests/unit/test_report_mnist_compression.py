@@ -2,6 +2,8 @@
 on a smoke-profile record and on hand-built records on both sides of "faster" (speedup 1)."""
 from __future__ import annotations
 
+import math
+
 import matplotlib
 import pytest
 
@@ -114,4 +116,134 @@ def test_figure():
     fig = report.figure([_hand_record()])
     assert len(fig.axes) == 2 and fig.axes[0].get_ylim() == pytest.approx((88.0, 100.0))
     assert fig.axes[1].get_xlabel() == "speedup of the layer\npredicted by FLOPs"
+    plt.close(fig)
+
+
+# -- path timing ------------------------------------------------------------------------------
+
+def _path_row(method, rank, flops, layer_s, net_s, factored_s, net_factored_s, path, roofline_s, factored_roofline_s):
+    """A path-timed decomposition: dense layer 1 s of a 4 s dense net, dense roofline 1 ms."""
+    return {**_row(method, rank, 90, flops, 1100, layer_s, net_s), "layer_path": path,
+            "layer_factored_s": factored_s, "net_factored_s": net_factored_s, "dense_roofline_s": 1e-3,
+            "roofline_s": roofline_s, "factored_roofline_s": factored_roofline_s, "bound": "memory",
+            "factored_bound": "memory", "dense_bound": "compute", "path_choices": {}, "paths_roofline_s": {}}
+
+
+# Per seed: CP rank 4 layer speed-ups 2, 3, 4 (chosen: the rebuilt weight, once channels-last),
+# factored 1, 2, 3; network 1.1, 1.2, 1.3 (factored 0.9 each); roofline bounds 10, 10, 10 (chosen)
+# and 20, 25, 30 (factored). Tucker rank 8: factored all seeds, layer 0.5 (slower), bound 4.
+SEEDS = {0: (2, 1, 1.1, "dense"), 1: (3, 2, 1.2, "dense"), 2: (4, 3, 1.3, "dense_cl")}
+FACTORED_BOUND = {0: 20, 1: 25, 2: 30}
+
+
+def _path_record(seed) -> dict:
+    rec = _hand_record(seed)
+    up, fup, net_up, path = SEEDS[seed]
+    rec["config"]["path_timing"] = True
+    rec["metrics"]["results"] = [
+        _path_row("cp", 4, 100, 1 / up, 4 / net_up, 1 / fup, 4 / 0.9, path, 1e-4, 1e-3 / FACTORED_BOUND[seed]),
+        _path_row("tucker", 8, 500, 2.0, 4.5, 2.0, 4.5, "factored", 2.5e-4, 2.5e-4)]
+    rec["metrics"]["machine"] = {"peak_flops": (50 + seed) * 1e9, "bandwidth": 20e9}
+    return rec
+
+
+def test_path_speedups_mean_and_se_over_seeds():
+    g = report.path_speedup_frame([_path_record(s) for s in (0, 1, 2)]).set_index(["method", "rank"])
+    cp = g.loc[("cp", 4)]
+    assert (cp.n_seeds, cp.n_path_timed, cp.layer_path) == (3, 3, "dense ×2, dense_cl ×1")
+    se1 = 1 / math.sqrt(3)  # sample SD 1 of (2, 3, 4) and (1, 2, 3)
+    assert (cp.layer_speedup, cp.layer_speedup_se) == (pytest.approx(3.0), pytest.approx(se1))
+    assert (cp.layer_factored_speedup, cp.layer_factored_speedup_se) == (pytest.approx(2.0), pytest.approx(se1))
+    assert (cp.net_speedup, cp.net_speedup_se) == (pytest.approx(1.2), pytest.approx(0.1 / math.sqrt(3)))
+    assert (cp.net_factored_speedup, cp.net_factored_speedup_se) == (pytest.approx(0.9), pytest.approx(0.0, abs=1e-12))
+    assert (cp.roofline_speedup, cp.roofline_speedup_se) == (pytest.approx(10.0), pytest.approx(0.0, abs=1e-12))
+    assert (cp.factored_roofline_speedup, cp.factored_roofline_speedup_se) == (pytest.approx(25.0),
+                                                                              pytest.approx(5 / math.sqrt(3)))
+    assert cp.roofline_efficiency == pytest.approx(0.3) and cp.flop_speedup == pytest.approx(10.0)
+    tk = g.loc[("tucker", 8)]
+    assert tk.layer_path == "factored" and tk.layer_speedup == pytest.approx(0.5) and tk.roofline_speedup == 4.0
+
+
+def test_path_table_and_glue_values():
+    records = [_path_record(s) for s in (0, 1, 2)]
+    t = report.path_table(records).set_index("method")
+    assert t.loc["cp", "layer: chosen"] == "3.00 ± 0.58×" and t.loc["cp", "layer: factored"] == "2.00 ± 0.58×"
+    assert t.loc["cp", "roofline: chosen"] == "10.00 ± 0.00×" and t.loc["cp", "network: chosen"] == "1.20 ± 0.06×"
+    assert t.loc["cp", "chosen path"] == "dense ×2, dense_cl ×1" and t.loc["cp", "seeds"] == 3
+    assert t.loc["tucker", "FLOPs"] == "2.0×"
+    v = report.path_glue_values(records)
+    assert (v["path_n_runs"], v["path_n_seeds"], v["path_n_variants"]) == (3, 3, 2)
+    assert v["peak_gflops"] == pytest.approx(51.0) and v["bandwidth_gbs"] == pytest.approx(20.0)
+    assert v["cp_4_layer_speedup"] == pytest.approx(3.0) and v["cp_4_layer_speedup_se"] == pytest.approx(1 / math.sqrt(3))
+    assert v["cp_4_path"] == "dense ×2, dense_cl ×1" and v["tucker_8_path"] == "factored"
+    assert (v["n_chose_factored"], v["n_chose_partial"], v["n_chose_rebuilt"], v["n_chose_mixed"]) == (1, 0, 1, 0)
+    assert (v["n_chosen_faster"], v["n_factored_faster"], v["n_never_slower"], v["n_net_chosen_faster"]) == (1, 1, 1, 1)
+    assert v["chosen_speedup_max"] == pytest.approx(3.0) and v["chosen_speedup_max_bound"] == pytest.approx(10.0)
+    assert v["chosen_speedup_max_what"] == "cp at rank 4 (dense ×2, dense_cl ×1)"
+    assert v["roofline_speedup_max"] == pytest.approx(10.0)
+    assert (v["roofline_eff_min"], v["roofline_eff_max"]) == (pytest.approx(0.125), pytest.approx(0.3))
+    assert v["net_factored_speedup_max"] == pytest.approx(0.9)
+    assert all(type(x) in (float, int, str) for x in v.values())
+
+
+def test_path_kind():
+    assert [report.path_kind(p) for p in ("factored_cl", "dense", "merge_in ×2, depthwise ×1",
+                                           "factored ×2, factored_cl ×1", "dense ×1, factored ×2")] == \
+        ["factored", "rebuilt", "partial", "factored", "mixed"]
+
+
+def test_old_records_show_what_they_have():
+    """Records timed before path timing: the factored path was forced, no roofline."""
+    old = _hand_record()
+    f = report.decompositions_frame([old])
+    assert not f.path_timing.any() and set(f.layer_path) == {"factored"}
+    assert list(f.layer_factored_speedup) == list(f.layer_speedup) and f.roofline_speedup.isna().all()
+    g = report.summary_frame([old]).set_index(["method", "rank"])
+    assert g.loc[("cp", 4), "layer_factored_speedup"] == pytest.approx(1 / 0.95)
+    t = report.path_table([old]).set_index(["method", "rank"])
+    assert t.loc[("cp", "4"), "layer: chosen"] == "–" and t.loc[("cp", "4"), "roofline: chosen"] == "–"
+    assert t.loc[("cp", "4"), "layer: factored"] == "1.05×" and t.loc[("cp", "4"), "chosen path"] == "factored"
+    with pytest.raises(ValueError, match="path_timing"):
+        report.path_glue_values([old])
+    with pytest.raises(ValueError, match="path_timing"):
+        report.path_figure([old])
+    # old and new runs of a variant: factored speed-ups from all, chosen ones from the path-timed
+    mixed = report.path_speedup_frame([old, _path_record(1)]).set_index(["method", "rank"]).loc[("cp", 4)]
+    assert (mixed.n_seeds, mixed.n_path_timed) == (2, 1) and mixed.layer_speedup == pytest.approx(3.0)
+    assert mixed.layer_factored_speedup == pytest.approx((1 / 0.95 + 2) / 2)
+
+
+def test_smoke_record_times_paths(smoke_records):
+    (rec,) = smoke_records
+    assert rec["config"]["path_timing"] is True
+    machine = rec["metrics"]["machine"]
+    assert machine["peak_flops"] > 0 and machine["bandwidth"] > 0 and machine["gemm_n"] == 512
+    rows = rec["metrics"]["results"]
+    assert len({r["dense_roofline_s"] for r in rows}) == 1
+    for r in rows:
+        assert r["layer_factored_s"] > 0 and r["net_factored_s"] > 0 and r["layer_s"] > 0
+        ((label, choice),) = r["path_choices"].items()  # the layer alone and in the net: one key
+        assert "eval no_grad" in label and choice["how"] == "measured"
+        assert r["layer_path"] == choice["path"] == min(choice["times_s"], key=choice["times_s"].get)
+        assert set(r["paths_roofline_s"]) == set(choice["times_s"])
+        assert r["roofline_s"] == r["paths_roofline_s"][r["layer_path"]] > 0
+        assert r["factored_roofline_s"] == r["paths_roofline_s"]["factored"]
+        assert {r["bound"], r["factored_bound"], r["dense_bound"]} <= {"memory", "compute"}
+    g = report.path_speedup_frame(smoke_records).set_index(["method", "rank"])
+    v = report.path_glue_values(smoke_records)
+    for r in rows:
+        key = f"{r['method']}_{r['rank']}"
+        assert g.loc[(r["method"], r["rank"]), "layer_speedup"] == pytest.approx(r["dense_layer_s"] / r["layer_s"])
+        assert v[f"{key}_roofline_speedup"] == pytest.approx(r["dense_roofline_s"] / r["roofline_s"])
+        assert v[f"{key}_net_factored_speedup"] == pytest.approx(r["dense_net_s"] / r["net_factored_s"])
+        assert math.isnan(v[f"{key}_layer_speedup_se"])  # one seed
+
+
+def test_path_figure():
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = report.path_figure([_path_record(s) for s in (0, 1, 2)])
+    assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
+    assert fig.axes[1].get_ylabel() == "measured speedup of the network"
     plt.close(fig)

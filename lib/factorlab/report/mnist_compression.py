@@ -5,8 +5,21 @@ the records of the experiment ``mnist_compression``
 
 Accuracies are test accuracies in percent; a speedup is the dense time (or FLOPs) over the
 decomposed one, so above 1 means faster; "layer" is the replaced convolution alone, "net" the
-whole network."""
+whole network.
+
+Two kinds of record (the config's ``path_timing``): before the layers chose their computation
+path, a run timed the decomposition's factored sequence of small convolutions alone
+(``layer_s`` / ``net_s``); a path-timed run times the path the layer chose by measuring
+(``layer_s`` / ``net_s`` then mean that path, named in ``layer_path``), the factored path forced
+(``layer_factored_s`` / ``net_factored_s``) and the roofline predictions. In the frames an old
+row's ``layer_path`` is "factored" (it was forced) and its factored times are its ``layer_s`` /
+``net_s``; its chosen-path and roofline columns are NaN. The path-timing view
+(:func:`path_speedup_frame`, :func:`path_table`, :func:`path_figure`,
+:func:`path_glue_values`) gives each speed-up as mean ± standard error over seeds, each seed's
+ratio paired with the dense timing of the same run."""
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -20,16 +33,29 @@ def decompositions_frame(records: list[dict]) -> pd.DataFrame:
     seed and baseline accuracy, and the ratios ``layer_speedup``, ``net_speedup`` (measured),
     ``flop_speedup``, ``net_flop_speedup`` (predicted), ``compression`` (dense layer params /
     decomposed), ``layer_share`` (the dense layer's share of the dense net's time) and
-    ``quiet`` (whether the run's times were taken on a quiet machine; None: not recorded)."""
+    ``quiet`` (whether the run's times were taken on a quiet machine; None: not recorded).
+
+    Path timing (see the module docstring): ``path_timing`` (whether the run timed the layer's
+    own choice), ``layer_path`` (the path ``layer_s`` timed: "factored" in older runs),
+    ``layer_factored_speedup`` / ``net_factored_speedup`` (the factored path forced; older
+    runs: their measured speedups), ``roofline_speedup`` (the roofline bound of the chosen path:
+    dense roofline / the path's) and ``factored_roofline_speedup`` (NaN in older runs)."""
     rows = []
     for r in records:
         dense = r["metrics"]["dense_layer"]
         for row in r["metrics"]["results"]:
+            timed = "layer_factored_s" in row
+            row = {"layer_path": "factored", "layer_factored_s": row["layer_s"], "net_factored_s": row["net_s"],
+                   "dense_roofline_s": math.nan, "roofline_s": math.nan, "factored_roofline_s": math.nan, **row}
             rows.append({"seed": r["config"]["seed"], "baseline_acc": 100 * r["metrics"]["baseline_acc"], **row,
-                         "quiet": quiet_of(r),
+                         "quiet": quiet_of(r), "path_timing": timed,
                          "acc_decomposed": 100 * row["acc_decomposed"], "acc_finetuned": 100 * row["acc_finetuned"],
                          "layer_speedup": row["dense_layer_s"] / row["layer_s"],
                          "net_speedup": row["dense_net_s"] / row["net_s"],
+                         "layer_factored_speedup": row["dense_layer_s"] / row["layer_factored_s"],
+                         "net_factored_speedup": row["dense_net_s"] / row["net_factored_s"],
+                         "roofline_speedup": row["dense_roofline_s"] / row["roofline_s"],
+                         "factored_roofline_speedup": row["dense_roofline_s"] / row["factored_roofline_s"],
                          "layer_share": row["dense_layer_s"] / row["dense_net_s"],
                          "flop_speedup": dense["flops"] / row["flops"],
                          "net_flop_speedup": dense["net_flops_per_sample"] / row["net_flops_per_sample"],
@@ -39,8 +65,11 @@ def decompositions_frame(records: list[dict]) -> pd.DataFrame:
 
 def summary_frame(records: list[dict]) -> pd.DataFrame:
     """One row per (method, rank) of ``mnist_compression``, sorted so: params, compression,
-    FLOP speedups, mean relative error and accuracies over seeds, median measured speedups and
-    ``quiet`` (:func:`factorlab.report.provenance.quiet_label` of the runs timing them)."""
+    FLOP speedups, mean relative error and accuracies over seeds, median measured speedups
+    (``layer_speedup`` / ``net_speedup``: the path ``layer_s`` timed, see
+    :func:`decompositions_frame`; ``layer_factored_speedup`` / ``net_factored_speedup``: the
+    factored path) and ``quiet`` (:func:`factorlab.report.provenance.quiet_label` of the runs
+    timing them)."""
     frame = decompositions_frame(records)
     frame["quiet"] = frame["quiet"].astype(object)
     return frame.groupby(["method", "rank"], as_index=False).agg(
@@ -48,6 +77,8 @@ def summary_frame(records: list[dict]) -> pd.DataFrame:
         acc_decomposed=("acc_decomposed", "mean"), acc_finetuned=("acc_finetuned", "mean"),
         flop_speedup=("flop_speedup", "first"), layer_speedup=("layer_speedup", "median"),
         net_flop_speedup=("net_flop_speedup", "first"), net_speedup=("net_speedup", "median"),
+        layer_factored_speedup=("layer_factored_speedup", "median"),
+        net_factored_speedup=("net_factored_speedup", "median"),
         quiet=("quiet", lambda q: quiet_label(list(q))))
 
 
@@ -114,7 +145,9 @@ def glue_values(records: list[dict]) -> dict:
     """Every value the chapter glues, from ``mnist_compression`` (one profile), in glue order:
     ``profile``, ``n_runs``, ``devices``; the first run's ``epochs``, ``ft_epochs``, ``batch``
     (timing batch) and ``repeats``; ``base_acc`` (%); per (method, rank)
-    ``<method>_<rank>_<column>`` for the accuracies, compression, speedups and relative error;
+    ``<method>_<rank>_<column>`` for the accuracies, compression, speedups (of the path
+    ``layer_s`` timed: the factored one in older runs, the layer's choice in path-timed runs;
+    see :func:`path_glue_values` for both) and relative error;
     ``eff_min`` / ``eff_max`` (measured over predicted layer speedup), ``net_speedup_max``, the
     fastest layer (``layer_speedup_max``, ``_what``, ``_flops``), ``n_variants``,
     ``n_layer_faster`` / ``n_net_faster`` (speedup above 1), ``layer_share_pct`` (median share
@@ -154,4 +187,198 @@ def glue_values(records: list[dict]) -> dict:
     values["layer_flops_pct"] = 100 * dense["flops"] / dense["net_flops_per_sample"]
     quiet = quiet_counts(records)
     values.update(n_quiet=quiet["quiet"], n_not_quiet=quiet["not_quiet"], n_load_unknown=quiet["unknown"])
+    return values
+
+
+# -- path timing: the layer's own (measured) path choice against the roofline ------------
+
+#: Speed-ups of :func:`path_speedup_frame`, each as ``<name>`` (mean over seeds) and
+#: ``<name>_se`` (standard error; NaN for one seed): the chosen path's and the factored path's
+#: (layer, network) and the roofline bounds of both.
+PATH_SPEEDUPS = ("layer_speedup", "net_speedup", "layer_factored_speedup", "net_factored_speedup",
+                 "roofline_speedup", "factored_roofline_speedup")
+#: The eval-mode promise of issue 19: a factorized layer in inference is never slower than the
+#: dense one, within this fraction.
+NEVER_SLOWER_TOLERANCE = 0.05
+
+
+#: Kinds of path a layer can choose (:func:`path_kind`), in glue order.
+PATH_KINDS = ("factored", "partial", "rebuilt", "mixed")
+
+
+def path_kind(label: str) -> str:
+    """The kind of a :func:`path_speedup_frame` ``layer_path`` label: "factored" (the factored
+    sequence, in either memory format), "rebuilt" (the rebuilt dense weight: one convolution),
+    "partial" (some factors merged: CP's ``depthwise``, Tucker's ``merge_in`` / ``merge_out``),
+    or "mixed" when seeds chose paths of different kinds."""
+    kinds = set()
+    for part in label.split(", "):
+        name = part.split(" ×")[0].removesuffix("_cl")
+        kinds.add("factored" if name == "factored" else "rebuilt" if name == "dense" else "partial")
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def mean_se(values) -> tuple[float, float]:
+    """Mean and standard error (sample standard deviation / sqrt(n)) of ``values``, NaNs
+    dropped; (NaN, NaN) for none, SE NaN for one."""
+    v = pd.Series(values, dtype=float).dropna()
+    if v.empty:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
+
+
+def _paths_label(paths) -> str:
+    """The chosen paths of one variant over seeds: ``"dense"`` when all agree, else
+    ``"dense ×2, factored ×1"`` (most frequent first, then by name)."""
+    counts = pd.Series(list(paths)).value_counts()
+    if len(counts) == 1:
+        return str(counts.index[0])
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{p} ×{n}" for p, n in items)
+
+
+def path_speedup_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per (method, rank) of ``mnist_compression``, sorted so: ``n_seeds`` (runs),
+    ``n_path_timed`` (of them, runs that timed the layer's own choice), ``layer_path`` (the
+    chosen paths, :func:`_paths_label`; older runs: "factored", forced), FLOPs speedup and
+    compression, each of :data:`PATH_SPEEDUPS` as mean and standard error over seeds (each
+    seed's ratio against the dense timing of its own run; the chosen-path and roofline columns
+    over path-timed runs only, NaN without any), ``roofline_efficiency`` (the chosen path's mean
+    layer speedup over its mean roofline bound) and ``quiet``."""
+    frame = decompositions_frame(records)
+    out = []
+    for (method, rank), g in frame.groupby(["method", "rank"], sort=True):
+        timed = g[g.path_timing]
+        row = {"method": method, "rank": rank, "n_seeds": len(g), "n_path_timed": len(timed),
+               "layer_path": _paths_label(timed.layer_path if len(timed) else g.layer_path),
+               "flop_speedup": float(g.flop_speedup.iloc[0]), "compression": float(g.compression.iloc[0])}
+        for col in PATH_SPEEDUPS:
+            source = g if col in ("layer_factored_speedup", "net_factored_speedup") else timed
+            row[col], row[f"{col}_se"] = mean_se(source[col])
+        row["roofline_efficiency"] = row["layer_speedup"] / row["roofline_speedup"]
+        row["quiet"] = quiet_label(list(g.quiet.astype(object)))
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _pm(mean: float, se: float, fmt: str = "{:.2f}") -> str:
+    """``"1.23 ± 0.04×"``; the SE left out when NaN (one seed), "–" without a mean."""
+    if mean != mean:
+        return "–"
+    return (fmt.format(mean) + ("" if se != se else " ± " + fmt.format(se))) + "×"
+
+
+def path_table(records: list[dict]) -> pd.DataFrame:
+    """The chapter's path-timing table of ``mnist_compression``: one row per (method, rank) by
+    compression, formatted: seeds, the path the layer chose, the layer's measured speedup with
+    that path and with the factored path forced (mean ± SE over seeds), the roofline bound of
+    each path and the FLOP prediction, the network's measured speedups, and ``quiet``."""
+    t = path_speedup_frame(records).sort_values(["method", "compression"])
+    pm = {c: [_pm(m, s) for m, s in zip(t[c], t[f"{c}_se"])] for c in PATH_SPEEDUPS}
+    return pd.DataFrame({
+        "method": t.method.values, "rank": t["rank"].astype(str).values, "seeds": t.n_seeds.values,
+        "chosen path": t.layer_path.values,
+        "layer: chosen": pm["layer_speedup"], "layer: factored": pm["layer_factored_speedup"],
+        "roofline: chosen": pm["roofline_speedup"], "roofline: factored": pm["factored_roofline_speedup"],
+        "FLOPs": t.flop_speedup.map("{:.1f}×".format).values,
+        "network: chosen": pm["net_speedup"], "network: factored": pm["net_factored_speedup"],
+        "quiet": t.quiet.values,
+    })
+
+
+def path_figure(records: list[dict]):
+    """Figure of the path timing of ``mnist_compression``: the layer's measured speedup
+    against its roofline bound (dense roofline / the path's), for the path it chose and for the
+    factored path, mean ± SE over seeds, log-log with the line measured = bound (left); the
+    network's measured speedup per variant with both paths (right). ValueError when no record
+    timed the layer's own path choice (``path_timing``)."""
+    import matplotlib.pyplot as plt
+
+    g = path_speedup_frame(records)
+    if not (g.n_path_timed > 0).any():
+        raise ValueError("no mnist_compression record has path timing (config path_timing): run the path-timed "
+                         "grid (experiments.mnist_compression.CPU_PATH_TIMING) first")
+    g = g[g.n_path_timed > 0].sort_values(["method", "compression"])
+    fig, axes = plt.subplots(1, 2, figsize=(plots.FULL_WIDTH, 3.8))
+    for k, (method, m) in enumerate(g.groupby("method")):
+        color = f"C{k}"  # one colour per method; filled: the chosen path, open: the factored one
+        for col, bound, fill, what in [("layer_speedup", "roofline_speedup", color, "chosen path"),
+                                       ("layer_factored_speedup", "factored_roofline_speedup", "none", "factored")]:
+            axes[0].errorbar(m[bound], m[col], xerr=m[f"{bound}_se"].fillna(0), yerr=m[f"{col}_se"].fillna(0),
+                             fmt="o", color=color, mfc=fill, label=f"{method}, {what}", capsize=2)
+    lim = [min(0.5, g[["layer_speedup", "layer_factored_speedup"]].min().min() / 1.3),
+           max(g[["roofline_speedup", "factored_roofline_speedup", "layer_speedup"]].max().max() * 1.3, 2.0)]
+    axes[0].plot(lim, lim, color="0.6", lw=1, ls=":", label="measured = roofline bound")
+    axes[0].axhline(1, color="k", lw=0.8)
+    plots.log_axis(axes[0], "x", counts=False)
+    plots.log_axis(axes[0], "y", counts=False)
+    axes[0].set_xlabel("roofline bound of the layer's speedup\n(dense roofline / path's)")
+    axes[0].set_ylabel("measured speedup of the layer")
+    axes[0].legend(fontsize=plots.SMALL)
+    labels = [f"{m} {r}" for m, r in zip(g.method, g["rank"])]
+    x = range(len(g))
+    for dx, col, fill, what in [(-0.15, "net_speedup", "k", "chosen path"), (0.15, "net_factored_speedup", "none",
+                                                                              "factored")]:
+        axes[1].errorbar([i + dx for i in x], g[col], yerr=g[f"{col}_se"].fillna(0), fmt="o", color="k", mfc=fill,
+                         capsize=2, label=what)
+    axes[1].axhline(1, color="k", lw=0.8)
+    axes[1].set_xticks(list(x), labels, rotation=45, ha="right")
+    axes[1].set_ylabel("measured speedup of the network")
+    axes[1].legend(fontsize=plots.SMALL)
+    fig.tight_layout()
+    return fig
+
+
+def path_glue_values(records: list[dict]) -> dict:
+    """The path-timing values the chapter glues, from the path-timed runs of
+    ``mnist_compression`` (ValueError without any): ``path_n_runs`` (path-timed runs),
+    ``path_n_seeds`` (seeds per variant, the fewest), ``peak_gflops`` and ``bandwidth_gbs``
+    (the machine's measured peak GFLOP/s and bandwidth GB/s, mean over runs); per (method,
+    rank) ``<method>_<rank>_path`` and, for each of :data:`PATH_SPEEDUPS`,
+    ``<method>_<rank>_<name>`` and ``..._se``; over variants ``path_n_variants``,
+    ``n_chose_<kind>`` for each of :data:`PATH_KINDS` (:func:`path_kind` of the variant's
+    chosen paths), ``n_chosen_faster`` / ``n_factored_faster`` (mean layer speedup above 1),
+    ``n_never_slower`` (chosen path's mean layer speedup at least 1 / (1 +
+    :data:`NEVER_SLOWER_TOLERANCE`)), ``chosen_speedup_max`` with ``_what`` and ``_se`` and
+    its ``_bound`` (roofline) and ``_flops``, ``roofline_speedup_max`` and ``_what``
+    (the largest bound of a chosen path), ``roofline_eff_min`` / ``roofline_eff_max``
+    (measured over bound, chosen path), ``net_chosen_speedup_max`` and ``_what``,
+    ``net_factored_speedup_max``, ``n_net_chosen_faster``."""
+    timed = [r for r in records if all("layer_factored_s" in row for row in r["metrics"]["results"])]
+    if not timed:
+        raise ValueError("no mnist_compression record has path timing (config path_timing): run the path-timed "
+                         "grid (experiments.mnist_compression.CPU_PATH_TIMING) first")
+    g = path_speedup_frame(timed)
+    machines = [r["metrics"]["machine"] for r in timed]
+    values = {"path_n_runs": len(timed), "path_n_seeds": int(g.n_seeds.min()),
+              "peak_gflops": sum(m["peak_flops"] for m in machines) / len(machines) / 1e9,
+              "bandwidth_gbs": sum(m["bandwidth"] for m in machines) / len(machines) / 1e9}
+    for _, r in g.iterrows():
+        key = f"{r['method']}_{r['rank']}"
+        values[f"{key}_path"] = str(r.layer_path)
+        for col in PATH_SPEEDUPS:
+            values[f"{key}_{col}"] = float(r[col])
+            values[f"{key}_{col}_se"] = float(r[f"{col}_se"])
+    values["path_n_variants"] = int(len(g))
+    kinds = g.layer_path.map(path_kind)
+    for kind in PATH_KINDS:
+        values[f"n_chose_{kind}"] = int((kinds == kind).sum())
+    values["n_chosen_faster"] = int((g.layer_speedup > 1).sum())
+    values["n_factored_faster"] = int((g.layer_factored_speedup > 1).sum())
+    values["n_never_slower"] = int((g.layer_speedup >= 1 / (1 + NEVER_SLOWER_TOLERANCE)).sum())
+    best = g.loc[g.layer_speedup.idxmax()]
+    values.update(chosen_speedup_max=float(best.layer_speedup), chosen_speedup_max_se=float(best.layer_speedup_se),
+                  chosen_speedup_max_what=f"{best.method} at rank {best['rank']} ({best.layer_path})",
+                  chosen_speedup_max_bound=float(best.roofline_speedup),
+                  chosen_speedup_max_flops=float(best.flop_speedup))
+    top = g.loc[g.roofline_speedup.idxmax()]
+    values.update(roofline_speedup_max=float(top.roofline_speedup),
+                  roofline_speedup_max_what=f"{top.method} at rank {top['rank']} ({top.layer_path})")
+    values["roofline_eff_min"] = float(g.roofline_efficiency.min())
+    values["roofline_eff_max"] = float(g.roofline_efficiency.max())
+    net = g.loc[g.net_speedup.idxmax()]
+    values.update(net_chosen_speedup_max=float(net.net_speedup),
+                  net_chosen_speedup_max_what=f"{net.method} at rank {net['rank']}",
+                  net_factored_speedup_max=float(g.net_factored_speedup.max()),
+                  n_net_chosen_faster=int((g.net_speedup > 1).sum()))
     return values
