@@ -16,11 +16,14 @@ from factorlab.train.qm9_regression import QM9Loader
 def test_grid_counts_and_fields():
     for profile, n_seeds in (("smoke", 1), ("cpu", 3), ("full", 3)):
         grid = tm.grid(profile)
-        assert len(grid) == n_seeds * (len(tm.FACTORIZED) + len(tm.MRN_LAMBDAS)) == n_seeds * 5
+        assert len(grid) == n_seeds * (len(tm.FACTORIZED) + len(tm.MRN_LAMBDAS) + 1) == n_seeds * 6
         assert len({tuple(sorted((k, str(v)) for k, v in c.items())) for c in grid}) == len(grid)
         assert all(c["targets"] == NASH11 for c in grid)
     methods = [c["method"] for c in tm.grid("smoke")]
-    assert methods == ["laf", "tucker", "tt", "mrn", "mrn"]
+    assert methods == ["laf", "tucker", "tt", "mrn", "mrn", "deep"]
+    deep = tm.grid("cpu")[5]
+    assert (deep["deep_match"], deep["deep_layers"], deep["rel_error"]) == ("tucker", 2, tm.REL_ERROR)
+    assert all(c["deep_match"] is None and c["deep_layers"] is None for c in tm.grid("cpu") if c["method"] != "deep")
 
 
 def test_single_task_config_is_qm9_single_tasks_budget():
@@ -57,6 +60,32 @@ def test_mrn_config_errors(change, message):
         tm.Config.from_dict(cfg)
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"deep_match": "cp"}, "deep_match must be"),
+    ({"deep_layers": 0}, "deep_layers >= 1"),
+    ({"rel_error": None}, "a deep config needs rel_error"),
+    ({"method": "tucker"}, "only a deep config names deep_match"),
+])
+def test_deep_config_errors(change, message):
+    cfg = {**tm.grid("smoke")[5], **change}
+    with pytest.raises(ValueError, match=message):
+        tm.Config.from_dict(cfg)
+
+
+def test_deep_network_is_deeper_and_its_width_matches_the_parameter_count():
+    cfg = tm.grid("cpu")[5]
+    d = tm.deep_config(cfg, 40)
+    assert d["sharing"] == "hard" and d["model_kwargs"]["layers"] == cfg["model_kwargs"]["layers"] + 2
+    assert d["model_kwargs"]["hidden"] == 40 and d["targets"] == NASH11
+    counts = {w: tm.deep_params(cfg, w) for w in range(20, 61)}
+    assert all(counts[w] < counts[w + 1] for w in range(20, 60))  # grows with the width
+    for target in (counts[33], counts[33] + 1, (counts[47] + counts[48]) // 2, counts[60] - 1):
+        best = min(counts, key=lambda w: (abs(counts[w] - target), w))
+        assert tm.deep_width(cfg, target) == best
+    with pytest.raises(ValueError, match="target_params must be >= 1"):
+        tm.deep_width(cfg, 0)
+
+
 def test_full_rank_factorization_equals_the_single_task_stack():
     cfg = tm.single_task_config(tm.grid("smoke")[0])
     stack = stack_or_single(build_member_models(cfg, [[t] for t in NASH11], seed=0)).eval()
@@ -70,7 +99,7 @@ def test_full_rank_factorization_equals_the_single_task_stack():
 
 def test_smoke_run_record_fields(tmp_path, monkeypatch):
     monkeypatch.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path))
-    for cfg in (tm.grid("smoke")[0], tm.grid("smoke")[3]):
+    for cfg in (tm.grid("smoke")[0], tm.grid("smoke")[3], tm.grid("smoke")[5]):
         small = tm.smoke_variant(cfg, n_train=32, n_valid=16, n_test=16, batch_size=16)
         parts = tm.train(small, "cpu")
         m = parts["metrics"]
@@ -85,7 +114,7 @@ def test_smoke_run_record_fields(tmp_path, monkeypatch):
                 assert s["rank_used"] == s["task_rank"] / 11 and s["init_rel_error"] <= 0.1 + 1e-6
                 assert 1 - 1e-6 <= s["effective_rank"] <= s["task_rank"] + 1e-6
             assert 0 < parts["model"]["params"] < parts["model"]["single_params"]
-        else:
+        elif cfg["method"] == "mrn":
             corr = torch.tensor(m["task_correlation"]["heads"])
             assert corr.shape == (11, 11)
             torch.testing.assert_close(corr.diagonal(), torch.ones(11, dtype=corr.dtype))
@@ -103,3 +132,8 @@ def test_full_config_smoke_runs_at_full_width(tmp_path, monkeypatch, method):
     if method == "mrn":
         assert parts["model"]["mrn_layers"] == ["heads", "encoder.convs.3.nn.2"]
         assert parts["metrics"]["mrn_updates"] == {"heads": 1, "encoder.convs.3.nn.2": 1}  # one step, update_every 50
+        if cfg["method"] == "deep":  # one deeper hard-shared GINE at the Tucker network's parameter count
+            info = parts["model"]
+            assert info["members"] == 1 and info["layers"] == cfg["model_kwargs"]["layers"] + 2
+            assert info["params"] == tm.deep_params(small, info["width"])
+            assert info["width"] == tm.deep_width(small, info["match_params"])

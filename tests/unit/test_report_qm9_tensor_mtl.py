@@ -10,7 +10,7 @@ import pytest
 from factorlab.experiments.qm9_common import NASH11
 from factorlab.mtl import delta_m
 from factorlab.report import qm9_tensor_mtl as R
-from factorlab.report.claims import NOT_MEASURED
+from factorlab.report.verdicts import NOT_MEASURED
 
 
 def _mae(scale: float) -> dict[str, float]:
@@ -33,7 +33,9 @@ def _tensor(method: str, seed: int, scale: float, lam: float | None = None, vali
                        "reference_check": {"equal": None}},
            "model": {"params": 1000, "single_params": 5000},
            "timing": {"train_s": 10.0, "single_s": 20.0, "factorize_s": 1.0}}
-    if method == "mrn":
+    if method == "deep":
+        rec["model"].update(match_params=900, width=40, layers=6)
+    elif method == "mrn":
         corr = np.eye(11)
         corr[0, 1] = corr[1, 0] = 0.5 + seed / 10
         rec["metrics"]["task_correlation"] = {"heads": corr.tolist()}
@@ -138,6 +140,25 @@ def test_glue_values_say_not_measured_without_records():
     assert g["qm9_n_seeds"] == 0
     g = R.glue_values("cpu", [_tensor("laf", 0, 0.9)], _stl(0))
     assert g["qm9_dm_laf"] == "-10.0 %" and g["qm9_laf_vs_hard"] == NOT_MEASURED and g["qm9_n_seeds"] == 1
+
+
+def test_deeper_network_row_and_the_more_layers_verdict():
+    """Tucker beats the deeper hard-shared network of its size when its Δm is clearly lower
+    over 3 paired seeds; the deeper run's stack is no part of its cost."""
+    stl = _stl(0) + _stl(1) + _stl(2)
+    tucker = [_tensor("tucker", s, 0.80 + 0.01 * s) for s in range(3)]
+    deep = [_tensor("deep", s, 0.95 + 0.01 * s) for s in range(3)]
+    runs = R.runs_frame(tucker + deep)
+    assert runs[runs.method == "deep"].pretrain_s.tolist() == [0.0] * 3
+    assert runs[runs.method == "tucker"].pretrain_s.tolist() == [21.0] * 3
+    f = R.delta_m_frame(tucker + deep, stl)
+    assert sorted(set(f.label)) == sorted({R.METHOD_LABEL["tucker"], R.METHOD_LABEL["deep"]})
+    g = R.glue_values("cpu", tucker + deep, stl)
+    assert g["qm9_dm_deep"] == "-4.0 ± 0.6 %"
+    assert g["qm9_tucker_vs_deep"] == "lower" and g["qm9_deep_vs_hard"] == NOT_MEASURED
+    same = R.glue_values("cpu", tucker + [_tensor("deep", s, 0.80 + 0.01 * s) for s in range(3)], stl)
+    assert same["qm9_tucker_vs_deep"] == "within noise"
+    assert R.glue_values("cpu", tucker, stl)["qm9_tucker_vs_deep"] == NOT_MEASURED
 
 
 def test_relatedness_order_is_none_without_pair_records():

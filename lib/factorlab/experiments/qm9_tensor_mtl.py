@@ -37,7 +37,15 @@ equal; :func:`reference_check`).
   task covariance is recorded as its correlation matrix per layer (``metrics["task_correlation"]``,
   rows and columns in ``targets`` order) and per epoch in ``history["task_correlation"]``.
 
-Both methods are fine-tuned from the trained stack for the budget's epochs, so a run trains
+- ``deep``: the journal's alternative to tensor factorization, "simply add more layers": one
+  hard-shared GINE with ``deep_layers`` more convolutions than the budget's, its width chosen
+  (:func:`deep_width`) so that it has, as nearly as a width allows, the parameter count of the
+  ``deep_match`` network (Tucker) this seed's stack gives at ``rel_error``. Trained from
+  scratch for the budget's epochs as one model (like ``qm9_hard_sharing``); the stack is still
+  trained first (the count to match and the reference check need it). ``model`` adds
+  ``match_params``, ``width`` and ``layers``.
+
+The DMTRL and MRN methods are fine-tuned from the trained stack for the budget's epochs, so a run trains
 twice the budget; ``timing`` keeps the fine-tuning's (``train_s``, ``eval_s``, ``epoch_s``) and
 adds ``single_s`` (the single-task stack's ``train_s``) and ``factorize_s``.
 
@@ -52,7 +60,8 @@ trained under this very run), ``reference_check``; ``model``: ``params`` (fine-t
 ``penalty``/``data_loss`` for ``mrn`` and ``single_history`` (the stack's).
 
 Grid per seed (seeds 0-2 for ``cpu`` and ``full``; 0 for ``smoke`` on the 300-molecule fixture):
-3 factorized methods + :data:`MRN_LAMBDAS` (2) = 5 runs, 15 for ``cpu`` / ``full``. CPU
+3 factorized methods + :data:`MRN_LAMBDAS` (2) + ``deep`` = 6 runs, 18 for ``cpu`` / ``full``
+(a ``deep`` run costs the stack plus one hard-shared training, ~8 + ~2 minutes). CPU
 estimate (``cpu``): ``qm9_single_task``'s grouped stack of 19 GINE-64s takes ~73 s an epoch on
 one thread, so the stack of 11 ~42 s an epoch, ~8 minutes for its 10 epochs with evaluation.
 Measured on one thread of the loaded 2-core machine (batch 64, members perturbed apart), a
@@ -80,6 +89,7 @@ from factorlab.experiments.profiles import check_profile
 from factorlab.experiments.qm9_common import BUDGETS, NASH11, QM9Config, base_config, train_members, smoke_variant
 from factorlab.experiments.registry import Experiment
 from factorlab.models import count_params
+from factorlab.models.qm9_saved import build_member_models
 from factorlab.models.qm9_task_factorized import factorize_gine, task_factorized_maps
 from factorlab.mtl.mrn import mrn_penalty
 from factorlab.train.qm9_regression import column_labels
@@ -89,7 +99,10 @@ NAME = "qm9_tensor_mtl"
 #: The DMTRL decompositions.
 FACTORIZED = ("laf", "tucker", "tt")
 #: Every method a config may name.
-METHODS = (*FACTORIZED, "mrn")
+METHODS = (*FACTORIZED, "mrn", "deep")
+#: The network whose parameter count ``deep`` matches, and how many convolutions it adds.
+DEEP_MATCH = "tucker"
+DEEP_LAYERS = 2
 #: DMTRL's initialisation: the relative reconstruction error that sets the ranks.
 REL_ERROR = 0.1
 #: MRN's penalty weights (the prior's negative log-density, summed over the constrained layers).
@@ -112,14 +125,17 @@ def mrn_layers(num_layers: int) -> list[str]:
 @dataclass(kw_only=True)
 class Config(QM9Config):
     """A run of ``qm9_tensor_mtl``: ``method`` (``laf``/``tucker``/``tt`` with ``rel_error``;
-    ``mrn`` with ``lam`` and ``mrn``'s settings; the other None) on the :data:`NASH11` targets."""
+    ``mrn`` with ``lam`` and ``mrn``'s settings; ``deep`` with ``rel_error``, ``deep_match``
+    and ``deep_layers``; the others None) on the :data:`NASH11` targets."""
 
     sharing: Literal["tensor"]
     task_set: Literal["nash11"]
-    method: Literal["laf", "tucker", "tt", "mrn"]
+    method: Literal["laf", "tucker", "tt", "mrn", "deep"]
     rel_error: float | None
     lam: float | None
     mrn: dict | None
+    deep_match: Literal["laf", "tucker", "tt"] | None = None
+    deep_layers: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -127,7 +143,18 @@ class Config(QM9Config):
             raise ValueError(f"task_set 'nash11' is the targets {NASH11}, got {self.targets}")
         if self.model != "gine":
             raise ValueError(f"qm9_tensor_mtl factorizes the GINE encoder: model must be 'gine', got {self.model!r}")
-        if self.method in FACTORIZED:
+        if self.method != "deep" and (self.deep_match is not None or self.deep_layers is not None):
+            raise ValueError(f"only a deep config names deep_match and deep_layers, got method {self.method!r} with "
+                             f"deep_match={self.deep_match!r}, deep_layers={self.deep_layers!r}")
+        if self.method == "deep":
+            if not (isinstance(self.rel_error, (int, float)) and 0 <= self.rel_error < 1) or self.lam is not None \
+                    or self.mrn is not None:
+                raise ValueError(f"a deep config needs rel_error in [0, 1), lam=None and mrn=None, got "
+                                 f"rel_error={self.rel_error!r}, lam={self.lam!r}, mrn={self.mrn!r}")
+            if self.deep_match not in FACTORIZED or not isinstance(self.deep_layers, int) or self.deep_layers < 1:
+                raise ValueError(f"a deep config needs deep_match in {FACTORIZED} and deep_layers >= 1, got "
+                                 f"deep_match={self.deep_match!r}, deep_layers={self.deep_layers!r}")
+        elif self.method in FACTORIZED:
             if not (isinstance(self.rel_error, (int, float)) and 0 <= self.rel_error < 1) or self.lam is not None \
                     or self.mrn is not None:
                 raise ValueError(f"a {self.method} config needs rel_error in [0, 1), lam=None and mrn=None, got "
@@ -143,7 +170,8 @@ class Config(QM9Config):
 
 
 def configs(profile: str) -> list[Config]:
-    """Every run config under ``profile``: per seed, the factorized methods then MRN per λ."""
+    """Every run config under ``profile``: per seed, the factorized methods, MRN per λ, then
+    the deeper hard-shared network."""
     budget = BUDGETS[check_profile(profile)]
     out = []
     for seed in SEEDS[profile]:
@@ -151,6 +179,8 @@ def configs(profile: str) -> list[Config]:
                     targets=list(NASH11), seed=seed)
         out += [Config(**base, method=m, rel_error=REL_ERROR, lam=None, mrn=None) for m in FACTORIZED]
         out += [Config(**base, method="mrn", rel_error=None, lam=lam, mrn=dict(MRN_SETTINGS)) for lam in MRN_LAMBDAS]
+        out.append(Config(**base, method="deep", rel_error=REL_ERROR, lam=None, mrn=None, deep_match=DEEP_MATCH,
+                          deep_layers=DEEP_LAYERS))
     return out
 
 
@@ -162,7 +192,7 @@ def grid(profile: str) -> list[dict]:
 
 
 #: Config keys of this experiment that ``qm9_single_task``'s configs do not have.
-OWN_KEYS = ("task_set", "method", "rel_error", "lam", "mrn")
+OWN_KEYS = ("task_set", "method", "rel_error", "lam", "mrn", "deep_match", "deep_layers")
 
 
 def single_task_config(cfg: dict) -> dict:
@@ -171,6 +201,38 @@ def single_task_config(cfg: dict) -> dict:
     out = {k: copy.deepcopy(v) for k, v in cfg.items() if k not in OWN_KEYS}
     out.update(experiment="qm9_single_task", sharing="none")
     return QM9Config.from_dict(out).to_dict()
+
+
+def deep_config(cfg: dict, width: int) -> dict:
+    """The hard-shared ``qm9_hard_sharing``-style config of a ``deep`` run: ``cfg``'s budget
+    and seed, ``deep_layers`` more convolutions, hidden width ``width``."""
+    out = single_task_config(cfg)
+    kw = dict(out["model_kwargs"], hidden=int(width), layers=out["model_kwargs"]["layers"] + cfg["deep_layers"])
+    out.update(experiment="qm9_hard_sharing", sharing="hard", model_kwargs=kw)
+    return QM9Config.from_dict(out).to_dict()
+
+
+def deep_params(cfg: dict, width: int) -> int:
+    """Parameters of the ``deep`` network of ``cfg`` at hidden width ``width`` (one GINE,
+    ``len(targets)`` outputs)."""
+    d = deep_config(cfg, width)
+    return count_params(build_member_models(d, [list(cfg["targets"])])[0])
+
+
+def deep_width(cfg: dict, target_params: int, max_width: int = 4096) -> int:
+    """The hidden width whose ``deep`` network has the parameter count nearest
+    ``target_params`` (the smaller width on a tie; counts grow with the width, so bisection)."""
+    if target_params < 1:
+        raise ValueError(f"target_params must be >= 1, got {target_params}")
+    lo, hi = 1, max_width
+    while lo < hi:  # the smallest width with at least target_params
+        mid = (lo + hi) // 2
+        if deep_params(cfg, mid) >= target_params:
+            hi = mid
+        else:
+            lo = mid + 1
+    below = max(lo - 1, 1)
+    return min((below, lo), key=lambda w: (abs(deep_params(cfg, w) - target_params), w))
 
 
 def reference_check(cfg: dict, single_test_mae: dict[str, float], store=None) -> dict:
@@ -248,6 +310,8 @@ def train(cfg: dict, device: str = "auto") -> dict:
     trained = single.model
     holder: dict = {}
 
+    if c.method == "deep":
+        return _train_deep(cfg, targets, single, device)
     if c.method in FACTORIZED:
         def prepare(_stack):
             t0 = time.perf_counter()
@@ -269,14 +333,8 @@ def train(cfg: dict, device: str = "auto") -> dict:
             return net, {"penalty": pen, "probes": {"task_correlation": corr}}
 
     tm = train_members(cfg, singles, device, prepare=prepare)
-    parts = tm.parts
+    parts = _with_reference(tm, sp, cfg)
     metrics, hist = parts["metrics"], parts["history"]
-    labels = column_labels(tm.columns)
-    std = tm.data.y_std.index_select(0, torch.as_tensor(tm.columns, device=tm.data.device)).tolist()
-    metrics["mean_valid_mae_std"] = sum(metrics["valid_mae"][l] / s for l, s in zip(labels, std)) / len(labels)
-    metrics["single_test_mae"] = dict(sp["metrics"]["test_mae"])
-    metrics["single_valid_mae"] = dict(sp["metrics"]["valid_mae"])
-    metrics["reference_check"] = reference_check(cfg, metrics["single_test_mae"])
     net = holder["net"]
     info = parts["model"]
     info.update(method=c.method, params=count_params(net), single_params=sp["model"]["params"])
@@ -289,9 +347,41 @@ def train(cfg: dict, device: str = "auto") -> dict:
         metrics["mrn_updates"] = {n: p.updates for n, p in zip(names, pen.priors)}
         info["mrn_layers"] = names
     metrics["lam"] = c.lam
-    parts["timing"].update(single_s=sp["timing"]["train_s"],
-                           factorize_s=holder["factorize_s"])
-    hist["single_history"] = sp["history"]
+    parts["timing"].update(factorize_s=holder["factorize_s"])
+    return parts
+
+
+def _with_reference(tm, sp: dict, cfg: dict) -> dict:
+    """The record parts of the trained network ``tm`` with what every run adds: the mean
+    standardized validation MAE, the stack's (``sp``) test and validation MAEs, the reference
+    check, the stack's training time and history."""
+    parts = tm.parts
+    metrics = parts["metrics"]
+    labels = column_labels(tm.columns)
+    std = tm.data.y_std.index_select(0, torch.as_tensor(tm.columns, device=tm.data.device)).tolist()
+    metrics["mean_valid_mae_std"] = sum(metrics["valid_mae"][l] / s for l, s in zip(labels, std)) / len(labels)
+    metrics["single_test_mae"] = dict(sp["metrics"]["test_mae"])
+    metrics["single_valid_mae"] = dict(sp["metrics"]["valid_mae"])
+    metrics["reference_check"] = reference_check(cfg, metrics["single_test_mae"])
+    parts["timing"]["single_s"] = sp["timing"]["train_s"]
+    parts["history"]["single_history"] = sp["history"]
+    return parts
+
+
+def _train_deep(cfg: dict, targets: list[str], single, device: str) -> dict:
+    """The ``deep`` run after its stack ``single`` trained: match the parameter count of the
+    ``deep_match`` network of this stack, train the deeper hard-shared GINE from scratch."""
+    sp = single.parts
+    t0 = time.perf_counter()
+    match = count_params(factorize_gine(single.model, cfg["deep_match"], rel_error=cfg["rel_error"]))
+    width = deep_width(cfg, match)
+    factorize_s = time.perf_counter() - t0
+    d = deep_config(cfg, width)
+    parts = _with_reference(train_members(d, [targets], device), sp, cfg)
+    parts["metrics"]["lam"] = None
+    parts["model"].update(method="deep", single_params=sp["model"]["params"], match_params=match, width=width,
+                          layers=d["model_kwargs"]["layers"])  # "params": train_members' count of the one GINE
+    parts["timing"]["factorize_s"] = factorize_s
     return parts
 
 
