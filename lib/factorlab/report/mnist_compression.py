@@ -24,6 +24,7 @@ import math
 import pandas as pd
 
 from factorlab import plots
+from factorlab.report.formatting import pm
 from factorlab.report.provenance import devices_of, profile_of, quiet_counts, quiet_label, quiet_of
 
 
@@ -261,11 +262,10 @@ def path_speedup_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _pm(mean: float, se: float, fmt: str = "{:.2f}") -> str:
-    """``"1.23 ± 0.04×"``; the SE left out when NaN (one seed), "–" without a mean."""
-    if mean != mean:
-        return "–"
-    return (fmt.format(mean) + ("" if se != se else " ± " + fmt.format(se))) + "×"
+def _pm(mean: float, se: float) -> str:
+    """``"1.23 ± 0.04×"`` (:func:`factorlab.report.formatting.pm`; the SE left out when NaN,
+    one seed), "–" without a mean."""
+    return "–" if mean != mean else pm(mean, se, ".2f") + "×"
 
 
 def path_table(records: list[dict]) -> pd.DataFrame:
