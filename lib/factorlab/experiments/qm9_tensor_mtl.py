@@ -72,7 +72,7 @@ minutes and an MRN run ~8 + ~8: 9 x 19 + 6 x 16 ~ 270 minutes, **~4.5 CPU-hours*
 runs (~5.7 if a stack takes 10 minutes, as a busy machine makes it), which may run two at a
 time for throughput (timings the chapter reports come from runs made alone). ``full``: 15 runs of
 the ``full`` budget on one GPU; :func:`smoke_variant` runs any of them in seconds at full width
-(tested for LAF and MRN).
+(tests/smoke/test_qm9_tensor_mtl_full_grid.py: Tucker, MRN and the deeper network).
 """
 from __future__ import annotations
 
