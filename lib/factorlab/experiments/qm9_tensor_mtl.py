@@ -68,9 +68,10 @@ Measured on one thread of the loaded 2-core machine (batch 64, members perturbed
 training step of the factorized network at the 10 % ranks costs 1.15-1.4x the grouped stack's
 (LAF 1.4, TT 1.25, Tucker 1.15) and the MRN step about the same as the stack's; the
 decompositions take seconds (Tucker's HOOI the longest, ~2 s). So a DMTRL run costs ~8 + ~11
-minutes and an MRN run ~8 + ~8: 9 x 19 + 6 x 16 ~ 270 minutes, **~4.5 CPU-hours** for the 15
-runs (~5.7 if a stack takes 10 minutes, as a busy machine makes it), which may run two at a
-time for throughput (timings the chapter reports come from runs made alone). ``full``: 15 runs of
+minutes, an MRN run ~8 + ~8 and a deeper-network run ~8 + ~2: 9 x 19 + 6 x 16 + 3 x 10 ~ 300
+minutes, **~5 CPU-hours** for the 18 runs (~6.3 if a stack takes 10 minutes, as a busy machine
+makes it), which may run two at a time for throughput (timings the chapter reports come from
+runs made alone). ``full``: 18 runs of
 the ``full`` budget on one GPU; :func:`smoke_variant` runs any of them in seconds at full width
 (tests/smoke/test_qm9_tensor_mtl_full_grid.py: Tucker, MRN and the deeper network).
 """
