@@ -124,3 +124,156 @@ def test_figure():
     fig = report.figure(_hand_record())
     assert [ax.get_title() for ax in fig.axes] == ["linear layers", "conv layers"]
     plt.close(fig)
+
+
+# -- the roofline view ------------------------------------------------------------------------
+
+ROOFLINE_FUNCTIONS = ("roofline_frame", "roofline_table", "roofline_figure", "goals_table", "roofline_glue_values")
+
+
+@pytest.fixture(scope="module")
+def roofline_record():
+    """A smoke-profile record measured with the roofline view (TT linear and CP conv, batch 32;
+    a few seconds), shaped as the store writes it."""
+    import torch
+
+    from factorlab.experiments import layers_benchmark as lb
+
+    cfg = lb.make_config("smoke").to_dict()
+    assert cfg["roofline"] is True
+    parts = lb.measure_record(cfg, torch.device("cpu"), log=lambda *a, **k: None)
+    return {"experiment": NAME, "key": "feedfacefeedface", "config": cfg, **parts,
+            "provenance": {"profile": "smoke", "device": "cpu", "git_commit": "abcdef0123456789", "git_dirty": True}}
+
+
+def _with_roofline(row, tuned_s, roofline_s, bound, eval_ratio, flop_only_s=None):
+    """``row`` of :func:`_hand_record` with the roofline cells: the tuned path takes
+    ``tuned_s``, predicted ``roofline_s`` (FLOP-only ``flop_only_s``, default the same), and
+    ours / dense in eval mode is ``eval_ratio``."""
+    return {**row, "tuned_path": "factored", "ours_tuned_s": tuned_s, "roofline_s": roofline_s,
+            "flop_only_s": roofline_s if flop_only_s is None else flop_only_s, "bound": bound,
+            "roofline_ratio": tuned_s / roofline_s, "flops": 3000, "bytes": 1200 if bound == "compute" else 6000,
+            "dense_roofline_s": row["dense_s"] / 2, "dense_bound": "compute", "dense_eval_s": 1e-3,
+            "ours_eval_s": eval_ratio * 1e-3, "ours_eval_model_s": 1e-3, "eval_model_path": "factored",
+            "eval_path": "dense", "peak_flops": 5e10, "bandwidth": 2e10, "paths": {"factored": {}, "dense": {}}}
+
+
+def _hand_roofline_record() -> dict:
+    """Four linear rows of :func:`_hand_record` (two with TensorLy-Torch peers) measured with the
+    roofline view: one memory-bound row, goals as ``measure_record`` stores them."""
+    from factorlab.experiments import layers_benchmark as lb
+
+    base = _hand_record()
+    lin = base["metrics"]["rows"][:4]
+    rows = [_with_roofline(lin[0], 2e-3, 1e-3, "memory", 0.5, flop_only_s=1e-4),  # ratio 2, memory-bound
+            _with_roofline(lin[1], 1.4e-3, 1e-3, "compute", 1.04),  # 1.4: within 1.5x; eval within 5 %
+            _with_roofline(lin[2], 1.0e-3, 0.5e-3, "compute", 1.2),  # 2.0: misses 1.5x; eval 1.2 misses
+            _with_roofline(lin[3], 1.32e-3, 1.2e-3, "compute", 0.9)]  # 1.1
+    df, targets = lb.summarize(rows)
+    base["config"]["roofline"] = True
+    base["metrics"].update(rows=rows, targets={k: list(v) for k, v in targets.items()},
+                           goals=lb.roofline_goals(df))
+    return base
+
+
+def test_roofline_frame_of_a_measured_record(roofline_record):
+    rows = roofline_record["metrics"]["rows"]
+    t = report.roofline_frame(roofline_record)
+    assert len(t) == len(rows) == 2 and list(t.layer) == ["linear 784->512", "conv 32->32 3x3 @14x14"]
+    for (_, r), row in zip(t.iterrows(), rows):
+        assert r.measured_s == row["ours_tuned_s"] and r.tuned_path == row["tuned_path"] in row["paths"]
+        assert r["measured/roofline"] == row["ours_tuned_s"] / row["roofline_s"] == row["roofline_ratio"]
+        assert r["measured/FLOP-only"] == row["ours_tuned_s"] / row["flop_only_s"]
+        assert r["eval ours/dense"] == row["ours_eval_s"] / row["dense_eval_s"]
+        assert r.roofline_s == row["paths"][row["tuned_path"]]["roofline_s"] >= r.flop_only_s
+        assert r.bound in report.BOUNDS and r.intensity == row["flops"] / row["bytes"]
+        assert r.model_s == row["ours_s"] and r.dense_s == row["dense_s"]
+    table = report.roofline_table(roofline_record)
+    assert table.iloc[0]["measured ms"] == f"{1e3 * rows[0]['ours_tuned_s']:.3f}"
+    assert table.iloc[1]["measured / roofline"] == f"{rows[1]['roofline_ratio']:.2f}" and table.iloc[1]["c"] == "4×"
+
+
+def test_goals_and_glue_values_of_a_measured_record(roofline_record):
+    from factorlab.experiments.layers_benchmark import GOALS
+
+    goals = roofline_record["metrics"]["goals"]
+    g = report.goals_table(roofline_record)
+    assert list(g.goal) == list(GOALS)
+    expect = {None: "not measured", True: "met", False: "not met"}
+    assert list(g.status) == [expect[goals[name]["met"]] for name in GOALS]
+    assert list(g["met in"][:2]) == [f"{goals[n]['rows_met']} of {goals[n]['rows']} rows" for n in GOALS[:2]]
+    assert list(g.detail) == [goals[n]["detail"] for n in GOALS]
+    v = report.roofline_glue_values(roofline_record)
+    t = report.roofline_frame(roofline_record)
+    row = roofline_record["metrics"]["rows"][0]
+    assert v["peak_gflops"] == row["peak_flops"] / 1e9 and v["bandwidth_gbs"] == row["bandwidth"] / 1e9
+    assert v["ridge"] == pytest.approx(row["peak_flops"] / row["bandwidth"])
+    assert v["memory_bound"] + v["compute_bound"] == v["rows"] == 2
+    assert v["memory_bound"] == sum(r["bound"] == "memory" for r in roofline_record["metrics"]["rows"])
+    assert v["roofline_median"] == t["measured/roofline"].median()
+    assert v["flop_only_median"] == t["measured/FLOP-only"].median()
+    assert v["eval_median"] == t["eval ours/dense"].median()
+    assert [v[f"goal{k}"] for k in (1, 2, 3)] == list(g.status)
+    assert [v[f"goal{k}_count"] for k in (1, 2, 3)] == list(g["met in"])
+    old = report.glue_values(roofline_record)  # the automatic forward, as the chapter's medians
+    assert v["after_mp"] == old["mp_median"] and v["after_mp_n"] == old["t2_n"]
+    assert v["after_ours_dense"] == report.measurements_frame(roofline_record)["ours/dense"].median()
+    assert all(type(x) in (float, int, str) for x in v.values())
+
+
+def test_roofline_glue_values_on_hand_built_rows_with_a_before_record():
+    rec = _hand_roofline_record()
+    v = report.roofline_glue_values(rec, before=_hand_record())
+    assert (v["peak_gflops"], v["bandwidth_gbs"], v["ridge"]) == (50.0, 20.0, 2.5)
+    assert (v["rows"], v["memory_bound"], v["compute_bound"], v["dense_memory_bound"]) == (4, 1, 3, 0)
+    assert v["roofline_median"] == pytest.approx(1.7) and v["roofline_max"] == pytest.approx(2.0)
+    assert v["roofline_compute_median"] == pytest.approx(1.4)  # 1.4, 2.0, 1.1
+    assert v["flop_only_median"] == pytest.approx(1.7)  # 20 (memory-bound row), 1.4, 2.0, 1.1
+    assert v["dense_roofline_median"] == pytest.approx(2.0)
+    assert (v["goal1"], v["goal1_count"]) == ("not met", "3 of 4 rows")  # 1.2 misses 1.05
+    assert (v["goal2"], v["goal2_count"]) == ("not met", "2 of 3 rows")  # the memory-bound row left out
+    # TensorLy-Torch / tuned: factorized 1.871 and 1.9 (median under 2), reconstructed 2.23 and 3.0
+    assert (v["goal3"], v["goal3_count"]) == ("not met", "1 of 2 implementations (2 rows)")
+    assert (v["eval_median"], v["eval_max"], v["eval_within"]) == (pytest.approx(0.97), pytest.approx(1.2), 3)
+    before = report.glue_values(_hand_record())
+    assert v["before_mp"] == before["mp_median"] and v["before_peer"] == before["peer_median"]
+    assert v["before_peer_fact"] == before["fact_median"] and v["before_peer_reco"] == before["reco_median"]
+    assert (v["before_mp_within"], v["before_mp_n"]) == (before["t2_met"], before["t2_n"])
+    assert v["before_ours_dense"] == pytest.approx(0.99)  # 1.01, 0.99, 0.99, 1.2, 2.5, 0.5, 0.667, 0.8
+    # this record's linear rows alone: the automatic forward as before, autotuned from the roofline cells
+    assert v["after_ours_dense"] == pytest.approx(1.0) and v["after_peer"] == pytest.approx(2.0)
+    assert v["tuned_ours_dense"] == pytest.approx((1.0 + 1 / 0.9) / 2)  # 1.0, 0.7, 1/0.9, 1.2
+    assert v["tuned_peer_fact"] == pytest.approx((2.1 * 0.891 + 1.9) / 2)
+    assert v["tuned_peer_reco"] == pytest.approx((2.5 * 0.891 + 3.0) / 2)
+    assert "before_mp" not in report.roofline_glue_values(rec)
+    with pytest.raises(ValueError, match="before must be a 'layers_benchmark' record"):
+        report.roofline_glue_values(rec, before={"config": {"experiment": "mnist_baselines"}})
+
+
+def test_a_record_without_the_roofline_view_is_refused_clearly():
+    for name in ROOFLINE_FUNCTIONS:
+        with pytest.raises(ValueError, match=r"record 0123456789abcdef has no roofline view \(measured before it "
+                                             r"existed\): re-measure with `python benchmarks/layers.py --record`"):
+            getattr(report, name)(_hand_record())
+    half = _hand_roofline_record()
+    del half["metrics"]["rows"][2]["eval_path"]  # one row without its roofline cells
+    with pytest.raises(ValueError, match="has no roofline view"):
+        report.roofline_frame(half)
+    # the chapter's functions still read the old record
+    assert len(report.measurements_frame(_hand_record())) == 8
+
+
+def test_roofline_figure():
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = report.roofline_figure(_hand_roofline_record())
+    left, right = fig.axes
+    assert [ax.get_title() for ax in fig.axes] == ["against the roofline", "against FLOPs alone"]
+    assert (left.get_xlabel(), right.get_xlabel()) == ("predicted by roofline (ms)", "predicted by FLOPs alone (ms)")
+    assert left.get_ylabel() == "measured forward + backward (ms)"
+    assert {ax.get_xscale() for ax in fig.axes} == {ax.get_yscale() for ax in fig.axes} == {"log"}
+    assert left.get_xlim() == left.get_ylim() == right.get_xlim()
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"within 1.5x", "dense layer", "compute", "memory", "linear", "conv"} <= set(labels)
+    plt.close(fig)

@@ -4,7 +4,11 @@ one record of the benchmark ``layers_benchmark``
 (:mod:`factorlab.experiments.layers_benchmark`).
 
 Times are seconds in the frames and milliseconds in the table; a ratio "a/b" above 1 means a
-takes longer than b; "predicted" is the ratio of forward FLOPs, ours / dense."""
+takes longer than b; "predicted" is the ratio of forward FLOPs, ours / dense.
+
+The roofline view (:func:`roofline_frame`, :func:`roofline_table`, :func:`roofline_figure`,
+:func:`goals_table`, :func:`roofline_glue_values`) reads a record measured with the config's
+``roofline`` on and refuses older records with a ValueError."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +16,7 @@ import pandas as pd
 
 from factorlab import plots
 from factorlab.experiments import run_experiment
-from factorlab.experiments.layers_benchmark import NAME, summarize
+from factorlab.experiments.layers_benchmark import EVAL_TOLERANCE, GOALS, IMPLEMENTATIONS, NAME, summarize
 from factorlab.report.provenance import quiet_label, quiet_of
 from factorlab.results import provenance_table
 
@@ -161,3 +165,217 @@ def glue_values(record: dict) -> dict:
     values["cp_lin_pred_min"] = float(cpl.flop_ratio.min())
     values["quiet"] = quiet_label(quiet_of(record))
     return values
+
+
+# -- the roofline view (issue 19, item 3) -----------------------------------------------------
+#
+# A record measured with the config's ``roofline`` on holds, per row, every candidate path timed
+# and the autotuned one's FLOPs, bytes and predictions (forward + backward counted as
+# ``FWD_BWD_PASSES`` forward passes, per-call overheads left out), eval-mode times, the machine's
+# peak and bandwidth, and ``metrics["goals"]`` (:func:`factorlab.experiments.layers_benchmark.
+# roofline_goals`). Records from before the roofline view have none of it: the functions below
+# refuse them with a ValueError naming the command that measures one.
+
+#: Row fields every roofline row has (written by ``layers_benchmark.roofline_cells``).
+ROOFLINE_FIELDS = ("tuned_path", "ours_tuned_s", "roofline_s", "flop_only_s", "bound", "roofline_ratio",
+                   "dense_roofline_s", "dense_bound", "dense_eval_s", "ours_eval_s", "eval_path", "peak_flops",
+                   "bandwidth")
+#: Colour order of the bounds in the roofline figure.
+BOUNDS = ["compute", "memory"]
+#: Marker of each layer kind in the roofline figure.
+KIND_MARKERS = {"linear": "o", "conv": "s"}
+
+
+def check_roofline(record: dict) -> None:
+    """Raise ValueError unless ``record`` is a ``layers_benchmark`` record measured with the
+    roofline view (config ``roofline`` on, ``metrics["goals"]`` and :data:`ROOFLINE_FIELDS`
+    in every row)."""
+    key = record.get("key", "?")
+    if record.get("config", {}).get("experiment", NAME) != NAME:
+        raise ValueError(f"record {key} is a {record['config']['experiment']!r} record, not {NAME!r}")
+    rows = record.get("metrics", {}).get("rows") or []
+    ok = (bool(record["config"].get("roofline")) and isinstance(record["metrics"].get("goals"), dict) and rows
+          and all(all(f in r for f in ROOFLINE_FIELDS) for r in rows))
+    if not ok:
+        raise ValueError(f"{NAME} record {key} has no roofline view (measured before it existed): re-measure with "
+                         f"`python benchmarks/layers.py --record` (quiet CPU: `OMP_NUM_THREADS=1 .venv/bin/python "
+                         f"benchmarks/layers.py --threads 1 --record`)")
+
+
+def roofline_frame(record: dict) -> pd.DataFrame:
+    """One row per (layer configuration, batch) of a roofline record: ``layer`` ("kind
+    shape"), ``kind``, ``family``, ``shape``, ``compression``, ``rank``, ``batch``; ``path``
+    (the cost model's choice) and ``tuned_path`` (autotuned); forward + backward seconds
+    ``measured_s`` (the tuned path), ``roofline_s`` (max(FLOPs / peak, bytes / bandwidth)
+    summed over its calls), ``flop_only_s`` (FLOPs / peak), ``model_s`` (the cost model's
+    path); ``bound`` (compute / memory, the tuned path); ``flops`` and ``bytes`` of it
+    (forward + backward); ``intensity`` (FLOP / byte); ``measured/roofline`` and
+    ``measured/FLOP-only`` (ratios of seconds); the dense layer's ``dense_s`` (measured),
+    ``dense_roofline_s``, ``dense_bound`` and ``dense/roofline``; eval mode (no autograd):
+    ``dense_eval_s``, ``eval_s`` (autotuned, rebuilt weight cached), ``eval_path`` and
+    ``eval ours/dense``; ``tltorch_factorized/tuned``, ``tltorch_reconstructed/tuned`` and
+    ``tltorch_best/tuned`` (TensorLy-Torch's time over the tuned path's; NaN without a peer)."""
+    check_roofline(record)
+    df = measurements_frame(record)
+    out = pd.DataFrame({
+        "layer": df["kind"] + " " + df["shape"], "kind": df["kind"], "family": df.family, "shape": df["shape"],
+        "compression": df.compression, "rank": df["rank"], "batch": df.batch, "path": df.path,
+        "tuned_path": df.tuned_path, "measured_s": df.ours_tuned_s, "roofline_s": df.roofline_s,
+        "flop_only_s": df.flop_only_s, "model_s": df.ours_s, "bound": df.bound, "flops": df.flops,
+        "bytes": df["bytes"], "intensity": df.flops / df["bytes"],
+        "measured/roofline": df.ours_tuned_s / df.roofline_s, "measured/FLOP-only": df.ours_tuned_s / df.flop_only_s,
+        "dense_s": df.dense_s, "dense_roofline_s": df.dense_roofline_s, "dense_bound": df.dense_bound,
+        "dense/roofline": df.dense_s / df.dense_roofline_s, "dense_eval_s": df.dense_eval_s,
+        "eval_s": df.ours_eval_s, "eval_path": df.eval_path, "eval ours/dense": df.ours_eval_s / df.dense_eval_s,
+    })
+    for impl in IMPLEMENTATIONS:
+        out[f"tltorch_{impl}/tuned"] = df[f"tltorch_{impl}_s"] / df.ours_tuned_s
+    out["tltorch_best/tuned"] = out[[f"tltorch_{impl}/tuned" for impl in IMPLEMENTATIONS]].min(axis=1)
+    return out
+
+
+def roofline_table(record: dict) -> pd.DataFrame:
+    """:func:`roofline_frame` for display: times in ms (3 decimals), ratios with 2, the paths
+    and bounds; empty cells where a value does not apply."""
+    t = roofline_frame(record)
+    ms, x = _blank_nan("{:.3f}"), _blank_nan("{:.2f}")
+    return pd.DataFrame({
+        "layer": t.layer, "family": t.family,
+        "c": t.compression.map(lambda v: "" if v is None or v != v else f"{v:g}×"), "rank": t["rank"],
+        "batch": t.batch, "tuned path": t.tuned_path, "bound": t.bound,
+        "measured ms": (1e3 * t.measured_s).map(ms), "roofline ms": (1e3 * t.roofline_s).map(ms),
+        "FLOP-only ms": (1e3 * t.flop_only_s).map(ms), "measured / roofline": t["measured/roofline"].map(x),
+        "dense ms": (1e3 * t.dense_s).map(ms), "dense roofline ms": (1e3 * t.dense_roofline_s).map(ms),
+        "eval ours / dense": t["eval ours/dense"].map(x),
+    })
+
+
+def _goal_status(met) -> str:
+    return "not measured" if met is None else "met" if met else "not met"
+
+
+def _peer_implementations(record: dict) -> int:
+    """How many TensorLy-Torch implementations the record timed (the peer goal's count)."""
+    df = measurements_frame(record)
+    return sum(int(df[f"tltorch_{impl}_s"].notna().any()) for impl in IMPLEMENTATIONS)
+
+
+def goals_table(record: dict) -> pd.DataFrame:
+    """The three goals of the roofline view as stored in ``metrics["goals"]``, in the order of
+    :data:`factorlab.experiments.layers_benchmark.GOALS`: goal, status (met / not met / not
+    measured), "met in" ("m of n rows"; the peer goal: implementations whose median TensorLy-Torch
+    / ours reaches 2, of those timed, and the rows with a peer) and the stored detail."""
+    check_roofline(record)
+    goals = record["metrics"]["goals"]
+    missing = [g for g in GOALS if g not in goals]
+    if missing:
+        raise ValueError(f"record {record.get('key', '?')} lacks the goal(s) {missing}; expected {list(GOALS)}")
+    rows = []
+    for k, name in enumerate(GOALS):
+        g = goals[name]
+        count = (f"{g['rows_met']} of {g['rows']} rows" if k < 2 else
+                 f"{g['rows_met']} of {_peer_implementations(record)} implementations ({g['rows']} rows)")
+        rows.append({"goal": name, "status": _goal_status(g["met"]), "met in": count, "detail": g["detail"]})
+    return pd.DataFrame(rows)
+
+
+def _medians(record: dict, ours: str) -> dict:
+    """The issue's headline medians of a record (roofline view or not), ``ours`` the column of
+    our time (``ours_s``: the automatic forward; ``ours_tuned_s``: autotuned): ``ours_dense``
+    (ours / dense, every row), ``mp`` (ours / dense over the FLOP ratio, rows where dense takes
+    at least :data:`FLOP_BOUND_S`) and the rows of it within 1.5 (``mp_within`` of ``mp_n``),
+    ``peer`` (TensorLy-Torch's faster implementation / ours, rows with a peer), ``peer_fact``,
+    ``peer_reco`` (each implementation / ours); NaN where nothing applies."""
+    df = measurements_frame(record)
+    od = df[ours] / df.dense_s
+    mp = (od / df.flop_ratio)[df.dense_s >= FLOP_BOUND_S]
+    peers = {impl: (df[f"tltorch_{impl}_s"] / df[ours]).dropna() for impl in IMPLEMENTATIONS}
+    best = (df[[f"tltorch_{impl}_s" for impl in IMPLEMENTATIONS]].min(axis=1) / df[ours]).dropna()
+    return {"ours_dense": float(od.median()), "mp": float(mp.median()), "mp_within": int((mp <= 1.5).sum()),
+            "mp_n": int(len(mp)), "peer": float(best.median()) if len(best) else float("nan"),
+            "peer_fact": float(peers["factorized"].median()) if len(peers["factorized"]) else float("nan"),
+            "peer_reco": float(peers["reconstructed"].median()) if len(peers["reconstructed"]) else float("nan")}
+
+
+def roofline_glue_values(record: dict, before: dict | None = None) -> dict:
+    """Every value the roofline section glues, from a roofline record, in glue order:
+
+    - the machine: ``peak_gflops`` (GFLOP/s of a large GEMM), ``bandwidth_gbs`` (GB/s of a
+      large copy), ``ridge`` (their ratio, FLOP per byte: a path with fewer is memory-bound);
+    - ``rows``; ``memory_bound`` / ``compute_bound`` (rows whose tuned path is), and
+      ``dense_memory_bound``;
+    - ``roofline_median`` / ``roofline_max`` (measured / roofline, every row),
+      ``roofline_compute_median`` (compute-bound rows; NaN if none), ``flop_only_median``
+      (measured / FLOP-only), ``dense_roofline_median`` (the dense layer's measured / roofline);
+    - ``goal1`` .. ``goal3``: status text (met / not met / not measured) and ``goal<k>_count``
+      (:func:`goals_table`'s "met in");
+    - ``eval_median`` / ``eval_max`` (eval mode, ours autotuned / dense) and ``eval_within``
+      (rows within the 5 % of the eval goal);
+    - this record's headline medians (:func:`_medians`) under ``after_`` (the automatic
+      forward, cost model: ``after_ours_dense``, ``after_mp``, ``after_mp_within``,
+      ``after_mp_n``, ``after_peer``, ``after_peer_fact``, ``after_peer_reco``) and ``tuned_``
+      (autotuned); the peer values are NaN where TensorLy-Torch was not installed;
+    - with ``before`` (an older ``layers_benchmark`` record, e.g. the committed one from before
+      the roofline view), the same medians of it under ``before_`` (its automatic forward).
+    """
+    check_roofline(record)
+    t = roofline_frame(record)
+    first = record["metrics"]["rows"][0]
+    v = {"peak_gflops": float(first["peak_flops"]) / 1e9, "bandwidth_gbs": float(first["bandwidth"]) / 1e9,
+         "ridge": float(first["peak_flops"]) / float(first["bandwidth"]), "rows": int(len(t)),
+         "memory_bound": int((t.bound == "memory").sum()), "compute_bound": int((t.bound == "compute").sum()),
+         "dense_memory_bound": int((t.dense_bound == "memory").sum()),
+         "roofline_median": float(t["measured/roofline"].median()), "roofline_max": float(t["measured/roofline"].max()),
+         "roofline_compute_median": float(t.loc[t.bound == "compute", "measured/roofline"].median()),
+         "flop_only_median": float(t["measured/FLOP-only"].median()),
+         "dense_roofline_median": float(t["dense/roofline"].median())}
+    goals = goals_table(record)
+    for k, (status, count) in enumerate(zip(goals.status, goals["met in"]), start=1):
+        v[f"goal{k}"] = status
+        v[f"goal{k}_count"] = count
+    ev = t["eval ours/dense"]
+    v.update({"eval_median": float(ev.median()), "eval_max": float(ev.max()),
+              "eval_within": int((ev <= EVAL_TOLERANCE).sum())})
+    v.update({f"after_{k}": x for k, x in _medians(record, "ours_s").items()})
+    v.update({f"tuned_{k}": x for k, x in _medians(record, "ours_tuned_s").items()})
+    if before is not None:
+        if before.get("config", {}).get("experiment") != NAME:
+            raise ValueError(f"before must be a {NAME!r} record, got {before.get('config', {}).get('experiment')!r}")
+        v.update({f"before_{k}": x for k, x in _medians(before, "ours_s").items()})
+    return v
+
+
+def roofline_figure(record: dict):
+    """Figure of the roofline view: measured forward + backward time (ms) of each row's tuned
+    path against its roofline prediction (left) and against the FLOP-only prediction (right),
+    log-log with the same limits; colour = the tuned path's bound (compute / memory), marker =
+    layer kind; the dense layers in grey; y = x solid, the band up to 1.5x shaded."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    t = roofline_frame(record)
+    ms = 1e3
+    fig, axes = plt.subplots(1, 2, figsize=(plots.FULL_WIDTH, 3.8), sharex=True, sharey=True)
+    palette = dict(zip(BOUNDS, sns.color_palette("colorblind", len(BOUNDS))))
+    values = [t.measured_s, t.roofline_s, t.flop_only_s, t.dense_s, t.dense_roofline_s]
+    lo = min(float(s.min()) for s in values) * ms / 1.5
+    hi = max(float(s.max()) for s in values) * ms * 1.5
+    for ax, col, name in zip(axes, ["roofline_s", "flop_only_s"], ["roofline", "FLOPs alone"]):
+        ax.fill_between([lo, hi], [lo, hi], [1.5 * lo, 1.5 * hi], color="0.85", lw=0, label="within 1.5x")
+        ax.plot([lo, hi], [lo, hi], "-", color="0.4", lw=1, label="measured = predicted")
+        if col == "roofline_s":
+            ax.scatter(ms * t.dense_roofline_s, ms * t.dense_s, marker="x", color="0.55", s=20, lw=1,
+                       label="dense layer")
+        d = t.assign(x=ms * t[col], y=ms * t.measured_s)
+        sns.scatterplot(data=d, x="x", y="y", hue="bound", hue_order=BOUNDS, palette=palette, style="kind",
+                        style_order=list(KIND_MARKERS), markers=KIND_MARKERS, s=40, ax=ax, legend=(col == "roofline_s"))
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        plots.log_axis_auto(ax, "x")
+        plots.log_axis_auto(ax, "y")
+        ax.set_xlabel(f"predicted by {name} (ms)")
+        ax.set_ylabel("measured forward + backward (ms)")
+        ax.set_title(f"against the {name}" if col == "roofline_s" else f"against {name}")
+    fig.tight_layout()
+    plots.legend_below(fig, axes[0], ncol=4)
+    return fig
