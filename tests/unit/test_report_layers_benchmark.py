@@ -277,3 +277,15 @@ def test_roofline_figure():
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert {"within 1.5x", "dense layer", "compute", "memory", "linear", "conv"} <= set(labels)
     plt.close(fig)
+
+
+def test_load_before_record_reads_the_record_without_the_roofline_view(tmp_path):
+    from factorlab.experiments.layers_benchmark import make_config
+    from factorlab.results import RunStore
+
+    store = RunStore(tmp_path)
+    assert report.load_before_record("smoke", store) is None  # never measures
+    cfg = make_config("smoke", roofline=False).to_dict()
+    assert "roofline" not in cfg  # the key of records from before the roofline view
+    store.run(cfg, lambda c: {"metrics": {"rows": []}})
+    assert report.load_before_record("smoke", store)["key"] == store.key(cfg)

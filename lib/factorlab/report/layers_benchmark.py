@@ -7,7 +7,7 @@ Times are seconds in the frames and milliseconds in the table; a ratio "a/b" abo
 takes longer than b; "predicted" is the ratio of forward FLOPs, ours / dense.
 
 The roofline view (:func:`roofline_frame`, :func:`roofline_table`, :func:`roofline_figure`,
-:func:`goals_table`, :func:`roofline_glue_values`) reads a record measured with the config's
+:func:`goals_table`, :func:`roofline_glue_values`; :func:`load_before_record`) reads a record measured with the config's
 ``roofline`` on and refuses older records with a ValueError."""
 from __future__ import annotations
 
@@ -200,6 +200,17 @@ def check_roofline(record: dict) -> None:
         raise ValueError(f"{NAME} record {key} has no roofline view (measured before it existed): re-measure with "
                          f"`python benchmarks/layers.py --record` (quiet CPU: `OMP_NUM_THREADS=1 .venv/bin/python "
                          f"benchmarks/layers.py --threads 1 --record`)")
+
+
+def load_before_record(profile: str, store=None) -> dict | None:
+    """The stored ``layers_benchmark`` record of ``profile`` measured without the roofline view
+    (``make_config(profile, roofline=False)``: the committed record from before it, the
+    "before" of :func:`roofline_glue_values`), or None if the store (default: the run store)
+    has none. Never measures."""
+    from factorlab.experiments.layers_benchmark import make_config
+    from factorlab.results import RunStore
+
+    return (store if store is not None else RunStore()).get(make_config(profile, roofline=False).to_dict())
 
 
 def roofline_frame(record: dict) -> pd.DataFrame:
