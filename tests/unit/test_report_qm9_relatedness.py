@@ -333,3 +333,107 @@ def test_every_glue_name_of_the_chapter_is_computed():
     rel = [_rel_record(0, {n: _frame(rng.uniform(-1, 1, (11, 11)), NASH11) for n in rep.MEASURES})]
     v = rep.glue_values("smoke", rel, [], [_mtl("famo", 0, 1.0)], [_mtl(None, 0, 1.0)], [], n_boot=10)
     assert names and names <= set(v), sorted(names - set(v))
+
+
+# --- MRN's learned task correlation as one more measure ------------------------------------------------
+
+def _corr(seed: int) -> np.ndarray:
+    """A symmetric 11 x 11 correlation with distinct |off-diagonal| values, half of them negative."""
+    k = len(NASH11)
+    c = np.eye(k)
+    iu = np.triu_indices(k, 1)
+    vals = np.linspace(0.05, 0.95, len(iu[0]))[np.random.default_rng(seed).permutation(len(iu[0]))]
+    c[iu] = vals * np.where(np.arange(len(vals)) % 2, -1.0, 1.0)
+    return np.triu(c, 1) + np.triu(c, 1).T + np.eye(k)
+
+
+def _mrn(seed: int, lam: float, valid: float, corr: np.ndarray, targets=NASH11, single_s=20.0) -> dict:
+    """A qm9_tensor_mtl MRN record with what the reports read."""
+    return {"config": {"method": "mrn", "lam": lam, "seed": seed, "targets": list(targets), "task_set": "nash11"},
+            "metrics": {"test_mae": {t: 1.0 for t in targets}, "mean_valid_mae_std": valid,
+                        "reference_check": {"equal": None}, "task_correlation": {"heads": corr.tolist()}},
+            "model": {"params": 1000, "single_params": 5000},
+            "timing": {"train_s": 10.0 + seed, "single_s": single_s, "factorize_s": 0.0}}
+
+
+def _mrn_grid() -> list[dict]:
+    """λ = 1e-3 wins on validation (seed-mean 0.5 vs 0.7); the other λ's matrices and timings
+    differ, so reading them would show."""
+    return ([_mrn(s, 1e-3, 0.5 + 0.1 * s, _corr(0)) for s in (0, 1)]
+            + [_mrn(s, 1e-2, 0.7, -_corr(1) + 2 * np.eye(11), single_s=500.0) for s in (0, 1)])
+
+
+def test_mrn_measure_is_the_learned_correlation_at_the_chosen_lambda():
+    from factorlab.report.qm9_tensor_mtl import best_mrn_lambda
+
+    tensor = _mrn_grid()
+    assert best_mrn_lambda(tensor) == 1e-3
+    assert best_mrn_lambda([_mrn(0, 1e-2, 0.5, _corr(0)), _mrn(0, 1e-3, 0.5, _corr(0))]) == 1e-3  # tie: smallest
+    assert [r["config"]["lam"] for r in rep.mrn_runs(tensor)] == [1e-3, 1e-3]
+    mats = rep.mrn_matrices(tensor)
+    assert list(mats) == [0, 1]
+    for m in mats.values():
+        assert list(m.index) == list(m.columns) == NASH11
+        assert (m.to_numpy() == _corr(0)).all()  # exactly the recorded matrix
+    aff = rep.orient(rep.MRN_MEASURE, rep.mean_matrix(mats))
+    assert (aff.to_numpy() == np.abs(_corr(0))).all()  # |C|: a negative correlation couples as tightly
+    assert aff.loc["mu", "alpha"] == aff.loc["alpha", "mu"] == abs(_corr(0)[0, 1])
+    # a run that lists its targets in another order is put back into NASH11's
+    perm = list(reversed(range(11)))
+    shuffled = _mrn(0, 1e-3, 0.5, _corr(0)[np.ix_(perm, perm)], targets=[NASH11[k] for k in perm])
+    assert (rep.mrn_matrices([shuffled])[0].to_numpy() == _corr(0)).all()
+    with pytest.raises(ValueError, match="expected 11 x 11"):
+        rep.mrn_matrices([_mrn(0, 1e-3, 0.5, np.eye(3))])
+    # it joins the nash11 measures (and only those), after the qm9_relatedness ones
+    rel = [_rel_record(0, {"pearson_raw": _frame(np.eye(11), NASH11)})]
+    assert list(rep.measure_matrices(rel, "nash11", tensor)) == ["pearson_raw", rep.MRN_MEASURE]
+    assert rep.MRN_MEASURE not in rep.measure_matrices(rel, "all19", tensor)
+
+
+def test_mrn_cost_is_its_stack_and_fine_tuning_at_the_chosen_lambda():
+    c = rep.cost_frame([], "nash11", _mrn_grid()).set_index("measure")
+    assert list(c.index) == [rep.MRN_MEASURE]
+    row = c.loc[rep.MRN_MEASURE]
+    assert (row.own_s, row.training_s, row.total_s, row.seeds) == (0.0, 20.0 + 10.5, 30.5, 2)
+    assert rep.cost_frame([], "all19", _mrn_grid()).empty
+
+
+def test_mrn_predicts_gains_monotone_in_its_absolute_correlation_with_rho_one():
+    tensor = _mrn_grid()
+    g = np.abs(_corr(0)) * 10  # larger |C|, larger gain; symmetric, distinct per pair
+    np.fill_diagonal(g, np.nan)
+    gains = {0: _frame(g, NASH11)}
+    pred = rep.prediction_frame(rep.measure_matrices([], "nash11", tensor), gains,
+                                rep.cost_frame([], "nash11", tensor), n_boot=20)
+    r = pred.set_index("measure").loc[rep.MRN_MEASURE]
+    assert [r.rho, r.lo, r.hi] == pytest.approx([1.0] * 3, abs=1e-12) and (r.pairs, r.total_s) == (55, 30.5)
+    assert r.label == rep.LABELS[rep.MRN_MEASURE]
+    assert rep.prediction_text(pred) == "ρ = +1.00 [+1.00, +1.00] over 55 task pairs"
+    # through the pair records and the chapter's glue, the same (the gains rebuilt from MAEs)
+    pairs = _pair_records(gains[0], {t: 1.0 for t in NASH11})
+    stl = [{"config": {"seed": 0, "model": "gine"}, "metrics": {"test_mae": {t: 1.0 for t in NASH11}}}]
+    rng = np.random.default_rng(7)
+    rel = [_rel_record(0, {n: _frame(rng.uniform(-1, 1, (11, 11)), NASH11) for n in rep.MEASURES})]
+    v = rep.glue_values("smoke", rel, pairs, [], [], stl, n_boot=20, tensor_records=tensor)
+    assert v["rho_mrn_correlation"] == pytest.approx(1.0) and v["cost_mrn_correlation"] == 30.5
+    assert v["mrn_rho"] == "ρ = +1.00 [+1.00, +1.00] over 55 task pairs" and v["n_mrn_seeds"] == 2
+    assert v["best_measure"] == rep.LABELS[rep.MRN_MEASURE]
+    assert v["cost_quiet"].startswith("0 of the 3 records timed")  # the relatedness record and MRN's two
+    # the journal's Pearson sentence is judged on the qm9_relatedness measures alone, as on the claims page
+    alone = rep.glue_values("smoke", rel, pairs, [], [], stl, n_boot=20)
+    assert v["pearson_verdict"] == alone["pearson_verdict"] and "rho_mrn_correlation" not in alone
+    assert rep.mrn_prediction_text(tensor, pairs, stl, n_boot=20) == v["mrn_rho"]
+
+
+def test_without_mrn_runs_the_measure_is_absent():
+    rel = [_rel_record(0, {"pearson_raw": _frame(np.eye(11), NASH11)})]
+    not_mrn = [{**_mrn(0, 1e-3, 0.5, _corr(0)), "config": {**_mrn(0, 1e-3, 0.5, _corr(0))["config"],
+                                                           "method": "laf", "lam": None}}]
+    for tensor in ([], not_mrn):
+        assert rep.mrn_matrices(tensor) == {} and rep.mrn_runs(tensor) == []
+        assert list(rep.measure_matrices(rel, "nash11", tensor)) == ["pearson_raw"]
+        assert rep.MRN_MEASURE not in set(rep.cost_frame(rel, "nash11", tensor).measure)
+    v = rep.glue_values("smoke", rel, [], [], [], [], n_boot=10)
+    assert v["mrn_rho"] == "not measured" and v["n_mrn_seeds"] == 0 and "rho_mrn_correlation" not in v
+    assert rep.mrn_prediction_text([], [], []) == "not measured"
+    assert rep.mrn_prediction_text(_mrn_grid(), [], []) == "not measured"  # runs, but no pair gains

@@ -197,3 +197,22 @@ def test_layers_in_module_order_whatever_the_json_order():
              "encoder.convs.1.nn.0", "encoder.node_in"]  # sorted, as a JSON record keeps them
     assert sorted(names, key=R.layer_key) == ["encoder.node_in", "encoder.convs.0.nn.0", "encoder.convs.0.nn.2",
                                               "encoder.convs.0.lin", "encoder.convs.1.nn.0", "encoder.convs.1.lin"]
+
+
+def test_mrn_rank_correlation_with_the_pair_gains_is_the_relatedness_chapters():
+    """qm9_mrn_gain_rho is report.qm9_relatedness's MRN row (|C| at the chosen λ against the
+    seed-mean gains), and "not measured" without MRN runs or without pair gains."""
+    from factorlab.report import qm9_relatedness as rel
+
+    tensor = [_tensor("mrn", s, 1.0, lam=lam, valid=v) for s in (0, 1) for lam, v in ((1e-3, 0.5), (1e-2, 0.9))]
+    corr = np.abs(R.task_correlation(tensor).to_numpy())
+    one = {t: 1.0 for t in NASH11}
+    stl = [{"config": {"seed": 0, "model": "gine"}, "metrics": {"test_mae": one}}]
+    pairs = [{"config": {"targets": [a, b], "seed": 0},  # gains 10 |C|: mu and alpha gain, no other pair
+              "metrics": {"test_mae": {a: 1 - corr[i, j] / 10, b: 1 - corr[i, j] / 10}}}
+             for i, a in enumerate(NASH11) for j, b in enumerate(NASH11) if i < j]
+    g = R.glue_values("cpu", tensor, stl, pair_records=pairs)
+    assert g["qm9_mrn_gain_rho"] == rel.mrn_prediction_text(tensor, pairs, stl)
+    assert g["qm9_mrn_gain_rho"] == "ρ = +1.00 [+1.00, +1.00] over 55 task pairs"  # every tie shared by both
+    assert R.glue_values("cpu", tensor, stl)["qm9_mrn_gain_rho"] == NOT_MEASURED
+    assert R.glue_values("cpu", [_tensor("laf", 0, 0.9)], stl, pair_records=pairs)["qm9_mrn_gain_rho"] == NOT_MEASURED

@@ -1,7 +1,9 @@
 r"""Chapter "Which tasks help each other" (``notebooks/pending/qm9_relatedness.ipynb``): the four
 task-relatedness measures of experiment ``qm9_relatedness`` (label dependence, gradient cosine,
-TAG's lookahead affinity, encoder swap), their cost, how well each predicts the measured pair
-gains (experiment ``qm9_pairs``, when its records exist), the journal's claim about
+TAG's lookahead affinity, encoder swap) and, where its runs exist, the task correlation a deep
+relationship network learned (experiment ``qm9_tensor_mtl``, :func:`mrn_matrices`), their cost,
+how well each predicts the measured pair gains (experiment ``qm9_pairs``, when its records
+exist), the journal's claim about
 uncorrelated tasks, the 19 x 19 encoder-swap table, and the benchmark frame (experiment
 ``qm9_weighting`` and ``qm9_soft_sharing``'s λ = ∞ runs against ``qm9_single_task``, beside the
 published table of :data:`factorlab.literature.QM9_MTL_PUBLISHED`, cited).
@@ -18,7 +20,8 @@ Conventions, stated once:
   correlations by their absolute value (a strongly anti-correlated target carries the same
   information), distance correlation, gradient cosine and TAG's affinity as they are, encoder
   swap by ``1 - T`` (``T``: task ``j``'s MAE on ``i``'s frozen encoder over its own; 0 when
-  the lent encoder serves ``j`` as well as its own, positive when better).
+  the lent encoder serves ``j`` as well as its own, positive when better), MRN's learned task
+  correlation by its absolute value (:func:`mrn_matrices`).
 - A measure "predicts" the gains by the Spearman rank correlation of its seed-mean matrix with
   the seed-mean gain matrix over the off-diagonal entries (ordered pairs); its 95 % interval
   is a percentile bootstrap that resamples *unordered task pairs* (both ordered entries of a
@@ -26,7 +29,10 @@ Conventions, stated once:
 - A measure's cost is its own seconds plus the training it needs, from the record's timing:
   none for label dependence; the hard-shared network without its probes
   (``hard_network_s`` minus both probes' seconds) for gradient cosine and TAG; the single-task
-  stack (``single_stack_s``) for encoder swap. Mean over seeds.
+  stack (``single_stack_s``) for encoder swap; for MRN's correlation (no seconds of its own: it
+  is read off the trained prior) the ``qm9_tensor_mtl`` run's single-task stack and fine-tuning
+  (``single_s + train_s``) at the chosen λ, not the runs of the other λ that chose it. Mean over
+  seeds.
 - The single-task reference of every pair gain and Δm is ``qm9_single_task`` (the GINE records of
   the same seed, :func:`reference_by_seed`: the experiments' one rule,
   :func:`factorlab.experiments.qm9_pairs.reference_from_records`, which refuses a record whose
@@ -48,6 +54,7 @@ from factorlab.experiments.qm9_pairs import reference_from_records
 from factorlab.literature import NAVON2022_QM9_STL_MAE, QM9_MTL_BENCHMARK_BUDGET, QM9_MTL_PUBLISHED
 from factorlab.mtl import delta_m
 from factorlab.mtl.relatedness import Relatedness, affinity
+from factorlab.report import mrn_correlation as _mrn
 from factorlab.report.formatting import pm
 
 #: Each measure of a ``qm9_relatedness`` record, in display order, with its label as an
@@ -63,6 +70,11 @@ MEASURES: dict[str, str] = {
     "tag_affinity": "TAG lookahead affinity",
     "encoder_swap": "encoder swap (1 − ratio)",
 }
+#: The one measure that is not in a ``qm9_relatedness`` record: MRN's learned task correlation
+#: (experiment ``qm9_tensor_mtl``, :func:`mrn_matrices`), on the ``nash11`` targets only.
+MRN_MEASURE = "mrn_correlation"
+#: Every measure's label, :data:`MEASURES` and then MRN's.
+LABELS: dict[str, str] = {**MEASURES, MRN_MEASURE: "MRN learned task correlation, |ρ|"}
 #: Which training each measure needs (for its cost).
 NEEDS = {"gradient_cosine": "hard", "tag_affinity": "hard", "encoder_swap": "single"}
 #: Bootstrap draws, the generator's seed and the interval's level (%).
@@ -83,24 +95,56 @@ def _records_of(records: list[dict], task_set: str) -> list[dict]:
     return sorted((r for r in records if r["config"]["task_set"] == task_set), key=lambda r: r["config"]["seed"])
 
 
-def measure_matrices(records: list[dict], task_set: str = "nash11") -> dict[str, dict[int, pd.DataFrame]]:
+def measure_matrices(records: list[dict], task_set: str = "nash11",
+                     tensor_records: Sequence[dict] = ()) -> dict[str, dict[int, pd.DataFrame]]:
     """``{measure: {seed: K x K matrix as recorded}}`` from the ``qm9_relatedness`` records of
-    ``task_set``, measures in :data:`MEASURES` order (those a record lacks are left out)."""
+    ``task_set``, measures in :data:`MEASURES` order (those a record lacks are left out), then,
+    for ``nash11`` and where ``tensor_records`` (``qm9_tensor_mtl``) hold MRN runs,
+    :data:`MRN_MEASURE` (:func:`mrn_matrices`)."""
     out: dict[str, dict[int, pd.DataFrame]] = {}
     for r in _records_of(records, task_set):
         for name in MEASURES:
             if name in r["metrics"]["measures"]:
                 out.setdefault(name, {})[r["config"]["seed"]] = Relatedness.from_record(
                     r["metrics"]["measures"][name]).matrix
+    mrn = mrn_matrices(tensor_records) if task_set == "nash11" else {}
+    if mrn:
+        out[MRN_MEASURE] = mrn
     return out
 
 
+def mrn_matrices(tensor_records: Sequence[dict]) -> dict[int, pd.DataFrame]:
+    r"""``{seed: NASH11 x NASH11 matrix}``: the task correlation a deep relationship network
+    (MRN, Long et al. 2017) learned on its heads in each ``qm9_tensor_mtl`` run at the
+    λ the tensor chapter chose on validation (:func:`mrn_runs`;
+    :func:`factorlab.report.mrn_correlation.mrn_matrices`); {} without MRN runs, so the measure
+    is simply absent.
+
+    MRN puts a tensor-normal prior on the task-stacked weights of the layer and learns its task
+    covariance ``Σ_T`` with the network; ``C``, ``Σ_T`` scaled to unit diagonal, is the
+    correlation of the tasks' weights under that prior. A strong negative entry couples two
+    tasks as tightly as a strong positive one (their weights are expected to be opposite), so
+    :func:`orient` takes ``|C|``, as it does for label correlations: larger predicts more help.
+    Unlike the measures taken before multitask training, ``C`` is learned by a network that
+    trained on all 11 tasks together (after a single-task network per task), so it is no cheap
+    a-priori measure: its cost is that training (:func:`cost_frame`).
+    """
+    return _mrn.mrn_matrices(tensor_records)
+
+
+#: The MRN runs the measure reads: ``qm9_tensor_mtl``'s NASH11 runs at the λ with the lowest
+#: seed-mean validation error (:func:`factorlab.report.mrn_correlation.best_mrn_lambda`, the tensor
+#: chapter's choice), by seed.
+mrn_runs = _mrn.mrn_runs
+
+
 def orient(name: str, matrix: pd.DataFrame) -> pd.DataFrame:
-    """``matrix`` of measure ``name`` (one of :data:`MEASURES`) as an affinity, larger predicting
-    more help: the book's one convention, :func:`factorlab.mtl.relatedness.affinity`."""
-    if name not in MEASURES:
-        raise ValueError(f"unknown measure {name!r}: choose one of {', '.join(MEASURES)}")
-    return affinity(name, matrix)
+    """``matrix`` of measure ``name`` (one of :data:`LABELS`) as an affinity, larger predicting
+    more help: the book's one convention, :func:`factorlab.mtl.relatedness.affinity`, and ``|C|``
+    for MRN's learned correlation (:func:`mrn_matrices`)."""
+    if name not in LABELS:
+        raise ValueError(f"unknown measure {name!r}: choose one of {', '.join(LABELS)}")
+    return matrix.abs() if name == MRN_MEASURE else affinity(name, matrix)
 
 
 def mean_matrix(per_seed: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
@@ -116,10 +160,11 @@ def mean_matrix(per_seed: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(mean, index=frames[0].index, columns=frames[0].columns)
 
 
-def cost_frame(records: list[dict], task_set: str = "nash11") -> pd.DataFrame:
-    """Per measure (rows in :data:`MEASURES` order): ``own_s`` (the measure's own seconds),
+def cost_frame(records: list[dict], task_set: str = "nash11", tensor_records: Sequence[dict] = ()) -> pd.DataFrame:
+    """Per measure (rows in :data:`LABELS` order): ``own_s`` (the measure's own seconds),
     ``training_s`` (the training it needs, see the module docstring), ``total_s`` and ``seeds``;
-    means over the seeds of ``task_set``."""
+    means over the seeds of ``task_set`` (MRN's, from ``tensor_records``' :func:`mrn_runs`, for
+    ``nash11`` only)."""
     rows = []
     recs = _records_of(records, task_set)
     for name, label in MEASURES.items():
@@ -141,6 +186,11 @@ def cost_frame(records: list[dict], task_set: str = "nash11") -> pd.DataFrame:
             rows.append({"measure": name, "label": label, "own_s": float(np.mean(own)),
                          "training_s": float(np.mean(train)), "total_s": float(np.mean(own) + np.mean(train)),
                          "seeds": len(own)})
+    mrn = [r["timing"]["single_s"] + r["timing"]["train_s"] for r in mrn_runs(tensor_records)] \
+        if task_set == "nash11" else []
+    if mrn:
+        rows.append({"measure": MRN_MEASURE, "label": LABELS[MRN_MEASURE], "own_s": 0.0,
+                     "training_s": float(np.mean(mrn)), "total_s": float(np.mean(mrn)), "seeds": len(mrn)})
     return pd.DataFrame(rows, columns=["measure", "label", "own_s", "training_s", "total_s", "seeds"])
 
 
@@ -219,6 +269,18 @@ def gain_matrices(pair_records: list[dict], reference: Mapping[int, Mapping[str,
             g = pair_gain_matrix(pairs, reference[seed], tasks)
             out[seed] = pd.DataFrame(g, index=tasks, columns=tasks)
     return out
+
+
+def chapter_gains(pair_records: list[dict], stl_records: list[dict],
+                  task_set: str = "nash11") -> tuple[list[str], dict[int, pd.DataFrame]]:
+    """The targets and ``{seed: G}`` the chapter compares the measures with: the targets
+    ``qm9_pairs`` covers (:func:`pair_tasks`; those of ``task_set`` without pair records) and
+    their :func:`gain_matrices` against :func:`reference_by_seed` (budget-checked against the
+    pair runs)."""
+    from factorlab.experiments.qm9_common import task_set as targets_of
+
+    tasks = pair_tasks(pair_records) or targets_of(task_set)
+    return tasks, gain_matrices(pair_records, reference_by_seed(stl_records, tasks, pair_records), tasks)
 
 
 def pair_gain_cost_s(pair_records: list[dict], tasks: Sequence[str]) -> float:
@@ -319,8 +381,30 @@ def prediction_frame(matrices: Mapping[str, Mapping[int, pd.DataFrame]], gains: 
         r = (rank_correlation(orient(name, mean_matrix(per_seed)), g, n_boot) if g is not None
              else {"rho": math.nan, "lo": math.nan, "hi": math.nan, "pairs": 0})
         cost = costs.set_index("measure").total_s.get(name, math.nan) if len(costs) else math.nan
-        rows.append({"measure": name, "label": MEASURES[name], "total_s": float(cost), **r})
+        rows.append({"measure": name, "label": LABELS[name], "total_s": float(cost), **r})
     return pd.DataFrame(rows, columns=["measure", "label", "total_s", "rho", "lo", "hi", "pairs"])
+
+
+def prediction_text(pred: pd.DataFrame, measure: str = MRN_MEASURE) -> str:
+    """``measure``'s row of :func:`prediction_frame` as prose: "ρ = +0.42 [+0.10, +0.70] over
+    55 task pairs" (the :data:`CI_LEVEL` % bootstrap interval), or "not measured" when the
+    measure is absent or has no ρ (no gains)."""
+    row = pred[(pred.measure == measure) & (pred.rho == pred.rho)]
+    if row.empty:
+        return "not measured"
+    r = row.iloc[0]
+    return f"ρ = {r.rho:+.2f} [{r.lo:+.2f}, {r.hi:+.2f}] over {int(r.pairs)} task pairs"
+
+
+def mrn_prediction_text(tensor_records: Sequence[dict], pair_records: list[dict], stl_records: list[dict],
+                        n_boot: int = N_BOOT) -> str:
+    """How well MRN's learned task correlation (:func:`mrn_matrices`) predicts the measured pair
+    gains (:func:`chapter_gains`), as this chapter's table computes it: :func:`prediction_text`
+    ("not measured" without MRN runs or complete pair gains)."""
+    matrices = measure_matrices([], "nash11", tensor_records)
+    _, gains = chapter_gains(pair_records, stl_records)
+    pred = prediction_frame(matrices, gains, cost_frame([], "nash11", tensor_records), n_boot)
+    return prediction_text(pred)
 
 
 def prediction_table(pred: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
@@ -480,7 +564,7 @@ def measures_figure(matrices: Mapping[str, Mapping[int, pd.DataFrame]]):
         order = order or cluster_order(m.fillna(0.5))
         sns.heatmap(m.loc[order, order], cmap="viridis", vmin=0, vmax=1, ax=ax, square=True, cbar=False,
                     xticklabels=True, yticklabels=True)
-        ax.set_title(MEASURES[name], fontsize=plots.SMALL, pad=3)
+        ax.set_title(LABELS[name], fontsize=plots.SMALL, pad=3)
         ax.tick_params(labelsize=plots.SMALL, length=0)
         ax.set_xlabel("")
         ax.set_ylabel("")
@@ -631,18 +715,21 @@ def _sig3(v: float) -> str:
 
 def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict], weighting_records: list[dict],
                 equal_records: list[dict], stl_records: list[dict], task_set: str = "nash11",
-                n_boot: int = N_BOOT) -> dict:
+                n_boot: int = N_BOOT, tensor_records: Sequence[dict] = ()) -> dict:
     """Every value the chapter glues, by name: the set-up (``profile``, run counts, ``n_tasks``,
     ``seeds``, the interval's level ``ci`` in %, ``n_boot``, the claim's threshold
     ``uncorrelated`` and sentence ``journal_claim``), per measure ``cost_<m>`` (s) and ``rho_<m>``/``lo_<m>``/``hi_<m>`` (NaN while the
-    gains are missing), ``best_measure`` (label of the highest ρ, or "not measured"),
+    gains are missing; MRN's, :data:`MRN_MEASURE`, only where ``tensor_records`` hold its runs),
+    ``mrn_rho`` (:func:`prediction_text` of MRN's row: "not measured" without its runs or the
+    gains), ``n_mrn_seeds``, ``best_measure`` (label of the highest ρ, MRN included, or "not measured"),
     whether the measures' timings were quiet (``cost_quiet``: :func:`~factorlab.report.provenance.quiet_sentence`),
     the relatedness stack against the reference (``stack_verdict``, ``stack_seeds``,
     ``stack_max_diff_pct``: :func:`stack_consistency`),
     ``pairs_measured`` (seeds with every pair of the ``n_pair_tasks`` targets ``qm9_pairs``
     covers, ``n_pairs`` pairs), ``pair_cost_s``, the seed-to-seed noise ceiling
     ``ceiling_rho``/``ceiling_lo``/``ceiling_hi``/``ceiling_seed_pairs`` (:func:`noise_ceiling`),
-    ``pearson_verdict`` and ``pearson_claim`` (:func:`pearson_verdict`), the claim's ``claim_verdict``
+    ``pearson_verdict`` and ``pearson_claim`` (:func:`pearson_verdict` over the ``qm9_relatedness``
+    measures only, as the claims page judges it), the claim's ``claim_verdict``
     and numbers (``claim_*``), ``swap_tasks`` (size of the all-target encoder-swap table), and
     the benchmark frame ``dm_<method>``/``dm_<method>_se``/``dm_<method>_seeds``, plus the
     published ``pub_equal``, ``pub_uw``, ``pub_famo``, ``pub_best`` (lowest cited Δm) and
@@ -651,10 +738,9 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     from factorlab.experiments.qm9_common import task_set as targets_of
 
     tasks = targets_of(task_set)
-    matrices = measure_matrices(rel_records, task_set)
-    costs = cost_frame(rel_records, task_set)
-    gtasks = pair_tasks(pair_records) or tasks
-    gains = gain_matrices(pair_records, reference_by_seed(stl_records, gtasks, pair_records), gtasks)
+    matrices = measure_matrices(rel_records, task_set, tensor_records)
+    costs = cost_frame(rel_records, task_set, tensor_records)
+    gtasks, gains = chapter_gains(pair_records, stl_records, task_set)
     pred = prediction_frame(matrices, gains, costs, n_boot)
     v: dict = {"profile": profile, "n_rel_runs": len(rel_records), "n_tasks": len(tasks),
                "seeds": ", ".join(str(s) for s in sorted({r["config"]["seed"] for r in rel_records})),
@@ -667,15 +753,18 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
                   f"hi_{r.measure}": r.hi})
     ok = pred[pred.rho == pred.rho]
     v["best_measure"] = ok.loc[ok.rho.idxmax(), "label"] if len(ok) else "not measured"
+    v["mrn_rho"] = prediction_text(pred)
+    mrn = mrn_runs(tensor_records) if task_set == "nash11" else []
+    v["n_mrn_seeds"] = len(mrn)
     from factorlab.report.provenance import quiet_sentence
 
-    v["cost_quiet"] = quiet_sentence(_records_of(rel_records, task_set), "records timed")
+    v["cost_quiet"] = quiet_sentence(_records_of(rel_records, task_set) + mrn, "records timed")
     stack = stack_consistency(rel_records, stl_records, task_set)
     v.update(stack_verdict=stack["verdict"], stack_seeds=stack["seeds"], stack_max_diff_pct=stack["max_diff_pct"])
     ceiling = noise_ceiling(gains)
     v.update(ceiling_rho=ceiling["rho"], ceiling_lo=ceiling["lo"], ceiling_hi=ceiling["hi"],
              ceiling_seed_pairs=ceiling["seed_pairs"])
-    v["pearson_verdict"] = pearson_verdict(pred)
+    v["pearson_verdict"] = pearson_verdict(pred[pred.measure != MRN_MEASURE])
     v["pearson_claim"] = PEARSON_CLAIM
     label = mean_matrix(matrices[CLAIM_MEASURE]) if CLAIM_MEASURE in matrices else None
     claim = uncorrelated_claim(label, gains, n_boot)

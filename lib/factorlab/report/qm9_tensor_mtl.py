@@ -25,7 +25,10 @@ on the 11 benchmark targets, from the records of ``qm9_tensor_mtl``
   seeds.
 - MRN's learned task correlation (the heads' ΣT scaled to unit diagonal), mean over seeds, drawn
   in the relatedness chapter's task order (:func:`relatedness_order`: the clustering of the
-  measured pair gains) where those records exist, else NASH11's order.
+  measured pair gains) where those records exist, else NASH11's order; how well it predicts
+  those gains is the relatedness chapter's computation
+  (:func:`factorlab.report.qm9_relatedness.mrn_prediction_text`: Spearman ρ of ``|C|`` with the
+  seed-mean gains, bootstrap over task pairs).
 """
 from __future__ import annotations
 
@@ -39,15 +42,16 @@ from factorlab.experiments.qm9_common import NASH11
 from factorlab.experiments.qm9_pairs import reference_from_records
 from factorlab.experiments.qm9_tensor_mtl import FACTORIZED, MRN_LAMBDAS, REL_ERROR
 from factorlab.mtl import delta_m
-from factorlab.report.verdicts import NOT_MEASURED, clear
 from factorlab.report.formatting import pm
+# MRN's λ (lowest seed-mean validation error) and the layer whose learned task correlation the
+# chapter draws, shared with the relatedness chapter
+from factorlab.report.mrn_correlation import CORRELATION_LAYER, best_mrn_lambda
+from factorlab.report.verdicts import NOT_MEASURED, clear
 
 #: Row labels of the methods, in display order (MRN rows add their λ).
 METHOD_LABEL = {"hard": "hard sharing", "soft": "soft sharing (best λ)", "laf": "DMTRL LAF",
                 "tucker": "DMTRL Tucker", "tt": "DMTRL TT", "mrn": "MRN",
                 "deep": "deeper hard sharing (Tucker's parameters)"}
-#: The layer whose learned task covariance the chapter draws.
-CORRELATION_LAYER = "heads"
 
 
 def _nash11(records: list[dict]) -> list[dict]:
@@ -78,16 +82,6 @@ def runs_frame(tensor_records: list[dict]) -> pd.DataFrame:
         row.update({f"mae_{k}": v for k, v in m["test_mae"].items()})
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def best_mrn_lambda(tensor_records: list[dict]) -> float | None:
-    """MRN's λ with the lowest seed-mean ``mean_valid_mae_std`` (smallest on a tie); None
-    without MRN runs."""
-    f = runs_frame(tensor_records)
-    if f.empty or not (f.method == "mrn").any():
-        return None
-    curve = f[f.method == "mrn"].groupby("lam").mean_valid_mae_std.mean().sort_index()
-    return float(curve.idxmin())
 
 
 def _soft_rows(soft_records: list[dict]) -> list[tuple[str, dict]]:
@@ -278,14 +272,19 @@ def beats_verdict(summary: pd.DataFrame, label: str, other: str) -> str:
 
 
 def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict],
-                soft_records: list[dict] = ()) -> dict:
+                soft_records: list[dict] = (), pair_records: list[dict] = ()) -> dict:
     """Every value the QM9 part glues (``qm9_`` prefix): the decomposition's relative error, the
     number of targets, MRN's λ grid, seeds, references checked, the best MRN
     λ, Δm of each method (text, mean ± SE or "not measured"), the seeds without a single-task
     reference (``qm9_reference_missing``: :func:`missing_reference`, "" when none), the
     verdicts of each DMTRL method, MRN and the deeper network against hard sharing, and of
     Tucker against the deeper hard-shared network of its parameter count
-    (``qm9_tucker_vs_deep``: "lower" means tensor factorization beat adding layers)."""
+    (``qm9_tucker_vs_deep``: "lower" means tensor factorization beat adding layers), and how well
+    MRN's learned task correlation predicts the measured pair gains of ``pair_records``
+    (``qm9_pairs``; ``qm9_mrn_gain_rho``:
+    :func:`factorlab.report.qm9_relatedness.mrn_prediction_text`, "not measured" without either)."""
+    from factorlab.report.qm9_relatedness import mrn_prediction_text
+
     frame = delta_m_frame(tensor_records, stl_records, soft_records) if tensor_records or soft_records else \
         pd.DataFrame(columns=["label", "seed", "delta_m", "params", "train_s", "total_s"])
     summary = summary_frame(frame)
@@ -307,6 +306,7 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
         out[f"qm9_{key}_vs_hard"] = beats_verdict(summary, label, METHOD_LABEL["hard"])
     # the journal's "simply add more layers": Tucker against the deeper network of its size
     out["qm9_tucker_vs_deep"] = beats_verdict(summary, METHOD_LABEL["tucker"], METHOD_LABEL["deep"])
+    out["qm9_mrn_gain_rho"] = mrn_prediction_text(tensor_records, list(pair_records), stl_records)
     return out
 
 
