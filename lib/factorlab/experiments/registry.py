@@ -35,7 +35,7 @@ EXPERIMENTS: dict[str, str] = {name: f"factorlab.experiments.{name}" for name in
     "dft_validation",
     "qm9_dataset", "qm9_single_task", "qm9_hard_sharing", "qm9_soft_sharing", "qm9_relatedness", "qm9_weighting",
     "qm9_demo_model", "qm9_demo_full", "qm9_pairs", "qm9_grouping", "qm9_tensor_mtl",
-    "cifar_baselines", "cifar_factorized", "cifar_long", "cifar_init",
+    "cifar_baselines", "cifar_factorized", "cifar_long", "cifar_init", "cifar_fulldata",
     "mnist_multitask",
     # benchmarks (entry points in benchmarks/)
     "layers_benchmark", "qm9_loader_benchmark", "dft_threads_benchmark", "memory_format_benchmark",
