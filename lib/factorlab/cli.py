@@ -2,9 +2,10 @@
 {auto,cpu,cuda}`` trains (or measures) every missing run of a registered experiment or benchmark
 into the run store, without Jupyter; ``python -m factorlab list`` lists everything that writes
 a record, its kind and how many runs each profile has;
-``python -m factorlab predict SMILES --method dft|net|both [--network single-task|hard-sharing|grouped]``
-prints a molecule's QM9 properties by DFT (see :mod:`factorlab.dft`) and/or by a saved network
-(``qm9_demo_model``), side by side."""
+``python -m factorlab predict SMILES --method dft|net|both [--network single-task|hard-sharing|grouped]
+[--train-size budget|full]`` prints a molecule's QM9 properties by DFT (see :mod:`factorlab.dft`)
+and/or by a saved network (``qm9_demo_model``; ``qm9_demo_full`` with ``--train-size full``),
+side by side."""
 from __future__ import annotations
 
 import argparse
@@ -78,7 +79,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return predict_main(args.smiles, method=args.method, qm9=args.qm9, optimize=not args.no_optimize,
                         polarizability=tri(args.polarizability), hessian=tri(args.hessian), threads=args.threads,
                         max_heavy_atoms=args.max_heavy_atoms, force=args.force, density_fit=args.density_fit,
-                        network=NETWORKS[args.network], say=lambda m: print(m, file=sys.stderr, flush=True), out=print)
+                        network=NETWORKS[args.network], say=lambda m: print(m, file=sys.stderr, flush=True), out=print,
+                        train_size=args.train_size)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which saved network: 19 single-task GINEs (the more accurate), one hard-shared "
                              "multitask GINE, or the networks of the best task grouping (the 8 targets outside "
                              "the 11 it groups from single-task GINEs)")
+    p_pred.add_argument("--train-size", choices=("budget", "full"), default="budget",
+                        help="budget: the network trained on the QM9 chapters' training subset (qm9_demo_model); "
+                             "full: the same network trained on the whole training split (qm9_demo_full; "
+                             "single-task and hard-sharing only)")
     p_pred.add_argument("--qm9", metavar="PATH", default=None,
                         help="QM9 table to look the molecule up in (default: the full set if found; 'none': no lookup)")
     p_pred.add_argument("--no-optimize", action="store_true",

@@ -1,5 +1,6 @@
 """``python -m factorlab predict``: a molecule's 19 QM9 properties by DFT
-(:mod:`factorlab.dft`) and/or by the saved network of the ``qm9_demo_model`` experiment, beside
+(:mod:`factorlab.dft`) and/or by a saved network of the ``qm9_demo_model`` experiment (or, with
+``train_size="full"``, of ``qm9_demo_full``: the same networks on the whole training split), beside
 QM9's own values when the molecule is in QM9, as one side-by-side table (property, unit, DFT,
 network, QM9 reference, each method's wall time) in plain text (no widths that depend on a
 terminal).
@@ -95,6 +96,41 @@ def load_qm9_table_for_lookup(source: str | None, say) -> object | None:
         return None
 
 
+#: ``train_size`` -> the experiment whose saved network ``predict`` loads: the profile's training
+#: subset (``qm9_demo_model``) or the whole training split (``qm9_demo_full``).
+TRAIN_SIZES = {"budget": "qm9_demo_model", "full": "qm9_demo_full"}
+
+
+def _check_train_size(train_size: str) -> str:
+    if train_size not in TRAIN_SIZES:
+        raise ValueError(f"unknown train size {train_size!r}: choose one of {', '.join(TRAIN_SIZES)}")
+    return train_size
+
+
+def find_network_record(network: str = "none", train_size: str = "budget", store=None) -> dict:
+    """The run record of the saved network ``network`` (a ``sharing``) trained on the profile's
+    subset (``train_size="budget"``) or the whole training split (``"full"``); LookupError
+    naming the command that trains it when its weights are missing."""
+    if _check_train_size(train_size) == "full":
+        from factorlab.experiments.qm9_demo_full import find_full_record
+
+        return find_full_record(network, store)
+    from factorlab.experiments.qm9_demo_model import find_demo_record
+
+    return find_demo_record(network, store)
+
+
+def load_network(network: str = "none", train_size: str = "budget", device: str = "cpu"):
+    """``(QM9Predictor, record)`` of :func:`find_network_record`'s network."""
+    if _check_train_size(train_size) == "full":
+        from factorlab.experiments.qm9_demo_full import load_full_predictor
+
+        return load_full_predictor(network, device)
+    from factorlab.experiments.qm9_demo_model import load_demo_predictor
+
+    return load_demo_predictor(network, device)
+
+
 def network_kind(cfg: dict) -> str:
     """One phrase for a ``qm9_demo_model`` network: its sharing and, for the grouped one, its
     groups (the targets outside them are single-task networks)."""
@@ -108,8 +144,9 @@ def network_kind(cfg: dict) -> str:
 
 
 def predict_network(smiles: str, table=None, network: str = "none", max_heavy_atoms: int = 9,
-                    say=lambda m: None) -> dict:
-    """The saved QM9 network's prediction for ``smiles``.
+                    say=lambda m: None, train_size: str = "budget") -> dict:
+    """The saved QM9 network's prediction for ``smiles`` (``network`` and ``train_size`` as in
+    :func:`find_network_record`).
 
     A molecule found in ``table`` (QM9) is featurized from QM9's SMILES and geometry, i.e. as
     in training; any other from its SMILES alone (the GINE reads no coordinates).
@@ -123,11 +160,10 @@ def predict_network(smiles: str, table=None, network: str = "none", max_heavy_at
     from factorlab.data.qm9 import graphs_for_prediction
     from factorlab.data.qm9 import ATOMIC_NUMBERS
     from factorlab.dft.geometry import canonical_smiles, find_in_qm9, parse_smiles, qm9_atoms, qm9_reference
-    from factorlab.experiments.qm9_demo_model import load_demo_predictor
 
     mol = parse_smiles(smiles, max_heavy_atoms=max_heavy_atoms)
     t0 = time.perf_counter()
-    predictor, record = load_demo_predictor(network)
+    predictor, record = load_network(network, train_size)
     load_s = time.perf_counter() - t0
     say(f"loaded the {record['config']['profile']}-profile network {record['key']} in {load_s:.1f} s")
     match = find_in_qm9(mol, table) if table is not None else None
@@ -149,7 +185,7 @@ def predict_network(smiles: str, table=None, network: str = "none", max_heavy_at
 def predict_main(smiles: str, method: str = "dft", qm9: str | None = None, optimize: bool = True,
                  polarizability: bool | str = "auto", hessian: bool | str = "auto", threads: int | None = None,
                  max_heavy_atoms: int = 9, force: bool = False, density_fit: bool = False, network: str = "none",
-                 say=print, out=print) -> int:
+                 say=print, out=print, train_size: str = "budget") -> int:
     """What ``python -m factorlab predict`` does: validate, find the geometry, run the DFT and/or
     the saved network, and print one table (``out``) with progress lines (``say``). Returns the
     exit status."""
@@ -159,14 +195,14 @@ def predict_main(smiles: str, method: str = "dft", qm9: str | None = None, optim
     if method not in ("dft", "net", "both"):
         raise ValueError(f"unknown method {method!r}: choose dft, net or both")
     n_heavy = parse_smiles(smiles, max_heavy_atoms=max_heavy_atoms).GetNumHeavyAtoms()  # fail fast
+    _check_train_size(train_size)
     if method != "dft":  # fail fast when no network is saved, before any DFT
-        from factorlab.experiments.qm9_demo_model import find_demo_record
-
-        find_demo_record(network)
+        find_network_record(network, train_size)
     table = load_qm9_table_for_lookup(qm9, say)
     net = pred = None
     if method in ("net", "both"):
-        net = predict_network(smiles, table, network=network, max_heavy_atoms=max_heavy_atoms, say=say)
+        net = predict_network(smiles, table, network=network, max_heavy_atoms=max_heavy_atoms, say=say,
+                              train_size=train_size)
     if method in ("dft", "both"):
         pred = predict_dft(smiles, table, optimize=optimize, max_heavy_atoms=max_heavy_atoms, progress=say,
                            polarizability=polarizability, hessian=hessian, threads=threads, force=force,
@@ -186,7 +222,8 @@ def predict_main(smiles: str, method: str = "dft", qm9: str | None = None, optim
     if net is not None:
         cfg, rec = net["record"]["config"], net["record"]
         kind = network_kind(cfg)
-        out(f"network: {kind} ({cfg['profile']} profile, {rec['model']['n_train']:,} training molecules, "
+        whole = ", the whole training split" if train_size == "full" else ""
+        out(f"network: {kind} ({cfg['profile']} profile, {rec['model']['n_train']:,} training molecules{whole}, "
             f"run {rec['key']}); input: {net['how']}")
         wall["network"] = net["wall_s"]
     if reference is None:

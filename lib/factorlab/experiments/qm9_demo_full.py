@@ -112,8 +112,8 @@ def find_full_record(sharing: str = "none", store=None) -> dict:
     from factorlab.results import RunStore
 
     if sharing not in SHARING:
-        raise ValueError(f"no {NAME} network {sharing!r}: the networks trained on the whole training split are "
-                         f"{', '.join(SHARING)}")
+        raise ValueError(f"no {NAME} network with sharing={sharing!r}: the networks trained on the whole training "
+                         "split are sharing='none' (19 single-task GINEs) and sharing='hard' (one hard-shared GINE)")
     store = store or RunStore()
     records = [r for r in store.records(NAME) if r["config"]["sharing"] == sharing]
     for profile in demo.PROFILE_PREFERENCE:

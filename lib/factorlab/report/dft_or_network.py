@@ -5,7 +5,10 @@ hard-shared GINE, ``"hard"``; and, once the grouping chapter's records exist, th
 its best grouping with single-task GINEs for the 8 targets outside it, ``"grouped"``) on the
 same molecules, side by side for those recorded (:data:`NETWORK_LABELS` order; the single-task
 networks are required, the others shown when present), and the time each method takes (SCF on
-one and two threads: benchmark ``dft_threads_benchmark``).
+one and two threads: benchmark ``dft_threads_benchmark``); where recorded, the same networks
+trained on the whole training split (experiment ``qm9_demo_full``, read and never trained:
+:func:`full_split_records`) beside them, and the network's worst cases on the sample
+(:func:`worst_predictions`).
 
 Errors are in each target's unit (:data:`factorlab.report.qm9.UNITS`); times in seconds per
 molecule on one CPU thread unless a name says ``_ms``/``_us``; a ratio to chemical accuracy
@@ -381,3 +384,197 @@ def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], 
     v.update({"small_ratio": float(st[st["heavy atoms"] <= SMALL_MAX_HEAVY].ratio.median()),
               "large_ratio": float(st[st["heavy atoms"] >= LARGE_MIN_HEAVY].ratio.median())})
     return v
+
+
+# --- the same networks on the whole training split (experiment qm9_demo_full) -----------------
+
+#: The experiment of the same networks trained on the whole training split: read where recorded
+#: (:func:`full_split_records`), never trained by the chapter.
+FULL_SPLIT = "qm9_demo_full"
+#: Short label of each network the full split was trained for, by ``sharing``.
+SPLIT_LABELS = {"none": "single-task", "hard": "hard-shared"}
+#: How prose names a target (its PyG name otherwise).
+TARGET_PROSE = {"mu": "μ", "alpha": "α", "homo": "HOMO", "lumo": "LUMO", "gap": "HOMO–LUMO gap", "r2": "⟨R²⟩",
+                "zpve": "ZPVE"}
+
+
+def full_split_records(profile: str, store=None) -> list[dict]:
+    """The ``qm9_demo_full`` records of ``profile``'s grid that the run store holds, in grid
+    order (empty where none is recorded, and under ``full``, whose grid is empty). Never trains."""
+    from factorlab.experiments import get
+    from factorlab.results import RunStore
+
+    store = store if store is not None else RunStore()
+    got = [store.get(c.to_dict()) for c in get(FULL_SPLIT).grid(profile)]
+    return [r for r in got if r is not None]
+
+
+def _by_sharing(records: list[dict]) -> dict[str, dict]:
+    return {r["config"]["sharing"]: r for r in records}
+
+
+def train_size_frame(net_records: list[dict], full_records: list[dict]) -> pd.DataFrame:
+    """Per target (:data:`TARGET_ORDER`): unit, cited chemical accuracy and, for each network of
+    :data:`SPLIT_LABELS` with a ``qm9_demo_model`` record, its test MAE trained on the budget's
+    subset (``"<label>, training subset"``), on the whole training split (``"<label>, whole
+    training split"``, NaN without its ``qm9_demo_full`` record) and their ratio (``"<label>:
+    whole / subset"``, below 1 where the whole split helped). Both are over the whole test
+    split, in the target's unit."""
+    net, full = networks(net_records), _by_sharing(full_records)
+    tab = pd.DataFrame({"target": TARGET_ORDER, "unit": [UNITS[t] for t in TARGET_ORDER]})
+    tab["chemical accuracy (cited)"] = tab.target.map(lambda t: CHEMICAL_ACCURACY.get(t, np.nan))
+    for sharing, label in SPLIT_LABELS.items():
+        if sharing not in net:
+            continue
+        sub = tab.target.map(net[sharing]["metrics"]["test_mae"]).astype(float)
+        whole = tab.target.map(full[sharing]["metrics"]["test_mae"]).astype(float) if sharing in full \
+            else pd.Series(np.nan, index=tab.index)
+        tab[f"{label}, training subset"] = sub
+        tab[f"{label}, whole training split"] = whole
+        tab[f"{label}: whole / subset"] = whole / sub
+    return tab
+
+
+def train_size_table(tab: pd.DataFrame) -> pd.DataFrame:
+    """:func:`train_size_frame` formatted: three significant digits, ratios with two decimals,
+    "not measured" for a network without its whole-split record, empty for a missing cited
+    accuracy."""
+    from factorlab.report.verdicts import NOT_MEASURED
+
+    fmt = tab.copy()
+    for c in fmt.columns[2:]:
+        if c == "chemical accuracy (cited)":
+            fmt[c] = fmt[c].map(lambda x: "" if x != x else f"{x:.3g}")
+        else:
+            spec = "{:.2f}" if c.endswith("whole / subset") else "{:.3g}"
+            fmt[c] = fmt[c].map(lambda x, s=spec: NOT_MEASURED if x != x else s.format(x))
+    return fmt
+
+
+def train_size_glue(net_records: list[dict], full_records: list[dict]) -> dict:
+    """The values the chapter glues on the training size, for the single-task networks:
+    ``n_train_full`` (molecules, thousands-separated) and ``epochs_full`` of the whole-split
+    network, ``full_ratio_median`` (median over the 19 targets of whole / subset test MAE),
+    ``full_n_better`` (targets whose test MAE fell), ``full_n_accurate`` and
+    ``subset_n_accurate`` (targets whose test MAE is at most the cited chemical accuracy) and
+    ``full_split_sentence`` (these in one sentence). Without the whole-split record every value
+    but the sentence is "not measured" and the sentence names the command that trains it; where
+    the budget's networks use the whole split already (``n_train`` None) the sentence says so."""
+    from factorlab.report.verdicts import NOT_MEASURED
+
+    stl = networks(net_records)["none"]
+    full = _by_sharing(full_records).get("none")
+    keys = ("n_train_full", "epochs_full", "full_ratio_median", "full_n_better", "full_n_accurate",
+            "subset_n_accurate")
+    if stl["config"].get("n_train") is None:
+        return {**dict.fromkeys(keys, NOT_MEASURED), "full_split_sentence":
+                f"Under this profile the networks already train on the whole training split "
+                f"({stl['model']['n_train']:,} molecules)."}
+    if full is None:
+        profile = stl["config"]["profile"]
+        return {**dict.fromkeys(keys, NOT_MEASURED), "full_split_sentence":
+                f"The same networks trained on the whole training split (experiment {FULL_SPLIT}) have not been "
+                f"measured for this profile; `python -m factorlab run {FULL_SPLIT} --profile {profile}` trains them."}
+    tab = train_size_frame(net_records, full_records)
+    ratio = tab["single-task: whole / subset"]
+    acc = tab["chemical accuracy (cited)"]
+    v = {"n_train_full": f"{full['model']['n_train']:,}", "epochs_full": int(full["config"]["epochs"]),
+         "full_ratio_median": float(ratio.median()), "full_n_better": int((ratio < 1).sum()),
+         "full_n_accurate": int((tab["single-task, whole training split"] <= acc).sum()),
+         "subset_n_accurate": int((tab["single-task, training subset"] <= acc).sum())}
+    v["full_split_sentence"] = (
+        f"Trained on the whole training split ({v['n_train_full']} molecules, {v['epochs_full']} epochs) instead "
+        f"of {stl['model']['n_train']:,} molecules for {stl['config']['epochs']} epochs, the single-task networks' "
+        f"test MAE is {v['full_ratio_median']:.2f} times as large (median over the {len(ratio)} targets), lower on "
+        f"{v['full_n_better']} of them; they are chemically accurate on {v['full_n_accurate']} of the "
+        f"{int(acc.notna().sum())} targets with a cited accuracy ({v['subset_n_accurate']} before).")
+    return v
+
+
+def worst_predictions(dft_records: list[dict], net_records: list[dict], full_records: list[dict] | None = None,
+                      sharing: str = "none", n: int = 5, targets: list[str] | None = None) -> pd.DataFrame:
+    """The ``n`` (molecule, target) pairs of the chapter's sample on which network ``sharing``
+    (trained on the budget's subset) is furthest from QM9's label in units of its own test MAE
+    (``ratio to test MAE``), largest first, over ``targets`` (default: those with a cited
+    chemical accuracy, as in the chapter's figures; the rotational constants of the
+    one-heavy-atom molecules are off QM9's scale altogether).
+
+    Columns: ``qm9_index``, ``SMILES``, ``heavy atoms``, ``target``, ``unit``, ``QM9`` (label),
+    ``DFT`` (this chapter's value, NaN where that step did not run), ``network``, ``error``
+    (network − QM9), ``ratio to test MAE``, ``ratio to chemical accuracy``, ``split`` (where the
+    network saw the molecule, as in :func:`molecules_frame`) and, with a ``qm9_demo_full``
+    record of the same sharing, ``whole split: network``, ``whole split: error``, ``whole
+    split: ratio to test MAE`` (its own test MAE) and ``whole split: split`` (``train`` for the
+    molecules it trained on)."""
+    targets = targets if targets is not None else [t for t in TARGET_ORDER if t in CHEMICAL_ACCURACY]
+    rec = networks(net_records)[sharing]
+    full = _by_sharing(full_records or []).get(sharing)
+    dft = validation_frame(dft_records).set_index(["qm9_index", "target"])["dft"]
+    rows = []
+    for r in dft_records:
+        idx = r["config"]["qm9_index"]
+        pred = rec["metrics"]["sample"].get(str(idx))
+        if pred is None:
+            continue
+        for t in targets:
+            qm9, value = r["metrics"]["qm9"][t], pred["network"][t]
+            row = {"qm9_index": idx, "SMILES": r["model"]["smiles"], "heavy atoms": r["config"]["heavy_atoms"],
+                   "target": t, "unit": UNITS[t], "QM9": qm9, "DFT": dft.get((idx, t), np.nan), "network": value,
+                   "error": value - qm9, "ratio to test MAE": abs(value - qm9) / rec["metrics"]["test_mae"][t],
+                   "ratio to chemical accuracy": abs(value - qm9) / CHEMICAL_ACCURACY.get(t, np.nan),
+                   "split": pred["split"]}
+            whole = full["metrics"]["sample"].get(str(idx)) if full is not None else None
+            if whole is not None:
+                w = whole["network"][t]
+                row.update({"whole split: network": w, "whole split: error": w - qm9,
+                            "whole split: ratio to test MAE": abs(w - qm9) / full["metrics"]["test_mae"][t],
+                            "whole split: split": whole["split"]})
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    if not len(frame):
+        return frame
+    frame["DFT"] = frame["DFT"].astype(float)
+    return frame.sort_values(["ratio to test MAE", "qm9_index", "target"], ascending=[False, True, True]) \
+        .head(n).reset_index(drop=True)
+
+
+def worst_table(worst: pd.DataFrame) -> pd.DataFrame:
+    """:func:`worst_predictions` formatted: values with four significant digits, ratios with
+    one decimal, empty where a value is missing."""
+    fmt = worst.drop(columns=["qm9_index"]).copy()
+    for c in fmt.columns:
+        if c in ("SMILES", "heavy atoms", "target", "unit") or c.endswith("split"):
+            continue
+        spec = "{:.1f}" if "ratio" in c else "{:.4g}"
+        fmt[c] = fmt[c].map(lambda x, s=spec: "" if x is None or x != x else s.format(x))
+    return fmt
+
+
+#: How prose names the split a network saw a molecule in (:func:`molecules_frame`'s ``network split``).
+SPLIT_PROSE = {"train": "seen in training", "valid": "used to pick the epoch", "test": "test split",
+               "train_unused": "never seen", "valid_unused": "never seen", "test_unused": "never seen"}
+
+
+def _case(row: pd.Series) -> str:
+    name = TARGET_PROSE.get(row.target, row.target)
+    unit = row.unit.replace("^2", "²").replace("^3", "³")
+    atoms = f"{row['heavy atoms']} heavy atom{'s' if row['heavy atoms'] != 1 else ''}"
+    return (f"the {name} of {row.SMILES} ({atoms}, {SPLIT_PROSE.get(row.split, row.split)}: {row.network:.4g} "
+            f"against QM9's {row.QM9:.4g} {unit}, {row['ratio to test MAE']:.0f} times its test MAE)")
+
+
+def worst_sentence(worst: pd.DataFrame, k: int = 3) -> str:
+    """The first ``k`` rows of :func:`worst_predictions` in one or two sentences: the cases and
+    where the network saw each molecule (:data:`SPLIT_PROSE`) and, with the whole-split
+    network's columns, its errors on the same cases and which of those molecules it trained on."""
+    if not len(worst):
+        return "The networks predicted none of this chapter's molecules."
+    top = worst.head(k)
+    cases = "; ".join(_case(r) for _, r in top.iterrows())
+    text = f"Relative to its own test error, the network is furthest from QM9 on {cases}."
+    if "whole split: ratio to test MAE" not in top or top["whole split: ratio to test MAE"].isna().all():
+        return text
+    seen = sorted(set(top.SMILES[top["whole split: split"] == "train"]))
+    ratios = ", ".join("(not predicted)" if x != x else f"{x:.1f}" for x in top["whole split: ratio to test MAE"])
+    text += f" Trained on the whole training split, it is off by {ratios} times its own test MAE on the same cases"
+    return text + (f" (it trained on {', '.join(seen)})." if seen else " (it trained on none of them).")
