@@ -556,11 +556,14 @@ SPLIT_PROSE = {"train": "seen in training", "valid": "used to pick the epoch", "
 
 
 def _case(row: pd.Series) -> str:
+    """One case of :func:`worst_predictions` in words (ratios of 10 or more without decimals)."""
     name = TARGET_PROSE.get(row.target, row.target)
     unit = row.unit.replace("^2", "²").replace("^3", "³")
     atoms = f"{row['heavy atoms']} heavy atom{'s' if row['heavy atoms'] != 1 else ''}"
+    ratio = row["ratio to test MAE"]
+    times = f"{ratio:.0f}" if ratio >= 10 else f"{ratio:.1f}"
     return (f"the {name} of {row.SMILES} ({atoms}, {SPLIT_PROSE.get(row.split, row.split)}: {row.network:.4g} "
-            f"against QM9's {row.QM9:.4g} {unit}, {row['ratio to test MAE']:.0f} times its test MAE)")
+            f"against QM9's {row.QM9:.4g} {unit}, {times} times its test MAE)")
 
 
 def worst_sentence(worst: pd.DataFrame, k: int = 3) -> str:
