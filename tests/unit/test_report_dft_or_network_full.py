@@ -107,6 +107,8 @@ def test_worst_predictions_rank_by_the_error_in_test_maes():
                  "atom, never seen: -30 against QM9's 10 a0², 20 times its test MAE); the HOMO of C (1 heavy atom, "
                  "never seen: 13 against QM9's 10 eV, 15 times its test MAE); the ⟨R²⟩ of N (1 heavy atom, never "
                  "seen: -10 against QM9's 10 a0², 10 times its test MAE).")
+    assert "(4 heavy atoms, never seen: 10.5 against QM9's 10 D, 0.5 times its test MAE)" in \
+        report.worst_sentence(worst.iloc[3:])
     shown = report.worst_table(worst)
     assert shown.loc[0, "ratio to test MAE"] == "20.0" and shown.loc[3, "DFT"] == "" and "qm9_index" not in shown
 
