@@ -55,7 +55,7 @@ def test_no_saved_full_network_is_a_one_line_error_naming_the_command(tmp_path, 
     assert main(["predict", "C", "--method", "net", "--qm9", "none", "--train-size", "full"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
-    assert err.startswith("error: no saved qm9_demo_full network with sharing='none'")
+    assert err.startswith("error: no trained qm9_demo_full network with sharing='none'")
     assert "`python -m factorlab run qm9_demo_full --profile cpu --where sharing=none`" in err
     assert main(["predict", "C", "--method", "net", "--qm9", "none", "--train-size", "full",
                  "--network", "grouped"]) == 2

@@ -34,7 +34,6 @@ record's SHA-256 on loading, as ``qm9_demo_model``'s.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from factorlab.experiments import qm9_demo_model as demo
@@ -78,12 +77,8 @@ def grid(profile: str) -> list[dict]:
     return [c.to_dict() for c in configs(profile)]
 
 
-def weights_path(cfg: dict):
-    """Where the weights of run ``cfg`` are saved (whether or not they exist)."""
-    from factorlab.paths import models_dir
-    from factorlab.results import config_hash
-
-    return models_dir() / NAME / f"{config_hash(cfg)}.pt"
+#: Where a run's weights are saved: ``<models dir>/qm9_demo_full/<key>.pt`` (the demo's rule).
+weights_path = demo.weights_path
 
 
 def train(cfg: dict, device: str = "auto") -> dict:
@@ -91,48 +86,37 @@ def train(cfg: dict, device: str = "auto") -> dict:
     <factorlab.experiments.qm9_demo_model.train>` (the record's parts as there) and keep its
     weights in this experiment's folder (:func:`weights_path`)."""
     Config.from_dict(cfg)
-    parts = demo.train(cfg, device)
-    # demo.train saves under qm9_demo_model's folder (its weights_path names that experiment); the
-    # file name is this config's key, which the record does not tie to a folder: move it here.
-    path = weights_path(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(demo.weights_path(cfg), path)
-    return parts
+    return demo.train(cfg, device)  # saves to weights_path(cfg): this experiment's folder
+
+
+#: How the messages name these networks.
+_WHAT = ", on the whole training split"
 
 
 def find_full_record(sharing: str = "none", store=None) -> dict:
-    """The record of the saved full-split network ``sharing`` (the best profile of
-    :data:`qm9_demo_model.PROFILE_PREFERENCE <factorlab.experiments.qm9_demo_model.PROFILE_PREFERENCE>`
-    whose weights file exists).
+    """The record of the saved full-split network ``sharing`` (one of :data:`SHARING`; the
+    best profile whose weights file exists): :func:`qm9_demo_model.find_demo_record
+    <factorlab.experiments.qm9_demo_model.find_demo_record>` on this experiment.
 
     Raises:
         ValueError: ``sharing`` is not one of :data:`SHARING`.
         LookupError: no such network is saved (the message names the command that trains it).
     """
-    from factorlab.results import RunStore
-
-    if sharing not in SHARING:
-        raise ValueError(f"no {NAME} network with sharing={sharing!r}: the networks trained on the whole training "
-                         "split are sharing='none' (19 single-task GINEs) and sharing='hard' (one hard-shared GINE)")
-    store = store or RunStore()
-    records = [r for r in store.records(NAME) if r["config"]["sharing"] == sharing]
-    for profile in demo.PROFILE_PREFERENCE:
-        for rec in records:
-            if rec["config"]["profile"] == profile and weights_path(rec["config"]).is_file():
-                return rec
-    raise LookupError(f"no saved {NAME} network with sharing={sharing!r} (trained on the whole training split; "
-                      f"weights in {weights_path(grid('cpu')[0]).parent}, records in {store.root / NAME}): train it "
-                      f"with `python -m factorlab run {NAME} --profile cpu --where sharing={sharing}`")
+    _check_sharing(sharing)
+    return demo.find_demo_record(sharing, store, NAME, networks=SHARING, what=_WHAT)
 
 
 def load_full_predictor(sharing: str = "none", device: str = "cpu", store=None):
     """The saved network of :func:`find_full_record`, checked against its record's SHA-256,
     and that record: ``(QM9Predictor, record)``."""
-    from factorlab.models.qm9_saved import load_qm9_predictor
+    _check_sharing(sharing)
+    return demo.load_demo_predictor(sharing, device, store, NAME, networks=SHARING, what=_WHAT)
 
-    rec = find_full_record(sharing, store)
-    predictor = load_qm9_predictor(weights_path(rec["config"]), device, sha256=rec["model"]["weights"]["sha256"])
-    return predictor, rec
+
+def _check_sharing(sharing: str) -> None:
+    if sharing not in SHARING:
+        raise ValueError(f"no {NAME} network with sharing={sharing!r}: the networks trained on the whole training "
+                         "split are sharing='none' (19 single-task GINEs) and sharing='hard' (one hard-shared GINE)")
 
 
 EXPERIMENT = Experiment(NAME, "experiment", Config, configs, train, label_keys=("sharing", "seed"))

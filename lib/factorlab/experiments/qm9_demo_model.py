@@ -220,11 +220,13 @@ def members_of(cfg: dict) -> list[list[str]]:
 
 
 def weights_path(cfg: dict):
-    """Where the weights of run ``cfg`` are saved (whether or not they exist)."""
+    """Where the weights of run ``cfg`` are saved (whether or not they exist): the folder of
+    its experiment (``qm9_demo_model``, or ``qm9_demo_full`` whose runs train through
+    :func:`train`), the file its key."""
     from factorlab.paths import models_dir
     from factorlab.results import config_hash
 
-    return models_dir() / NAME / f"{config_hash(cfg)}.pt"
+    return models_dir() / cfg.get("experiment", NAME) / f"{config_hash(cfg)}.pt"
 
 
 def split_names(full_split: dict, used: dict[str, int]) -> dict[int, str]:
@@ -340,36 +342,43 @@ def _train_sizes(cfg: dict, members: list[list[str]], device: str):
     return last
 
 
-def find_demo_record(sharing: str = "none", store=None) -> dict:
-    """The record of the saved network to use: ``sharing`` as given, the best profile of
-    :data:`PROFILE_PREFERENCE` whose weights file exists.
+def find_demo_record(sharing: str = "none", store=None, experiment: str = NAME,
+                     networks: tuple[str, ...] | None = None, what: str = "") -> dict:
+    """The record of the saved network to use: ``sharing`` as given, of ``experiment``
+    (``qm9_demo_model``, or ``qm9_demo_full``: the same networks on the whole training split),
+    the best profile of :data:`PROFILE_PREFERENCE` whose weights file exists. ``networks``: the
+    sharings ``experiment`` trains (default :data:`SHARING`); ``what``: words on those networks
+    for the messages.
 
     Raises:
+        ValueError: ``sharing`` is not one of ``networks``.
         LookupError: no such network has been trained (the message says how to train one).
     """
+    from factorlab.paths import models_dir
     from factorlab.results import RunStore
 
-    if sharing not in SHARING:
-        raise ValueError(f"unknown network {sharing!r}: choose one of {', '.join(SHARING)}")
+    networks = SHARING if networks is None else networks
+    if sharing not in networks:
+        raise ValueError(f"unknown network {sharing!r}{what}: choose one of {', '.join(networks)}")
     store = store or RunStore()
-    records = [r for r in store.records(NAME) if r["config"]["sharing"] == sharing]
+    records = [r for r in store.records(experiment) if r["config"]["sharing"] == sharing]
     for profile in PROFILE_PREFERENCE:
         for rec in records:
             if rec["config"]["profile"] == profile and weights_path(rec["config"]).is_file():
                 return rec
     first = ("`python -m factorlab run qm9_grouping --profile cpu` (its best grouping), then "
              if sharing == "grouped" else "")
-    raise LookupError(f"no trained {NAME} network with sharing={sharing!r} (weights in "
-                      f"{weights_path(grid('cpu')[0]).parent}, records in {store.root / NAME}): train one with "
-                      f"{first}`python -m factorlab run {NAME} --profile cpu --where sharing={sharing}`")
+    raise LookupError(f"no trained {experiment} network with sharing={sharing!r}{what} (weights in "
+                      f"{models_dir() / experiment}, records in {store.root / experiment}): train one with "
+                      f"{first}`python -m factorlab run {experiment} --profile cpu --where sharing={sharing}`")
 
 
-def load_demo_predictor(sharing: str = "none", device: str = "cpu", store=None):
-    """The saved network of :func:`find_demo_record`, checked against its record's SHA-256,
-    and that record: ``(QM9Predictor, record)``."""
+def load_demo_predictor(sharing: str = "none", device: str = "cpu", store=None, experiment: str = NAME, **lookup):
+    """The saved network of :func:`find_demo_record` (same arguments), checked against its
+    record's SHA-256, and that record: ``(QM9Predictor, record)``."""
     from factorlab.models.qm9_saved import load_qm9_predictor
 
-    rec = find_demo_record(sharing, store)
+    rec = find_demo_record(sharing, store, experiment, **lookup)
     predictor = load_qm9_predictor(weights_path(rec["config"]), device, sha256=rec["model"]["weights"]["sha256"])
     return predictor, rec
 
