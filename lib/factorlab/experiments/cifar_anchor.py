@@ -7,12 +7,16 @@ Profiles (the grid, :func:`make_config` with the profile's defaults): ``full`` 3
 GPU with the installed torchvision; ``cpu`` 5 seeds on the CPU at ``cifar_baselines``' cpu
 scale, ``smoke`` 1 seed on the fixture, both with the torchvision stand-in (the CPU machines'
 torchvision does not import beside their torch). The command line's options make other
-configs (``--runs``, ``--acc-tolerance``).
+configs (``--runs``, ``--acc-tolerance``, ``--ours``). ``--profile cpu --ours cifar_fulldata``
+is the comparison at full-data scale on the CPU: airbench94 beside ``cifar_fulldata``'s dense
+width-1/2 net (all 50,000 images, airbench94's own 9.9 epochs at batch 1024, seeds 0-2;
+hours), recorded with ``--record`` like any other config.
 
     python benchmarks/airbench_anchor.py                # on a CUDA GPU: 3 runs of each, prints the table
     python benchmarks/airbench_anchor.py --record       # ... through the run store (record cifar_anchor)
     python benchmarks/airbench_anchor.py --runs 5       # seeds 0..4
     python benchmarks/airbench_anchor.py --profile cpu --torchvision-shim --record   # this CPU machine
+    python benchmarks/airbench_anchor.py --profile cpu --ours cifar_fulldata --torchvision-shim --record
 
 ``--profile full`` (the default) is the comparison the chapter's target is about and needs a
 CUDA GPU (airbench94 trains in fp16 with ``.half().cuda()`` and times with CUDA events);
@@ -249,10 +253,12 @@ def data_label(variant: str) -> str:
     return f"data: {variant} ({desc}); both methods see the same images"
 
 
-def format_table(s: dict, variant: str, header: str = "", device: str = "cuda", width: float = 1.0) -> str:
+def format_table(s: dict, variant: str, header: str = "", device: str = "cuda", width: float = 1.0,
+                 ours: str = "cifar_baselines") -> str:
     """The printed comparison of :func:`summarize`'s ``s``: time (s) and test accuracy (%,
     TTA level 2) per method as mean ± std and median, then the ratio and the target (which is
-    about the GPU: on the CPU, ``device="cpu"``, the table says so)."""
+    about the GPU: on the CPU, ``device="cpu"``, the table says so); ``ours`` names the
+    experiment of our side in its row."""
     a, o = s["airbench"], s["ours"]
 
     def t(d, k):
@@ -269,7 +275,7 @@ def format_table(s: dict, variant: str, header: str = "", device: str = "cuda", 
         f"{'airbench94 (airbench package, ' + ('CUDA events)' if device == 'cuda' else 'on the CPU)'):{w}s} "
         f"{t(a, 'time_s')}   {acc(a)}",
         f"{'airbench94, our wall clock':{w}s} {t(a, 'wall_s')}",
-        f"{'ours: cifar_baselines airbench, width ' + format(width, 'g'):{w}s} {t(o, 'time_s')}   {acc(o)}",
+        f"{'ours: ' + ours + ' airbench, width ' + format(width, 'g'):{w}s} {t(o, 'time_s')}   {acc(o)}",
         f"ratio ours / airbench94 (median times): {s['ratio']:.2f}x (of means {s['ratio_mean']:.2f}x; against "
         f"airbench94's wall clock {s['ratio_wall']:.2f}x)"
         + (f"; target <= {s['target_ratio']:g}x: {'met' if s['time_ok'] else 'NOT met'}" if device == "cuda" else ""),
@@ -369,14 +375,31 @@ def import_airbench(shim: bool = False, force_shim: bool = False):
 PROFILE_DEVICE = {"full": "cuda", "cpu": "cpu", "smoke": "cpu"}
 
 
-def anchor_configs(n: int, profile: str = "full") -> list[dict]:
-    """The first ``n`` (by seed) ``profile`` configs of ``cifar_baselines``' airbench net at
-    its largest width (1 in ``full``): our side of the comparison."""
+#: The experiments whose dense airbench configs can be our side of the comparison.
+OURS_EXPERIMENTS = ("cifar_baselines", "cifar_fulldata")
+
+
+def anchor_pool(profile: str = "full", experiment: str = "cifar_baselines") -> list[dict]:
+    """Every ``profile`` config of ``experiment``'s dense airbench net at the width with the
+    most seeds (the largest such), by seed (see :func:`anchor_configs`)."""
     from factorlab.experiments import get_experiment
 
-    grid = [c for c in get_experiment("cifar_baselines").grid(profile) if c["net"] == "airbench"]
-    width = max(c["width"] for c in grid)
-    configs = sorted((c for c in grid if c["width"] == width), key=lambda c: c["seed"])
+    if experiment not in OURS_EXPERIMENTS:
+        raise ValueError(f"our side of the anchor comes from one of {', '.join(OURS_EXPERIMENTS)}, not {experiment!r}")
+    grid = [c for c in get_experiment(experiment).grid(profile) if c["net"] == "airbench" and c["factorize"] is None]
+    seeds: dict[float, int] = {}
+    for c in grid:
+        seeds[c["width"]] = seeds.get(c["width"], 0) + 1
+    width = max(seeds, key=lambda w: (seeds[w], w))
+    return sorted((c for c in grid if c["width"] == width), key=lambda c: c["seed"])
+
+
+def anchor_configs(n: int, profile: str = "full", experiment: str = "cifar_baselines") -> list[dict]:
+    """The first ``n`` (by seed) ``profile`` configs of ``experiment``'s dense airbench net at
+    the width with the most seeds (the largest such): our side of the comparison. For
+    ``cifar_baselines`` that is its largest width (1 in ``full``, 1/2 in ``cpu``); for
+    ``cifar_fulldata`` (``cpu``: all 50,000 images, airbench94's own schedule) width 1/2."""
+    configs = anchor_pool(profile, experiment)
     if not 1 <= n <= len(configs):
         raise ValueError(f"--runs must be in 1..{len(configs)} (the seeds of those configs), got {n}")
     return configs[:n]
@@ -489,7 +512,7 @@ def measure(cfg: dict, log=print) -> dict:
 
     airbench, tv_version = import_airbench(force_shim=cfg["torchvision"] == "shim")
     dev = torch.device(cfg["device"])
-    configs = anchor_configs(cfg["runs"], cfg["profile"])
+    configs = anchor_configs(cfg["runs"], cfg["profile"], cfg["ours_experiment"])
     recipe = configs[0]["recipe"]
     channels = tuple(cc.build_model(configs[0]).channels)
     hyp = airbench.lib_airbench94.hyp
@@ -576,20 +599,22 @@ class Config(RunConfig):
 
 
 def make_config(runs: int | None = None, torchvision: str | None = None, acc_tolerance: float = ACC_TOLERANCE,
-                profile: str = "full") -> Config:
+                profile: str = "full", ours_experiment: str = "cifar_baselines") -> Config:
     """The config of one anchor comparison at ``profile``'s scale (its device:
-    :data:`PROFILE_DEVICE`); ``runs`` and ``torchvision`` default to the profile's
-    (:data:`DEFAULT_RUNS`, :data:`DEFAULT_TORCHVISION`)."""
+    :data:`PROFILE_DEVICE`) against ``ours_experiment``'s dense airbench configs
+    (:func:`anchor_configs`); ``runs`` and ``torchvision`` default to the profile's
+    (:data:`DEFAULT_RUNS`, at most the seeds those configs have; :data:`DEFAULT_TORCHVISION`)."""
     from factorlab.data.cifar10 import default_variant
     from factorlab.results import config_hash
 
     check_profile(profile)
-    runs = DEFAULT_RUNS[profile] if runs is None else runs
-    configs = anchor_configs(runs, profile)
+    if runs is None:
+        runs = min(DEFAULT_RUNS[profile], len(anchor_pool(profile, ours_experiment)))
+    configs = anchor_configs(runs, profile, ours_experiment)
     return Config(experiment=NAME, profile=profile, device=PROFILE_DEVICE[profile], runs=runs,
                   seeds=[c["seed"] for c in configs], dataset_variant=default_variant(),
                   airbench_version=AIRBENCH_VERSION, airbench_entry="warmup94(loader), then train94(loader) per seed",
-                  ours_experiment="cifar_baselines", ours_keys=[config_hash(c) for c in configs],
+                  ours_experiment=ours_experiment, ours_keys=[config_hash(c) for c in configs],
                   ours_recipe=configs[0]["recipe"], target_ratio=TARGET_RATIO, acc_tolerance=acc_tolerance,
                   torchvision=DEFAULT_TORCHVISION[profile] if torchvision is None else torchvision)
 
@@ -601,7 +626,8 @@ def config(runs: int, torchvision: str = "installed", acc_tolerance: float = ACC
 
 
 def configs(profile: str) -> list[Config]:
-    """The grid: one comparison per profile, with the profile's defaults."""
+    """The grid: one comparison per profile, with the profile's defaults (the comparison with
+    ``cifar_fulldata`` is the script's ``--ours cifar_fulldata``, off the grid)."""
     return [make_config(profile=profile)]
 
 
@@ -631,6 +657,9 @@ def _options(parser) -> None:
                              f"({', '.join(f'{p} {n}' for p, n in DEFAULT_RUNS.items())})")
     parser.add_argument("--acc-tolerance", type=float, default=ACC_TOLERANCE,
                         help="'the same accuracy': ours at most this far (a fraction) below airbench94's mean")
+    parser.add_argument("--ours", choices=OURS_EXPERIMENTS, default="cifar_baselines",
+                        help="the experiment whose dense airbench configs are our side (cifar_fulldata: all 50,000 "
+                             "images at airbench94's own schedule, width 1/2 on the CPU)")
     parser.add_argument("--torchvision-shim", action="store_true",
                         help="stand in for torchvision's Normalize where torchvision cannot be imported")
 
@@ -640,10 +669,11 @@ def _command_config(profile: str, device: str, args) -> Config:
     problem = cuda_error() if device == "cuda" else None
     if problem:
         raise AnchorError(problem)
-    runs = DEFAULT_RUNS[profile] if args.runs is None else args.runs
-    anchor_configs(runs, profile)  # ValueError for a number of runs the grid has no seeds for
+    ours = getattr(args, "ours", "cifar_baselines")
+    if args.runs is not None:
+        anchor_configs(args.runs, profile, ours)  # ValueError for a number of runs the grid has no seeds for
     _, tv_version = import_airbench(args.torchvision_shim)  # fail early, before the data are read
-    return make_config(runs, "shim" if tv_version == "shim" else "installed", args.acc_tolerance, profile)
+    return make_config(args.runs, "shim" if tv_version == "shim" else "installed", args.acc_tolerance, profile, ours)
 
 
 def _command_header(cfg: Config, device: str) -> str:
@@ -657,7 +687,8 @@ def _command_table(rec: dict, cfg: Config) -> str:
     m = rec["metrics"]
     return "\n" + format_table(m, m["dataset_variant"], header=f"profile {cfg.profile}, device "
                                f"{rec['timing']['device_name']}, seeds {cfg.seeds}", device=cfg.device,
-                               width=anchor_configs(1, cfg.profile)[0]["width"])
+                               width=anchor_configs(1, cfg.profile, cfg.ours_experiment)[0]["width"],
+                               ours=cfg.ours_experiment)
 
 
 #: ``benchmarks/airbench_anchor.py`` (:func:`factorlab.experiments.benchmark_cli.benchmark_main`): the
