@@ -13,13 +13,16 @@ clean training loss is below :data:`OVERFITS` of its test loss, "a little" below
 :data:`OVERFITS_A_LITTLE`."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from factorlab import plots
-from factorlab.analysis import interpolate_log, pareto_front
+from factorlab.analysis import interpolate_log, paired_difference, pareto_front
 from factorlab.report.provenance import devices_of, quiet_counts, quiet_label, quiet_of
 from factorlab.report.formatting import pm
+from factorlab.report.verdicts import NOT_MEASURED, difference_verdict
 
 #: A paired difference is clear when |mean| exceeds this many standard errors.
 CLEAR_SE = 2
@@ -225,12 +228,15 @@ def long_values(long: list[dict]) -> dict:
     return v
 
 
-def anchor_records(store=None) -> list[dict]:
-    """Every record of the benchmark ``cifar_anchor`` (airbench94 beside our baseline), from
-    the run store, ``full`` profile first."""
+def anchor_records(store=None, ours_experiment: str = "cifar_baselines") -> list[dict]:
+    """The records of the benchmark ``cifar_anchor`` (airbench94 beside our baseline) whose
+    side is ``ours_experiment``'s (``cifar_baselines``, the chapter's scale; ``cifar_fulldata``,
+    all 50,000 images), from the run store, ``full`` profile first."""
     from factorlab.results import RunStore
 
-    return sorted((store or RunStore()).records("cifar_anchor"), key=lambda a: a["config"]["profile"] != "full")
+    recs = [a for a in (store or RunStore()).records("cifar_anchor")
+            if a["config"].get("ours_experiment", "cifar_baselines") == ours_experiment]
+    return sorted(recs, key=lambda a: a["config"]["profile"] != "full")
 
 
 def anchor_table(anchor: list[dict]) -> pd.DataFrame:
@@ -244,7 +250,7 @@ def anchor_table(anchor: list[dict]) -> pd.DataFrame:
         scale = (f"{cfg['profile']}: {m['n_train']:,} training images, {cfg['ours_recipe']['epochs']:g} epochs, "
                  f"batch {cfg['ours_recipe']['batch_size']}, channels {'/'.join(map(str, a['model']['channels']))}")
         for name, s, n in (("airbench94 (its package)", m["airbench"], m["n_airbench"]),
-                           ("ours (cifar_baselines)", m["ours"], m["n_ours"])):
+                           (f"ours ({cfg.get('ours_experiment', 'cifar_baselines')})", m["ours"], m["n_ours"])):
             rows.append({"scale": scale, "device": where, "method": name, "seeds": n,
                          "time per run, median (s)": f"{s['time_s_median']:.1f}",
                          "test accuracy (%, TTA 2)": f"{100 * s['acc_mean']:.2f} ± {100 * s['acc_std']:.2f}",
@@ -381,3 +387,152 @@ def glue_values(profile: str, base: list[dict], fact: list[dict], long: list[dic
     v.update(long_values(long))
     v.update(anchor_values(anchor))
     return v
+
+
+# --------------------------------------------------------------------------- all 50,000 images
+
+#: The experiment of the journal's comparison points on the whole training set.
+FULLDATA = "cifar_fulldata"
+#: What a value of the full-data comparison reads without its records.
+NOT_MEASURED_TEXT = "not measured"
+
+
+#: The research log's test accuracies (%, cited, not measured: cifar10-fast's ResNet on a GPU,
+#: canonical CIFAR-10) by :data:`factorlab.experiments.cifar_fulldata.VARIANTS` name: 94 %
+#: dense, 92 % separable, 81.2 % factor 2 (usual weight decay), 78.3 % / 77.8 % factor 10
+#: scaled / usual; the variants it gives no number for (factor 2 with scaled weight decay, the
+#: tensor train) are absent. The same numbers as :mod:`factorlab.report.claims`' constants
+#: (a test checks it; claims imports this module, so this module cannot import claims).
+JOURNAL_ACCURACIES: dict[str, float] = {"dense": 94.0, "separable": 92.0, "lowrank2_usual": 81.2,
+                                        "lowrank10_scaled": 78.3, "lowrank10_usual": 77.8}
+
+
+def journal_accuracies() -> dict[str, float]:
+    """A copy of :data:`JOURNAL_ACCURACIES` (cited, %)."""
+    return dict(JOURNAL_ACCURACIES)
+
+
+#: The differences the research log reports, as (name, variant a, variant b): a − b in points.
+FULLDATA_DIFFERENCES = (("separable − dense", "separable", "dense"),
+                        ("rank factor 2 − separable", "lowrank2_usual", "separable"),
+                        ("factor 10: scaled − usual weight decay", "lowrank10_scaled", "lowrank10_usual"))
+
+
+def fulldata_records(profile: str, store=None) -> tuple[list[dict], bool]:
+    """The stored records of ``cifar_fulldata``'s ``profile`` grid (grid order) and whether it
+    is complete (as :func:`factorlab.report.claims.cached_records`: never trains)."""
+    from factorlab.experiments.cifar_fulldata import grid
+    from factorlab.results import RunStore
+
+    store = store if store is not None else RunStore()
+    got = [store.get(c) for c in grid(profile)]
+    have = [r for r in got if r is not None]
+    return have, bool(got) and len(have) == len(got)
+
+
+def fulldata_frame(records: list[dict]) -> pd.DataFrame:
+    """:func:`runs_frame` of ``cifar_fulldata`` records with each run's variant name
+    (``name``, from :data:`~factorlab.experiments.cifar_fulldata.VARIANTS`)."""
+    from factorlab.experiments.cifar_fulldata import variant_name
+
+    f = runs_frame(records)
+    f.insert(0, "name", [variant_name(r["config"]) for r in records])
+    return f
+
+
+def fulldata_table(records: list[dict], profile: str) -> pd.DataFrame:
+    """Per width and variant of ``cifar_fulldata``'s ``profile`` grid (grid order): trainable
+    parameters, seeds recorded, our test accuracy (%, TTA 2, mean ± sd over seeds), ours −
+    dense (points, paired by seed, ± its standard error) and the research log's accuracy
+    (cited; "—" where it gives none). A cell without records reads :data:`NOT_MEASURED_TEXT`;
+    with no records at all, every one does."""
+    from factorlab.experiments.cifar_fulldata import grid, variant_name
+
+    journal = journal_accuracies()
+    f = fulldata_frame(records) if records else None
+    rows, seen = [], set()
+    for cfg in grid(profile):
+        key = (cfg["width"], variant_name(cfg))
+        if key in seen:
+            continue
+        seen.add(key)
+        d = f[(f.width == key[0]) & (f.name == key[1])] if f is not None else pd.DataFrame()
+        dense = f[(f.width == key[0]) & (f.name == "dense")] if f is not None else pd.DataFrame()
+        ours, vs_dense, params = NOT_MEASURED_TEXT, NOT_MEASURED_TEXT, NOT_MEASURED_TEXT
+        if len(d):
+            ours, params = pm(d.acc.mean(), d.acc.std(), ".1f"), f"{int(d.params.iloc[0]):,}"
+            if key[1] == "dense":
+                vs_dense = "—"
+            elif len(dense) and set(d.seed) & set(dense.seed):
+                m, se, _ = _paired_seeds(d, dense)
+                vs_dense = pm(m, se)
+        rows.append({"width": f"{key[0]:g}", "variant": key[1], "params": params, "seeds": int(d.seed.nunique())
+                     if len(d) else 0, "ours (%)": ours, "ours − dense (points)": vs_dense,
+                     "research log (%, cited)": f"{journal[key[1]]:.1f}" if key[1] in journal else "—"})
+    return pd.DataFrame(rows)
+
+
+def _paired_seeds(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float, int]:
+    """Mean, standard error and count of the seed-paired differences of ``acc`` (a − b)."""
+    return paired_difference(a.set_index("seed").acc, b.set_index("seed").acc)
+
+
+def fulldata_differences(records: list[dict], width: float = 0.5) -> pd.DataFrame:
+    """The research log's three differences (:data:`FULLDATA_DIFFERENCES`) at ``width``: ours
+    (points, paired by seed: ``mean``, ``se``, ``n`` pairs; NaN without records of both), the
+    log's (``journal``, from :func:`journal_accuracies`) and the verdict
+    (:func:`factorlab.report.verdicts.difference_verdict`; "not measured" without pairs)."""
+    journal = journal_accuracies()
+    f = fulldata_frame(records) if records else None
+    rows = []
+    for what, a, b in FULLDATA_DIFFERENCES:
+        m = se = math.nan
+        n = 0
+        if f is not None:
+            da, db = (f[(f.width == width) & (f.name == v)] for v in (a, b))
+            if len(da) and len(db) and set(da.seed) & set(db.seed):
+                m, se, n = _paired_seeds(da, db)
+        rows.append({"difference": what, "mean": m, "se": se, "n": n, "journal": journal[a] - journal[b],
+                     "verdict": difference_verdict(m, se, journal[a] - journal[b]) if n else NOT_MEASURED})
+    return pd.DataFrame(rows)
+
+
+def fulldata_values(records: list[dict], profile: str) -> dict:
+    """The glued values of the full-data comparison (all strings; each reads
+    :data:`NOT_MEASURED_TEXT` without its records): ``fulldata_status`` (a sentence: runs
+    recorded of the grid), ``fulldata_runs`` / ``fulldata_grid_runs``, ``fulldata_n_train``,
+    ``fulldata_epochs``; per width ``w`` (``half``, ``one``) and variant ``v`` of
+    :data:`~factorlab.experiments.cifar_fulldata.VARIANTS` ``fulldata_<w>_<v>`` (test accuracy %,
+    mean ± sd); per difference ``i`` of :data:`FULLDATA_DIFFERENCES` at width 1/2
+    ``fulldata_diff<i>`` (ours ± se, points), ``fulldata_diff<i>_journal`` (the log's, cited) and
+    ``fulldata_diff<i>_verdict``; the log's accuracies ``journal_<v>`` (cited)."""
+    from factorlab.experiments.cifar_fulldata import VARIANTS, grid as fulldata_grid
+
+    grid = fulldata_grid(profile)
+    v = {"fulldata_runs": str(len(records)), "fulldata_grid_runs": str(len(grid)),
+         "fulldata_epochs": f"{grid[0]['recipe']['epochs']:g}"}
+    v["fulldata_status"] = (f"not measured: no records of {FULLDATA} under the {profile} profile yet (0 of "
+                            f"{len(grid)} runs)" if not records else
+                            f"{len(records)} of {len(grid)} runs of {FULLDATA} under the {profile} profile recorded")
+    v["fulldata_n_train"] = f"{records[0]['metrics']['n_train']:,}" if records else NOT_MEASURED_TEXT
+    f = fulldata_frame(records) if records else None
+    for w_key, width in (("half", 0.5), ("one", 1.0)):
+        for name, _, _ in VARIANTS:
+            d = f[(f.width == width) & (f.name == name)] if f is not None else pd.DataFrame()
+            v[f"fulldata_{w_key}_{name}"] = pm(d.acc.mean(), d.acc.std(), ".1f") if len(d) else NOT_MEASURED_TEXT
+    for i, row in fulldata_differences(records).iterrows():
+        v[f"fulldata_diff{i}"] = pm(row["mean"], row.se) if row.n else NOT_MEASURED_TEXT
+        v[f"fulldata_diff{i}_journal"] = f"{row.journal:+.1f}"
+        v[f"fulldata_diff{i}_verdict"] = row.verdict
+    v.update({f"journal_{k}": f"{a:.1f}" for k, a in journal_accuracies().items()})
+    return v
+
+
+def fulldata_anchor_values(anchor: list[dict]) -> dict:
+    """The glued values of airbench94 beside ``cifar_fulldata``'s dense width-1/2 net
+    (``cifar_anchor`` records of :func:`anchor_records` with ``ours_experiment="cifar_fulldata"``):
+    :func:`anchor_values`' keys with the prefix ``fulldata_anchor_`` for ``anchor_cpu_``, all as
+    strings; each reads :data:`NOT_MEASURED_TEXT` without the record."""
+    got = anchor_values(anchor)
+    keys = ("diff", "se", "seeds", "ratio", "acc", "verdict", "noise", "version", "quiet")
+    return {f"fulldata_anchor_{k}": str(got[f"anchor_cpu_{k}"]) if got else NOT_MEASURED_TEXT for k in keys}
