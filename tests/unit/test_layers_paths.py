@@ -37,10 +37,13 @@ CONV = [
     ("lowrank", lambda g: LowRankConv2d(6, 8, 3, **g, rank=3)), ("cp", lambda g: CPConv2d(6, 8, 3, **g, rank=4)),
     ("tucker", lambda g: TuckerConv2d(6, 8, 3, **g, rank=(3, 2))), ("tt", lambda g: TTConv2d(6, 8, 3, **g, rank=2)),
     ("tt-d3", lambda g: TTConv2d(8, 12, 3, **g, rank=[2, 3, 2], in_modes=(2, 2, 2), out_modes=(3, 2, 2))),
+    # the factored channel map as the chain of batched matrix products, spatial rank 2
+    ("tt-chain", lambda g: TTConv2d(16, 16, 3, **g, rank=(2, 2))),
 ]
 #: The paths each convolution family must offer (beyond "factored", "dense" and the _cl twins).
 EXTRA = {"cp": {"depthwise"}, "tucker": {"merge_in", "merge_out"}, "separable-lowrank": {"merge_pointwise"},
-         "tt": {"garipov", "garipov_1x1", "grouped"}, "tt-d3": {"garipov", "garipov_1x1", "grouped"}}
+         "tt": {"garipov", "garipov_1x1", "grouped"}, "tt-d3": {"garipov", "garipov_1x1", "grouped"},
+         "tt-chain": {"garipov", "garipov_1x1", "grouped"}}
 
 
 def _reference(layer, x):
@@ -560,3 +563,51 @@ def test_summing_a_boundary_rank_of_size_one_is_a_view():
     assert len(plan.ops()) == 1 and plan.cost == 2 * 3 * 4 * 2 * 5 * 6 + 0
     ops = [torch.randn(s) for s in shapes]
     torch.testing.assert_close(plan(*ops), torch.einsum(eq, *ops))
+
+
+@pytest.mark.parametrize("kernel,rank,shape", [(1, (1, 4), (2, 128, 5, 5)), (3, (2, 2), (2, 16, 6, 5))],
+                         ids=["cifar-pointwise", "spatial-rank-2"])
+def test_tt_factored_path_is_matrix_products_and_one_grouped_convolution(monkeypatch, kernel, rank, shape):
+    """TT ``factored`` where the chain of matrix products (last mode first) costs the
+    FLOP-optimal einsum's FLOPs (the separable_tt pointwise of the CIFAR net, 128 -> 128 over
+    modes (16, 8) at rank 4, and a 3x3 one): no einsum (it permuted and copied), FLOPs
+    unchanged, and the spatial core runs as one convolution over [B, S r_0, H, W] with
+    groups = S, never as a one-channel convolution over B S images (~100x slower on CPU)."""
+    torch.manual_seed(0)
+    layer = TTConv2d(shape[1], shape[1], kernel, padding=kernel // 2, rank=rank, bias=True)
+    batch, s_out, r0 = shape[0], layer.out_channels, layer.rank[0]
+    cand = layer.candidates(shape)["factored"]
+    plan = layer._channel_plan(shape)
+    assert [o.kind for o in cand.ops] == ["mm"] * 2 + ["copy"] * (r0 > 1) + ["gconv"]
+    assert sum(o.flops for o in cand.ops[:-1]) == plan.cost  # the einsum plan's FLOPs: flops() unchanged
+    assert cand.ops[-1].flops == 2 * batch * s_out * r0 * kernel ** 2 * shape[2] * shape[3]
+    convs, einsums = [], []
+    conv2d, einsum = F.conv2d, torch.einsum
+
+    def spy_conv(x, w, *args, **kwargs):
+        convs.append((tuple(x.shape), tuple(w.shape), args[4] if len(args) > 4 else kwargs.get("groups", 1)))
+        return conv2d(x, w, *args, **kwargs)
+
+    monkeypatch.setattr(F, "conv2d", spy_conv)
+    monkeypatch.setattr(torch, "einsum", lambda *a, **k: einsums.append(a[0]) or einsum(*a, **k))
+    layer.force_path = "factored"
+    x = torch.randn(shape, requires_grad=True)
+    y = layer(x)
+    assert einsums == [] and convs == [((batch, s_out * r0, *shape[2:]), (s_out, r0, kernel, kernel), s_out)]
+    monkeypatch.undo()
+    ref = _reference(layer, x)
+    torch.testing.assert_close(y, ref)
+    params = [x, *layer.parameters()]
+    g_out = torch.randn_like(ref)
+    for g, r in zip(torch.autograd.grad(y, params, g_out), torch.autograd.grad(ref, params, g_out)):
+        torch.testing.assert_close(g, r)
+
+
+def test_tt_factored_path_keeps_the_einsum_where_the_chain_costs_more():
+    """Where merging cores first is cheaper (rank 4 on modes (4, 4), 1x1), ``factored`` runs
+    the FLOP-optimal einsum plan, then the grouped spatial convolution."""
+    layer = TTConv2d(16, 16, 1, rank=(1, 4))
+    shape = (2, 16, 5, 5)
+    cand = layer.candidates(shape)["factored"]
+    assert [o.kind for o in cand.ops] == ["einsum", "gconv"]
+    assert cand.flops() == layer._channel_plan(shape).cost + 2 * 2 * 16 * 25

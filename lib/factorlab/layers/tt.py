@@ -289,12 +289,31 @@ class TTConv2d(FactorizedConv2d):
     # -- candidate paths -------------------------------------------------------------------
     def _channel_plan(self, shape) -> ContractionPlan:
         """``factored``: x [B, c_1..c_d, H, W] x cores -> [B, s_1..s_d, r_0, H, W] (the channel
-        map at the input resolution, before the spatial convolution)."""
+        map at the input resolution, before the spatial convolution), FLOP-optimal order."""
         b, c, s, r, _, hw = tt_conv_letters(len(self.in_modes))
         nd = len(self.in_modes)
         eq = ",".join([b + c + hw] + [r[k] + c[k] + s[k] + r[k + 1] for k in range(nd)]) + "->" + b + s + r[0] + hw
         shapes = [(shape[0], *self.in_modes, shape[2], shape[3])] + [tuple(g.shape) for g in self.cores]
         return self._plan(("channels", tuple(shape)), lambda: ContractionPlan(eq, shapes))
+
+    def _chain_steps(self, shape) -> list[tuple[int, int, int, int]]:
+        """``factored``'s channel map, last mode first: (lead, m, n, rest) of each step
+        ``y[l] = M_k @ t[l]``, t [lead, n = c_k r_k, rest] -> y [lead, m = r_{k-1} s_k, rest],
+        lead = B c_1..c_{k-1}, rest = s_{k+1}..s_d H W. Every step reads its input as a
+        contiguous view of the previous output (no permutation)."""
+        batch, _, h, w = shape
+        r = [*self.rank, 1]
+        steps = []
+        for k in reversed(range(len(self.in_modes))):
+            lead = batch * math.prod(self.in_modes[:k])
+            rest = math.prod(self.out_modes[k + 1:]) * h * w
+            steps.append((lead, r[k] * self.out_modes[k], self.in_modes[k] * r[k + 1], rest))
+        return steps
+
+    def _chain_matrices(self) -> list[torch.Tensor]:
+        """The channel cores as matrices M_k [r_{k-1} s_k, c_k r_k], last mode first."""
+        return [g.permute(0, 2, 1, 3).reshape(g.shape[0] * g.shape[2], g.shape[1] * g.shape[3])
+                for g in reversed(self.cores)]
 
     def _garipov_plan(self, shape) -> ContractionPlan:
         """``garipov``: z [B, c_1..c_d, r_0, H', W'] (the input convolved with the spatial core
@@ -320,12 +339,17 @@ class TTConv2d(FactorizedConv2d):
         [groups r_0, 1, kh, kw] (input-side, Garipov's order) ."""
         return self.spatial[None].expand(groups, *self.spatial.shape).reshape(-1, 1, *self.kernel_size)
 
+    def _spatial_per_output(self) -> torch.Tensor:
+        """The spatial core repeated for a grouped convolution over the output channels
+        (groups = S): [S, r_0, kh, kw]."""
+        return self.spatial[None].expand(self.out_channels, *self.spatial.shape).contiguous()
+
     def _grouped_stages(self) -> list[Stage]:
         """``grouped``: the cores rebuilt into one 1x1 convolution C -> S r_0, then one
         kh x kw convolution per output channel over its r_0 channels (groups = S)."""
         m = contract(self._matrix_equation("src"), *self.cores).reshape(self.out_channels * self.rank[0],
                                                                          self.in_channels, 1, 1)
-        k = self.spatial[None].expand(self.out_channels, *self.spatial.shape).contiguous()
+        k = self._spatial_per_output()
         return [Stage(m), Stage(k, self.stride, self.padding, self.dilation, groups=self.out_channels)]
 
     def _garipov_1x1_stages(self) -> list[Stage]:
@@ -336,8 +360,8 @@ class TTConv2d(FactorizedConv2d):
                       groups=self.in_channels), Stage(m)]
 
     def stages(self) -> list[Stage]:
-        """The partially rebuilt ``grouped`` sequence (the ``factored`` path is an einsum, see
-        :meth:`_extra_candidates`)."""
+        """The partially rebuilt ``grouped`` sequence (the ``factored`` path is a chain of
+        matrix products or an einsum, then a grouped convolution: see :meth:`_extra_candidates`)."""
         return self._grouped_stages()
 
     def _stage_paths(self):
@@ -356,27 +380,53 @@ class TTConv2d(FactorizedConv2d):
         batch, _, h, w = shape
         r0, s_out, c_in = self.rank[0], self.out_channels, self.in_channels
         oh, ow = conv_output_hw((h, w), self.kernel_size, self.stride, self.padding, self.dilation)
-        channel, garipov = self._channel_plan(shape), self._garipov_plan(shape)
+        channel, garipov, chain = self._channel_plan(shape), self._garipov_plan(shape), self._chain_steps(shape)
         geometry = (self.stride, self.padding, self.dilation)
 
+        # The channel map: when the chain of batched matrix products over contiguous views
+        # (last mode first) costs the FLOP-optimal einsum's FLOPs, the chain (the einsum over
+        # [B, c_1..c_d, H, W] permutes and copies its operands forward and backward: several
+        # times slower); else the einsum. Then the spatial core on each output channel's r_0
+        # maps: one grouped convolution (groups = S) over [B, S r_0, H, W], not a one-channel
+        # convolution over B S images (CPU backends run that as B S tiny convolutions: ~100x
+        # slower, forward + backward).
+        chain_ops = tuple(Op("mm", 2 * lead * m * n * rest, lead * (m + n) * rest + m * n)
+                          for lead, m, n, rest in chain)
+        if r0 > 1:  # [B, r_0, S, H, W] -> [B, S, r_0, H, W]
+            chain_ops += (Op("copy", 0, 2 * batch * s_out * r0 * h * w),)
+        use_chain = sum(o.flops for o in chain_ops) <= channel.cost
+
+        def channel_map(x, prep):
+            if not use_chain:
+                return channel.apply(x.reshape(batch, *self.in_modes, h, w), *prep)
+            t = x
+            for m, (lead, _, n, rest) in zip(prep, chain):
+                t = torch.bmm(m.expand(lead, *m.shape), t.reshape(lead, n, rest))
+            z = t.reshape(batch, r0, s_out, h, w)
+            return z if r0 == 1 else z.transpose(1, 2)
+
         def factored(x, prep, bias):
-            z = channel.apply(x.reshape(batch, *self.in_modes, h, w), *prep[:-1])
-            y = F.conv2d(z.reshape(batch * s_out, r0, h, w), prep[-1][None], None, *geometry)
-            y = y.reshape(batch, s_out, oh, ow)
-            return y if bias is None else y + bias.view(1, -1, 1, 1)
+            z = channel_map(x, prep[:-1]).reshape(batch, s_out * r0, h, w)
+            return F.conv2d(z, prep[-1], bias, *geometry, groups=s_out)
 
         def garipov_first(x, prep, bias):
             z = F.conv2d(x, prep[0], None, *geometry, groups=c_in)
             y = garipov.apply(z.reshape(batch, *self.in_modes, r0, oh, ow), *prep[1:]).reshape(batch, s_out, oh, ow)
             return y if bias is None else y + bias.view(1, -1, 1, 1)
 
-        spatial_conv = Op("conv", conv_flops(batch * s_out, r0, 1, (oh, ow), self.kernel_size),
-                          batch * s_out * r0 * h * w + batch * s_out * oh * ow + self.spatial.numel())
+        spatial_copy = (Op("copy", 0, (1 + s_out) * self.spatial.numel()),)
+        if use_chain:
+            channel_prep, channel_ops = tuple(Op("copy", 0, 2 * g.numel()) for g in self.cores), chain_ops
+        else:
+            channel_prep, channel_ops = channel.ops(True), channel.ops(False)
+        spatial_conv = Op("gconv", conv_flops(batch, s_out * r0, s_out, (oh, ow), self.kernel_size, groups=s_out),
+                          batch * s_out * r0 * h * w + batch * s_out * oh * ow + s_out * self.spatial.numel())
         grouped_conv = Op("gconv", conv_flops(batch, c_in, c_in * r0, (oh, ow), self.kernel_size, groups=c_in),
                           batch * c_in * h * w + batch * c_in * r0 * oh * ow + c_in * self.spatial.numel())
         return {
-            "factored": Candidate("factored", lambda: (*channel.prepare(*self.cores), self.spatial), factored,
-                                  channel.ops(True), channel.ops(False) + (spatial_conv,)),
+            "factored": Candidate("factored", lambda: (*(self._chain_matrices() if use_chain else
+                                                         channel.prepare(*self.cores)), self._spatial_per_output()),
+                                  factored, channel_prep + spatial_copy, channel_ops + (spatial_conv,)),
             "garipov": Candidate("garipov", lambda: (self._spatial_grouped(c_in), *garipov.prepare(*self.cores)),
                                  garipov_first, garipov.ops(True) + (Op("copy", 0, 2 * c_in * self.spatial.numel()),),
                                  (grouped_conv,) + garipov.ops(False)),
