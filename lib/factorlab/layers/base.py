@@ -163,7 +163,12 @@ class ContractionPlan:
     ``cost`` is the path's FLOPs under the conventions of this package (2 per multiply-add,
     1 per product with nothing summed, 1 per addition of a single-operand sum; summing an
     index of size 1, such as a tensor train's boundary rank, is a free reshape).
-    ``step_costs`` holds (FLOPs, elements read + written) of every pairwise step.
+    ``step_costs`` holds (FLOPs, elements read + written) of every pairwise step;
+    ``step_copies`` the elements of every copy ``torch.einsum`` makes in that step (it permutes
+    each operand to [batch, free, summed] and reshapes it for one ``bmm``: a copy wherever that
+    is not a view), found once by running the steps on meta tensors from contiguous operands;
+    ``ops(out_shape=...)`` adds the copy the caller's reshape of the result (often a permuted
+    view) to ``out_shape`` makes, where that reshape is not a view.
 
     With the first ``n_inputs`` operands taken as the inputs (default 1) and the rest as
     weights, :meth:`prepare` runs the steps that involve no input (they depend on the
@@ -219,18 +224,63 @@ class ContractionPlan:
             else:
                 self._weight_steps.append(k)
         self.n_inputs = n_inputs
+        self.step_copies, self._result = self._traced_copies()
         used = {a for k in self._input_steps for a in self.ssa[k][0]}
         #: Operand ids (weights or weight-only step results) that :meth:`apply` needs.
         self.prepared_ids = tuple(sorted(used - derived))
 
-    def ops(self, prepared_part: bool | None = None) -> tuple:
-        """:class:`~factorlab.layers.paths.Op` (kind ``einsum``) of every step, or of the
-        weight-only steps (``prepared_part=True``) or the input steps (``False``)."""
+    def _traced_copies(self) -> tuple[list[tuple[int, ...]], torch.Tensor]:
+        """(elements of each copy of every step, the result as a meta tensor): the steps run
+        once on meta tensors (no data, no time) from contiguous operands, counting the
+        ``aten.clone`` / ``aten.copy_`` calls ``torch.einsum`` makes."""
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        copies: list[int] = []
+
+        class _Copies(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                if func in (torch.ops.aten.clone.default, torch.ops.aten.copy_.default):
+                    copies.append(out.numel())
+                return out
+
+        env = {i: torch.empty(sh, device="meta") for i, sh in enumerate(self.shapes)}
+        per_step = []
+        with planning(), _Copies():
+            for k, (args, _, new) in enumerate(self.ssa):
+                copies.clear()
+                env[new] = self._step(k, *[env[a] for a in args])
+                per_step.append(tuple(copies))
+        return per_step, env[self.ssa[-1][2]] if self.ssa else env[0]
+
+    def output_copy(self, out_shape: Sequence[int] | None) -> int:
+        """Elements a reshape of the result (as the steps leave it, often a permuted view) to
+        ``out_shape`` copies: 0 where that is a view (or ``out_shape`` is None), else all."""
+        if out_shape is None:
+            return 0
+        try:
+            self._result.view(tuple(out_shape))
+            return 0
+        except RuntimeError:
+            return self._result.numel()
+
+    def ops(self, prepared_part: bool | None = None, out_shape: Sequence[int] | None = None) -> tuple:
+        """:class:`~factorlab.layers.paths.Op` of every step, or of the weight-only steps
+        (``prepared_part=True``) or the input steps (``False``): per step its ``copy`` calls
+        (each 2 x its elements: read + write; :attr:`step_copies`), then its ``einsum``; with
+        ``out_shape`` (not for the weight-only part), last the copy of reshaping the result to
+        it (:meth:`output_copy`), if any."""
         from factorlab.layers.paths import Op
 
         ks = range(len(self.ssa)) if prepared_part is None else \
             self._weight_steps if prepared_part else self._input_steps
-        return tuple(Op("einsum", *self.step_costs[k]) for k in ks if self._views[k] is None)
+        out = []
+        for k in ks:
+            if self._views[k] is None:
+                out += [Op("copy", 0, 2 * n) for n in self.step_copies[k]]
+                out.append(Op("einsum", *self.step_costs[k]))
+        n = 0 if prepared_part is True else self.output_copy(out_shape)
+        return tuple(out) + ((Op("copy", 0, 2 * n),) if n else ())
 
     def _step(self, k: int, *args: torch.Tensor) -> torch.Tensor:
         view = self._views[k]
@@ -549,8 +599,9 @@ class FactorizedLayer(nn.Module):
 
     def _model_choice(self, key: tuple) -> dict:
         """The cost model's choice for ``key``: predicted seconds of every candidate
-        (:meth:`Machine.predict <factorlab.layers.paths.Machine.predict>`; the prepared part is
-        free when no gradient is recorded, an input in another memory format pays a copy); the
+        (:meth:`Machine.predict <factorlab.layers.paths.Machine.predict>`, forward + backward
+        where a gradient is recorded; the prepared part is free when no gradient is recorded,
+        an input in another memory format pays a copy); the
         candidate with the fewest FLOPs (``fewest_flops``) unless another is predicted faster
         by more than :data:`~factorlab.layers.paths.FLOPS_MARGIN` of its time
         (:data:`~factorlab.layers.paths.INFERENCE_MARGIN` where no gradient is recorded)."""
@@ -564,7 +615,7 @@ class FactorizedLayer(nn.Module):
             ops = (cand.prep_ops if grad else ()) + cand.ops
             if len(shape) == 4 and cand.memory_format != fmt:
                 ops = ops + (Op("copy", 0, 2 * math.prod(shape)),)
-            predicted[name] = m.predict(ops)
+            predicted[name] = m.predict(ops, grad=grad)
             flops[name] = sum(o.flops for o in ops)
         # The fewest FLOPs (first listed on ties) unless another path is predicted faster by
         # more than the margin: small calibration differences cannot flip a near tie.

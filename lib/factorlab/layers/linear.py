@@ -144,7 +144,7 @@ class FactorizedLinear(FactorizedLayer):
                 name, prepare=lambda plan=plan: plan.prepare(*self._factor_tuple()),
                 apply=lambda x, prep, bias, plan=plan: add_bias(plan.apply(x.reshape(x_shape), *prep).reshape(batch, -1),
                                                                 bias),
-                prep_ops=plan.ops(True), ops=plan.ops(False))
+                prep_ops=plan.ops(True), ops=plan.ops(False, (batch, self.out_features)))
         rebuild = self._plans_for(batch)["dense"]
         mm = rebuild.ops(False)[-1]
         out["dense"] = Candidate(

@@ -21,7 +21,9 @@ inference mode, whether autograd records, memory format):
   GEMM), the memory bandwidth (a copy) and the fixed cost of one kernel call, and how much of
   its roofline a typical call of each kind reaches; a path's predicted time is the sum over its
   calls of ``max(FLOPs / peak, bytes / bandwidth) / efficiency + overhead``
-  (:meth:`Machine.predict`; the bandwidth of a copy in cache for calls that fit in it). The
+  (:meth:`Machine.predict`; the bandwidth of a copy in cache for calls that fit in it; where
+  autograd records, each call also pays its backward, :data:`BACKWARD_CALLS` calls of its
+  size; an einsum step declares the copies ``torch.einsum`` makes of its operands). The
   candidate with the fewest FLOPs is kept unless another is predicted faster by more than
   :data:`FLOPS_MARGIN` (10 %) of its time; where no gradient is recorded (inference) by more
   than :data:`INFERENCE_MARGIN` (5 %), the tolerance of the promise that an eval-mode
@@ -109,9 +111,15 @@ def is_autotune_enabled() -> bool:
 # -- costs ----------------------------------------------------------------------------------
 
 #: Kinds of kernel call the cost model distinguishes (each has its own measured overhead and
-#: efficiency): a pairwise einsum, a matrix product, a dense and a grouped (depthwise)
-#: convolution, a copy.
-OP_KINDS = ("einsum", "mm", "conv", "gconv", "copy")
+#: efficiency): a pairwise einsum, a matrix product, a batched product of many small matrices
+#: (``torch.bmm``), a dense and a grouped (depthwise) convolution, a copy.
+OP_KINDS = ("einsum", "mm", "bmm", "conv", "gconv", "copy")
+#: Kernel calls the backward pass makes per forward call of each kind, each costing about the
+#: forward call (same FLOPs, elements and overhead): a product or convolution y = f(x, w)
+#: needs the gradients of both operands (two calls of its size); a copy's gradient is one
+#: copy back. The cost model's prediction with a gradient recorded is the forward's calls,
+#: each times 1 + its backward calls (:meth:`Machine.predict` with ``grad=True``).
+BACKWARD_CALLS = {"einsum": 2, "mm": 2, "bmm": 2, "conv": 2, "gconv": 2, "copy": 1}
 
 
 @dataclass(frozen=True)
@@ -168,8 +176,9 @@ class Machine:
     of one tiny call of each kind in :data:`OP_KINDS`), ``itemsize`` in bytes; for the cost
     model also ``cache_bandwidth`` (bytes/s of a copy that fits in cache) for calls moving at
     most ``cache_bytes``, and ``efficiency`` (the fraction of its roofline a typical call of
-    each kind reaches, at most 1: grouped convolutions and permuting einsums fall well short
-    on CPUs)."""
+    each kind reaches: grouped convolutions and batched small products fall well short on
+    CPUs; above 1 where the kind's kernels beat the GEMM the peak is measured on, as CPU
+    convolutions often do)."""
 
     peak_flops: float
     bandwidth: float
@@ -189,16 +198,19 @@ class Machine:
         ``overhead=False`` the pure roofline at the large-copy bandwidth)."""
         return sum(self.op_time(o, overhead) for o in ops)
 
-    def predict(self, ops: Sequence[Op]) -> float:
-        """The cost model's seconds of a sequence of calls: per call, max(FLOPs / peak,
-        bytes / bandwidth) with the cache bandwidth for calls that fit in cache, divided by
-        the kind's efficiency, plus its overhead."""
+    def predict(self, ops: Sequence[Op], grad: bool = False) -> float:
+        """The cost model's seconds of a sequence of forward calls: per call, max(FLOPs /
+        peak, bytes / bandwidth) with the cache bandwidth for calls that fit in cache, divided
+        by the kind's efficiency, plus its overhead; with ``grad`` (forward + backward, as
+        :func:`time_candidate` measures), each call's seconds times 1 + its
+        :data:`BACKWARD_CALLS`."""
         total = 0.0
         for op in ops:
             nbytes = op.elements * self.itemsize
             bw = self.cache_bandwidth if self.cache_bandwidth and nbytes <= self.cache_bytes else self.bandwidth
-            total += max(op.flops / self.peak_flops, nbytes / bw) / self.efficiency.get(op.kind, 1.0)
-            total += self.overhead_s.get(op.kind, 0.0)
+            t = max(op.flops / self.peak_flops, nbytes / bw) / self.efficiency.get(op.kind, 1.0)
+            t += self.overhead_s.get(op.kind, 0.0)
+            total += t * (1 + BACKWARD_CALLS.get(op.kind, 0)) if grad else t
         return total
 
     def flop_time(self, ops: Sequence[Op]) -> float:
@@ -235,9 +247,11 @@ def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
     """Measure a :class:`Machine` now: the FLOP rate of an n x n GEMM (``gemm`` = n; default
     384 on the CPU, 4096 on CUDA), the bandwidth of copying ``copy_elements`` elements
     (default 2**22 on the CPU, 2**27 on CUDA; read + write counted) and of copying 2**17
-    (in cache), the time of a tiny einsum, matrix product, convolution, grouped convolution
-    and copy (the per-call overheads), and the efficiency of a typical convolution, depthwise
-    convolution and permuting einsum (roofline time / measured time, overhead taken off)."""
+    (in cache), the time of a tiny einsum, matrix product, batched matrix product,
+    convolution, grouped convolution and copy (the per-call overheads), and the efficiency of
+    a typical convolution, depthwise convolution, einsum and batched product of small matrices
+    (a weight expanded over the batch, as TT chains run: roofline time / measured time,
+    overhead taken off). All forward calls: the backward is :data:`BACKWARD_CALLS` of them."""
     device = torch.device(device)
     cuda = device.type == "cuda"
     n = gemm or (4096 if cuda else 384)
@@ -258,6 +272,7 @@ def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
     overhead = {
         "einsum": best_time(lambda: torch.einsum("ab,bc->ac", t2, t2), device, repeats),
         "mm": best_time(lambda: torch.mm(t2, t2), device, repeats),
+        "bmm": best_time(lambda: torch.bmm(t2[None], t2[None]), device, repeats),
         "conv": best_time(lambda: conv2d(img, k), device, repeats),
         "gconv": best_time(lambda: conv2d(img, kg, groups=2), device, repeats),
         "copy": best_time(lambda: t2.clone(), device, repeats),
@@ -269,16 +284,22 @@ def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
     wd = torch.randn(32, 1, 3, 3, device=device, dtype=dtype)
     a = torch.randn(32, 16, 16, 8, device=device, dtype=dtype)
     b = torch.randn(8, 16, 16, device=device, dtype=dtype)
+    mw = torch.randn(32, 16, device=device, dtype=dtype)
+    mt = torch.randn(256, 16, 64, device=device, dtype=dtype)
     probes = {
         "conv": (lambda: conv2d(x, w, padding=1), Op("conv", 2 * 8 * 32 * 256 * 32 * 9, 2 * x.numel() + w.numel())),
         "gconv": (lambda: conv2d(x, wd, padding=1, groups=32), Op("gconv", 2 * 8 * 32 * 256 * 9, 2 * x.numel())),
         "einsum": (lambda: torch.einsum("bijr,rjk->bik", a, b),
                    Op("einsum", 2 * 32 * 16 * 16 * 8 * 16, a.numel() + b.numel() + 32 * 16 * 16)),
+        "bmm": (lambda: torch.bmm(mw.expand(256, 32, 16), mt),
+                Op("bmm", 2 * 256 * 32 * 16 * 64, 256 * (32 + 16) * 64 + 32 * 16)),
     }
     efficiency = {}
     for kind, (fn, op) in probes.items():
         spent = best_time(fn, device, repeats) - overhead[kind]
-        efficiency[kind] = min(1.0, m0.op_time(op, overhead=False) / max(spent, 1e-9))
+        # Not capped at 1: a kind faster than the GEMM probe (CPU convolutions) is
+        # predicted as fast as it runs; at most MAX_EFFICIENCY against a noisy tiny time.
+        efficiency[kind] = min(MAX_EFFICIENCY, m0.op_time(op, overhead=False) / max(spent, 1e-9))
     return Machine(peak_flops=peak, bandwidth=bandwidth, overhead_s=overhead, itemsize=src.element_size(),
                    cache_bandwidth=cache_bw, cache_bytes=4 * small * src.element_size(), efficiency=efficiency)
 
@@ -292,7 +313,9 @@ COST_MODEL_ENV = "FACTORLAB_PATH_COST"
 CACHE_DIR_ENV = "FACTORLAB_CACHE_DIR"
 #: Version of what :func:`calibrate` measures; part of the fingerprint, so a new version
 #: measures every machine again.
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2  # 2: the bmm kind (overhead, efficiency), efficiencies above 1
+#: The largest efficiency :func:`calibrate` records (a guard against a probe timed too short).
+MAX_EFFICIENCY = 4.0
 #: The FLOP rule as a machine (finite peak, free memory traffic, free calls).
 FLOP_RULE = Machine(peak_flops=1e12, bandwidth=math.inf, overhead_s={}, itemsize=4)
 #: The cost model keeps the candidate with the fewest FLOPs unless another is predicted faster

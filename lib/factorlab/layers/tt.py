@@ -390,7 +390,7 @@ class TTConv2d(FactorizedConv2d):
         # maps: one grouped convolution (groups = S) over [B, S r_0, H, W], not a one-channel
         # convolution over B S images (CPU backends run that as B S tiny convolutions: ~100x
         # slower, forward + backward).
-        chain_ops = tuple(Op("mm", 2 * lead * m * n * rest, lead * (m + n) * rest + m * n)
+        chain_ops = tuple(Op("bmm", 2 * lead * m * n * rest, lead * (m + n) * rest + m * n)
                           for lead, m, n, rest in chain)
         if r0 > 1:  # [B, r_0, S, H, W] -> [B, S, r_0, H, W]
             chain_ops += (Op("copy", 0, 2 * batch * s_out * r0 * h * w),)
@@ -418,7 +418,7 @@ class TTConv2d(FactorizedConv2d):
         if use_chain:
             channel_prep, channel_ops = tuple(Op("copy", 0, 2 * g.numel()) for g in self.cores), chain_ops
         else:
-            channel_prep, channel_ops = channel.ops(True), channel.ops(False)
+            channel_prep, channel_ops = channel.ops(True), channel.ops(False, (batch, s_out * r0, h, w))
         spatial_conv = Op("gconv", conv_flops(batch, s_out * r0, s_out, (oh, ow), self.kernel_size, groups=s_out),
                           batch * s_out * r0 * h * w + batch * s_out * oh * ow + s_out * self.spatial.numel())
         grouped_conv = Op("gconv", conv_flops(batch, c_in, c_in * r0, (oh, ow), self.kernel_size, groups=c_in),
@@ -429,5 +429,5 @@ class TTConv2d(FactorizedConv2d):
                                   factored, channel_prep + spatial_copy, channel_ops + (spatial_conv,)),
             "garipov": Candidate("garipov", lambda: (self._spatial_grouped(c_in), *garipov.prepare(*self.cores)),
                                  garipov_first, garipov.ops(True) + (Op("copy", 0, 2 * c_in * self.spatial.numel()),),
-                                 (grouped_conv,) + garipov.ops(False)),
+                                 (grouped_conv,) + garipov.ops(False, (batch, s_out, oh, ow))),
         }
