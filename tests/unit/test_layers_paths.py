@@ -210,7 +210,7 @@ def test_calibrated_machine_is_measured_once_and_plausible():
     assert m is machine("cpu", torch.float64)
     assert 1e7 < m.peak_flops < 1e14 and 1e7 < m.bandwidth < 1e13 and m.itemsize == 8
     assert set(m.overhead_s) == set(OP_KINDS) and all(0 < t < 0.1 for t in m.overhead_s.values())
-    assert set(m.efficiency) == {"conv", "gconv", "einsum", "bmm"}
+    assert set(m.efficiency) == {"conv", "gconv", "gconv_multi", "einsum", "bmm"}
     assert all(0 < e <= MAX_EFFICIENCY for e in m.efficiency.values())
     assert m.cache_bandwidth > 0 and m.cache_bytes > 0
 
@@ -585,7 +585,7 @@ def test_tt_factored_path_is_matrix_products_and_one_grouped_convolution(monkeyp
     batch, s_out, r0 = shape[0], layer.out_channels, layer.rank[0]
     cand = layer.candidates(shape)["factored"]
     plan = layer._channel_plan(shape)
-    assert [o.kind for o in cand.ops] == ["bmm"] * 2 + ["copy"] * (r0 > 1) + ["gconv"]
+    assert [o.kind for o in cand.ops] == ["bmm"] * 2 + ["copy"] * (r0 > 1) + ["gconv" if r0 == 1 else "gconv_multi"]
     assert sum(o.flops for o in cand.ops[:-1]) == plan.cost  # the einsum plan's FLOPs: flops() unchanged
     assert cand.ops[-1].flops == 2 * batch * s_out * r0 * kernel ** 2 * shape[2] * shape[3]
     convs, einsums = [], []
@@ -683,7 +683,7 @@ def test_grad_predictions_add_the_backward_calls():
     """With grad, every call costs 1 + BACKWARD_CALLS[kind] times its forward seconds
     (overhead included): a product or convolution 3x (the gradients of both operands), a
     copy 2x; what _model_choice records with grad is exactly that."""
-    assert BACKWARD_CALLS == {"einsum": 2, "mm": 2, "bmm": 2, "conv": 2, "gconv": 2, "copy": 1}
+    assert BACKWARD_CALLS == {"einsum": 2, "mm": 2, "bmm": 2, "conv": 2, "gconv": 2, "gconv_multi": 2, "copy": 1}
     m = Machine(peak_flops=1e9, bandwidth=1e9, overhead_s={k: 1e-3 for k in OP_KINDS}, itemsize=1)
     ops = [Op("conv", 2_000_000, 10), Op("copy", 0, 1_000_000)]
     assert m.predict(ops) == pytest.approx(3e-3 + 2e-3)
@@ -702,11 +702,31 @@ def test_grad_predictions_add_the_backward_calls():
 
 #: A fixed machine close to the loaded 2-core CPU's float32 calibrations (one thread; peak of a
 #: 384 GEMM 59-62 GFLOP/s, copy bandwidth 20-23 GB/s, in cache 37-62 GB/s; efficiencies measured
-#: 0.19-0.32 depthwise, 0.70-1.0 einsum, 0.47-0.48 batched small products), independent of
+#: 0.19-0.32 depthwise, 0.04 grouped with 4 channels out per group, 0.60-1.0 einsum, 0.47-0.59
+#: batched small products), independent of
 #: the machine the tests run on.
 SYNTHETIC = Machine(peak_flops=6e10, bandwidth=2e10, itemsize=4, cache_bandwidth=4e10, cache_bytes=2 ** 21,
-                    overhead_s={"einsum": 1e-5, "mm": 2e-6, "bmm": 4e-6, "conv": 4e-6, "gconv": 8e-6, "copy": 2e-6},
-                    efficiency={"conv": 1.0, "gconv": 0.25, "einsum": 0.75, "bmm": 0.5})
+                    overhead_s={"einsum": 1e-5, "mm": 2e-6, "bmm": 4e-6, "conv": 4e-6, "gconv": 8e-6,
+                                "gconv_multi": 1e-5, "copy": 2e-6},
+                    efficiency={"conv": 1.0, "gconv": 0.25, "gconv_multi": 0.04, "einsum": 0.75, "bmm": 0.5})
+
+
+def test_grouped_convolutions_with_several_channels_per_group_are_their_own_kind():
+    """Depthwise (one channel in and out per group) is 'gconv'; TT's spatial core over r_0 > 1
+    channels per group (factored, grouped: r_0 in; garipov, garipov_1x1: r_0 out) is
+    'gconv_multi' (CPU backends run it several times slower than depthwise); r_0 = 1 is
+    depthwise."""
+    from factorlab.layers.conv import conv_kind
+
+    assert [conv_kind(1, 8, 8), conv_kind(8, 8, 8), conv_kind(8, 16, 8), conv_kind(8, 8, 32)] == \
+        ["conv", "gconv", "gconv_multi", "gconv_multi"]
+    shape = (2, 16, 6, 6)
+    for r0, want in ((2, "gconv_multi"), (1, "gconv")):
+        cands = TTConv2d(16, 16, 3, padding=1, rank=(r0, 4)).candidates(shape)
+        assert cands["factored"].ops[-1].kind == cands["grouped"].ops[-1].kind == want
+        assert cands["garipov"].ops[0].kind == cands["garipov_1x1"].ops[0].kind == want
+    depthwise = CPConv2d(16, 16, 3, padding=1, rank=4).candidates(shape)["factored"]
+    assert [o.kind for o in depthwise.ops] == ["conv", "gconv", "gconv", "conv"]
 
 
 def test_tt_cifar_pointwise_with_grad_keeps_the_dense_convolution():
@@ -726,3 +746,16 @@ def test_tt_cifar_pointwise_with_grad_keeps_the_dense_convolution():
         (choice,) = layer.path_choices().values()
         predicted = choice["predicted_s"]
     assert predicted["dense"] < (1 - FLOPS_MARGIN) * predicted["factored"]
+
+
+def test_tt_3x3_with_grad_keeps_the_dense_convolution():
+    """A 3x3 TT convolution 128 -> 128 over two modes, ranks (4, 4), 7x7, batch 64: its
+    spatial core as a grouped convolution with 4 channels per group ran several times slower
+    than its FLOPs say and the dense 3x3 convolution was fastest forward + backward (loaded
+    2-core CPU, one thread, interleaved in one process; the forward-only model without the
+    gconv_multi kind chose 'garipov', measured ~1.6-2x slower than 'dense'); now the model
+    keeps 'dense' under the synthetic machine."""
+    layer = TTConv2d(128, 128, 3, padding=1, rank=4, d=2, bias=False)
+    shape = (64, 128, 7, 7)
+    with use_machine(SYNTHETIC):
+        assert layer.path_for(shape, grad=True) == "dense"

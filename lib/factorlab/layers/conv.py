@@ -59,6 +59,14 @@ def conv_flops(batch: int, c_in: int, c_out: int, out_hw: tuple[int, int], kerne
     return 2 * batch * c_out * out_hw[0] * out_hw[1] * (c_in // groups) * kernel[0] * kernel[1]
 
 
+def conv_kind(groups: int, c_in: int, c_out: int) -> str:
+    """The cost model's kind of a convolution: ``conv`` (groups = 1), ``gconv`` (depthwise:
+    one channel in and out per group), else ``gconv_multi``."""
+    if groups == 1:
+        return "conv"
+    return "gconv" if c_in == groups and c_out == groups else "gconv_multi"
+
+
 class Stage:
     """One convolution of a factored sequence: weight [c_out, c_in/groups, kh, kw] and its
     geometry."""
@@ -177,7 +185,7 @@ class FactorizedConv2d(FactorizedLayer):
             ops, s = [], shape
             for st in template:
                 f, nxt = st.flops(s)
-                ops.append(Op("gconv" if st.groups > 1 else "conv", f, math.prod(s) + math.prod(nxt) + st.weight.numel()))
+                ops.append(Op(conv_kind(st.groups, s[1], nxt[1]), f, math.prod(s) + math.prod(nxt) + st.weight.numel()))
                 s = nxt
             out[name] = stage_candidate(name, build, template, weight_ops, tuple(ops))
             twins[name + "_cl"] = stage_candidate(name + "_cl", build, template, weight_ops, tuple(ops),

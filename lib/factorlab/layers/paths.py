@@ -112,14 +112,16 @@ def is_autotune_enabled() -> bool:
 
 #: Kinds of kernel call the cost model distinguishes (each has its own measured overhead and
 #: efficiency): a pairwise einsum, a matrix product, a batched product of many small matrices
-#: (``torch.bmm``), a dense and a grouped (depthwise) convolution, a copy.
-OP_KINDS = ("einsum", "mm", "bmm", "conv", "gconv", "copy")
+#: (``torch.bmm``), a dense convolution, a depthwise one (``gconv``: one channel in and out
+#: per group), a grouped one with several channels in or out per group (``gconv_multi``, as
+#: TT's spatial core over r_0 channels: CPU backends have no fast kernel for it), a copy.
+OP_KINDS = ("einsum", "mm", "bmm", "conv", "gconv", "gconv_multi", "copy")
 #: Kernel calls the backward pass makes per forward call of each kind, each costing about the
 #: forward call (same FLOPs, elements and overhead): a product or convolution y = f(x, w)
 #: needs the gradients of both operands (two calls of its size); a copy's gradient is one
 #: copy back. The cost model's prediction with a gradient recorded is the forward's calls,
 #: each times 1 + its backward calls (:meth:`Machine.predict` with ``grad=True``).
-BACKWARD_CALLS = {"einsum": 2, "mm": 2, "bmm": 2, "conv": 2, "gconv": 2, "copy": 1}
+BACKWARD_CALLS = {"einsum": 2, "mm": 2, "bmm": 2, "conv": 2, "gconv": 2, "gconv_multi": 2, "copy": 1}
 
 
 @dataclass(frozen=True)
@@ -248,10 +250,11 @@ def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
     384 on the CPU, 4096 on CUDA), the bandwidth of copying ``copy_elements`` elements
     (default 2**22 on the CPU, 2**27 on CUDA; read + write counted) and of copying 2**17
     (in cache), the time of a tiny einsum, matrix product, batched matrix product,
-    convolution, grouped convolution and copy (the per-call overheads), and the efficiency of
-    a typical convolution, depthwise convolution, einsum and batched product of small matrices
-    (a weight expanded over the batch, as TT chains run: roofline time / measured time,
-    overhead taken off). All forward calls: the backward is :data:`BACKWARD_CALLS` of them."""
+    convolution, depthwise and grouped convolution and copy (the per-call overheads), and the
+    efficiency of a typical convolution, depthwise convolution, grouped convolution with 4
+    output channels per group, einsum and batched product of small matrices (a weight
+    expanded over the batch, as TT chains run): roofline time / measured time, overhead taken
+    off. All forward calls: the backward is :data:`BACKWARD_CALLS` of them."""
     device = torch.device(device)
     cuda = device.type == "cuda"
     n = gemm or (4096 if cuda else 384)
@@ -275,6 +278,7 @@ def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
         "bmm": best_time(lambda: torch.bmm(t2[None], t2[None]), device, repeats),
         "conv": best_time(lambda: conv2d(img, k), device, repeats),
         "gconv": best_time(lambda: conv2d(img, kg, groups=2), device, repeats),
+        "gconv_multi": best_time(lambda: conv2d(img, kg.repeat(2, 1, 1, 1), groups=2), device, repeats),
         "copy": best_time(lambda: t2.clone(), device, repeats),
     }
     m0 = Machine(peak_flops=peak, bandwidth=bandwidth, overhead_s=overhead, itemsize=src.element_size())
@@ -282,6 +286,7 @@ def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
     x = torch.randn(8, 32, 16, 16, device=device, dtype=dtype)
     w = torch.randn(32, 32, 3, 3, device=device, dtype=dtype)
     wd = torch.randn(32, 1, 3, 3, device=device, dtype=dtype)
+    wm = torch.randn(128, 1, 3, 3, device=device, dtype=dtype)
     a = torch.randn(32, 16, 16, 8, device=device, dtype=dtype)
     b = torch.randn(8, 16, 16, device=device, dtype=dtype)
     mw = torch.randn(32, 16, device=device, dtype=dtype)
@@ -289,6 +294,8 @@ def calibrate(device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
     probes = {
         "conv": (lambda: conv2d(x, w, padding=1), Op("conv", 2 * 8 * 32 * 256 * 32 * 9, 2 * x.numel() + w.numel())),
         "gconv": (lambda: conv2d(x, wd, padding=1, groups=32), Op("gconv", 2 * 8 * 32 * 256 * 9, 2 * x.numel())),
+        "gconv_multi": (lambda: conv2d(x, wm, padding=1, groups=32),
+                        Op("gconv_multi", 2 * 8 * 128 * 256 * 9, 5 * x.numel())),
         "einsum": (lambda: torch.einsum("bijr,rjk->bik", a, b),
                    Op("einsum", 2 * 32 * 16 * 16 * 8 * 16, a.numel() + b.numel() + 32 * 16 * 16)),
         "bmm": (lambda: torch.bmm(mw.expand(256, 32, 16), mt),
@@ -313,7 +320,7 @@ COST_MODEL_ENV = "FACTORLAB_PATH_COST"
 CACHE_DIR_ENV = "FACTORLAB_CACHE_DIR"
 #: Version of what :func:`calibrate` measures; part of the fingerprint, so a new version
 #: measures every machine again.
-CALIBRATION_VERSION = 2  # 2: the bmm kind (overhead, efficiency), efficiencies above 1
+CALIBRATION_VERSION = 3  # 2: the bmm kind, efficiencies above 1; 3: the gconv_multi kind
 #: The largest efficiency :func:`calibrate` records (a guard against a probe timed too short).
 MAX_EFFICIENCY = 4.0
 #: The FLOP rule as a machine (finite peak, free memory traffic, free calls).

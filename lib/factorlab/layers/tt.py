@@ -27,7 +27,7 @@ from torch import nn
 
 from factorlab.layers.base import (ContractionPlan, Rank, check_mode_pair, check_modes, contract, contraction_plan,
                                    expand_rank, to_tensorly)
-from factorlab.layers.conv import FactorizedConv2d, Stage, conv_flops, conv_output_hw
+from factorlab.layers.conv import FactorizedConv2d, Stage, conv_flops, conv_kind, conv_output_hw
 from factorlab.layers.paths import Candidate, Op
 from factorlab.layers.linear import FactorizedLinear, Symbols, weight_equation
 
@@ -419,9 +419,11 @@ class TTConv2d(FactorizedConv2d):
             channel_prep, channel_ops = tuple(Op("copy", 0, 2 * g.numel()) for g in self.cores), chain_ops
         else:
             channel_prep, channel_ops = channel.ops(True), channel.ops(False, (batch, s_out * r0, h, w))
-        spatial_conv = Op("gconv", conv_flops(batch, s_out * r0, s_out, (oh, ow), self.kernel_size, groups=s_out),
+        spatial_conv = Op(conv_kind(s_out, s_out * r0, s_out),
+                          conv_flops(batch, s_out * r0, s_out, (oh, ow), self.kernel_size, groups=s_out),
                           batch * s_out * r0 * h * w + batch * s_out * oh * ow + s_out * self.spatial.numel())
-        grouped_conv = Op("gconv", conv_flops(batch, c_in, c_in * r0, (oh, ow), self.kernel_size, groups=c_in),
+        grouped_conv = Op(conv_kind(c_in, c_in, c_in * r0),
+                          conv_flops(batch, c_in, c_in * r0, (oh, ow), self.kernel_size, groups=c_in),
                           batch * c_in * h * w + batch * c_in * r0 * oh * ow + c_in * self.spatial.numel())
         return {
             "factored": Candidate("factored", lambda: (*(self._chain_matrices() if use_chain else
