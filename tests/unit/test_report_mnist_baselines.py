@@ -151,3 +151,24 @@ def test_journal_weight_decay_is_read_from_the_records_and_must_agree():
     assert report.glue_values(records)["journal_wd"] == 0.1
     next(r for r in records if r["key"] == "conv1-journal-1")["config"]["weight_decay"] = 0.2
     assert math.isnan(report.glue_values(records)["journal_wd"])
+
+
+def test_throughput_table_and_glue_values_from_a_record():
+    from factorlab.report.mnist_baselines import throughput_glue_values, throughput_table
+
+    rows = [{"net": "mlp", "batch_size": 100, "steps": 200, "fit_s": 0.0012, "plain_s": 0.0011, "ratio": 0.0012 / 0.0011,
+             "cpu_ratio": 1.05, "same_weights": True},
+            {"net": "conv2", "batch_size": 1000, "steps": 15, "fit_s": 0.5, "plain_s": 0.49, "ratio": 0.5 / 0.49,
+             "cpu_ratio": 1.01, "same_weights": True}]
+    rec = {"metrics": {"rows": rows, "ratio_max": 0.0012 / 0.0011, "target_ratio": 1.1, "n_within_target": 2, "n": 2,
+                       "all_same_weights": True},
+           "timing": {"threads": 1}, "provenance": {"load": {"quiet": True}}}
+    t = throughput_table(rec)
+    assert t["fit_classifier (ms/step)"].tolist() == ["1.20", "500.00"]
+    assert t["ratio"].tolist() == ["1.091", "1.020"] and t["same weights"].tolist() == ["yes", "yes"]
+    assert t.net.tolist() == ["(a) MLP 784-512-512-10", "(c) 2 conv + pooling"]
+    g = throughput_glue_values(rec)
+    assert g["tp_within"] == 2 and g["tp_n"] == 2 and g["tp_same"] == "yes" and g["tp_quiet"] == "yes"
+    assert g["tp_conv2_fit_ms"] == 500.0 and g["tp_threads"] == 1
+    rec["provenance"]["load"]["quiet"] = False
+    assert throughput_glue_values(rec)["tp_quiet"] == "no"

@@ -234,3 +234,39 @@ def glue_values(records: list[dict]) -> dict:
            if r["config"]["net"] in ("conv1", "conv2") and r["config"]["variant"] == "journal"}
     values["journal_wd"] = float(wds.pop()) if len(wds) == 1 else float("nan")
     return values
+
+
+# --- the training loop's own cost (benchmark train_throughput) -------------------------------
+
+def throughput_table(record: dict) -> pd.DataFrame:
+    """The ``train_throughput`` record as the chapter's table: per net, the batch, the steps
+    timed per repetition, the milliseconds per training step of ``fit_classifier`` and of a
+    plain PyTorch loop (medians over repetitions), their ratio, the same ratio of process CPU
+    time, and whether both loops ended with the same weights."""
+    rows = record["metrics"]["rows"]
+    return pd.DataFrame({"net": [NET_LABEL.get(r["net"], r["net"]) for r in rows],
+                         "batch": [r["batch_size"] for r in rows], "steps": [r["steps"] for r in rows],
+                         "fit_classifier (ms/step)": [f"{1e3 * r['fit_s']:.2f}" for r in rows],
+                         "plain loop (ms/step)": [f"{1e3 * r['plain_s']:.2f}" for r in rows],
+                         "ratio": [f"{r['ratio']:.3f}" for r in rows],
+                         "CPU-time ratio": [f"{r['cpu_ratio']:.3f}" for r in rows],
+                         "same weights": ["yes" if r["same_weights"] else "no" for r in rows]})
+
+
+def throughput_glue_values(record: dict) -> dict:
+    """Glue values of the throughput section: ``tp_ratio_max`` (the largest fit / plain ratio),
+    ``tp_target`` (the ratio the loop is held to), ``tp_within`` / ``tp_n`` (nets within it),
+    ``tp_same`` ("yes" when both loops ended with identical weights on every net),
+    ``tp_threads``, ``tp_quiet`` (:func:`~factorlab.report.provenance.quiet_label` of the
+    record), and per net ``tp_<net>_fit_ms`` / ``tp_<net>_plain_ms`` (ms per step)."""
+    from factorlab.report.provenance import quiet_label, quiet_of
+
+    m = record["metrics"]
+    v = {"tp_ratio_max": float(m["ratio_max"]), "tp_target": float(m["target_ratio"]),
+         "tp_within": int(m["n_within_target"]), "tp_n": int(m["n"]),
+         "tp_same": "yes" if m["all_same_weights"] else "no",
+         "tp_threads": int(record["timing"]["threads"]), "tp_quiet": quiet_label(quiet_of(record))}
+    for r in m["rows"]:
+        v[f"tp_{r['net']}_fit_ms"] = 1e3 * float(r["fit_s"])
+        v[f"tp_{r['net']}_plain_ms"] = 1e3 * float(r["plain_s"])
+    return v
