@@ -328,9 +328,10 @@ FLOP_RULE = Machine(peak_flops=1e12, bandwidth=math.inf, overhead_s={}, itemsize
 #: The cost model keeps the candidate with the fewest FLOPs unless another is predicted faster
 #: by more than this fraction of its time: calibration noise below it cannot flip a choice.
 FLOPS_MARGIN = 0.1
-#: The margin where no gradient is recorded (inference): an eval-mode layer must be within 5 %
-#: of the dense layer (issue 19's target), so the FLOP rule may not keep a path predicted more
-#: than 5 % slower than the fastest (often the cached rebuilt weight).
+#: Used instead of :data:`FLOPS_MARGIN` where no gradient is recorded, as in inference. An
+#: eval-mode layer must be within 5 % of the dense layer (issue 19's target), so the FLOP rule
+#: may not keep a path predicted more than 5 % slower than the fastest (often the cached
+#: rebuilt weight).
 INFERENCE_MARGIN = 0.05
 
 _MACHINES: dict = {}  # fingerprint id -> Machine, this process's
