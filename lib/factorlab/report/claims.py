@@ -339,11 +339,13 @@ def _relatedness(recs: dict) -> tuple[dict, dict, pd.DataFrame]:
     """The nash11 measures of ``qm9_relatedness`` (``{measure: {seed: matrix}}``), the measured
     pair gains of ``qm9_pairs`` against ``qm9_single_task`` (``{seed: G}``) and their
     :func:`factorlab.report.qm9_relatedness.prediction_frame`, as the chapter computes them."""
+    from factorlab.experiments.qm9_pairs import reference_from_records
     from factorlab.report import qm9_relatedness as rel
 
     matrices = rel.measure_matrices(recs["qm9_relatedness"])
     tasks = rel.pair_tasks(recs["qm9_pairs"])
-    gains = rel.gain_matrices(recs["qm9_pairs"], rel.reference_by_seed(recs["qm9_single_task"], tasks), tasks)
+    reference = reference_from_records(recs["qm9_single_task"], tasks, recs["qm9_pairs"])  # budget-checked
+    gains = rel.gain_matrices(recs["qm9_pairs"], reference, tasks)
     return matrices, gains, rel.prediction_frame(matrices, gains, rel.cost_frame(recs["qm9_relatedness"]))
 
 
@@ -783,8 +785,8 @@ def glue_values(table: pd.DataFrame, profile: str) -> dict:
     return v
 
 
-# VERDICTS, NOT_MEASURED and clear are re-exported from factorlab.report.verdicts: other modules and tests
-# still import them from here (qm9_tensor_mtl); new code imports them from factorlab.report.verdicts.
+# VERDICTS, NOT_MEASURED and clear come from factorlab.report.verdicts (import them from there); they
+# stay in __all__ because this module's verdicts use them.
 __all__ = ["CLAIMS", "Claim", "JOURNALS", "NOT_MEASURED", "VERDICTS", "cached_records", "chapter_title",
            "claim_experiments", "claims_per_journal", "clear", "evaluate", "glue_values", "grid_status", "html_table",
            "journals_dir", "load_records", "normalize", "quote_found", "verdict_counts", "verdicts"]

@@ -257,7 +257,7 @@ def correlation_figure(corr: pd.DataFrame, order: list[str] | None = None):
 
 def beats_verdict(summary: pd.DataFrame, label: str, other: str) -> str:
     """Whether method ``label``'s Δm is clearly below ``other``'s (seed means, pooled standard
-    error of the two means; :func:`factorlab.report.claims.clear`): "lower", "higher", "within
+    error of the two means; :func:`factorlab.report.verdicts.clear`): "lower", "higher", "within
     noise", "too few seeds" (no standard error), or "not measured" when either is missing."""
     a, b = summary[summary.label == label], summary[summary.label == other]
     if a.empty or b.empty:
