@@ -268,9 +268,9 @@ def test_mtl_harm_adds_the_link_to_correlation_when_measured():
     assert verdict in {"partly", "not reproduced"} and "no complete records of qm9_relatedness and qm9_pairs" in text
     if verdict != "partly":
         pytest.skip("the committed hard-sharing records show no harm")
-    from factorlab.report.qm9_relatedness import reference_by_seed
+    from factorlab.experiments.qm9_pairs import reference_from_records
 
-    ref = reference_by_seed(stl, _TASKS)[0]
+    ref = reference_from_records(stl, _TASKS)[0]
     g = np.array(_GAINS, float)
     supported = np.where(g > 0, 0.9, 0.1)  # correlated pairs gain, uncorrelated pairs lose
     for label, expected, head in [(supported, "reproduced", "supported"), (1 - supported, "not reproduced",

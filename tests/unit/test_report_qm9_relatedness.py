@@ -135,7 +135,7 @@ def test_gains_cover_the_pair_targets_against_the_single_task_reference():
            {"config": {"seed": 1, "model": "gine"}, "metrics": {"test_mae": {"mu": 1.0}}},  # incomplete
            {"config": {"seed": 0, "model": "schnet"}, "metrics": {"test_mae": {t: 9.0 for t in tasks}}}]
     assert rep.pair_tasks(recs) == tasks
-    reference = rep.reference_by_seed(stl, tasks)
+    reference = rep.reference_from_records(stl, tasks)
     assert list(reference) == [0] and reference[0]["mu"] == 2.0  # SchNet left out
     got = rep.gain_matrices(recs, reference)
     np.testing.assert_allclose(got[0].to_numpy(), g.to_numpy(), atol=1e-9)
@@ -230,11 +230,11 @@ def test_benchmark_frame_pairs_each_run_with_its_seeds_single_task():
 
 
 def test_the_reference_is_the_experiments_one_and_refuses_another_budget():
-    """reference_by_seed is qm9_pairs.reference_from_records itself; the benchmark frame, its
+    """The chapter's reference is qm9_pairs.reference_from_records itself; the benchmark frame, its
     target table, the pair gains and the stack check compare it with their runs' budgets."""
     from factorlab.experiments.qm9_pairs import reference_from_records
 
-    assert rep.reference_by_seed is reference_from_records
+    assert rep.reference_from_records is reference_from_records
     stl = [{"config": {"seed": 0, "model": "gine", "epochs": 10, "targets": list(NASH11)},
             "metrics": {"test_mae": {t: 1.0 for t in NASH11}}}]
     famo = _mtl("famo", 0, 1.5)

@@ -15,6 +15,7 @@ from factorlab.analysis import (factorized_runs_frame, first_window_reaching, la
                                 paired_difference, pareto_front, time_to_target)
 from factorlab.experiments.mnist_factorized import BUDGETS, NETS
 from factorlab.report.provenance import devices_of, profile_of, quiet_counts, quiet_label, quiet_of
+from factorlab.report.verdicts import NOT_MEASURED  # what the slowdown values say where no record has loss curves
 
 #: Families in the order of figures and tables.
 FAMILY_ORDER = ["lowrank", "cp", "tucker", "tt", "separable"]
@@ -256,8 +257,6 @@ JOURNAL_SLOWDOWN = 100.0
 LENIENT_TARGET = {net: float(spec["target_loss"]) for net, spec in NETS.items()}
 #: The two targets, in table order: the full dense network's own final training loss, and the lenient one.
 TARGETS = ("final", "lenient")
-#: What the slowdown values say where no record has loss curves.
-NOT_MEASURED = "not measured"
 
 
 def has_curves(record: dict) -> bool:

@@ -34,7 +34,7 @@ Conventions, stated once:
   (``single_s + train_s``) at the chosen λ, not the runs of the other λ that chose it. Mean over
   seeds.
 - The single-task reference of every pair gain and Δm is ``qm9_single_task`` (the GINE records of
-  the same seed, :func:`reference_by_seed`: the experiments' one rule,
+  the same seed, :func:`~factorlab.experiments.qm9_pairs.reference_from_records`: the experiments' one rule,
   :func:`factorlab.experiments.qm9_pairs.reference_from_records`, which refuses a record whose
   budget differs from the runs compared with it), as in every QM9 chapter, so a run has one Δm in
   the book; the stack ``qm9_relatedness`` trains for encoder swap is checked against it
@@ -203,13 +203,6 @@ def single_task_by_seed(records: list[dict], task_set: str = "nash11") -> dict[i
     return {r["config"]["seed"]: dict(r["metrics"]["single_test_mae"]) for r in _records_of(records, task_set)}
 
 
-#: ``reference_by_seed(stl_records, tasks, runs=(), split="test")``: ``{seed: {target: MAE}}`` of
-#: the GINE ``qm9_single_task`` records (stacks merged) of every seed that has all of ``tasks``,
-#: budget-checked against ``runs``; the single-task reference of every pair gain and Δm
-#: (:func:`factorlab.experiments.qm9_pairs.reference_from_records`, this chapter's name for it).
-reference_by_seed = reference_from_records
-
-
 def stack_consistency(rel_records: list[dict], stl_records: list[dict], task_set: str = "nash11") -> dict:
     """Whether the single-task networks ``qm9_relatedness`` trains for encoder swap are the
     reference's (``qm9_single_task``, same seed): ``seeds`` compared, ``identical`` (every test
@@ -217,7 +210,7 @@ def stack_consistency(rel_records: list[dict], stl_records: list[dict], task_set
     ``verdict`` sentence ("not measured" without a common seed)."""
     own = single_task_by_seed(rel_records, task_set)
     tasks = sorted({t for m in own.values() for t in m})
-    ref = reference_by_seed(stl_records, tasks, _records_of(rel_records, task_set))
+    ref = reference_from_records(stl_records, tasks, _records_of(rel_records, task_set))
     seeds = sorted(set(own) & set(ref))
     if not seeds:
         return {"seeds": 0, "identical": False, "max_diff_pct": math.nan,
@@ -257,7 +250,7 @@ def pair_maes_by_seed(pair_records: list[dict], tasks: Sequence[str]) -> dict[in
 def gain_matrices(pair_records: list[dict], reference: Mapping[int, Mapping[str, float]],
                   tasks: Sequence[str] | None = None) -> dict[int, pd.DataFrame]:
     """``{seed: G}``: the measured pair gains (%) over ``tasks`` (default :func:`pair_tasks`) of
-    every seed that has all their pairs and a single-task ``reference`` (:func:`reference_by_seed`)
+    every seed that has all their pairs and a single-task ``reference`` (:func:`~factorlab.experiments.qm9_pairs.reference_from_records`)
     with every one of them (:func:`factorlab.mtl.grouping.pair_gain_matrix`)."""
     from factorlab.mtl.grouping import pair_gain_matrix  # lazy: the grouping module is another chapter's
 
@@ -275,12 +268,12 @@ def chapter_gains(pair_records: list[dict], stl_records: list[dict],
                   task_set: str = "nash11") -> tuple[list[str], dict[int, pd.DataFrame]]:
     """The targets and ``{seed: G}`` the chapter compares the measures with: the targets
     ``qm9_pairs`` covers (:func:`pair_tasks`; those of ``task_set`` without pair records) and
-    their :func:`gain_matrices` against :func:`reference_by_seed` (budget-checked against the
+    their :func:`gain_matrices` against :func:`~factorlab.experiments.qm9_pairs.reference_from_records` (budget-checked against the
     pair runs)."""
     from factorlab.experiments.qm9_common import task_set as targets_of
 
     tasks = pair_tasks(pair_records) or targets_of(task_set)
-    return tasks, gain_matrices(pair_records, reference_by_seed(stl_records, tasks, pair_records), tasks)
+    return tasks, gain_matrices(pair_records, reference_from_records(stl_records, tasks, pair_records), tasks)
 
 
 def pair_gain_cost_s(pair_records: list[dict], tasks: Sequence[str]) -> float:
@@ -609,12 +602,12 @@ def prediction_figure(pred: pd.DataFrame):
 def benchmark_frame(weighting_records: list[dict], equal_records: list[dict], stl_records: list[dict],
                     tasks: Sequence[str]) -> pd.DataFrame:
     """One row per method and seed: Δm (%) of the hard-shared run against the single-task MAEs
-    of the same seed over ``tasks`` (:func:`reference_by_seed`, ``qm9_single_task``), and how
+    of the same seed over ``tasks`` (:func:`~factorlab.experiments.qm9_pairs.reference_from_records`, ``qm9_single_task``), and how
     many targets are worse. Methods: ``equal``
     (``equal_records``: ``qm9_soft_sharing`` λ = ∞ on nash11) and each ``weighting`` of
     ``weighting_records``; runs whose seed has no single-task reference are left out."""
     runs = [("equal", r) for r in equal_records] + [(r["config"]["weighting"], r) for r in weighting_records]
-    stl = reference_by_seed(stl_records, tasks, [r for _, r in runs])
+    stl = reference_from_records(stl_records, tasks, [r for _, r in runs])
     rows = []
     for method, r in runs:
         seed = r["config"]["seed"]
@@ -691,7 +684,7 @@ def benchmark_target_table(weighting_records: list[dict], equal_records: list[di
     :data:`factorlab.literature.NAVON2022_QM9_STL_MAE`); three significant digits, whole
     numbers from 100 on."""
     runs = [("equal", r) for r in equal_records] + [(r["config"]["weighting"], r) for r in weighting_records]
-    stl = reference_by_seed(stl_records, tasks, [r for _, r in runs])
+    stl = reference_from_records(stl_records, tasks, [r for _, r in runs])
     cols: dict[str, dict[str, float]] = {}
     if stl:
         cols["single-task (ours)"] = {t: float(np.mean([m[t] for m in stl.values()])) for t in tasks}
