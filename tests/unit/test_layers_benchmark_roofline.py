@@ -5,6 +5,7 @@ cells of one real row."""
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -36,6 +37,7 @@ def test_goals_on_both_sides_of_their_thresholds():
     df, _ = lb.summarize(rows)
     g = list(lb.roofline_goals(df).values())
     assert (g[0]["met"], g[0]["rows_met"], g[0]["rows"]) == (False, 2, 3)  # 1.06 misses 1.05
+    assert g[0]["detail"].endswith("the rows over it are slower by 60.0 µs (median), 60.0 µs at most")
     assert (g[1]["met"], g[1]["rows_met"], g[1]["rows"]) == (False, 1, 2)  # the memory-bound row is left out
     assert g[2]["met"] is False and g[2]["rows"] == 3  # factorized median 2.1 meets, reconstructed 1.9 misses
     assert "factorized / ours median 2.10" in g[2]["detail"] and "reconstructed / ours median 1.90" in g[2]["detail"]
@@ -71,10 +73,20 @@ def test_roofline_cells_of_a_real_row():
     cfg = {"kind": "conv", "hw": 6}
     x = torch.randn(2, 4, 6, 6, requires_grad=True)
     machine = Machine(peak_flops=1e9, bandwidth=1e9, overhead_s={}, itemsize=4)
-    calls = []
-    cells = lb.roofline_cells(ours, dense, cfg, x, machine, lambda step: (step(), calls.append(1), 1e-3)[-1])
-    assert set(cells["paths"]) == set(ours.candidates(x.shape)) and len(calls) == len(cells["paths"]) + 4
+    calls, many = [], []
+
+    def measure_many(steps):
+        many.append(list(steps))
+        return {name: (step(), 2e-3)[-1] for name, step in steps.items()}
+
+    cells = lb.roofline_cells(ours, dense, cfg, x, machine, lambda step: (step(), calls.append(1), 1e-3)[-1],
+                              measure_many)
+    assert set(cells["paths"]) == set(ours.candidates(x.shape)) and len(calls) == len(cells["paths"]) + 1
+    # the three inference times are taken together (in rounds), on copies of the layer
+    assert many == [["dense_eval_s", "ours_eval_model_s", "ours_eval_s", "ours_eval_kernel_s"]]
+    assert cells["dense_eval_s"] == cells["ours_eval_model_s"] == cells["ours_eval_s"] == cells["ours_eval_kernel_s"]
     assert cells["tuned_path"] in cells["paths"] and cells["eval_path"] in cells["paths"]
+    assert cells["eval_model_path"] in cells["paths"]
     d = cells["paths"]["dense"]
     cand = ours.candidates(x.shape)["dense"]
     assert d["flops"] == lb.FWD_BWD_PASSES * cand.flops()
@@ -106,3 +118,32 @@ def test_a_smoke_record_keeps_the_canonical_flops_and_says_how_paths_were_chosen
         assert row["ours_flops"] == layer.flops(shape)
         assert row["ours_chosen_flops"] == layer.chosen_flops(shape, grad=True) <= row["ours_flops"]
         assert row["path"] == layer.path_for(shape, grad=True)
+
+
+def test_interleaved_times_sample_each_callable_in_turn():
+    """Round by round, one sample of each callable in the order given; medians per name."""
+    from factorlab.train.timing import interleaved_times
+
+    order = []
+    got = interleaved_times({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=1)
+    assert order == ["a", "b"] + ["a", "b"] * 3 and set(got) == {"a", "b"} and all(v >= 0 for v in got.values())
+
+
+def test_measure_interleaved_sizes_rounds_by_the_slowest_call(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(lb, "interleaved_times", lambda steps, device, **kw: seen.update(kw) or {n: 1.0 for n in steps})
+    steps = {"fast": lambda: None, "slow": lambda: time.sleep(0.05)}
+    assert lb.measure_interleaved(steps, torch.device("cpu"), budget=0.2, max_repeats=30) == {"fast": 1.0, "slow": 1.0}
+    assert 3 <= seen["repeats"] <= 4 and seen["warmup"] == 1 and seen["min_time"] == 1e-3
+
+
+@pytest.mark.parametrize("make, x", [(lambda: CPConv2d(4, 4, 3, padding=1, rank=2), torch.randn(2, 4, 6, 6)),
+                                     (lambda: __import__("factorlab.layers", fromlist=["CPLinear"]).CPLinear(12, 8, rank=3),
+                                      torch.randn(5, 12))])
+def test_kernel_step_computes_the_layers_output_without_its_dispatch(make, x):
+    """The kernel step runs the chosen path's kernels on the cached prepared tensors: the
+    same output as the layer's eval forward."""
+    layer = make().eval()
+    with torch.no_grad():
+        want = layer(x)
+    torch.testing.assert_close(lb.kernel_step(layer, x)(), want)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import matplotlib
+import numpy as np
 import pytest
 
 from factorlab.experiments.layers_benchmark import NAME
@@ -246,6 +247,7 @@ def test_roofline_glue_values_on_hand_built_rows_with_a_before_record():
     assert v["tuned_peer_fact"] == pytest.approx((2.1 * 0.891 + 1.9) / 2)
     assert v["tuned_peer_reco"] == pytest.approx((2.5 * 0.891 + 3.0) / 2)
     assert "before_mp" not in report.roofline_glue_values(rec)
+    assert v["goals_met"] == "none of the three goals is met" and "dispatch_us" not in v  # no kernel timings
     with pytest.raises(ValueError, match="before must be a 'layers_benchmark' record"):
         report.roofline_glue_values(rec, before={"config": {"experiment": "mnist_baselines"}})
 
@@ -289,3 +291,28 @@ def test_load_before_record_reads_the_record_without_the_roofline_view(tmp_path)
     assert "roofline" not in cfg  # the key of records from before the roofline view
     store.run(cfg, lambda c: {"metrics": {"rows": []}})
     assert report.load_before_record("smoke", store)["key"] == store.key(cfg)
+
+
+def test_dispatch_values_separate_the_layers_dispatch_from_its_kernels():
+    """Rows over the eval goal's 5 %: how many, how many at batch 1, by how many µs; the
+    dispatch (forward minus kernels alone) over every row; rows whose kernels alone are within."""
+    rec = _hand_roofline_record()
+    rows = rec["metrics"]["rows"]
+    # dense eval 40 µs at batch 1 (ours 48: over by 8, kernels 40.5), 1 ms at batch 32 (ours 1.2 ms)
+    spec = [(1, 40e-6, 48e-6, 40.5e-6), (1, 40e-6, 41e-6, 36e-6), (32, 1e-3, 1.2e-3, 1.19e-3), (32, 1e-3, 0.9e-3, 0.896e-3)]
+    for row, (b, d, o, k) in zip(rows, spec):
+        row.update(batch=b, dense_eval_s=d, ours_eval_s=o, ours_eval_kernel_s=k)
+    v = report.dispatch_values(rec)
+    assert (v["eval_over"], v["eval_over_batch1"], v["kernel_within"]) == (2, 1, 3)
+    assert v["eval_over_us"] == pytest.approx((8 + 200) / 2) and v["eval_over_dense_us"] == pytest.approx(1000)
+    assert v["dispatch_us"] == pytest.approx(np.median([7.5, 5, 10, 4]))
+    assert report.dispatch_values(_hand_roofline_record()) == {}
+    rows[0]["ours_eval_s"] = rows[2]["ours_eval_s"] = 1e-9  # every row within: the goal's words follow
+    rec["metrics"]["goals"] = lb_goals(rows)
+    assert report.roofline_glue_values(rec)["goals_met"] == "one of the three goals is met"
+
+
+def lb_goals(rows):
+    from factorlab.experiments import layers_benchmark as lb
+
+    return lb.roofline_goals(lb.summarize(rows)[0])

@@ -603,8 +603,11 @@ class FactorizedLayer(nn.Module):
         where a gradient is recorded; the prepared part is free when no gradient is recorded,
         an input in another memory format pays a copy); the
         candidate with the fewest FLOPs (``fewest_flops``) unless another is predicted faster
-        by more than :data:`~factorlab.layers.paths.FLOPS_MARGIN` of its time
-        (:data:`~factorlab.layers.paths.INFERENCE_MARGIN` where no gradient is recorded)."""
+        by more than :data:`~factorlab.layers.paths.FLOPS_MARGIN` of its time. Where no
+        gradient is recorded (inference) the reference is the rebuilt weight instead
+        (:func:`inference_reference`: the dense layer's own computation), kept unless another
+        path is predicted faster by more than :data:`~factorlab.layers.paths.INFERENCE_MARGIN`:
+        a near tie never trades the dense layer's speed for a path that may be slower."""
         from factorlab.layers.paths import FLOPS_MARGIN, INFERENCE_MARGIN, Op, machine
 
         shape, dtype, device, _, grad, cl = key
@@ -617,18 +620,21 @@ class FactorizedLayer(nn.Module):
                 ops = ops + (Op("copy", 0, 2 * math.prod(shape)),)
             predicted[name] = m.predict(ops, grad=grad)
             flops[name] = sum(o.flops for o in ops)
-        # The fewest FLOPs (first listed on ties) unless another path is predicted faster by
-        # more than the margin: small calibration differences cannot flip a near tie.
-        margin = FLOPS_MARGIN if grad else INFERENCE_MARGIN
+        # The reference (the fewest FLOPs, first listed on ties; in inference the rebuilt
+        # weight) unless another path is predicted faster by more than the margin: small
+        # calibration differences cannot flip a near tie.
         fewest = min(flops, key=flops.get)
-        fastest = min(predicted, key=predicted.get)
-        path = fastest if predicted[fastest] < (1 - margin) * predicted[fewest] else fewest
+        ref = (None if grad else inference_reference(predicted, cl)) or fewest
+        path = _beats(predicted, ref, FLOPS_MARGIN if grad else INFERENCE_MARGIN)
         return {"path": path, "how": "model", "predicted_s": predicted, "fewest_flops": fewest}
 
     def _measured_choice(self, key: tuple, x: torch.Tensor) -> dict:
         """Time every candidate on ``x`` (:func:`~factorlab.layers.paths.time_candidate`) and
-        keep the fastest; a candidate that fails is left out (its error recorded)."""
-        from factorlab.layers.paths import time_candidate
+        keep the fastest; in inference the rebuilt weight unless another path is faster by
+        more than :data:`~factorlab.layers.paths.INFERENCE_MARGIN` (timing noise cannot pick a
+        path slower than the dense layer). A candidate that fails is left out (its error
+        recorded)."""
+        from factorlab.layers.paths import INFERENCE_MARGIN, time_candidate
 
         grad = key[4]
         times, errors = {}, {}
@@ -639,7 +645,9 @@ class FactorizedLayer(nn.Module):
                 errors[name] = repr(err)
         if not times:
             raise RuntimeError(f"no candidate path of {type(self).__name__} ran: {errors}")
-        out = {"path": min(times, key=times.get), "how": "measured", "times_s": times}
+        ref = None if grad else inference_reference(times, key[5])
+        path = min(times, key=times.get) if ref is None else _beats(times, ref, INFERENCE_MARGIN)
+        out = {"path": path, "how": "measured", "times_s": times}
         if errors:
             out["errors"] = errors
         return out
@@ -760,6 +768,22 @@ class FactorizedLayer(nn.Module):
     def path_flops(self, input_shape: Sequence[int]) -> dict[str, int]:
         """Forward FLOPs of every candidate path (prepared part included, bias excluded)."""
         return {n: c.flops() for n, c in self.candidates(input_shape).items()}
+
+
+def inference_reference(names, channels_last: bool = False) -> str | None:
+    """The candidate among ``names`` that computes what the dense layer computes (the rebuilt
+    weight in one product or convolution): ``dense_cl`` for a channels-last input where
+    there is one, else ``dense``; None where the layer has no such candidate."""
+    if channels_last and "dense_cl" in names:
+        return "dense_cl"
+    return "dense" if "dense" in names else None
+
+
+def _beats(seconds: dict[str, float], ref: str, margin: float) -> str:
+    """The fastest of ``seconds`` (path -> seconds) if it is faster than ``ref`` by more than
+    ``margin`` of ``ref``'s time, else ``ref``."""
+    fastest = min(seconds, key=seconds.get)
+    return fastest if seconds[fastest] < (1 - margin) * seconds[ref] else ref
 
 
 def normal_(tensor: torch.Tensor, var: float) -> torch.Tensor:

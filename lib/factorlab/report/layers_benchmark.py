@@ -320,8 +320,11 @@ def roofline_glue_values(record: dict, before: dict | None = None) -> dict:
       (measured / FLOP-only), ``dense_roofline_median`` (the dense layer's measured / roofline);
     - ``goal1`` .. ``goal3``: status text (met / not met / not measured) and ``goal<k>_count``
       (:func:`goals_table`'s "met in");
+    - ``goals_met`` (a phrase: "none of the three goals is met", "one of the three goals is
+      met", ...);
     - ``eval_median`` / ``eval_max`` (eval mode, ours autotuned / dense) and ``eval_within``
-      (rows within the 5 % of the eval goal);
+      (rows within the 5 % of the eval goal), and where the record has them the values of
+      :func:`dispatch_values` (the rows over it, and the layer's dispatch);
     - this record's headline medians (:func:`_medians`) under ``after_`` (the automatic
       forward, cost model: ``after_ours_dense``, ``after_mp``, ``after_mp_within``,
       ``after_mp_n``, ``after_peer``, ``after_peer_fact``, ``after_peer_reco``) and ``tuned_``
@@ -344,9 +347,14 @@ def roofline_glue_values(record: dict, before: dict | None = None) -> dict:
     for k, (status, count) in enumerate(zip(goals.status, goals["met in"]), start=1):
         v[f"goal{k}"] = status
         v[f"goal{k}_count"] = count
+    met = sum(status == "met" for status in goals.status)
+    v["goals_met"] = ("none of the three goals is met" if met == 0 else
+                      "every goal is met" if met == len(goals) else
+                      f"{_COUNT_WORDS[met]} of the three goals {'is' if met == 1 else 'are'} met")
     ev = t["eval ours/dense"]
     v.update({"eval_median": float(ev.median()), "eval_max": float(ev.max()),
               "eval_within": int((ev <= EVAL_TOLERANCE).sum())})
+    v.update(dispatch_values(record))
     v.update({f"after_{k}": x for k, x in _medians(record, "ours_s").items()})
     v.update({f"tuned_{k}": x for k, x in _medians(record, "ours_tuned_s").items()})
     if before is not None:
@@ -354,6 +362,32 @@ def roofline_glue_values(record: dict, before: dict | None = None) -> dict:
             raise ValueError(f"before must be a {NAME!r} record, got {before.get('config', {}).get('experiment')!r}")
         v.update({f"before_{k}": x for k, x in _medians(before, "ours_s").items()})
     return v
+
+
+_COUNT_WORDS = {1: "one", 2: "two"}
+
+
+def dispatch_values(record: dict) -> dict:
+    """What separates the eval-mode rows over the 5 % of the eval goal from the dense layer,
+    from a record whose rows time the chosen path's kernels alone (``ours_eval_kernel_s``,
+    interleaved eval timing): ``eval_over`` (rows over it), ``eval_over_batch1`` (of them at
+    batch 1), ``eval_over_us`` (their median excess over the dense layer, µs),
+    ``eval_over_dense_us`` (the largest dense eval time among them, µs), ``dispatch_us``
+    (median over every row of the layer's forward minus its kernels, µs: the Python dispatch)
+    and ``kernel_within`` (rows whose kernels alone are within the 5 %). Empty for records
+    without kernel timings."""
+    rows = [r for r in record["metrics"]["rows"] if r.get("ours_eval_kernel_s") is not None]
+    if not rows:
+        return {}
+    df = pd.DataFrame(rows)
+    ratio = df.ours_eval_s / df.dense_eval_s
+    over = df[ratio > EVAL_TOLERANCE]
+    us = 1e6
+    return {"eval_over": int(len(over)), "eval_over_batch1": int((over.batch == 1).sum()),
+            "eval_over_us": float(((over.ours_eval_s - over.dense_eval_s) * us).median()) if len(over) else 0.0,
+            "eval_over_dense_us": float(over.dense_eval_s.max() * us) if len(over) else 0.0,
+            "dispatch_us": float(((df.ours_eval_s - df.ours_eval_kernel_s) * us).median()),
+            "kernel_within": int((df.ours_eval_kernel_s / df.dense_eval_s <= EVAL_TOLERANCE).sum())}
 
 
 def roofline_figure(record: dict):

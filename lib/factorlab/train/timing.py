@@ -24,6 +24,24 @@ def median_time(fn: Callable[[], object], device: torch.device | str = "cpu", *,
     return statistics.median(seconds_per_call(fn, device, min_time) for _ in range(repeats))
 
 
+def interleaved_times(fns: dict[str, Callable[[], object]], device: torch.device | str = "cpu", *,
+                      repeats: int = 20, warmup: int = 3, min_time: float = 0.0) -> dict[str, float]:
+    """Median seconds of each of ``fns`` (name -> callable), timed in rounds: every round takes
+    one sample of each, in turn (see :func:`median_time` for ``warmup`` and ``min_time``). A
+    slow spell of the machine or a clock change then touches every callable alike, so ratios
+    between them are what the code makes them, not when each was measured."""
+    device = torch.device(device)
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    synchronize(device)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            samples[name].append(seconds_per_call(fn, device, min_time))
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
 def time_inference(model: torch.nn.Module, x: torch.Tensor, **kwargs) -> float:
     """Median seconds of ``model(x)`` in eval mode without autograd (see :func:`median_time`)."""
     was_training = model.training
