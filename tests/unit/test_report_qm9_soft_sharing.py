@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import matplotlib
+import numpy as np
 import pytest
 from report_smoke import train_smoke
 
@@ -185,6 +186,31 @@ def test_glue_values_on_hand_built_records():
     assert v["journal_span_pct"] == pytest.approx(100 * (0.1059 / 0.0654 - 1))
     assert v["ours_loss_U"] == pytest.approx(v["ours_total"] / 2) and v["ours_U_share_pct"] == pytest.approx(50.0)
     assert "nash11" not in " ".join(v)  # no runs of that task set
+
+
+def test_endpoint_gap_pairs_the_largest_lambda_with_hard_sharing_by_seed():
+    """The largest finite λ against λ = ∞: paired Δm difference, training MSE above hard
+    sharing's (%), and the distance at that λ; NaN without hard-sharing runs."""
+    recs = _path({1.0: [5.0, 6.0, 10.0], 100.0: [20.0, 22.0, 27.0], "inf": [10.0, 11.0, 12.0]})
+    train = {(1.0, 0): 0.1, (100.0, 0): 0.12, (100.0, 1): 0.13, (100.0, 2): 0.15, ("inf", 0): 0.1,
+             ("inf", 1): 0.1, ("inf", 2): 0.1}
+    for r in recs:
+        c = r["config"]
+        r["history"]["train_mse"] = {"Cv": [1.0, 2 * train.get((c["lam"], c["seed"]), 0.1)], "U": [1.0, 0.0]}
+        if c["lam"] == 100.0:
+            r["history"]["distance"] = {"encoder.a": [1.0, 2e-5], "encoder.b": [1.0, 4e-5]}
+    f = report.runs_frame(recs)
+    assert f.train_mse.tolist()[:1] == [pytest.approx(0.1)]
+    g = report.endpoint_gap(f, "cv_u")
+    assert g["lam"] == 100.0 and g["n"] == 3
+    assert g["dm"] == pytest.approx(12.0) and g["dm_se"] == pytest.approx(np.std([10, 11, 15], ddof=1) / SQRT3)
+    assert g["train_pct"] == pytest.approx(100 * np.mean([0.2, 0.3, 0.5]))
+    assert g["train_pct_se"] == pytest.approx(100 * np.std([0.2, 0.3, 0.5], ddof=1) / SQRT3)
+    assert g["distance"] == pytest.approx(3e-5)
+    v = report.glue_values(recs)
+    assert (v["gap_lam_cv_u"], v["gap_dm_cv_u"], v["gap_dist_cv_u"]) == ("100", pytest.approx(12.0), pytest.approx(3e-5))
+    no_inf = report.runs_frame([r for r in recs if r["config"]["lam"] != "inf"])
+    assert math.isnan(report.endpoint_gap(no_inf, "cv_u")["dm"])
 
 
 def test_journal_table_is_the_journals():

@@ -110,6 +110,12 @@ def _last_distances(record: dict) -> dict[str, float]:
     return {layer: float(hist[layer][-1]) for layer in order + sorted(set(hist) - set(order))}
 
 
+def _last_train_mse(record: dict) -> float:
+    """Mean over targets of the last epoch's standardized training MSE (NaN without it)."""
+    per = (record.get("history") or {}).get("train_mse") or {}
+    return float(np.mean([v[-1] for v in per.values()])) if per else math.nan
+
+
 def runs_frame(records: list[dict]) -> pd.DataFrame:
     """One row per run of ``qm9_soft_sharing``: ``key``, ``method`` (``l2``, ``cross_stitch``),
     ``task_set``, ``lam`` (float, ``inf`` for hard sharing, NaN for cross-stitch), ``setting``
@@ -128,7 +134,8 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
                "setting": lam_label(lam), "seed": c["seed"], "n_targets": len(c["targets"]),
                "N": m["constrained_params"], "mean_valid_mae_std": m["mean_valid_mae_std"],
                "valid_loss_total": m["valid_loss_std_total"], "test_loss_total": m["test_loss_std_total"],
-               "distance": float(np.mean(list(dist.values()))) if dist else math.nan}
+               "distance": float(np.mean(list(dist.values()))) if dist else math.nan,
+               "train_mse": _last_train_mse(r)}
         for t in c["targets"]:
             row[f"mae_{t}"] = m["test_mae"][t]
             row[f"valid_mae_{t}"] = m["valid_mae"][t]
@@ -244,6 +251,28 @@ def summary_frame(f: pd.DataFrame) -> pd.DataFrame:
             row["beats_both_mean"] = bool(row["vs0"] < 0 and row["vsinf"] < 0)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def endpoint_gap(f: pd.DataFrame, task_set: str) -> dict:
+    """How the largest finite λ of :func:`runs_frame` ``f`` compares with hard sharing (λ = ∞),
+    which it approaches in the limit, paired by seed: ``lam`` (that λ), ``dm``, ``dm_se``,
+    ``n`` (its Δm minus hard sharing's, percentage points), ``train_pct``, ``train_pct_se``
+    (its final training MSE relative to hard sharing's, % above it) and ``distance`` (its
+    seed-mean distance between the task networks). A positive ``train_pct`` with a distance
+    near zero says the networks are tied in all but name yet fit the training data worse:
+    the penalty slows optimisation rather than limiting what the tied networks can fit."""
+    g = f[(f.task_set == task_set) & (f.method == "l2")]
+    lam = max(_finite(set(g.lam)))
+    inf = _by_seed(f, task_set, math.inf, "delta_m")
+    if inf.empty:
+        return {"lam": lam, "dm": math.nan, "dm_se": math.nan, "n": 0, "train_pct": math.nan,
+                "train_pct_se": math.nan, "distance": float(_rows(f, task_set, lam).distance.mean())}
+    dm, dm_se, n = paired_difference(_by_seed(f, task_set, lam, "delta_m"), inf)
+    ratio = 100 * (_by_seed(f, task_set, lam, "train_mse") / _by_seed(f, task_set, math.inf, "train_mse") - 1)
+    ratio = ratio.dropna()
+    return {"lam": lam, "dm": dm, "dm_se": dm_se, "n": n, "train_pct": float(ratio.mean()),
+            "train_pct_se": float(ratio.std(ddof=1) / math.sqrt(len(ratio))) if len(ratio) > 1 else math.nan,
+            "distance": float(_rows(f, task_set, lam).distance.mean())}
 
 
 def clearly_negative(mean: float, se: float) -> bool:
@@ -604,7 +633,10 @@ def glue_values(records: list[dict]) -> dict:
       ``n_best_zero_<s>``, ``n_best_finite_<s>``, ``n_best_inf_<s>`` and the labels
       ``best_lam_<s>_<t>``; the seed-mean distance (mean over layers) at λ = 0
       ``dist0_<s>``, at the chosen finite λ ``dist_chosen_<s>`` and for cross-stitch
-      ``dist_cs_<s>``;
+      ``dist_cs_<s>``; the largest finite λ against hard sharing (:func:`endpoint_gap`):
+      ``gap_lam_<s>`` (label), ``gap_dm_<s>`` and ``gap_dm_<s>_se`` (paired Δm difference,
+      points), ``gap_train_pct_<s>`` and ``gap_train_pct_<s>_se`` (final training MSE above
+      hard sharing's, %), ``gap_dist_<s>``;
     - the journal verdict: ``journal_best_is`` ("yes"/"no"), ``journal_within`` ("yes", "no",
       "undetermined", "not trained"), ``journal_gap``, ``journal_gap_se`` (NaN where not
       defined), ``journal_verdict`` (a sentence), ``journal_pp`` (0.1 · N: the journal's value
@@ -652,6 +684,10 @@ def glue_values(records: list[dict]) -> dict:
                   f"n_beats_both_mean_{ts}": len(bb["clear"]) + len(bb["mean_only"]),
                   f"n_finite_{ts}": bb["n_finite"], f"beats_both_lams_{ts}": ", ".join(bb["clear"]) or "none",
                   f"cs_beats_both_{ts}": bb["cross_stitch"]})
+        gap = endpoint_gap(f, ts)
+        v.update({f"gap_lam_{ts}": lam_label(gap["lam"]), f"gap_dm_{ts}": float(gap["dm"]),
+                  f"gap_dm_{ts}_se": _sd(gap["dm_se"]), f"gap_train_pct_{ts}": float(gap["train_pct"]),
+                  f"gap_train_pct_{ts}_se": _sd(gap["train_pct_se"]), f"gap_dist_{ts}": float(gap["distance"])})
         per = per_task_best_lambda(t, ts)
         v[f"n_best_zero_{ts}"] = int((per.best == 0).sum())
         v[f"n_best_inf_{ts}"] = int((per.best == math.inf).sum())
