@@ -152,7 +152,7 @@ def test_stack_consistency():
     stl[0]["metrics"]["test_mae"]["mu"] = 1.25
     other = rep.stack_consistency(rel, stl)
     assert not other["identical"] and other["max_diff_pct"] == pytest.approx(20.0)
-    assert other["verdict"].startswith("not identical: test MAEs differ by up to 20 %")
+    assert other["verdict"].startswith("not identical: the test MAEs of the relatedness stack differ by up to 20 %")
     assert rep.stack_consistency(rel, [])["verdict"].startswith("not measured")
 
 

@@ -213,6 +213,29 @@ def test_endpoint_gap_pairs_the_largest_lambda_with_hard_sharing_by_seed():
     assert math.isnan(report.endpoint_gap(no_inf, "cv_u")["dm"])
 
 
+def test_single_task_agreement_compares_the_lambda_zero_runs_with_qm9_single_task():
+    """λ = 0 runs against the qm9_single_task reference of the same seed: identical, a
+    difference in %, no common seed, and another budget refused."""
+    recs = _path({1.0: [1.0, 2.0, 3.0]})  # λ = 0 runs: MAE 1.0 on Cv and U, seeds 0-2
+
+    def stl(seed, cv=1.0, epochs=10):
+        return {"config": {"seed": seed, "model": "gine", "epochs": epochs, "targets": ["Cv", "U"]},
+                "metrics": {"test_mae": {"Cv": cv, "U": 1.0}}}
+
+    same = report.single_task_agreement(recs, [stl(0), stl(1)])
+    assert (same["identical"], same["seeds"], same["targets"], same["max_diff_pct"]) == (True, 2, 2, 0.0)
+    assert same["verdict"] == "identical: every test MAE of the λ = 0 runs equals qm9_single_task's exactly (2 seed(s), 2 targets)"
+    off = report.single_task_agreement(recs, [stl(0), stl(1, cv=0.8)])
+    assert not off["identical"] and off["max_diff_pct"] == pytest.approx(25.0)
+    assert off["verdict"].startswith("not identical: the test MAEs of the λ = 0 runs differ by up to 25 %")
+    none = report.single_task_agreement(recs, [stl(7)])
+    assert none["seeds"] == 0 and none["verdict"].startswith("not measured")
+    with pytest.raises(ValueError, match="differs from qm9_soft_sharing's budget in epochs"):
+        report.single_task_agreement(recs, [stl(0, epochs=20)])
+    v = report.glue_values(recs, [stl(0), stl(1), stl(2)])
+    assert (v["stl_identical"], v["stl_seeds"], v["stl_targets"], v["stl_max_diff_pct"]) == ("yes", 3, 2, 0.0)
+
+
 def test_journal_table_is_the_journals():
     jt = report.journal_table()
     assert list(jt["λ_J (journal)"]) == [0.001, 0.01, 0.1, 1.0]

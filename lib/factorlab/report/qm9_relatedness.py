@@ -56,6 +56,7 @@ from factorlab.mtl import delta_m
 from factorlab.mtl.relatedness import Relatedness, affinity
 from factorlab.report import mrn_correlation as _mrn
 from factorlab.report.formatting import pm
+from factorlab.report.qm9 import exact_agreement
 
 #: Each measure of a ``qm9_relatedness`` record, in display order, with its label as an
 #: affinity (:func:`factorlab.mtl.relatedness.affinity`: larger predicts more help).
@@ -211,17 +212,9 @@ def stack_consistency(rel_records: list[dict], stl_records: list[dict], task_set
     own = single_task_by_seed(rel_records, task_set)
     tasks = sorted({t for m in own.values() for t in m})
     ref = reference_from_records(stl_records, tasks, _records_of(rel_records, task_set))
-    seeds = sorted(set(own) & set(ref))
-    if not seeds:
-        return {"seeds": 0, "identical": False, "max_diff_pct": math.nan,
-                "verdict": "not measured: no seed has both the relatedness stack and qm9_single_task"}
-    diffs = [abs(own[s][t] - ref[s][t]) / ref[s][t] * 100 for s in seeds for t in own[s]]
-    identical = all(own[s][t] == ref[s][t] for s in seeds for t in own[s])
-    worst = max(diffs)
-    verdict = (f"identical: every test MAE equals qm9_single_task's exactly ({len(seeds)} seed(s))" if identical
-               else f"not identical: test MAEs differ by up to {worst:.2g} % from qm9_single_task's "
-                    f"({len(seeds)} seed(s))")
-    return {"seeds": len(seeds), "identical": identical, "max_diff_pct": float(worst), "verdict": verdict}
+    out = exact_agreement(own, ref, "the relatedness stack")
+    del out["targets"]
+    return out
 
 
 def pair_tasks(pair_records: list[dict]) -> list[str]:

@@ -40,12 +40,13 @@ import pandas as pd
 
 from factorlab import plots
 from factorlab.analysis import paired_difference
+from factorlab.experiments.qm9_pairs import reference_from_records
 from factorlab.experiments.qm9_soft_sharing import TASK_SETS as TARGETS_OF
 from factorlab.experiments.qm9_soft_sharing import lam_value
 from factorlab.mtl import delta_m
 from factorlab.report.provenance import devices_of, profile_of
-from factorlab.report.qm9 import UNITS
 from factorlab.report.formatting import pm
+from factorlab.report.qm9 import UNITS, agreement_summary, exact_agreement
 
 #: A paired difference is clear beyond this many standard errors.
 CLEAR_SE = 2
@@ -251,6 +252,30 @@ def summary_frame(f: pd.DataFrame) -> pd.DataFrame:
             row["beats_both_mean"] = bool(row["vs0"] < 0 and row["vsinf"] < 0)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def single_task_agreement(records: list[dict], stl_records: list[dict]) -> dict:
+    """Whether the λ = 0 runs (the single-task stacks this chapter's Δm is taken against) are
+    the book's single-task reference: their test MAEs against
+    :func:`factorlab.experiments.qm9_pairs.reference_from_records` of the ``qm9_single_task``
+    records ``stl_records``, budget-checked against them, seed by seed, over every task set
+    (:func:`factorlab.report.qm9.exact_agreement`: ``seeds``, ``targets``, ``identical``,
+    ``max_diff_pct``, ``verdict``)."""
+    zero = [r for r in records if r["config"]["method"] == "l2" and lam_value(r["config"]["lam"]) == 0]
+    parts = []
+    for ts in sorted({r["config"]["task_set"] for r in zero}):
+        runs = [r for r in zero if r["config"]["task_set"] == ts]
+        own = {r["config"]["seed"]: dict(r["metrics"]["test_mae"]) for r in runs}
+        ref = reference_from_records(stl_records, sorted({t for m in own.values() for t in m}), runs)
+        own = {seed: m for seed, m in own.items() if seed in ref}  # the seeds compared
+        parts.append((own, exact_agreement(own, ref, "the λ = 0 runs")))
+    compared = [(own, a) for own, a in parts if a["seeds"]]
+    if not compared:
+        return exact_agreement({}, {}, "the λ = 0 runs")
+    seeds = {s for own, _ in compared for s in own}
+    targets = len({t for own, _ in compared for m in own.values() for t in m})
+    return agreement_summary(all(a["identical"] for _, a in parts), max(a["max_diff_pct"] for _, a in compared),
+                             len(seeds), targets, "the λ = 0 runs")
 
 
 def endpoint_gap(f: pd.DataFrame, task_set: str) -> dict:
@@ -610,7 +635,7 @@ def distance_figure(d: pd.DataFrame):
 
 # --- glued values -----------------------------------------------------------------------------
 
-def glue_values(records: list[dict]) -> dict:
+def glue_values(records: list[dict], stl_records: list[dict] | None = None) -> dict:
     """Every value the chapter glues, by name (plain float, int or str), from the
     ``qm9_soft_sharing`` records:
 
@@ -646,7 +671,10 @@ def glue_values(records: list[dict]) -> dict:
     - ours on the journal's pair at the chosen finite λ, test split: ``ours_total``,
       ``ours_loss_<t>``, ``ours_mae_<t>`` (seed means) and ``ours_U_share_pct`` (U's share of
       the total standardized loss, %), and ``ours_total_cv_pct``: the median over the λ of the
-      path of sd/mean of the total loss over seeds (%; NaN for one seed)."""
+      path of sd/mean of the total loss over seeds (%; NaN for one seed);
+    - with ``stl_records`` (``qm9_single_task``), :func:`single_task_agreement`:
+      ``stl_agreement`` (its verdict sentence), ``stl_identical`` ("yes"/"no"),
+      ``stl_max_diff_pct``, ``stl_seeds``, ``stl_targets``."""
     f, t, d = runs_frame(records), target_frame(records), distance_frame(records)
     cfg = records[0]["config"]
     seeds = sorted({r["config"]["seed"] for r in records})
@@ -708,6 +736,10 @@ def glue_values(records: list[dict]) -> dict:
         v["ours_U_share_pct"] = 100 * v["ours_loss_U"] / v["ours_total"]
         st = s[(s.task_set == JOURNAL_TASK_SET) & (s.method == "l2")]
         v["ours_total_cv_pct"] = float((100 * st.test_loss_sd / st.test_loss).median())
+    if stl_records is not None:
+        a = single_task_agreement(records, stl_records)
+        v.update({"stl_agreement": a["verdict"], "stl_identical": "yes" if a["identical"] else "no",
+                  "stl_max_diff_pct": float(a["max_diff_pct"]), "stl_seeds": a["seeds"], "stl_targets": a["targets"]})
     jt = journal_table()
     best_row, worst_row = jt.loc[jt["total loss"].idxmin()], jt.loc[jt["total loss"].idxmax()]
     v.update({"journal_best_lam_J": float(best_row["λ_J (journal)"]),
