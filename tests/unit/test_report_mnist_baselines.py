@@ -86,6 +86,8 @@ def test_reproduced_within_two_prediction_sds_and_plateau_on_long_runs():
     assert v["reproduces_conv1"] == "reproduces" and v["gap_sd_conv1"] == pytest.approx(0.4 / 0.5 ** 0.5 / 1.5 ** 0.5)
     assert v["plateau_conv1"] == pytest.approx(0.0) and v["plateau_verdict_conv1"] == "has plateaued"  # flat
     assert v["plateau_verdict_mlp"] == "was trained too briefly to judge"  # 2 epochs
+    assert v["converged_note"] == ("so our figure for (b) is a converged accuracy and that for (c) is not shown to "
+                                   "be one; whether the journal's are, it does not say")
     assert v["quiet_runs"] == 3
     table = report.results_table(records)
     assert table.loc[table["optimizer, weight decay"] == "Adam, L2 0.1 (journal)", "quiet"].tolist() == ["0/2", "1/2"]
@@ -96,6 +98,9 @@ def test_reproduced_within_two_prediction_sds_and_plateau_on_long_runs():
     records = [r for r in records if (r["config"]["net"], r["config"]["variant"], r["config"]["seed"]) != ("conv1", "journal", 0)]
     v = report.glue_values(records + [climbing])
     assert v["plateau_conv1"] == pytest.approx(2.5) and v["plateau_verdict_conv1"] == "has not plateaued"  # seed mean
+    assert v["converged_note"] == "so neither our numbers nor the journal's are shown here to be converged accuracies"
+    both = report.converged_note({"conv1": "has plateaued", "conv2": "has plateaued"})
+    assert both == "so our figures are converged accuracies; whether the journal's are, it does not say"
 
 
 def test_results_table_rows_and_journal_column():

@@ -168,7 +168,8 @@ def glue_values(records: list[dict]) -> dict:
       variants (points; NaN when it trained fewer than ``2·PLATEAU_EPOCHS`` epochs) and
       ``plateau_verdict_<net>``: ``"has plateaued"`` (below :data:`PLATEAU_POINTS`), ``"has
       not plateaued"`` or ``"was trained too briefly to judge"``; ``plateau_epochs``,
-      ``plateau_points``, ``clear_se``, ``reproduce_sd``: the thresholds;
+      ``plateau_points``, ``clear_se``, ``reproduce_sd``: the thresholds; ``converged_note``
+      (:func:`converged_note` of the nets the journal reports);
     - ``epoch_s_<net>``: the median seconds per training epoch over the net's runs;
       ``quiet_runs``: how many runs were timed on a quiet machine (provenance ``load``);
     - ``batch_<net>``: the batch size of the net's runs, and ``journal_wd``: the weight decay of
@@ -223,6 +224,8 @@ def glue_values(records: list[dict]) -> dict:
         values[f"plateau_verdict_{net}"] = (
             "was trained too briefly to judge" if not len(change)
             else "has plateaued" if values[f"plateau_{net}"] < PLATEAU_POINTS else "has not plateaued")
+    values["converged_note"] = converged_note({net: values[f"plateau_verdict_{net}"] for net in JOURNAL_ACCURACY
+                                               if JOURNAL_ACCURACY[net] is not None})
     values["plateau_epochs"], values["plateau_points"] = PLATEAU_EPOCHS, PLATEAU_POINTS
     values["clear_se"], values["reproduce_sd"] = CLEAR_SE, REPRODUCE_SD
     for net, g in runs.groupby("net"):
@@ -234,6 +237,22 @@ def glue_values(records: list[dict]) -> dict:
            if r["config"]["net"] in ("conv1", "conv2") and r["config"]["variant"] == "journal"}
     values["journal_wd"] = float(wds.pop()) if len(wds) == 1 else float("nan")
     return values
+
+
+def converged_note(verdicts: dict[str, str]) -> str:
+    """What the plateau verdicts (``{net: plateau_verdict}``, nets in chapter order) allow the
+    comparison with the journal's figures to claim, as a clause starting with "so": which of
+    our accuracies are converged ones (the journal states no epochs, so whether its figures
+    are converged stays open)."""
+    done = [net for net, v in verdicts.items() if v == "has plateaued"]
+    letter = {net: NET_LABEL[net].split(" ")[0] for net in verdicts}
+    if not done:
+        return "so neither our numbers nor the journal's are shown here to be converged accuracies"
+    others = [letter[n] for n in verdicts if n not in done]
+    ours = ("so our figures are converged accuracies" if not others else
+            f"so our figure for {' and '.join(letter[n] for n in done)} is a converged accuracy and that for "
+            f"{' and '.join(others)} is not shown to be one")
+    return ours + "; whether the journal's are, it does not say"
 
 
 # --- the training loop's own cost (benchmark train_throughput) -------------------------------
