@@ -83,7 +83,7 @@ def test_roofline_cells_of_a_real_row():
                               measure_many)
     assert set(cells["paths"]) == set(ours.candidates(x.shape)) and len(calls) == len(cells["paths"]) + 1
     # the three inference times are taken together (in rounds), on copies of the layer
-    assert many == [["dense_eval_s", "ours_eval_model_s", "ours_eval_s", "ours_eval_kernel_s"]]
+    assert many == [["dense_eval_s", "ours_eval_model_s", "ours_eval_s", "ours_eval_kernel_s", "dense_eval_kernel_s"]]
     assert cells["dense_eval_s"] == cells["ours_eval_model_s"] == cells["ours_eval_s"] == cells["ours_eval_kernel_s"]
     assert cells["tuned_path"] in cells["paths"] and cells["eval_path"] in cells["paths"]
     assert cells["eval_model_path"] in cells["paths"]
@@ -147,3 +147,10 @@ def test_kernel_step_computes_the_layers_output_without_its_dispatch(make, x):
     with torch.no_grad():
         want = layer(x)
     torch.testing.assert_close(lb.kernel_step(layer, x)(), want)
+
+
+@pytest.mark.parametrize("dense, x", [(nn.Linear(12, 8), torch.randn(5, 12)),
+                                      (nn.Conv2d(4, 6, 3, padding=1), torch.randn(2, 4, 6, 6))])
+def test_kernel_step_of_a_dense_module_is_its_functional_call(dense, x):
+    with torch.no_grad():
+        torch.testing.assert_close(lb.kernel_step(dense, x)(), dense(x))

@@ -301,11 +301,12 @@ def test_dispatch_values_separate_the_layers_dispatch_from_its_kernels():
     # dense eval 40 µs at batch 1 (ours 48: over by 8, kernels 40.5), 1 ms at batch 32 (ours 1.2 ms)
     spec = [(1, 40e-6, 48e-6, 40.5e-6), (1, 40e-6, 41e-6, 36e-6), (32, 1e-3, 1.2e-3, 1.19e-3), (32, 1e-3, 0.9e-3, 0.896e-3)]
     for row, (b, d, o, k) in zip(rows, spec):
-        row.update(batch=b, dense_eval_s=d, ours_eval_s=o, ours_eval_kernel_s=k)
+        row.update(batch=b, dense_eval_s=d, ours_eval_s=o, ours_eval_kernel_s=k, dense_eval_kernel_s=d - 3e-6)
     v = report.dispatch_values(rec)
-    assert (v["eval_over"], v["eval_over_batch1"], v["kernel_within"]) == (2, 1, 3)
+    # kernels against the dense kernels (dense - 3 µs): 40.5/37, 36/37, 1190/997, 896/997
+    assert (v["eval_over"], v["eval_over_batch1"], v["kernel_within"]) == (2, 1, 2)
     assert v["eval_over_us"] == pytest.approx((8 + 200) / 2) and v["eval_over_dense_us"] == pytest.approx(1000)
-    assert v["dispatch_us"] == pytest.approx(np.median([7.5, 5, 10, 4]))
+    assert v["dispatch_us"] == pytest.approx(np.median([7.5, 5, 10, 4])) and v["dense_dispatch_us"] == pytest.approx(3)
     assert report.dispatch_values(_hand_roofline_record()) == {}
     rows[0]["ours_eval_s"] = rows[2]["ours_eval_s"] = 1e-9  # every row within: the goal's words follow
     rec["metrics"]["goals"] = lb_goals(rows)

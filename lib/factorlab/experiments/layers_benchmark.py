@@ -69,6 +69,7 @@ from typing import ClassVar, Literal
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from factorlab.experiments.benchmark_cli import BenchmarkCommand
 from factorlab.experiments.config import Profile, RunConfig
@@ -297,10 +298,15 @@ def forward_step(module: nn.Module, x: torch.Tensor):
 
 
 def kernel_step(layer: nn.Module, x: torch.Tensor):
-    """A closure running only the kernels of ``layer``'s chosen inference path on ``x`` (its
-    candidate's ``apply`` on the cached prepared tensors, no autograd): the layer's forward
-    without its Python dispatch (shape checks, path lookup, cache check). Call the layer on
-    ``x`` in eval mode first, so the path is chosen."""
+    """A closure running only the kernels of ``layer``'s inference forward on ``x`` (no
+    autograd), without its Python dispatch: for a factorized layer its chosen path's
+    candidate ``apply`` on the cached prepared tensors (no shape check, path lookup or cache
+    check; call the layer on ``x`` in eval mode first, so the path is chosen); for
+    ``nn.Linear`` / ``nn.Conv2d`` the functional call on its weights (no ``Module.__call__``)."""
+    if isinstance(layer, nn.Linear):
+        return lambda: F.linear(x, layer.weight, layer.bias)
+    if isinstance(layer, nn.Conv2d):
+        return lambda: layer._conv_forward(x, layer.weight, layer.bias)
     with torch.no_grad():
         cand, prepared = layer._select(x, layer._check_input_shape(x.shape))
     bias = layer.bias
@@ -321,8 +327,9 @@ def roofline_cells(ours: nn.Module, dense: nn.Module, cfg: dict, x: torch.Tensor
     (the rebuilt weight cached). ``measure_s(step)`` times a closure; ``measure_many({name:
     step})`` times several in rounds (:func:`measure_interleaved`), as the three inference times
     are, on copies of ``ours`` (cost model, autotuned), so their ratios to the dense layer do not
-    depend on when each was measured; with them ``ours_eval_kernel_s``, the autotuned path's
-    kernels alone (:func:`kernel_step`), so ``ours_eval_s`` minus it is the layer's dispatch."""
+    depend on when each was measured; with them ``ours_eval_kernel_s`` and
+    ``dense_eval_kernel_s``, the autotuned path's and the dense layer's kernels alone
+    (:func:`kernel_step`), so each forward minus its kernels is that layer's Python dispatch."""
     shape = tuple(x.shape)
     batch = shape[0]
     out: dict = {"paths": {}}
@@ -350,7 +357,8 @@ def roofline_cells(ours: nn.Module, dense: nn.Module, cfg: dict, x: torch.Tensor
     dense.eval()
     forward_step(tuned, xe)()  # tunes the eval key: the kernel step below runs its choice
     times = measure_many({"dense_eval_s": forward_step(dense, xe), "ours_eval_model_s": forward_step(model, xe),
-                          "ours_eval_s": forward_step(tuned, xe), "ours_eval_kernel_s": kernel_step(tuned, xe)})
+                          "ours_eval_s": forward_step(tuned, xe), "ours_eval_kernel_s": kernel_step(tuned, xe),
+                          "dense_eval_kernel_s": kernel_step(dense, xe)})
     out.update(times)
     out["eval_model_path"] = _choice(model, "eval no_grad")
     out["eval_path"] = _choice(tuned, "eval no_grad")

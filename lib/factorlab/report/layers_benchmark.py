@@ -11,6 +11,8 @@ The roofline view (:func:`roofline_frame`, :func:`roofline_table`, :func:`roofli
 ``roofline`` on and refuses older records with a ValueError."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -373,9 +375,10 @@ def dispatch_values(record: dict) -> dict:
     interleaved eval timing): ``eval_over`` (rows over it), ``eval_over_batch1`` (of them at
     batch 1), ``eval_over_us`` (their median excess over the dense layer, µs),
     ``eval_over_dense_us`` (the largest dense eval time among them, µs), ``dispatch_us``
-    (median over every row of the layer's forward minus its kernels, µs: the Python dispatch)
-    and ``kernel_within`` (rows whose kernels alone are within the 5 %). Empty for records
-    without kernel timings."""
+    (median over every row of the layer's forward minus its kernels, µs: the Python dispatch),
+    ``dense_dispatch_us`` (the same for the dense module: its ``Module.__call__``) and
+    ``kernel_within`` (rows whose kernels alone are within the 5 % of the dense layer's
+    kernels alone; of its forward in records without them). Empty for records without kernel timings."""
     rows = [r for r in record["metrics"]["rows"] if r.get("ours_eval_kernel_s") is not None]
     if not rows:
         return {}
@@ -387,7 +390,10 @@ def dispatch_values(record: dict) -> dict:
             "eval_over_us": float(((over.ours_eval_s - over.dense_eval_s) * us).median()) if len(over) else 0.0,
             "eval_over_dense_us": float(over.dense_eval_s.max() * us) if len(over) else 0.0,
             "dispatch_us": float(((df.ours_eval_s - df.ours_eval_kernel_s) * us).median()),
-            "kernel_within": int((df.ours_eval_kernel_s / df.dense_eval_s <= EVAL_TOLERANCE).sum())}
+            "dense_dispatch_us": float(((df.dense_eval_s - df.dense_eval_kernel_s) * us).median())
+            if "dense_eval_kernel_s" in df else math.nan,
+            "kernel_within": int((df.ours_eval_kernel_s / df.get("dense_eval_kernel_s", df.dense_eval_s)
+                                  <= EVAL_TOLERANCE).sum())}
 
 
 def roofline_figure(record: dict):
