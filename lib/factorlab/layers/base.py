@@ -373,6 +373,8 @@ class FactorizedLayer(nn.Module):
     #: Keyword arguments of :meth:`from_dense` that go to ``decompose`` (the rest go to the
     #: constructor).
     decompose_options: tuple[str, ...] = ()
+    #: The inference fast path of :meth:`_run_path` (None: none yet, or invalidated).
+    _fast: tuple | None = None
 
     def __init__(self):
         super().__init__()
@@ -564,7 +566,7 @@ class FactorizedLayer(nn.Module):
     def __getstate__(self):
         # Candidates hold closures over this layer: a deep copy or pickle rebuilds them.
         state = dict(super().__getstate__())
-        state["_plans"], state["_prepared"], state["_hot"], state["_fcache"] = {}, {}, {}, None
+        state["_plans"], state["_prepared"], state["_hot"], state["_fcache"], state["_fast"] = {}, {}, {}, None, None
         return state
 
     # -- paths: candidates, choice, cache --------------------------------------------
@@ -704,8 +706,8 @@ class FactorizedLayer(nn.Module):
                 for k, c in self._choices.items()}
 
     def __setattr__(self, name, value):
-        if isinstance(value, nn.Parameter) and "_fcache" in self.__dict__:
-            self.clear_path_cache()  # a factor replaced: cached paths and weights refer to the old one
+        if (isinstance(value, nn.Parameter) or name == "bias") and "_fcache" in self.__dict__:
+            self.clear_path_cache()  # a factor or the bias replaced: cached paths and weights refer to the old one
         super().__setattr__(name, value)
 
     def _factor_tuple(self) -> tuple:
@@ -720,6 +722,7 @@ class FactorizedLayer(nn.Module):
     def clear_path_cache(self) -> None:
         """Forget every choice, plan and prepared (rebuilt) weight."""
         self._plans, self._choices, self._prepared, self._hot, self._fcache = {}, {}, {}, {}, None
+        self._fast = None
 
     def _prepared_for(self, shape, name: str, cand) -> tuple:
         """``cand.prepare()`` under no_grad, cached until a factor changes (its data_ptr or
@@ -758,11 +761,31 @@ class FactorizedLayer(nn.Module):
     def _run_path(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """The chosen candidate's output on ``x`` (normalised to ``shape``), bias added:
         prepared part cached when autograd does not record. Under ``torch.compile`` the
-        choice is made outside the graph; the chosen path's tensor ops are traced."""
+        choice is made outside the graph; the chosen path's tensor ops are traced.
+
+        Inference fast path: after a call without autograd on a contiguous input, the layer
+        keeps that call's path, prepared tensors and the factors' stamp (``_fast``); the next
+        call with autograd off, the same shape, dtype, device, mode and memory format, no
+        ``force_path``, factors unchanged (same storage and version) and no pending autotune
+        runs it directly, skipping the key lookups (a few microseconds per call, which is
+        what a small layer at batch 1 takes in all)."""
+        fast = self._fast
+        if fast is not None and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            fshape, dtype, device, training, model, factors, stamp, apply, prepared, bias = fast
+            if (shape == fshape and x.dtype is dtype and self.training is training and x.device == device
+                    and self.force_path is None and x.is_contiguous()
+                    and [(f.data_ptr(), f._version) for f in factors] == stamp
+                    and not (model and self._tuning())):
+                return apply(x, prepared, bias)
         if torch.compiler.is_compiling():
             cand, prepared = self._select_traced(x, shape)
         else:
             cand, prepared = self._select(x, shape)
+            if prepared is not None and self.force_path is None and x.is_contiguous():
+                factors = self._factor_tuple()
+                key = (shape, x.dtype, x.device, self.training, False, False)
+                self._fast = (shape, x.dtype, x.device, self.training, self._hot[key][2], factors,
+                              [(f.data_ptr(), f._version) for f in factors], cand.apply, prepared, self.bias)
         return cand.apply(x, cand.prepare() if prepared is None else prepared, self.bias)
 
     def path_flops(self, input_shape: Sequence[int]) -> dict[str, int]:
