@@ -481,14 +481,22 @@ def _g3(v: pd.Series) -> str:
 
 # --- figures ----------------------------------------------------------------------------------
 
-def _lam_axis(ax, pos: dict, with_cs: bool = False) -> None:
-    """Log x axis with ticks at the finite λ (powers of ten as 10^k), "0" and "∞" at the
+def _lam_axis(ax, pos: dict, with_cs: bool = False, every: int = 1) -> None:
+    """Log x axis with ticks at the finite λ (powers of ten as 10^k; with ``every`` > 1 only
+    every ``every``-th is labelled, the largest always, for narrow panels, where "∞" loses its
+    "hard" so that it does not run into "cross-stitch"), "0" and "∞" at the
     endpoints, break marks between, and "cross-stitch" further right when ``with_cs``."""
     fin = sorted(k for k in pos if isinstance(k, float) and 0 < k < math.inf)
     ax.set_xscale("log")
     ticks = [pos[0.0]] + fin + [pos[math.inf]] + ([pos["cross-stitch"]] if with_cs else [])
-    labels = ["0\nsingle-task"] + [f"$10^{{{round(math.log10(x))}}}$" if math.log10(x) == round(math.log10(x))
-                                   else f"{x:g}" for x in fin] + ["∞\nhard"] + (["cross-\nstitch"] if with_cs else [])
+
+    def label(i: int, x: float) -> str:
+        if (len(fin) - 1 - i) % every:
+            return ""
+        return f"$10^{{{round(math.log10(x))}}}$" if math.log10(x) == round(math.log10(x)) else f"{x:g}"
+
+    labels = (["0\nsingle-task"] + [label(i, x) for i, x in enumerate(fin)]
+              + ["∞\nhard" if every == 1 else "∞"] + (["cross-\nstitch"] if with_cs else []))
     ax.set_xticks(ticks, labels, fontsize=plots.SMALL)
     ax.minorticks_off()
     gap = 10 ** (ENDPOINT_GAP / 2)
@@ -580,7 +588,7 @@ def _curves_over_lambda(ax, means: pd.DataFrame, value: str, palette: dict, pos:
         ax.plot([pos[v] for v in path.lam], path[value], "o-", ms=3, lw=1, color=color, label=key)
         if len(cs):
             ax.plot(pos["cross-stitch"], cs[value].iloc[0], "D", ms=4, color=color)
-    _lam_axis(ax, pos, with_cs=True)
+    _lam_axis(ax, pos, with_cs=True, every=2)
     ax.set_xlabel("λ")
 
 
@@ -623,7 +631,7 @@ def distance_figure(d: pd.DataFrame):
         pos = lam_positions(set(d[(d.task_set == ts) & (d.method == "l2")].lam))
         m = g.groupby(["layer", "setting"], sort=False).agg(distance=("distance", "mean"), lam=("lam", "first"))
         _curves_over_lambda(ax, m, "distance", dict(zip(layers, sns.color_palette("viridis", len(layers)))), pos)
-        plots.log_axis(ax, "y", counts=False)
+        plots.log_axis(ax, "y", counts=False, subs=(1.0,))
         ax.text(pos[math.inf], 0.5, "0 by\nconstruction", transform=ax.get_xaxis_transform(), ha="center",
                 va="center", fontsize=plots.SMALL, color="0.4", rotation=90)
         ax.set_title(TASK_SETS[ts])
