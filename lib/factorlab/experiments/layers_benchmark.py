@@ -110,16 +110,21 @@ def fwd_bwd_step(module: nn.Module, x: torch.Tensor):
     return step
 
 
+def _first_call_s(step, device: torch.device) -> float:
+    """Seconds of one warm-up call of ``step`` (at least 1e-7; it sizes the repeats)."""
+    synchronize(device)
+    t0 = time.perf_counter()
+    step()
+    synchronize(device)
+    return max(time.perf_counter() - t0, 1e-7)
+
+
 def measure(step, device: torch.device, budget: float, min_repeats: int = 3, max_repeats: int = 30) -> float:
     """Median seconds of ``step()``: one untimed warm-up call (plans, allocator, lazy
     initialisation) that also sizes the repeats (``budget`` / its time, within
     [min_repeats, max_repeats]), then :func:`factorlab.train.timing.median_time`; calls under
     1 ms are looped to at least 1 ms per sample."""
-    synchronize(device)
-    t0 = time.perf_counter()
-    step()
-    synchronize(device)
-    first = max(time.perf_counter() - t0, 1e-7)
+    first = _first_call_s(step, device)
     repeats = int(min(max_repeats, max(min_repeats, budget / first)))
     return median_time(step, device, repeats=repeats, warmup=1 if first < 0.2 else 0,
                        min_time=1e-3 if first < 1e-3 else 0.0)
@@ -131,13 +136,7 @@ def measure_interleaved(steps: dict, device: torch.device, budget: float, min_re
     (:func:`factorlab.train.timing.interleaved_times`): one untimed warm-up call of each (which
     also makes a layer's path choice) sizes the rounds (``budget`` / the slowest call, within
     [min_repeats, max_repeats]); calls under 1 ms are looped to at least 1 ms per sample."""
-    first = {}
-    for name, step in steps.items():
-        synchronize(device)
-        t0 = time.perf_counter()
-        step()
-        synchronize(device)
-        first[name] = max(time.perf_counter() - t0, 1e-7)
+    first = {name: _first_call_s(step, device) for name, step in steps.items()}
     slowest, fastest = max(first.values()), min(first.values())
     repeats = int(min(max_repeats, max(min_repeats, budget / slowest)))
     return interleaved_times(steps, device, repeats=repeats, warmup=1 if slowest < 0.2 else 0,

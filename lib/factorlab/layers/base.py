@@ -724,10 +724,16 @@ class FactorizedLayer(nn.Module):
         self._plans, self._choices, self._prepared, self._hot, self._fcache = {}, {}, {}, {}, None
         self._fast = None
 
+    @staticmethod
+    def _stamp(factors: tuple) -> tuple:
+        """What identifies the factors' current values: each one's storage and version (bumped
+        by every in-place update such as an optimizer step)."""
+        return tuple([(f.data_ptr(), f._version) for f in factors])
+
     def _prepared_for(self, shape, name: str, cand) -> tuple:
         """``cand.prepare()`` under no_grad, cached until a factor changes (its data_ptr or
         its ``_version``, bumped by every in-place update such as an optimizer step)."""
-        stamp = tuple((f.data_ptr(), f._version) for f in self._factor_tuple())
+        stamp = self._stamp(self._factor_tuple())
         key = (name, shape if cand.prep_key is None else cand.prep_key)
         hit = self._prepared.get(key)
         if hit is not None and hit[0] == stamp:
@@ -774,7 +780,7 @@ class FactorizedLayer(nn.Module):
             fshape, dtype, device, training, model, factors, stamp, apply, prepared, bias = fast
             if (shape == fshape and x.dtype is dtype and self.training is training and x.device == device
                     and self.force_path is None and x.is_contiguous()
-                    and [(f.data_ptr(), f._version) for f in factors] == stamp
+                    and self._stamp(factors) == stamp
                     and not (model and self._tuning())):
                 return apply(x, prepared, bias)
         if torch.compiler.is_compiling():
@@ -785,7 +791,7 @@ class FactorizedLayer(nn.Module):
                 factors = self._factor_tuple()
                 key = (shape, x.dtype, x.device, self.training, False, False)
                 self._fast = (shape, x.dtype, x.device, self.training, self._hot[key][2], factors,
-                              [(f.data_ptr(), f._version) for f in factors], cand.apply, prepared, self.bias)
+                              self._stamp(factors), cand.apply, prepared, self.bias)
         return cand.apply(x, cand.prepare() if prepared is None else prepared, self.bias)
 
     def path_flops(self, input_shape: Sequence[int]) -> dict[str, int]:
