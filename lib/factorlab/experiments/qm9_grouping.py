@@ -34,14 +34,17 @@ smoke grid) falls back to :data:`SMOKE_PARTITIONS` while those records are missi
 tasks the only group of three or more is all of them, so the grid is the same either way (one
 run: three tasks are not the 11 of ``qm9_soft_sharing``, so they train here).
 
-Size: each partition into k networks holds at most ``floor(11 / 3) = 3`` groups of three or
-more, so the ``cpu`` grid (k in 1-4, oracle + 5 measures, exact and clustered: 12 partitions
-per k > 1; k = 1 reused) has at most 12 x (2 + 3 + 3) = 96 distinct groups per seed, 288 runs
-at ~1.5 minutes (a hard-shared GINE-64 of this budget, see ``qm9_pairs``): at most ~7
-CPU-hours. In a simulation (random symmetric gains, five measures equal to them plus noise of
-growing size) the 12 partitions per k shared groups down to ~40 distinct groups per seed (one
-of them all 11, now reused), ~117 runs or ~3 CPU-hours; the real size is known once the records
-exist (``python -m factorlab list``). ``full`` takes every k from 1 to 10 (GPU).
+Size: every k from 1 to 10 (fewer networks than the 11 targets: the aim's candidates; k = 11 is
+single-task training, k = 1 the reused all-target network). Each partition into k networks
+holds at most ``floor(11 / 3) = 3`` groups of three or more, and only ``floor((11 - k) / 2)``
+when k > 4 (a partition into many networks is mostly singletons and pairs, which are not
+retrained), so the grid is dominated by k <= 6: 12 partitions per k (oracle + 5 measures,
+exact and clustered). With the ``qm9_pairs`` records alone (the oracle; 165 runs) the ``cpu``
+grid is 9 distinct groups per seed, 27 runs at ~1-1.5 minutes on one thread; it grows once,
+when every ``qm9_relatedness`` ``nash11`` record exists (``python -m factorlab list`` prints
+the real size). ``cpu`` first took k in 1-4 only; the oracle's own partitions then predicted
+(from validation pair gains) Δm > 0 for every k <= 8, so the candidates the aim asks about lie
+at larger k and ``cpu`` takes them all, as ``full`` does.
 """
 from __future__ import annotations
 
@@ -63,7 +66,7 @@ NAME = "qm9_grouping"
 #: Seeds per profile (those of ``qm9_pairs``).
 SEEDS = qm9_pairs.SEEDS
 #: The numbers of networks k whose partitions are trained, per profile.
-KS = {"smoke": [1, 2], "cpu": [1, 2, 3, 4], "full": list(range(1, 11))}
+KS = {"smoke": [1, 2], "cpu": list(range(1, 11)), "full": list(range(1, 11))}
 #: The ``qm9_relatedness`` measures that choose partitions, per profile (each used when recorded).
 MEASURES = {"smoke": ["spearman_residual", "dcor_residual", "gradient_cosine", "tag_affinity", "encoder_swap"],
             "cpu": ["spearman_residual", "dcor_residual", "gradient_cosine", "tag_affinity", "encoder_swap"],
