@@ -282,8 +282,8 @@ def test_mtl_harm_adds_the_link_to_correlation_when_measured():
 
 def test_sentence_verdicts():
     assert [report._sentence_verdict(s) for s in ("supported, clearly: x", "not supported: y", "contradicted: z",
-                                                  "not measured: w")] == \
-        ["reproduced", "not reproduced", "not reproduced", "not measured"]
+                                                  "not measured: w", "partly supported: v")] == \
+        ["reproduced", "not reproduced", "not reproduced", "not measured", "partly"]
     with pytest.raises(ValueError, match="unknown verdict sentence"):
         report._sentence_verdict("maybe")
 

@@ -176,6 +176,11 @@ def test_claim_verdicts():
     assert v["verdict"].startswith("supported") and v["rho"] == pytest.approx(1.0)
     assert v["gain_uncorrelated"] < 0 < v["gain_correlated"]
     assert v["n_uncorrelated"] + v["n_correlated"] == 20
+    a = r.abs().to_numpy()[~np.eye(5, dtype=bool)]
+    assert v["harm_uncorrelated"] == pytest.approx((a < 0.2).sum() / (a < 0.3).sum()) and v["harm_correlated"] == 0.0
+    v = rep.uncorrelated_claim(r, {0: r.abs() * 20 - 40}, n_boot=300)  # the same link, but every pair loses
+    assert v["verdict"].startswith("partly supported: ") and v["gain_correlated"] < 0
+    assert "100% of them losing" in v["verdict"]
     v = rep.uncorrelated_claim(r, {0: -r.abs()}, n_boot=300)
     assert v["verdict"].startswith("contradicted") and v["rho"] == pytest.approx(-1.0)
     flat = _frame(np.where(np.eye(5, dtype=bool), np.nan, 0.0)) + _gains(9) * 1e-3

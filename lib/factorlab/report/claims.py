@@ -350,14 +350,15 @@ def _relatedness(recs: dict) -> tuple[dict, dict, pd.DataFrame]:
 
 
 def _sentence_verdict(sentence: str) -> str:
-    """A chapter's verdict sentence ("supported...", "not supported...", "contradicted...",
-    "not measured...") as a claim verdict."""
+    """A chapter's verdict sentence ("supported...", "partly supported...", "not supported...",
+    "contradicted...", "not measured...") as a claim verdict."""
     for head, verdict in (("not measured", NOT_MEASURED), ("not supported", "not reproduced"),
-                          ("supported", "reproduced"), ("contradicted", "not reproduced")):
+                          ("partly supported", "partly"), ("supported", "reproduced"),
+                          ("contradicted", "not reproduced")):
         if sentence.startswith(head):
             return verdict
-    raise ValueError(f"unknown verdict sentence {sentence[:40]!r}: expected supported, not supported, "
-                     "contradicted or not measured")
+    raise ValueError(f"unknown verdict sentence {sentence[:40]!r}: expected supported, partly supported, "
+                     "not supported, contradicted or not measured")
 
 
 def pearson(recs: dict) -> Verdict:

@@ -419,8 +419,10 @@ def uncorrelated_claim(label_matrix: pd.DataFrame | None, gains: Mapping[int, pd
     |r| with G), the mean gain (%) of ordered pairs with |r| below ``threshold``
     (``gain_uncorrelated``) and at or above it (``gain_correlated``), their counts, and the
     share of harmful (negative-gain) entries in each group (``harm_uncorrelated``,
-    ``harm_correlated``, fractions). "supported": ρ's interval lies above 0 *and* the
-    uncorrelated pairs lose on average; "contradicted": ρ's interval lies below 0; otherwise
+    ``harm_correlated``, fractions). "supported": ρ's interval lies above 0, the uncorrelated
+    pairs lose on average and the correlated ones do not; "partly supported": the same, except
+    that the correlated pairs lose on average too (the claim's contrast, that correlated tasks
+    are safe to learn together, fails); "contradicted": ρ's interval lies below 0; otherwise
     "not supported"."""
     nan = math.nan
     out = {"rho": nan, "lo": nan, "hi": nan, "gain_uncorrelated": nan, "gain_correlated": nan,
@@ -444,9 +446,12 @@ def uncorrelated_claim(label_matrix: pd.DataFrame | None, gains: Mapping[int, pd
     rho, lo, hi = out["rho"], out["lo"], out["hi"]
     stats = (f"Spearman ρ of |r| with the gain {rho:+.2f} [{lo:+.2f}, {hi:+.2f}] over {out['pairs']} pairs; "
              f"pairs with |r| < {threshold:g} gain {out['gain_uncorrelated']:+.1f} % on average "
-             f"({out['n_uncorrelated']} ordered pairs), the others {out['gain_correlated']:+.1f} % "
-             f"({out['n_correlated']})")
-    if lo > 0 and out["gain_uncorrelated"] < 0:
+             f"({out['n_uncorrelated']} ordered pairs, {out['harm_uncorrelated']:.0%} of them losing), the others "
+             f"{out['gain_correlated']:+.1f} % ({out['n_correlated']}, {out['harm_correlated']:.0%} losing)")
+    if lo > 0 and out["gain_uncorrelated"] < 0 and out["gain_correlated"] < 0:
+        head = ("partly supported: the more correlated the labels, the more the pair gains, and uncorrelated "
+                "pairs lose, but correlated pairs lose on average too")
+    elif lo > 0 and out["gain_uncorrelated"] < 0:
         head = "supported: the more correlated the labels, the more the pair gains, and uncorrelated pairs lose"
     elif hi < 0:
         head = "contradicted: the more correlated the labels, the *less* the pair gains"
