@@ -572,26 +572,40 @@ def measures_figure(matrices: Mapping[str, Mapping[int, pd.DataFrame]]):
     return fig
 
 
+#: Marker of each measure family in :func:`prediction_figure`: labels raw, labels residual,
+#: measures that need training.
+FAMILY_MARKERS = {"raw": "o", "residual": "s", "trained": "D"}
+
+
+def _family(measure: str) -> str:
+    return "raw" if measure.endswith("_raw") else "residual" if measure.endswith("_residual") else "trained"
+
+
 def prediction_figure(pred: pd.DataFrame):
-    """Spearman ρ with its bootstrap interval against the measure's total cost (log seconds).
-    Returns the Figure (empty axes with a note while the gains are not measured)."""
+    """Spearman ρ with its bootstrap interval against the measure's total cost (log seconds),
+    one colour per measure and one marker per family (circles: labels, raw; squares: labels,
+    residual; diamonds: measures that need training), named in a legend below (the label
+    measures cost a fraction of a second each and would overlap as annotations). Returns the
+    Figure (empty axes with a note while the gains are not measured)."""
     import matplotlib.pyplot as plt
+    import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH, 3.4))
     ok = pred[pred.rho == pred.rho]
     if ok.empty:
         ax.text(0.5, 0.5, "pair gains not measured yet", ha="center", va="center", transform=ax.transAxes)
     else:
-        err = np.vstack([ok.rho - ok.lo, ok.hi - ok.rho])
-        ax.errorbar(ok.total_s.clip(lower=1e-3), ok.rho, yerr=err, fmt="o", capsize=3)
-        for k, (_, r) in enumerate(ok.sort_values(["total_s", "rho"]).iterrows()):  # alternate above/below
-            ax.annotate(r.label, (max(r.total_s, 1e-3), r.rho), fontsize=plots.SMALL,
-                        xytext=(4, 3 if k % 2 == 0 else -12), textcoords="offset points")
+        colours = sns.color_palette("colorblind", len(ok))
+        for colour, (_, r) in zip(colours, ok.iterrows()):
+            ax.errorbar([max(r.total_s, 1e-3)], [r.rho], yerr=[[r.rho - r.lo], [r.hi - r.rho]],
+                        fmt=FAMILY_MARKERS[_family(r.measure)], ms=6, capsize=3, color=colour, label=r.label)
         ax.set_xscale("log")
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xlabel("cost (s, incl. the training it needs)")
     ax.set_ylabel("Spearman ρ with pair gains")
     fig.tight_layout()
+    if not ok.empty:
+        plots.legend_below(fig, ax, ncol=3)
     return fig
 
 
