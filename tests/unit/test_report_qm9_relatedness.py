@@ -304,14 +304,21 @@ def test_glue_values_with_and_without_pair_records():
     v = rep.glue_values("smoke", rel, [], n_boot=50, **args)
     assert v["pairs_measured"] == 0 and v["n_pairs"] == 55 and v["best_measure"] == "not measured"
     assert v["claim_verdict"].startswith("not measured") and math.isnan(v["rho_encoder_swap"])
+    assert (v["n_ordered"], v["n_gaining"]) == (0, 0) and math.isnan(v["gain_mean"]) and math.isnan(v["best_rho"])
     assert v["swap_tasks"] == 19 and v["dm_equal"] == pytest.approx(100) and v["dm_famo"] == pytest.approx(20)
     assert v["dm_uncertainty_seeds"] == 0 and v["pub_best_method"] == "GO4Align" and v["pub_equal"] == 177.6
     assert (v["our_n_train"], v["our_epochs"], v["pub_n_train"], v["pub_epochs"]) == ("20,000", 10, "110,000", 300)
     g = _gains(0, NASH11)
     v = rep.glue_values("smoke", rel, _pair_records(g, {t: 1.0 for t in NASH11}), n_boot=50, **args)
-    assert v["pairs_measured"] == 1 and v["claim_verdict"].split(":")[0] in {"supported", "not supported",
-                                                                              "contradicted"}
+    assert v["pairs_measured"] == 1 and v["claim_verdict"].split(":")[0] in {"supported", "partly supported",
+                                                                              "not supported", "contradicted"}
+    off = g.to_numpy()[~np.eye(11, dtype=bool)]
+    assert (v["n_ordered"], v["n_gaining"]) == (110, int((off > 0).sum()))
+    assert v["gain_mean"] == pytest.approx(off.mean()) and v["gain_max"] == pytest.approx(off.max())
     assert all(np.isfinite(v[f"rho_{m}"]) for m in rep.MEASURES) and v["best_measure"] != "not measured"
+    best = max(rep.MEASURES, key=lambda m: v[f"rho_{m}"])
+    assert v["best_measure"] == rep.MEASURES[best] and v["best_rho"] == v[f"rho_{best}"]
+    assert (v["best_lo"], v["best_hi"], v["best_cost_s"]) == (v[f"lo_{best}"], v[f"hi_{best}"], v[f"cost_{best}"])
 
 
 def test_the_journal_sentences_are_quoted_verbatim():

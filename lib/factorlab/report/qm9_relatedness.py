@@ -726,12 +726,14 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     ``uncorrelated`` and sentence ``journal_claim``), per measure ``cost_<m>`` (s) and ``rho_<m>``/``lo_<m>``/``hi_<m>`` (NaN while the
     gains are missing; MRN's, :data:`MRN_MEASURE`, only where ``tensor_records`` hold its runs),
     ``mrn_rho`` (:func:`prediction_text` of MRN's row: "not measured" without its runs or the
-    gains), ``n_mrn_seeds``, ``best_measure`` (label of the highest ρ, MRN included, or "not measured"),
+    gains), ``n_mrn_seeds``, ``best_measure`` (label of the highest ρ, MRN included, or "not measured") with its
+    ``best_rho``/``best_lo``/``best_hi`` and ``best_cost_s``,
     whether the measures' timings were quiet (``cost_quiet``: :func:`~factorlab.report.provenance.quiet_sentence`),
     the relatedness stack against the reference (``stack_verdict``, ``stack_seeds``,
     ``stack_max_diff_pct``: :func:`stack_consistency`),
     ``pairs_measured`` (seeds with every pair of the ``n_pair_tasks`` targets ``qm9_pairs``
-    covers, ``n_pairs`` pairs), ``pair_cost_s``, the seed-to-seed noise ceiling
+    covers, ``n_pairs`` pairs), ``pair_cost_s``, the seed-mean gains' ``n_ordered`` ordered
+    pairs, ``n_gaining`` of them above zero, their ``gain_mean`` and ``gain_max`` (%), the seed-to-seed noise ceiling
     ``ceiling_rho``/``ceiling_lo``/``ceiling_hi``/``ceiling_seed_pairs`` (:func:`noise_ceiling`),
     ``pearson_verdict`` and ``pearson_claim`` (:func:`pearson_verdict` over the ``qm9_relatedness``
     measures only, as the claims page judges it), the claim's ``claim_verdict``
@@ -758,6 +760,9 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
                   f"hi_{r.measure}": r.hi})
     ok = pred[pred.rho == pred.rho]
     v["best_measure"] = ok.loc[ok.rho.idxmax(), "label"] if len(ok) else "not measured"
+    best = ok.loc[ok.rho.idxmax()] if len(ok) else None
+    v.update({f"best_{k}": float(best[c]) if best is not None else math.nan
+              for k, c in (("rho", "rho"), ("lo", "lo"), ("hi", "hi"), ("cost_s", "total_s"))})
     v["mrn_rho"] = prediction_text(pred)
     mrn = mrn_runs(tensor_records) if task_set == "nash11" else []
     v["n_mrn_seeds"] = len(mrn)
@@ -766,6 +771,11 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     v["cost_quiet"] = quiet_sentence(_records_of(rel_records, task_set) + mrn, "records timed")
     stack = stack_consistency(rel_records, stl_records, task_set)
     v.update(stack_verdict=stack["verdict"], stack_seeds=stack["seeds"], stack_max_diff_pct=stack["max_diff_pct"])
+    g = mean_matrix(gains).to_numpy(float) if gains else np.full((0, 0), np.nan)
+    off = g[~np.eye(len(g), dtype=bool)] if len(g) else np.array([])
+    v.update(n_ordered=int(np.isfinite(off).sum()), n_gaining=int((off > 0).sum()),
+             gain_mean=float(np.nanmean(off)) if np.isfinite(off).any() else math.nan,
+             gain_max=float(np.nanmax(off)) if np.isfinite(off).any() else math.nan)
     ceiling = noise_ceiling(gains)
     v.update(ceiling_rho=ceiling["rho"], ceiling_lo=ceiling["lo"], ceiling_hi=ceiling["hi"],
              ceiling_seed_pairs=ceiling["seed_pairs"])
