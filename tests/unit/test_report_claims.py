@@ -203,7 +203,7 @@ def test_relatedness_claims_point_at_registered_experiments_and_chapters():
         c = _claim(cid)
         assert c.verdict is not None and all(report.registered(e) for e in c.experiments + c.extra), cid
     assert _claim("pearson").experiments == ("qm9_relatedness", "qm9_pairs", "qm9_single_task")
-    assert _claim("pearson").chapter == _claim("encoder_swap").chapter == "notebooks/pending/qm9_relatedness"
+    assert _claim("pearson").chapter == _claim("encoder_swap").chapter == "notebooks/qm9_relatedness"
     assert set(_claim("mtl_harm").extra) == {"qm9_relatedness", "qm9_pairs"}
     assert "qm9_task_relatedness" not in report.claim_experiments()
     assert "qm9_encoder_swap" not in report.claim_experiments()
@@ -219,8 +219,8 @@ def test_pending_chapters_are_named_in_words_not_linked():
     for c in report.CLAIMS:
         if c.chapter.startswith("notebooks/") and "/pending/" not in c.chapter:
             assert c.chapter in in_toc, c.chapter  # a link must point at a page of the book
-    assert report.chapter_title("notebooks/pending/qm9_relatedness") == "Which tasks help each other"
-    assert "“Which tasks help each other” (pending)" in html and "“Grouping tasks” (pending)" in html
+    assert report.chapter_title("notebooks/qm9_relatedness") == "Which tasks help each other"
+    assert "“Which tasks help each other” (pending)" not in html and "“Grouping tasks” (pending)" in html
     assert "pending/" not in html and "href='../pending" not in html
     with pytest.raises(ValueError, match="no chapter notebook"):
         report.chapter_title("notebooks/nope")

@@ -338,7 +338,7 @@ def test_every_glue_name_of_the_chapter_is_computed():
     import re
     from pathlib import Path
 
-    nb = Path(__file__).resolve().parents[2] / "notebooks" / "pending" / "qm9_relatedness.ipynb"
+    nb = Path(__file__).resolve().parents[2] / "notebooks" / "qm9_relatedness.ipynb"
     prose = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "markdown")
     names = set(re.findall(r"\{glue:text\}`([A-Za-z0-9_]+)", prose))
     rng = np.random.default_rng(6)

@@ -332,7 +332,7 @@ def soft_limits(recs: dict) -> Verdict:
 
 
 #: The chapter of the task-relatedness measures, named in words while it is pending.
-RELATEDNESS_CHAPTER = "notebooks/pending/qm9_relatedness"
+RELATEDNESS_CHAPTER = "notebooks/qm9_relatedness"
 
 
 def _relatedness(recs: dict) -> tuple[dict, dict, pd.DataFrame]:
@@ -708,7 +708,7 @@ def claims_per_journal() -> dict[str, int]:
 
 def chapter_title(chapter: str) -> str:
     """The title of the notebook chapter ``chapter`` (a document path such as
-    ``notebooks/pending/qm9_relatedness``): its first markdown heading, without the ``#``.
+    ``notebooks/pending/qm9_grouping``): its first markdown heading, without the ``#``.
     Pending chapters are not in ``_toc.yml``, so the table names them in words instead of
     linking them (a link to a page outside the book breaks the strict build)."""
     import json

@@ -1,4 +1,4 @@
-r"""Chapter "Which tasks help each other" (``notebooks/pending/qm9_relatedness.ipynb``): the four
+r"""Chapter "Which tasks help each other" (``notebooks/qm9_relatedness.ipynb``): the four
 task-relatedness measures of experiment ``qm9_relatedness`` (label dependence, gradient cosine,
 TAG's lookahead affinity, encoder swap) and, where its runs exist, the task correlation a deep
 relationship network learned (experiment ``qm9_tensor_mtl``, :func:`mrn_matrices`), their cost,
