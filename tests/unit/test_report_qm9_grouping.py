@@ -63,6 +63,11 @@ def test_curve_pairs_every_grouping_with_its_seed():
     assert row.dm_max == pytest.approx(-5.0)
     table = report.summary_table(summary)
     assert "-6.0 ± 0.6" in table["Δm (%)"].tolist()
+    wide = report.pivot_table(summary).set_index("source (Δm %, by networks →)")
+    assert list(wide.columns) == ["1", "2", "3"]  # networks; single-task training is k = 3 here
+    assert wide.loc["oracle, best partition", "1"] == "-6.0" and wide.loc["oracle, best partition", "3"] == "·"
+    assert wide.loc["oracle, best partition", "2"] == f"{np.mean([2 * (-10 + s) / 3 for s in range(3)]):+.1f}"
+    assert wide.loc["dcor, clustering", "1"] == "·" and wide.loc["single-task", "3"] == "+0.0"
 
 
 def test_one_network_weightings_sit_at_one_network_and_are_not_groupings():

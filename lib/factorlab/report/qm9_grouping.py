@@ -137,6 +137,23 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
                          "worst seed (%)": summary.dm_max.map(lambda v: f"{v:+.1f}"), "groups": summary.groups})
 
 
+def pivot_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`curve_summary` as one row per source and search (the one-network loss weightings
+    and single-task training included) and one column per number of networks: the mean Δm (%)
+    over seeds, one decimal, "·" where that source has no partition into that many networks.
+    The compact view of the curve; :func:`summary_table` holds each cell's standard error,
+    worst seed and groups."""
+    label = [f"{src}, {SEARCH_LABELS[se]}" if se in SEARCH_LABELS else src
+             for src, se in zip(summary.source, summary.search)]
+    frame = summary.assign(row=label)
+    order = list(dict.fromkeys(label))
+    wide = frame.pivot_table(index="row", columns="k", values="dm", aggfunc="first").reindex(order)
+    wide = wide.reindex(columns=sorted(wide.columns))
+    out = wide.apply(lambda col: col.map(lambda v: "·" if v != v else f"{v:+.1f}"))
+    out.columns = [str(k) for k in out.columns]
+    return out.reset_index().rename(columns={"row": "source (Δm %, by networks →)"})
+
+
 def aim_verdict(curve: pd.DataFrame, n_seeds: int) -> dict:
     """The aim: a grouping with Δm < 0 in every one of ``n_seeds`` seeds and fewer networks than
     tasks. Distinct partitions count once, whichever sources chose them; one-network loss
