@@ -41,6 +41,23 @@ JITTER = 0.3
 SEARCH_LABELS = {"exact": "best partition", "cluster": "clustering", "weighting": "loss weighting, one network"}
 
 
+#: Display names of the sources that are not relatedness measures.
+SOURCE_LABELS = {"oracle": "oracle (pair gains)", "uncertainty": "uncertainty weighting", "famo": "FAMO"}
+
+
+def source_label(source: str) -> str:
+    """A source's name for tables and legends: a relatedness measure's label
+    (:data:`factorlab.report.qm9_relatedness.LABELS`), :data:`SOURCE_LABELS`, else itself."""
+    from factorlab.report.qm9_relatedness import LABELS
+
+    return LABELS.get(source, SOURCE_LABELS.get(source, source))
+
+
+def _source_rank(source: str, search: str) -> int:
+    """Row order of the tables: the oracle, the measures, the one-network weightings, single-task."""
+    return 0 if source == "oracle" else 3 if source == "single-task" else 2 if search == "weighting" else 1
+
+
 def tasks_of(pair_records: list[dict]) -> list[str]:
     """The tasks of the ``qm9_pairs`` records (every target of their pairs), in NASH11 order
     (ValueError when there is none)."""
@@ -131,7 +148,8 @@ def curve_summary(curve: pd.DataFrame) -> pd.DataFrame:
 def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     """:func:`curve_summary` formatted: source, search, networks, seeds, Δm (%, mean ± SE), worst
     seed, groups."""
-    return pd.DataFrame({"source": summary.source, "search": summary.search.map(lambda s: SEARCH_LABELS.get(s, "")),
+    return pd.DataFrame({"source": summary.source.map(source_label),
+                         "search": summary.search.map(lambda s: SEARCH_LABELS.get(s, "")),
                          "networks": summary.k, "seeds": summary.n,
                          "Δm (%)": [pm(m, s) for m, s in zip(summary.dm, summary.dm_se)],
                          "worst seed (%)": summary.dm_max.map(lambda v: f"{v:+.1f}"), "groups": summary.groups})
@@ -143,7 +161,10 @@ def pivot_table(summary: pd.DataFrame) -> pd.DataFrame:
     over seeds, one decimal, "·" where that source has no partition into that many networks.
     The compact view of the curve; :func:`summary_table` holds each cell's standard error,
     worst seed and groups."""
-    label = [f"{src}, {SEARCH_LABELS[se]}" if se in SEARCH_LABELS else src
+    summary = summary.assign(rank=[_source_rank(a, b) for a, b in zip(summary.source, summary.search)])
+    summary = summary.sort_values(["rank", "source", "search"], kind="stable")
+    label = [f"{source_label(src)}, one network" if se == "weighting" else
+             f"{source_label(src)}, {SEARCH_LABELS[se]}" if se in SEARCH_LABELS else source_label(src)
              for src, se in zip(summary.source, summary.search)]
     frame = summary.assign(row=label)
     order = list(dict.fromkeys(label))
@@ -268,10 +289,10 @@ def curve_figure(summary: pd.DataFrame):
         shift = JITTER * (n - (len(lines) - 1) / 2) / max(len(lines) - 1, 1)  # side by side, not on top
         ax.errorbar(g.k + shift, g.dm, yerr=g.dm_se.fillna(0.0), ls="-" if search == "exact" else "--",
                     marker="o" if search == "exact" else "s", ms=4, capsize=2, color=colours.get(source),
-                    label=f"{source}, {SEARCH_LABELS[search]}")
+                    label=f"{source_label(source)}, {SEARCH_LABELS[search]}")
     for n, row in enumerate(summary[summary.search == "weighting"].itertuples()):
         ax.errorbar([row.k], [row.dm], yerr=[0.0 if row.dm_se != row.dm_se else row.dm_se], marker="D",
-                    ls="none", capsize=2, color="0.3" if n == 0 else "0.6", label=f"{row.source} (one network)")
+                    ls="none", capsize=2, color="0.3" if n == 0 else "0.6", label=f"{source_label(row.source)} (one network)")
     single = summary[summary.source == "single-task"]
     if not single.empty:
         ax.plot(single.k, single.dm, "k*", ms=10, label="single-task")
