@@ -159,6 +159,8 @@ def test_delta_m_is_against_qm9_single_task_of_the_same_seed_and_its_budget():
     values = report.glue_values(pairs, reused[:1] + groups[1:], CHOSEN, 3, single_records=singles)
     assert (values["n_groups"], values["n_reused"], values["n_single"], values["n_pairs"]) == (2, 1, 6, 9)
     assert values["dm_oracle_k1"] == pytest.approx(-6.0)
+    aim = report.aim_verdict(report.curve_frame(CHOSEN, pairs, reused[:1] + groups[1:], single_records=singles), 3)
+    assert values["aim_best_k"] == aim["best_k"] and values["aim_best"] == aim["best"]
 
 
 def test_groups_and_weightings_are_checked_against_the_references_budget():

@@ -331,7 +331,7 @@ def soft_limits(recs: dict) -> Verdict:
                                  f"vs λ = ∞: {pm(hi.vsinf, hi.vsinf_se)} points (clear beyond {CLEAR_SE} SE)")
 
 
-#: The chapter of the task-relatedness measures, named in words while it is pending.
+#: The chapter of the task-relatedness measures.
 RELATEDNESS_CHAPTER = "notebooks/qm9_relatedness"
 
 
@@ -563,7 +563,7 @@ CLAIMS: list[Claim] = [
           "Clustering tasks by the L2 distance of their outputs is no better than by their covariances.",
           note="no relatedness measure of the book is an L2 distance between task outputs; the chapter "
                "\"Grouping tasks\" clusters tasks by each measure, covariance-based ones among them",
-          chapter="notebooks/pending/qm9_grouping"),
+          chapter="notebooks/qm9_grouping"),
     Claim("encoder_swap", "paul2019journal9",
           "calculate the losses for each task when the encoders are swapped out with the encoders from other tasks",
           "Encoder swaps give a 19×19 table of cross-task transfer (the journal did not get it working).",
@@ -613,7 +613,7 @@ CLAIMS: list[Claim] = [
           ("qm9_relatedness", "qm9_pairs", "qm9_single_task"), pearson, RELATEDNESS_CHAPTER),
     Claim("task_subsets", "journal2019soft", "$2^{19} - 20 = 524268$",
           "There are 524,268 sets of two or more of the 19 tasks.", (), task_subsets,
-          "notebooks/pending/qm9_grouping"),
+          "notebooks/qm9_grouping"),
     Claim("feature_selection", "journal2019soft",
           "feature selection would not be helpful for this particular project, because our inputs are already "
           "fairly low dimensional",
@@ -708,7 +708,7 @@ def claims_per_journal() -> dict[str, int]:
 
 def chapter_title(chapter: str) -> str:
     """The title of the notebook chapter ``chapter`` (a document path such as
-    ``notebooks/pending/qm9_grouping``): its first markdown heading, without the ``#``.
+    ``notebooks/pending/tensor_mtl``): its first markdown heading, without the ``#``.
     Pending chapters are not in ``_toc.yml``, so the table names them in words instead of
     linking them (a link to a page outside the book breaks the strict build)."""
     import json

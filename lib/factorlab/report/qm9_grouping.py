@@ -1,4 +1,4 @@
-"""Chapter "Grouping tasks" (``notebooks/pending/qm9_grouping.ipynb``): Δm against the number of
+"""Chapter "Grouping tasks" (``notebooks/qm9_grouping.ipynb``): Δm against the number of
 networks for the partitions of the 11 benchmark targets chosen by the measured pair gains (the
 oracle) and by each relatedness measure, exact and clustered, from the records of
 ``qm9_single_task`` (the single-task reference), ``qm9_pairs`` (pairs), ``qm9_grouping`` (groups
@@ -330,7 +330,7 @@ def glue_values(pair_records: list[dict], group_records: list[dict], chosen: dic
     runs), ``n_groups`` (``qm9_grouping`` runs among ``group_records``), ``n_reused`` (the others:
     the all-11 runs of ``qm9_soft_sharing``), ``n_single`` (``qm9_single_task`` records of the
     reference), ``n_partitions`` (chosen partitions), ``n_sources``;
-    the aim (``aim_verdict``, ``aim_text``, ``aim_best``, ``aim_best_dm``, ``aim_best_max``,
+    the aim (``aim_verdict``, ``aim_text``, ``aim_best``, ``aim_best_k``, ``aim_best_dm``, ``aim_best_max``,
     ``aim_n_reaching``, ``aim_n_candidates``); the noise ceiling (``ceiling_rho``,
     ``ceiling_seeds``); the prediction (``pred_n``, ``pred_spearman``, ``pred_mae_pp``,
     ``pred_bias_pp``); the oracle's best partition's Δm at each of its k (``dm_oracle_k<k>``)
@@ -345,7 +345,7 @@ def glue_values(pair_records: list[dict], group_records: list[dict], chosen: dic
            "n_pairs": len(pair_records), "n_groups": own, "n_reused": len(group_records) - own,
            "n_single": len(single_records),
            "n_partitions": len(chosen), "n_sources": len({s for s, _, _ in chosen}),
-           "aim_verdict": aim["verdict"], "aim_text": aim["text"], "aim_best": aim["best"],
+           "aim_verdict": aim["verdict"], "aim_text": aim["text"], "aim_best": aim["best"], "aim_best_k": aim["best_k"],
            "aim_best_dm": aim["best_dm"], "aim_best_max": aim["best_max"], "aim_n_reaching": aim["n_reaching"],
            "aim_n_candidates": aim["n_candidates"], "ceiling_rho": ceil["mean"], "ceiling_seeds": ceil["n_seeds"],
            "pred_n": pred["n"], "pred_spearman": pred["spearman"], "pred_mae_pp": pred["mae_pp"],
