@@ -155,16 +155,20 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
                          "worst seed (%)": summary.dm_max.map(lambda v: f"{v:+.1f}"), "groups": summary.groups})
 
 
+#: Short names of the searches in :func:`pivot_table`.
+SEARCH_SHORT = {"exact": "exact", "cluster": "clustered", "weighting": "one network"}
+
+
 def pivot_table(summary: pd.DataFrame) -> pd.DataFrame:
     """:func:`curve_summary` as one row per source and search (the one-network loss weightings
-    and single-task training included) and one column per number of networks: the mean Δm (%)
-    over seeds, one decimal, "·" where that source has no partition into that many networks.
-    The compact view of the curve; :func:`summary_table` holds each cell's standard error,
-    worst seed and groups."""
+    included; single-task training, Δm = 0 by definition, left out) and one column per number
+    of networks: the mean Δm (%) over seeds, one decimal, "·" where that source has no
+    partition into that many networks. The compact view of the curve, narrow enough for the
+    book's column; :func:`summary_table` holds each cell's standard error, worst seed and groups."""
+    summary = summary[summary.source != "single-task"]
     summary = summary.assign(rank=[_source_rank(a, b) for a, b in zip(summary.source, summary.search)])
     summary = summary.sort_values(["rank", "source", "search"], kind="stable")
-    label = [f"{source_label(src)}, one network" if se == "weighting" else
-             f"{source_label(src)}, {SEARCH_LABELS[se]}" if se in SEARCH_LABELS else source_label(src)
+    label = [f"{source_label(src)}, {SEARCH_SHORT[se]}" if se in SEARCH_SHORT else source_label(src)
              for src, se in zip(summary.source, summary.search)]
     frame = summary.assign(row=label)
     order = list(dict.fromkeys(label))
@@ -172,7 +176,7 @@ def pivot_table(summary: pd.DataFrame) -> pd.DataFrame:
     wide = wide.reindex(columns=sorted(wide.columns))
     out = wide.apply(lambda col: col.map(lambda v: "·" if v != v else f"{v:+.1f}"))
     out.columns = [str(k) for k in out.columns]
-    return out.reset_index().rename(columns={"row": "source (Δm %, by networks →)"})
+    return out.reset_index().rename(columns={"row": "source, search (Δm %; networks →)"})
 
 
 def aim_verdict(curve: pd.DataFrame, n_seeds: int) -> dict:
@@ -280,7 +284,9 @@ def curve_figure(summary: pd.DataFrame):
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     sources = [s for s in summary[~summary.search.isin(["none", "weighting"])].source.unique()]
-    colours = dict(zip(sources, sns.color_palette("colorblind", max(len(sources), 1))))
+    others = [s for s in sources if s != "oracle"]
+    colours = dict(zip(others, sns.color_palette("colorblind", max(len(others), 1))))
+    colours["oracle"] = "black"  # the ground truth stands out from the measures
     lines = [(source, search) for source in sources for search in ("exact", "cluster")]
     for n, (source, search) in enumerate(lines):
         g = summary[(summary.source == source) & (summary.search == search)].sort_values("k")
