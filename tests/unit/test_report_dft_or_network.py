@@ -155,7 +155,7 @@ def test_smoke_records(smoke):
     assert "predate" not in v["dft_quiet_sentence"] and v["net_quiet"] != "unknown"
     grouped = next(r for r in nets if r["config"]["sharing"] == "grouped")  # the smoke grid trains all three
     assert v["grouped_groups"] == "mu, alpha, homo" and v["n_members_grouped"] == grouped["model"]["members"] == 17
-    assert len(v) == 53 + 4
+    assert len(v) == 53 + 5  # five values of the grouped network
 
 
 def test_sizes_members_and_quiet_counts():
@@ -190,6 +190,9 @@ def test_three_networks_side_by_side_and_only_those_recorded():
     assert sorted(len(c.get_offsets()) for c in fig.axes[0].collections) == [1, 2, 4]
     v = report.glue_values("cpu", dft, nets + [grouped], [])
     assert v["grouped_groups"] == "mu, alpha | homo, lumo, r2" and v["n_members_grouped"] == 10
+    assert v["grouped_shared"] == "mu, alpha | homo, lumo, r2"
+    one = {**grouped, "config": {**grouped["config"], "groups": [["mu"], ["zpve", "Cv"], ["alpha"]]}}
+    assert report.glue_values("cpu", dft, nets + [one], [])["grouped_shared"] == "zpve, Cv"  # singletons left out
     assert v["grouped_single_ms"] == pytest.approx(2.0) and v["net_quiet"] == "unknown"
     assert "grouped_groups" not in report.glue_values("cpu", dft, nets, [])  # the two-network chapter is unchanged
     with pytest.raises(ValueError, match="unknown qm9_demo_model sharing"):

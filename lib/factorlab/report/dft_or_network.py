@@ -327,7 +327,8 @@ def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], 
     encoder each), ``n_heads_hard`` (the hard-shared network's heads, one encoder);
     ``dft_quiet_sentence`` (how many DFT timings were taken on a quiet machine) and
     ``net_quiet`` (the networks' inference timings: yes / no / unknown / "k of n"); with a
-    grouped network also ``grouped_groups`` (its groups, "a, b | c, d"), ``n_members_grouped``
+    grouped network also ``grouped_groups`` (its groups, "a, b | c, d"), ``grouped_shared`` (those
+    of two or more targets only), ``n_members_grouped``
     (its networks, single-task ones included), ``grouped_single_ms`` and ``grouped_batched_us``."""
     net = networks(net_records)
     stl, hard = net["none"], net["hard"]
@@ -361,7 +362,9 @@ def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], 
     if "grouped" in net:
         grp = net["grouped"]
         inf_g = grp["timing"]["inference"]
+        shared = [g for g in grp["config"]["groups"] if len(g) > 1]
         v.update({"grouped_groups": " | ".join(", ".join(g) for g in grp["config"]["groups"]),
+                  "grouped_shared": " | ".join(", ".join(g) for g in shared) if shared else "no targets",
                   "n_members_grouped": int(grp["model"]["members"]), "grouped_single_ms": 1e3 * inf_g["single_s"],
                   "grouped_batched_us": 1e6 * inf_g["batched_s"]})
     net_one = network_one_molecule_s(net_records)
