@@ -200,3 +200,22 @@ def test_glue_values_on_smoke_records(tmp_path):
     summary = report.curve_summary(curve)
     report.curve_figure(summary)
     report.prediction_figure(report.prediction_frame(pairs, groups, single_records=singles))
+
+
+def test_per_task_picture_and_mutual_pairs():
+    """Every pair lowers both members' errors by 10 - seed %: each target's best partner gives
+    +9.0 ± 0.6 (mean and SE over seeds 0-2), the partner gains as much, and all three pairs are
+    mutual; with errors raised instead, no pair is."""
+    singles, pairs, _ = _records([0.0, 0.0, 0.0])
+    frame = report.per_task_frame(pairs, single_records=singles).set_index("target")
+    assert list(frame.index) == TASKS
+    assert frame.loc["mu", "best partner"] in ("alpha", "homo") and frame.loc["mu", "mean gain (%)"] == "+9.0"
+    assert frame.loc["mu", "gain beside it (%)"] == frame.loc["mu", "partner's gain (%)"] == "+9.0 ± 0.6"
+    assert frame.loc["homo", "pair total (%)"] == "+18.0"
+    assert report.mutual_pairs(pairs, single_records=singles) == {"n_mutual": 3, "n_positive_total": 3,
+                                                                  "n_unordered_pairs": 3}
+    singles, pairs, _ = _records([0.0, 0.0, 0.0], pair_change=5.0)
+    assert report.mutual_pairs(pairs, single_records=singles) == {"n_mutual": 0, "n_positive_total": 0,
+                                                                  "n_unordered_pairs": 3}
+    assert report.per_task_frame(pairs, single_records=singles).loc[0, "pair total (%)"] == "-12.0"
+    assert report.per_task_frame([], single_records=singles).empty

@@ -253,13 +253,14 @@ def prediction_agreement(pred: pd.DataFrame) -> dict:
             "bias_pp": float(d.mean())}
 
 
-def noise_ceiling(pair_records: list[dict], *, single_records: list[dict]) -> dict:
-    """The noise ceiling of the test pair gains (:func:`factorlab.mtl.grouping.seed_agreement`,
-    against the ``qm9_single_task`` records ``single_records``): ``n_seeds`` (complete seeds),
-    ``mean`` and ``rhos`` (Spearman between every two seeds; NaN / [] with fewer than two
-    complete seeds)."""
+def test_gains(pair_records: list[dict], *, single_records: list[dict]) -> list[np.ndarray]:
+    """The test pair gains of every seed with all pairs and their single-task references
+    (:func:`factorlab.mtl.grouping.pair_gain_matrix`: ``G[i, j]``, % by which task j's error
+    falls beside task i), each [T, T] over :func:`tasks_of`, in seed order."""
     from factorlab.mtl.grouping import pair_gain_matrix
 
+    if not pair_records:
+        return []
     tasks = tasks_of(pair_records)
     gains = []
     for seed, nets in sorted(group_errors(pair_records, [], single_records=single_records).items()):
@@ -267,6 +268,51 @@ def noise_ceiling(pair_records: list[dict], *, single_records: list[dict]) -> di
             gains.append(pair_gain_matrix({k: v for k, v in nets.items() if len(k) == 2}, single_mae(nets), tasks))
         except ValueError:
             continue
+    return gains
+
+
+def per_task_frame(pair_records: list[dict], *, single_records: list[dict]) -> pd.DataFrame:
+    """Why groups lose, target by target, from the test pair gains (mean over seeds, SE over
+    seeds): per target j, its mean gain over all partners, its best partner i (the largest
+    ``G[i, j]``), that gain, what j's presence costs that partner (``G[j, i]``) and their sum
+    (the pair's total gain, which a partition into networks adds up). Empty without a seed."""
+    gains = test_gains(pair_records, single_records=single_records)
+    cols = ["target", "mean gain (%)", "best partner", "gain beside it (%)", "partner's gain (%)", "pair total (%)"]
+    if not gains:
+        return pd.DataFrame(columns=cols)
+    stack, tasks = np.stack(gains), tasks_of(pair_records)
+    mean = stack.mean(axis=0)  # the diagonal is NaN in every seed
+    se = (np.std(stack, axis=0, ddof=1) / math.sqrt(len(stack))) if len(stack) > 1 else np.full(mean.shape, math.nan)
+    rows = []
+    for j, t in enumerate(tasks):
+        col = mean[:, j].copy()
+        col[j] = -np.inf
+        i = int(np.argmax(col))
+        rows.append([t, f"{float(np.nanmean(np.delete(mean[:, j], j))):+.1f}", tasks[i],
+                     pm(mean[i, j], se[i, j]), pm(mean[j, i], se[j, i]), f"{mean[i, j] + mean[j, i]:+.1f}"])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def mutual_pairs(pair_records: list[dict], *, single_records: list[dict]) -> dict:
+    """Pairs whose two targets both gain (seed-mean test gains): ``n_mutual`` of ``n_unordered_pairs``,
+    and ``n_positive_total``, the pairs whose summed gain is positive (those a partition could
+    use to beat single-task training)."""
+    gains = test_gains(pair_records, single_records=single_records)
+    if not gains:
+        return {"n_mutual": 0, "n_positive_total": 0, "n_unordered_pairs": 0}
+    mean = np.stack(gains).mean(axis=0)
+    iu = np.triu_indices(len(mean), 1)
+    a, b = mean[iu], mean.T[iu]
+    return {"n_mutual": int(((a > 0) & (b > 0)).sum()), "n_positive_total": int((a + b > 0).sum()),
+            "n_unordered_pairs": int(len(a))}
+
+
+def noise_ceiling(pair_records: list[dict], *, single_records: list[dict]) -> dict:
+    """The noise ceiling of the test pair gains (:func:`factorlab.mtl.grouping.seed_agreement`,
+    against the ``qm9_single_task`` records ``single_records``): ``n_seeds`` (complete seeds),
+    ``mean`` and ``rhos`` (Spearman between every two seeds; NaN / [] with fewer than two
+    complete seeds)."""
+    gains = test_gains(pair_records, single_records=single_records)
     if len(gains) < 2:
         return {"n_seeds": len(gains), "mean": math.nan, "rhos": []}
     agree = seed_agreement(np.stack(gains))
@@ -339,7 +385,8 @@ def glue_values(pair_records: list[dict], group_records: list[dict], chosen: dic
     the aim (``aim_verdict``, ``aim_text``, ``aim_best``, ``aim_best_k``, ``aim_best_dm``, ``aim_best_max``,
     ``aim_n_reaching``, ``aim_n_candidates``); the noise ceiling (``ceiling_rho``,
     ``ceiling_seeds``); the prediction (``pred_n``, ``pred_spearman``, ``pred_mae_pp``,
-    ``pred_bias_pp``); the oracle's best partition's Δm at each of its k (``dm_oracle_k<k>``)
+    ``pred_bias_pp``); the pairs whose targets both gain (``n_mutual``), whose summed gain is
+    positive (``n_positive_total``) of ``n_unordered_pairs`` (:func:`mutual_pairs`); the oracle's best partition's Δm at each of its k (``dm_oracle_k<k>``)
     and each one-network weighting's (``dm_weighting_<name>``)."""
     records = [*single_records, *pair_records, *group_records]
     curve = curve_frame(chosen, pair_records, group_records, weighting_records, single_records=single_records)
@@ -355,7 +402,8 @@ def glue_values(pair_records: list[dict], group_records: list[dict], chosen: dic
            "aim_best_dm": aim["best_dm"], "aim_best_max": aim["best_max"], "aim_n_reaching": aim["n_reaching"],
            "aim_n_candidates": aim["n_candidates"], "ceiling_rho": ceil["mean"], "ceiling_seeds": ceil["n_seeds"],
            "pred_n": pred["n"], "pred_spearman": pred["spearman"], "pred_mae_pp": pred["mae_pp"],
-           "pred_bias_pp": pred["bias_pp"]}
+           "pred_bias_pp": pred["bias_pp"],
+           **mutual_pairs(pair_records, single_records=single_records)}
     summary = curve_summary(curve)
     for row in summary[(summary.source == "oracle") & (summary.search == "exact")].itertuples():
         out[f"dm_oracle_k{row.k}"] = float(row.dm)
