@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from factorlab.data.errors import DataError
-from factorlab.data.qm9 import QM9_FIXTURE, graphs_for_prediction, load_qm9, read_qm9_table
+from factorlab.data.qm9 import QM9_FIXTURE, graphs_for_prediction, load_qm9, read_qm9_table, target_index
 from factorlab.experiments import qm9_demo_model as demo
 from factorlab.models import build_qm9_model, stack_models
 from factorlab.models.qm9_baseline import CompositionBaseline
 from factorlab.models.qm9_saved import load_qm9_predictor, save_qm9_model, sha256_file
+from factorlab.models.stack import ModelStack, RegroupedStack
 from factorlab.results import RunStore, config_hash
 from factorlab.train import seed_everything
 
@@ -117,6 +118,24 @@ def test_saved_network_round_trip_predicts_identically(tmp_path, data, members):
     torch.testing.assert_close(pred.predict(data, ids, batch_size=7), want, rtol=0, atol=0)
     one = pred.predict_dict(data, 3)
     assert one["U0"] == pytest.approx(float(want[3, 1]))
+
+
+def test_unequal_members_run_regrouped_with_the_stack_s_outputs(tmp_path, data):
+    """A grouping's network (members of 1 and 2 targets, interleaved) predicts, regrouped into
+    one grouped model per size, what its stack of members predicts, in the members' order."""
+    members = [["mu"], ["U0", "gap"], ["alpha"], ["homo", "lumo"], ["r2"]]
+    model, baseline, cfg = _trained_like(data, members)
+    assert isinstance(model, ModelStack)
+    info = save_qm9_model(tmp_path / "m.pt", model, members, baseline, cfg, "k")
+    pred = load_qm9_predictor(tmp_path / "m.pt", sha256=info["sha256"])
+    assert isinstance(pred.model, RegroupedStack) and len(pred.model.parts) == 2 and pred.model.groups == 5
+    assert pred.targets == ["mu", "U0", "gap", "alpha", "homo", "lumo", "r2"]
+    ids = torch.arange(20)
+    b = data.batch(ids)
+    cols = torch.as_tensor([target_index(t) for t in pred.targets])
+    with torch.no_grad():
+        want = baseline.unstandardize(b, model(b), cols)
+    torch.testing.assert_close(pred.predict(data, ids, batch_size=7), want, rtol=1e-5, atol=1e-6)
 
 
 def test_saved_network_errors(tmp_path, data):

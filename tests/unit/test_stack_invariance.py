@@ -140,3 +140,27 @@ def test_grouped_layers_match_their_formulas_for_one_group():
     heads = TaskHeads(6, num_tasks=3, hidden=4)
     h = torch.relu(torch.einsum("gi,tih->gth", x, heads.weight1[0]) + heads.bias1[0])
     assert torch.allclose(heads(x), (h * heads.weight2[0]).sum(-1) + heads.bias2[0], atol=1e-6)
+
+
+def test_regroup_keeps_outputs_order_and_refuses_wrong_widths(data):
+    """Members of two kinds (1 and 3 outputs, interleaved) regroup into two grouped models whose
+    outputs, permuted, are the stack's; a stack of all-different members stays as it is."""
+    from factorlab.models import build_qm9_model
+    from factorlab.models.stack import ModelStack, RegroupedStack, num_members, regroup
+
+    kw = dict(hidden=16, layers=2, head_hidden=8, readout="sum", batch_norm=True, pool_norm=True)
+    torch.manual_seed(0)
+    widths = [1, 3, 1, 1, 3]
+    stack = ModelStack([build_qm9_model("gine", w, **kw) for w in widths]).eval()
+    fast = regroup(stack, widths)
+    assert isinstance(fast, RegroupedStack) and len(fast.parts) == 2 and fast.groups == 5
+    assert [num_members(p) for p in fast.parts] == [3, 2]
+    batch = data.batch(torch.arange(12))
+    with torch.no_grad():
+        want, got = stack(batch), fast(batch)
+    assert got.shape == want.shape == (12, 9)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="one width per member: 4 widths for 5 members"):
+        regroup(stack, widths[:4])
+    distinct = ModelStack([build_qm9_model("gine", w, **kw) for w in (1, 2)])
+    assert regroup(distinct, [1, 2]) is distinct

@@ -27,7 +27,7 @@ from factorlab.data.qm9 import TARGET_NAMES, QM9Batch, target_index
 from factorlab.files import atomic_torch_save, file_digest
 from factorlab.models.qm9 import build_qm9_model
 from factorlab.models.qm9_baseline import CompositionBaseline
-from factorlab.models.stack import stack_models
+from factorlab.models.stack import regroup, stack_models
 from factorlab.seed import seed_everything
 
 #: Version of the file layout; :func:`load_qm9_predictor` refuses other versions.
@@ -83,12 +83,13 @@ class QM9Predictor:
     Attributes:
         config: the training run's config; ``key``: its run key.
         targets: the target names of the output columns (members' targets in order).
-        model: the network in eval mode; ``baseline``: its composition baseline.
+        model: the network in eval mode (members of unequal sizes regrouped, one grouped model
+            per size: :func:`~factorlab.models.stack.regroup`); ``baseline``: its composition baseline.
     """
 
     def __init__(self, model: torch.nn.Module, members: list[list[str]], baseline: CompositionBaseline,
                  config: dict, key: str):
-        self.model = model.eval()
+        self.model = regroup(model, [len(m) for m in members]).eval()  # unequal members: one grouped model per size
         self.members = members
         self.targets = [t for m in members for t in m]
         self.baseline = baseline

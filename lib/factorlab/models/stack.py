@@ -135,3 +135,64 @@ def unstack(model: nn.Module) -> list[nn.Module]:
         m.train(model.training)
         members.append(m)
     return members
+
+
+class RegroupedStack(nn.Module):
+    """Members of several kinds (e.g. QM9GINEs with 1 and with 2 outputs) run as one grouped
+    model per kind instead of one after the other, outputs back in the members' order.
+
+    ``parts[j]`` computes the members ``index[j]`` (a grouped model, or the member itself); the
+    concatenated parts' columns are permuted by ``columns`` so that the output is exactly the
+    :class:`ModelStack`'s. Shapes: batch -> [G, sum of the members' widths].
+    """
+
+    def __init__(self, parts: list[nn.Module], columns: torch.Tensor, members: int):
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+        self.register_buffer("columns", columns.long(), persistent=False)
+        self.members = members
+
+    @property
+    def groups(self) -> int:
+        return self.members
+
+    def forward(self, batch) -> torch.Tensor:
+        """Batch -> [G, sum of widths], column order of the original stack."""
+        return torch.cat([p(batch) for p in self.parts], dim=1).index_select(1, self.columns)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.members} members in {len(self.parts)} part(s): {list(self.parts)!r})"
+
+
+@torch.no_grad()
+def regroup(stack: nn.Module, widths: list[int]) -> nn.Module:
+    """A faster equivalent of a :class:`ModelStack` whose members are of several kinds: the
+    members of equal hyper-parameters become one grouped model each (:func:`stack_models`),
+    the outputs permuted back to member order (:class:`RegroupedStack`; same outputs up to
+    float rounding). ``widths[k]`` is member ``k``'s number of outputs. Anything else, or a
+    stack in which no two members group, is returned unchanged.
+
+    Raises:
+        ValueError: ``widths`` does not give one width per member.
+    """
+    if not isinstance(stack, ModelStack):
+        return stack
+    models = list(stack.models)
+    if len(widths) != len(models):
+        raise ValueError(f"regroup needs one width per member: {len(widths)} widths for {len(models)} members")
+    kinds: dict = {}
+    for k, m in enumerate(models):
+        hp = getattr(m, "hparams", None)
+        key = (type(m), repr(sorted(hp.items()))) if hp is not None and hp.get("groups") == 1 else ("single", k)
+        kinds.setdefault(key, []).append(k)
+    if len(kinds) == len(models):
+        return stack
+    start = [sum(widths[:k]) for k in range(len(models))]
+    parts, order = [], []
+    for index in kinds.values():
+        parts.append(stack_models([models[k] for k in index]))
+        order += [c for k in index for c in range(start[k], start[k] + widths[k])]
+    columns = torch.empty(len(order), dtype=torch.long)
+    columns[torch.as_tensor(order)] = torch.arange(len(order))
+    device = next(stack.parameters()).device
+    return RegroupedStack(parts, columns.to(device), len(models)).train(stack.training)
