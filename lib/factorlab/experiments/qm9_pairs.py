@@ -36,8 +36,11 @@ channels; not yet timed.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 from factorlab.experiments.profiles import check_profile
 from factorlab.experiments.qm9_common import BUDGETS, NASH11, QM9Config, base_config, fit_members, smoke_variant
@@ -177,6 +180,38 @@ def reference_from_records(single_records: list[dict], tasks: list[str], runs: l
                                  f"{owner} budget in {', '.join(bad)}: Δm and pair gains need the same budget")
         out.setdefault(cfg["seed"], {}).update(r["metrics"][f"{split}_mae"])
     return {s: {t: m[t] for t in tasks} for s, m in sorted(out.items()) if all(t in m for t in tasks)}
+
+
+def pair_maes_by_seed(pair_records: list[dict], tasks: Sequence[str]) -> dict[int, dict[tuple[str, str], dict]]:
+    """``{seed: {(a, b): {a: MAE, b: MAE}}}`` from the two-target records of ``qm9_pairs``
+    (``config["targets"]`` of length 2 within ``tasks``; ``metrics["test_mae"]``), each pair
+    keyed by its two names in ``tasks`` order."""
+    order = {t: k for k, t in enumerate(tasks)}
+    out: dict[int, dict[tuple[str, str], dict]] = {}
+    for r in pair_records:
+        targets = list(r["config"]["targets"])
+        if len(targets) != 2 or not set(targets) <= set(order):
+            continue
+        a, b = sorted(targets, key=order.__getitem__)
+        out.setdefault(r["config"]["seed"], {})[(a, b)] = {t: r["metrics"]["test_mae"][t] for t in (a, b)}
+    return out
+
+
+def gains_from_records(pair_records: list[dict], reference: Mapping[int, Mapping[str, float]],
+                       tasks: Sequence[str]) -> dict[int, np.ndarray]:
+    """``{seed: G}``, the measured test pair gains: ``G[i, j]`` (float [T, T], %, NaN diagonal)
+    is how much task j's MAE falls beside task i (:func:`factorlab.mtl.grouping.pair_gain_matrix`),
+    for every seed (ascending) with all ``T (T - 1) / 2`` pairs of ``tasks`` among
+    ``pair_records`` and a single-task ``reference`` (:func:`reference_from_records`) for every
+    one of them. The pair gains every chapter computes from records it has loaded
+    (:func:`pair_gains` reads the profile's own grid from the store)."""
+    from factorlab.mtl.grouping import pair_gain_matrix
+
+    tasks = list(tasks)
+    n_pairs = len(tasks) * (len(tasks) - 1) // 2
+    return {seed: pair_gain_matrix(pairs, reference[seed], tasks)
+            for seed, pairs in sorted(pair_maes_by_seed(pair_records, tasks).items())
+            if n_pairs and len(pairs) == n_pairs and seed in reference and all(t in reference[seed] for t in tasks)}
 
 
 def missing_runs(profile: str, store=None) -> str:

@@ -255,20 +255,14 @@ def prediction_agreement(pred: pd.DataFrame) -> dict:
 
 def test_gains(pair_records: list[dict], *, single_records: list[dict]) -> list[np.ndarray]:
     """The test pair gains of every seed with all pairs and their single-task references
-    (:func:`factorlab.mtl.grouping.pair_gain_matrix`: ``G[i, j]``, % by which task j's error
+    (:func:`factorlab.experiments.qm9_pairs.gains_from_records`: ``G[i, j]``, % by which task j's error
     falls beside task i), each [T, T] over :func:`tasks_of`, in seed order."""
-    from factorlab.mtl.grouping import pair_gain_matrix
+    from factorlab.experiments.qm9_pairs import gains_from_records, reference_from_records
 
     if not pair_records:
         return []
     tasks = tasks_of(pair_records)
-    gains = []
-    for seed, nets in sorted(group_errors(pair_records, [], single_records=single_records).items()):
-        try:
-            gains.append(pair_gain_matrix({k: v for k, v in nets.items() if len(k) == 2}, single_mae(nets), tasks))
-        except ValueError:
-            continue
-    return gains
+    return list(gains_from_records(pair_records, reference_from_records(single_records, tasks, pair_records), tasks).values())
 
 
 def per_task_frame(pair_records: list[dict], *, single_records: list[dict]) -> pd.DataFrame:

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from factorlab import plots
-from factorlab.experiments.qm9_pairs import reference_from_records
+from factorlab.experiments.qm9_pairs import gains_from_records, reference_from_records
 from factorlab.literature import NAVON2022_QM9_STL_MAE, QM9_MTL_BENCHMARK_BUDGET, QM9_MTL_PUBLISHED
 from factorlab.mtl import delta_m
 from factorlab.mtl.relatedness import Relatedness, affinity
@@ -225,36 +225,13 @@ def pair_tasks(pair_records: list[dict]) -> list[str]:
     return [t for t in NASH11 if t in names] + sorted(names - set(NASH11))
 
 
-def pair_maes_by_seed(pair_records: list[dict], tasks: Sequence[str]) -> dict[int, dict[tuple[str, str], dict]]:
-    """``{seed: {(a, b): {a: MAE, b: MAE}}}`` from the two-target records of ``qm9_pairs``
-    (``config["targets"]`` of length 2 within ``tasks``; ``metrics["test_mae"]``), each pair
-    keyed by its two names in ``tasks`` order."""
-    order = {t: k for k, t in enumerate(tasks)}
-    out: dict[int, dict[tuple[str, str], dict]] = {}
-    for r in pair_records:
-        targets = list(r["config"]["targets"])
-        if len(targets) != 2 or not set(targets) <= set(order):
-            continue
-        a, b = sorted(targets, key=order.__getitem__)
-        out.setdefault(r["config"]["seed"], {})[(a, b)] = {t: r["metrics"]["test_mae"][t] for t in (a, b)}
-    return out
-
-
 def gain_matrices(pair_records: list[dict], reference: Mapping[int, Mapping[str, float]],
                   tasks: Sequence[str] | None = None) -> dict[int, pd.DataFrame]:
     """``{seed: G}``: the measured pair gains (%) over ``tasks`` (default :func:`pair_tasks`) of
     every seed that has all their pairs and a single-task ``reference`` (:func:`~factorlab.experiments.qm9_pairs.reference_from_records`)
-    with every one of them (:func:`factorlab.mtl.grouping.pair_gain_matrix`)."""
-    from factorlab.mtl.grouping import pair_gain_matrix  # lazy: the grouping module is another chapter's
-
+    with every one of them (:func:`~factorlab.experiments.qm9_pairs.gains_from_records`, as frames)."""
     tasks = list(tasks) if tasks is not None else pair_tasks(pair_records)
-    n_pairs = len(tasks) * (len(tasks) - 1) // 2
-    out = {}
-    for seed, pairs in sorted(pair_maes_by_seed(pair_records, tasks).items()):
-        if n_pairs and len(pairs) == n_pairs and seed in reference and all(t in reference[seed] for t in tasks):
-            g = pair_gain_matrix(pairs, reference[seed], tasks)
-            out[seed] = pd.DataFrame(g, index=tasks, columns=tasks)
-    return out
+    return {seed: pd.DataFrame(g, index=tasks, columns=tasks) for seed, g in gains_from_records(pair_records, reference, tasks).items()}
 
 
 def chapter_gains(pair_records: list[dict], stl_records: list[dict],
@@ -339,22 +316,20 @@ def rank_correlation(measure: pd.DataFrame, gains: pd.DataFrame, n_boot: int = N
 
 
 def noise_ceiling(gains: Mapping[int, pd.DataFrame] | None) -> dict:
-    """How well one seed's pair gains predict another's: the mean over pairs of seeds of the
-    Spearman ρ of their gain matrices (off-diagonal entries), with the smallest and largest
-    (``{"rho", "lo", "hi", "seed_pairs"}``; NaN with fewer than two seeds). No measure can
-    predict the seed-mean gains much better than this."""
+    """How well one seed's pair gains predict another's (:func:`factorlab.mtl.grouping.seed_agreement`):
+    the mean over pairs of seeds of the Spearman ρ of their gain matrices (off-diagonal
+    entries), with the smallest and largest (``{"rho", "lo", "hi", "seed_pairs"}``; NaN with
+    fewer than two seeds). No measure can predict the seed-mean gains much better than this."""
+    from factorlab.mtl.grouping import seed_agreement
+
     seeds = sorted(gains or {})
-    rhos = []
-    for a in range(len(seeds)):
-        for b in range(a + 1, len(seeds)):
-            ga, gb = gains[seeds[a]], gains[seeds[b]]
-            off = ~np.eye(len(ga), dtype=bool)
-            x, y = ga.to_numpy(float)[off], gb.reindex(index=ga.index, columns=ga.columns).to_numpy(float)[off]
-            keep = np.isfinite(x) & np.isfinite(y)
-            rhos.append(spearman(x[keep], y[keep]))
-    if not rhos:
+    if len(seeds) < 2:
         return {"rho": math.nan, "lo": math.nan, "hi": math.nan, "seed_pairs": 0}
-    return {"rho": float(np.mean(rhos)), "lo": float(np.min(rhos)), "hi": float(np.max(rhos)), "seed_pairs": len(rhos)}
+    first = gains[seeds[0]]
+    agree = seed_agreement(np.stack([gains[s].reindex(index=first.index, columns=first.columns).to_numpy(float)
+                                     for s in seeds]))
+    return {"rho": agree.mean, "lo": float(np.min(agree.rhos)), "hi": float(np.max(agree.rhos)),
+            "seed_pairs": len(agree.rhos)}
 
 
 def prediction_frame(matrices: Mapping[str, Mapping[int, pd.DataFrame]], gains: Mapping[int, pd.DataFrame] | None,
