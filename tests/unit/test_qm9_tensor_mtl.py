@@ -137,3 +137,23 @@ def test_full_config_smoke_runs_at_full_width(tmp_path, monkeypatch, method):
             assert info["members"] == 1 and info["layers"] == cfg["model_kwargs"]["layers"] + 2
             assert info["params"] == tm.deep_params(small, info["width"])
             assert info["width"] == tm.deep_width(small, info["match_params"])
+
+
+def test_runs_of_a_seed_reuse_one_stack_and_get_the_records_they_would_alone(tmp_path, monkeypatch):
+    """The second run of a seed takes the stack the first trained (timing says so), and its
+    metrics are exactly those of the same run started in a fresh process (nothing cached)."""
+    monkeypatch.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path))
+    laf, mrn = (tm.smoke_variant(tm.grid("smoke")[k], n_train=32, n_valid=16, n_test=16, batch_size=16)
+                for k in (0, 3))
+    tm._STACK.clear()
+    first = tm.train(laf, "cpu")
+    reused = tm.train(mrn, "cpu")
+    assert first["timing"]["single_reused"] is False and reused["timing"]["single_reused"] is True
+    tm._STACK.clear()
+    alone = tm.train(mrn, "cpu")
+    assert alone["timing"]["single_reused"] is False
+    for key in ("test_mae", "valid_mae", "single_test_mae", "task_correlation"):
+        assert reused["metrics"][key] == alone["metrics"][key], key
+    other_seed = {**laf, "seed": 1}
+    assert tm.train(other_seed, "cpu")["timing"]["single_reused"] is False
+    tm._STACK.clear()

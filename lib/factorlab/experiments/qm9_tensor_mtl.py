@@ -68,16 +68,19 @@ Measured on one thread of the loaded 2-core machine (batch 64, members perturbed
 training step of the factorized network at the 10 % ranks costs 1.15-1.4x the grouped stack's
 (LAF 1.4, TT 1.25, Tucker 1.15) and the MRN step about the same as the stack's; the
 decompositions take seconds (Tucker's HOOI the longest, ~2 s). So a DMTRL run costs ~8 + ~11
-minutes, an MRN run ~8 + ~8 and a deeper-network run ~8 + ~2: 9 x 19 + 6 x 16 + 3 x 10 ~ 300
-minutes, **~5 CPU-hours** for the 18 runs (~6.3 if a stack takes 10 minutes, as a busy machine
-makes it), which may run two at a time for throughput (timings the chapter reports come from
-runs made alone). ``full``: 18 runs of
+minutes, an MRN run ~8 + ~8 and a deeper-network run ~8 + ~2 when it trains its stack; a
+process trains a seed's stack once and reuses it for the seed's other runs
+(:func:`trained_stack`), so the 18 runs cost 9 x 11 + 6 x 8 + 3 x 2 + 3 x 8 ~ 180 minutes,
+**~3 CPU-hours** in one process (~3.4 in two processes sharing the grid, each training the
+stacks of the seeds it meets), which may run two at a time for throughput (timings the chapter
+reports come from runs made alone). ``full``: 18 runs of
 the ``full`` budget on one GPU; :func:`smoke_variant` runs any of them in seconds at full width
 (tests/smoke/test_qm9_tensor_mtl_full_grid.py: Tucker, MRN and the deeper network).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -301,12 +304,41 @@ def _rel_errors(single: nn.Module, fact: nn.Module) -> dict[str, float]:
     return out
 
 
+#: The last single-task stack :func:`trained_stack` trained: ``(key, TrainedMembers)``.
+_STACK: list = []
+
+
+def trained_stack(cfg: dict, device: str = "auto"):
+    """The single-task stack of ``cfg``'s budget, seed and targets (:func:`single_task_config`),
+    trained by :func:`~factorlab.experiments.qm9_common.train_members`, or the one this process
+    trained last for the same config and device: the six runs of a seed start from the same
+    stack, which trains exactly alike every time (each member is built after seeding, the
+    batches follow the seed), so a grid run in one process trains it once per seed, not six
+    times (~8 of a run's ~19 CPU-minutes at ``cpu``). The cached stack is handed out with its
+    model and parts copied (nothing a run does reaches the next run); its ``parts["timing"]``
+    gains ``reused`` (False when trained by this call)."""
+    from factorlab.results import config_hash
+    from factorlab.train.device import resolve_device
+
+    stc = single_task_config(cfg)
+    key = (config_hash(stc), str(resolve_device(device)))
+    if not _STACK or _STACK[0][0] != key:
+        _STACK[:] = [(key, train_members(stc, [[t] for t in cfg["targets"]], device))]
+        reused = False
+    else:
+        reused = True
+    tm = _STACK[0][1]
+    parts = copy.deepcopy(tm.parts)
+    parts["timing"]["reused"] = reused
+    return dataclasses.replace(tm, model=copy.deepcopy(tm.model), parts=parts)
+
+
 def train(cfg: dict, device: str = "auto") -> dict:
     """Train one config (see the module docstring); the parts of its run record."""
     c = Config.from_dict(cfg)
     targets = list(cfg["targets"])
     singles = [[t] for t in targets]
-    single = train_members(single_task_config(cfg), singles, device)
+    single = trained_stack(cfg, device)
     sp = single.parts
     trained = single.model
     holder: dict = {}
@@ -365,6 +397,7 @@ def _with_reference(tm, sp: dict, cfg: dict) -> dict:
     metrics["single_valid_mae"] = dict(sp["metrics"]["valid_mae"])
     metrics["reference_check"] = reference_check(cfg, metrics["single_test_mae"])
     parts["timing"]["single_s"] = sp["timing"]["train_s"]
+    parts["timing"]["single_reused"] = bool(sp["timing"].get("reused", False))  # trained by an earlier run of this process
     parts["history"]["single_history"] = sp["history"]
     return parts
 
