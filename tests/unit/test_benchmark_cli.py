@@ -32,7 +32,7 @@ def _command(calls: list, **kw) -> cli.BenchmarkCommand:
 
 def test_every_script_is_two_lines_over_benchmark_main():
     scripts = sorted(BENCHMARKS.glob("*.py"))
-    assert len(scripts) == 7
+    assert len(scripts) == 8
     for script in scripts:
         text = script.read_text()
         (name,) = re.findall(r'benchmark_main\("(\w+)", doc=__doc__\)', text)

@@ -236,8 +236,14 @@ def split_names(full_split: dict, used: dict[str, int]) -> dict[int, str]:
             for name in ("train", "valid", "test") for k, r in enumerate(full_split[name].tolist())}
 
 
-def _inference_timing(predictor, data, test_ids: torch.Tensor, smiles: list[str]) -> dict:
-    """Seconds per molecule: single molecules, batches (:data:`BATCH_SIZES`), and graphs from SMILES."""
+def inference_timing(predictor, data, test_ids: torch.Tensor, smiles: list[str]) -> dict:
+    """Seconds per molecule of ``predictor`` (a :class:`~factorlab.models.qm9_saved.QM9Predictor`
+    on ``data``'s device): ``single_s``, the median over single-molecule calls on the first 64
+    of ``test_ids`` (after 8 untimed); ``batched_by_size_s``, the whole of ``test_ids`` in
+    batches of each of :data:`BATCH_SIZES` (after one untimed batch of that size), the best
+    being ``batched_s`` at ``batch_size``; ``featurize_s``, building the graphs of ``smiles``
+    with RDKit on the CPU. The record's ``timing.inference``; the benchmark
+    ``qm9_demo_inference`` calls it again on the saved networks."""
     from factorlab.data.qm9 import graphs_for_prediction
     from factorlab.train.device import synchronize
 
@@ -298,7 +304,7 @@ def train(cfg: dict, device: str = "auto") -> dict:
     smiles = [data.smiles[r] for r in test[:min(200, test.numel())].tolist()]
     parts = tm.parts
     parts["metrics"]["sample"] = sample
-    parts["timing"]["inference"] = _inference_timing(predictor, data, test, smiles)
+    parts["timing"]["inference"] = inference_timing(predictor, data, test, smiles)
     parts["model"]["weights"] = weights
     parts["model"]["targets"] = predictor.targets
     return parts

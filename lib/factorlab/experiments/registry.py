@@ -39,7 +39,7 @@ EXPERIMENTS: dict[str, str] = {name: f"factorlab.experiments.{name}" for name in
     "mnist_multitask",
     # benchmarks (entry points in benchmarks/)
     "layers_benchmark", "qm9_loader_benchmark", "dft_threads_benchmark", "memory_format_benchmark",
-    "cifar_anchor", "train_throughput",
+    "cifar_anchor", "train_throughput", "qm9_demo_inference",
 )}
 
 
