@@ -93,7 +93,7 @@ def test_power_laws_and_times():
     assert v["speedup_max"] == pytest.approx(512.0 / 0.003) and v["net_rate"] == pytest.approx(1e4)
     assert v["net_single_ms"] == pytest.approx(2.0) and v["batch_size"] == "256" and v["params_stl"] == "1,900"
     assert v["energy_err_max"] == pytest.approx(0.04)
-    assert len(v) == 53
+    assert len(v) == 55
 
 
 def test_frames_and_tables():
@@ -155,7 +155,8 @@ def test_smoke_records(smoke):
     assert "predate" not in v["dft_quiet_sentence"] and v["net_quiet"] != "unknown"
     grouped = next(r for r in nets if r["config"]["sharing"] == "grouped")  # the smoke grid trains all three
     assert v["grouped_groups"] == "mu, alpha, homo" and v["n_members_grouped"] == grouped["model"]["members"] == 17
-    assert len(v) == 53 + 5  # five values of the grouped network
+    assert v["net_timing_source"] == "qm9_demo_model"  # no qm9_demo_inference record of these networks
+    assert len(v) == 55 + 5  # five values of the grouped network
 
 
 def test_sizes_members_and_quiet_counts():
@@ -169,6 +170,9 @@ def test_sizes_members_and_quiet_counts():
     assert v["dft_quiet_sentence"] == ("1 of the 4 DFT timings were taken on a quiet machine "
                                        "(1 on a busy one, 2 predate load recording)")
     assert v["net_quiet"] == "1 of 2"
+    assert v["net_timing_sentence"] == ("Each network was timed right after its own training (its qm9_demo_model "
+                                        "record), 1 of 2 on a quiet machine; benchmarks/qm9_demo_inference.py has not "
+                                        "timed these networks together.")
 
 
 def test_three_networks_side_by_side_and_only_those_recorded():
@@ -197,3 +201,81 @@ def test_three_networks_side_by_side_and_only_those_recorded():
     assert "grouped_groups" not in report.glue_values("cpu", dft, nets, [])  # the two-network chapter is unchanged
     with pytest.raises(ValueError, match="unknown qm9_demo_model sharing"):
         report.networks([_net("soft", {}, {}, 1)])
+
+
+def _bench(networks: dict[str, dict], single: dict[str, float], quiet: bool | None, started: str,
+           batched: float = 5e-5, featurize: float = 4e-4) -> dict:
+    """A qm9_demo_inference record that timed ``networks`` (sharing -> qm9_demo_model record):
+    one molecule ``single[sharing]`` seconds, ``batched`` per molecule in batches of 1,024."""
+    inf = {s: {"single_s": single[s], "featurize_s": featurize, "batched_s": batched, "batch_size": 1024,
+               "threads": 1} for s in networks}
+    return {"experiment": "qm9_demo_inference",
+            "config": {"networks": {s: r["key"] for s, r in networks.items()}},
+            "metrics": {"inference": inf, "repeats": 5},
+            "model": {"networks": {s: {"key": r["key"], "sha256": r["model"]["weights"]["sha256"]}
+                                   for s, r in networks.items()}},
+            "provenance": {"started": started, "device": DEVICE,
+                           **({} if quiet is None else {"load": {"quiet": quiet}})}}
+
+
+def test_network_times_from_the_quiet_benchmark_record_where_it_timed_these_networks(tmp_path):
+    import json
+
+    from factorlab.results import RunStore
+
+    dft, nets = _hand()
+    grouped = _net("grouped", {}, {1: 0.5}, 1200)
+    nets = nets + [grouped]
+    for k, r in enumerate(nets):
+        r["key"] = f"{k:016x}"
+        r["model"]["weights"] = {"sha256": f"sha{k}"}
+    by = {r["config"]["sharing"]: r for r in nets}
+    store = RunStore(tmp_path)
+    folder = tmp_path / "qm9_demo_inference"
+    folder.mkdir()
+
+    def write(name: str, rec: dict) -> None:
+        (folder / f"{name}.json").write_text(json.dumps(rec))
+
+    # nothing recorded: the training records' times, as before
+    t = report.inference_timings(nets, store)
+    assert t["source"] == "qm9_demo_model" and t["by_sharing"]["none"]["single_s"] == 0.002 and t["repeats"] is None
+    assert report.timing_records(nets, store) == []
+    # records of other networks are not these networks' times: another key, other weights, one network missing
+    other_key = {**by, "hard": {**by["hard"], "key": "f" * 16}}
+    other_sha = {**by, "grouped": {**by["grouped"], "model": {**by["grouped"]["model"], "weights": {"sha256": "x"}}}}
+    write("a", _bench(other_key, dict.fromkeys(by, 1e-3), True, "2025-01-01T00:00:00"))
+    write("b", _bench(other_sha, dict.fromkeys(by, 1e-3), True, "2025-01-01T00:00:00"))
+    write("c", _bench({"none": by["none"], "hard": by["hard"]}, dict.fromkeys(by, 1e-3), True, "2025-01-01T00:00:00"))
+    assert report.inference_timings(nets, store)["source"] == "qm9_demo_model"
+    # a busy record of these networks is used where it is the only one, and says so
+    busy = _bench(by, {"none": 4e-3, "hard": 3e-3, "grouped": 5e-3}, False, "2025-03-01T00:00:00")
+    write("d", busy)
+    t = report.inference_timings(nets, store)
+    assert (t["source"], t["quiet"], t["records"]) == ("qm9_demo_inference", "no", [busy])
+    # a quiet one is preferred, even when older
+    quiet = _bench(by, {"none": 1.5e-3, "hard": 1e-3, "grouped": 2.5e-3}, True, "2025-02-01T00:00:00")
+    write("e", quiet)
+    t = report.inference_timings(nets, store)
+    assert (t["source"], t["quiet"], t["records"], t["repeats"]) == ("qm9_demo_inference", "yes", [quiet], 5)
+    assert report.timing_records(nets, store) == [quiet]
+    assert report.network_one_molecule_s(nets, store) == pytest.approx(1.5e-3 + 4e-4)
+    v = report.glue_values("cpu", dft, nets, [], store=store)
+    assert v["net_timing_source"] == "qm9_demo_inference" and v["net_quiet"] == "yes"
+    assert v["net_timing_sentence"] == ("The networks were timed together in one process "
+                                        "(benchmarks/qm9_demo_inference.py, experiment qm9_demo_inference: medians "
+                                        "of 5 repeats interleaved across the networks, one thread), on a quiet machine.")
+    assert (v["net_single_ms"], v["hard_single_ms"], v["grouped_single_ms"]) == pytest.approx((1.5, 1.0, 2.5))
+    assert (v["net_featurize_ms"], v["net_batched_us"], v["batch_size"]) == (pytest.approx(0.4), pytest.approx(50.0),
+                                                                           "1,024")
+    assert v["speedup_max"] == pytest.approx(512.0 / 1.9e-3) and v["net_rate"] == pytest.approx(2e4)
+    mols = report.molecules_frame(dft, nets)
+    lines = report.time_figure(mols, nets, store=store).axes[0].lines
+    assert [ln.get_ydata()[0] for ln in lines] == pytest.approx([1.9e-3, 1.5e-3, 5e-5])
+    assert "batches of 1,024" in lines[2].get_label()
+    pts = report.speed_error_points(dft, nets, store=store)
+    assert list(pts[pts.method.str.startswith("network")].seconds) == pytest.approx([1.9e-3] * 3)
+    # the default store (FACTORLAB_RESULTS_DIR) is read when none is given
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path))
+        assert report.glue_values("cpu", dft, nets, [])["net_single_ms"] == pytest.approx(1.5)

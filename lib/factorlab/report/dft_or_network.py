@@ -8,7 +8,10 @@ networks are required, the others shown when present), and the time each method 
 one and two threads: benchmark ``dft_threads_benchmark``); where recorded, the same networks
 trained on the whole training split (experiment ``qm9_demo_full``, read and never trained:
 :func:`full_split_records`) beside them, and the network's worst cases on the sample
-(:func:`worst_predictions`).
+(:func:`worst_predictions`). The networks' inference times come from the benchmark
+``qm9_demo_inference`` (the saved networks timed together in one process, ideally on a quiet
+machine) where it has a record of the networks in use, else from each network's own training
+record (:func:`inference_timings`).
 
 Errors are in each target's unit (:data:`factorlab.report.qm9.UNITS`); times in seconds per
 molecule on one CPU thread unless a name says ``_ms``/``_us``; a ratio to chemical accuracy
@@ -190,21 +193,94 @@ def accuracy_figure(per_mol: pd.DataFrame):
     return fig
 
 
-def network_one_molecule_s(net_records: list[dict]) -> float:
+#: The benchmark that times the saved networks together (read where recorded, never measured here).
+INFERENCE = "qm9_demo_inference"
+#: The sources of the networks' inference times, by experiment, as :func:`inference_timings` names them.
+TIMING_SOURCES = (INFERENCE, "qm9_demo_model")
+
+
+def inference_timings(net_records: list[dict], store=None) -> dict:
+    """The networks' inference times (seconds per molecule, the fields of ``qm9_demo_model``'s
+    ``timing.inference``: ``single_s``, ``batched_s``, ``batch_size``, ``featurize_s``, ...) and
+    where they come from.
+
+    From a record of the benchmark ``qm9_demo_inference`` where the run store holds one that
+    timed every network of ``net_records`` under the same run key and weights (SHA-256): a
+    quiet one first, then the latest; else from each network's own training record
+    (``qm9_demo_model``'s ``timing.inference``, each timed right after its training). Never
+    measures.
+
+    Returns:
+        ``source`` (:data:`TIMING_SOURCES`: ``"qm9_demo_inference"`` or ``"qm9_demo_model"``),
+        ``records`` (the records the times come from: the benchmark's one, or the networks'),
+        ``quiet`` (:func:`~factorlab.report.provenance.quiet_label` of those records:
+        yes / no / unknown / "k of n"), ``repeats`` (the benchmark's, None for the training
+        records) and ``by_sharing`` (sharing -> times, for every network of ``net_records``).
+    """
+    from factorlab.experiments.qm9_demo_inference import matching_records
+
+    net = networks(net_records)
+    keys = {s: r.get("key") for s, r in net.items()}
+    found = [r for r in matching_records(keys, store) if _same_weights(r, net)] if all(keys.values()) else []
+    if found:
+        quiet = [r for r in found if quiet_of(r) is True]
+        rec = (quiet or found)[-1]
+        return {"source": INFERENCE, "records": [rec], "quiet": quiet_label(quiet_of(rec)),
+                "repeats": int(rec["metrics"]["repeats"]),
+                "by_sharing": {s: rec["metrics"]["inference"][s] for s in net}}
+    return {"source": "qm9_demo_model", "records": list(net.values()),
+            "quiet": quiet_label([quiet_of(r) for r in net.values()]), "repeats": None,
+            "by_sharing": {s: r["timing"]["inference"] for s, r in net.items()}}
+
+
+def _same_weights(rec: dict, net: dict[str, dict]) -> bool:
+    """Whether benchmark record ``rec`` timed the weights (SHA-256) of every network of ``net``
+    (sharing -> ``qm9_demo_model`` record; a record that states no SHA-256 is not checked)."""
+    timed = rec.get("model", {}).get("networks", {})
+    for s, r in net.items():
+        want = r.get("model", {}).get("weights", {}).get("sha256")
+        if want is not None and timed.get(s, {}).get("sha256") != want:
+            return False
+    return True
+
+
+def timing_records(net_records: list[dict], store=None) -> list[dict]:
+    """The ``qm9_demo_inference`` record the networks' times come from (:func:`inference_timings`),
+    for the provenance table; empty where they come from the training records (already listed)."""
+    t = inference_timings(net_records, store)
+    return t["records"] if t["source"] == INFERENCE else []
+
+
+def timing_sentence(timings: dict) -> str:
+    """Where the networks' inference times come from, in one sentence (:func:`inference_timings`)."""
+    quiet = {"yes": "on a quiet machine", "no": "on a busy machine",
+             "unknown": "on a machine whose load was not recorded"}
+    where = quiet.get(timings["quiet"], f"{timings['quiet']} on a quiet machine")
+    n = timings["by_sharing"]["none"].get("threads")
+    threads = "" if n is None else ", one thread" if n == 1 else f", {n} threads"
+    if timings["source"] == INFERENCE:
+        return (f"The networks were timed together in one process (benchmarks/qm9_demo_inference.py, experiment "
+                f"{INFERENCE}: medians of {timings['repeats']} repeats interleaved across the networks{threads}), "
+                f"{where}.")
+    return (f"Each network was timed right after its own training (its qm9_demo_model record{threads}), {where}; "
+            f"benchmarks/qm9_demo_inference.py has not timed these networks together.")
+
+
+def network_one_molecule_s(net_records: list[dict], store=None) -> float:
     """Seconds the single-task networks take for one molecule from its SMILES: featurization
-    plus one forward pass of a ready graph."""
-    inf = networks(net_records)["none"]["timing"]["inference"]
+    plus one forward pass of a ready graph (times of :func:`inference_timings`)."""
+    inf = inference_timings(net_records, store)["by_sharing"]["none"]
     return inf["single_s"] + inf["featurize_s"]
 
 
-def time_figure(mols: pd.DataFrame, net_records: list[dict]):
+def time_figure(mols: pd.DataFrame, net_records: list[dict], store=None):
     """Seconds per molecule against heavy atoms: each DFT step's cumulated time (SCF, +
-    polarizability, + Hessian) as points, the single-task networks' inference times as lines,
-    log scale. Returns the Figure."""
+    polarizability, + Hessian) as points, the single-task networks' inference times
+    (:func:`inference_timings`) as lines, log scale. Returns the Figure."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    inf_s = networks(net_records)["none"]["timing"]["inference"]
+    inf_s = inference_timings(net_records, store)["by_sharing"]["none"]
     fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH, 3.6))
     pal = sns.color_palette("colorblind", 6)
     for col, label, c, m in (("SCF (s)", "DFT: SCF", pal[0], "o"),
@@ -218,7 +294,7 @@ def time_figure(mols: pd.DataFrame, net_records: list[dict]):
              ("single_s", "network: one molecule, graph ready", pal[4], "--"),
              ("batched_s", f"network: batches of {inf_s['batch_size']:,}, per molecule", pal[5], ":"))
     for key, label, c, ls in lines:
-        ax.axhline(network_one_molecule_s(net_records) if key == "featurize_single" else inf_s[key],
+        ax.axhline(inf_s["single_s"] + inf_s["featurize_s"] if key == "featurize_single" else inf_s[key],
                    color=c, ls=ls, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("heavy atoms")
@@ -244,10 +320,10 @@ def cost_fits(mols: pd.DataFrame) -> dict:
     return {"scf": scf_fit, "hess": hess_fit, "largest": largest, "hess_extrap_s": hess_extrap}
 
 
-def speed_error_points(dft_records: list[dict], net_records: list[dict]) -> pd.DataFrame:
+def speed_error_points(dft_records: list[dict], net_records: list[dict], store=None) -> pd.DataFrame:
     """One point per group of :data:`DFT_STEP_GROUPS` and method: seconds per molecule (the
     DFT: median over the sample of the steps' total, the Hessian's over the molecules it ran on;
-    the network: one molecule from its SMILES) and the median, min and max over the group's
+    the network: one molecule from its SMILES, :func:`network_one_molecule_s`) and the median, min and max over the group's
     targets of error / chemical accuracy (the DFT: largest |error| on the sample; the network:
     single-task test MAE)."""
     mols = molecules_frame(dft_records, net_records)
@@ -257,7 +333,7 @@ def speed_error_points(dft_records: list[dict], net_records: list[dict]) -> pd.D
     dft_time = {"scf": mols["SCF (s)"].median(),
                 "pol": (mols["SCF (s)"] + mols["polarizability (s)"]).median(),
                 "hess": (hess["SCF (s)"] + hess["Hessian (s)"]).median() if len(hess) else np.nan}
-    net_time = network_one_molecule_s(net_records)
+    net_time = network_one_molecule_s(net_records, store)
     pts = []
     for g, (label, ts) in DFT_STEP_GROUPS.items():
         dft_r = [summary.loc[t, "max"] / CHEMICAL_ACCURACY[t] for t in ts if t in summary.index]
@@ -314,7 +390,8 @@ def threads_sentence(thread_recs: list[dict]) -> str:
             f"{max(heavy)} heavy atoms (benchmarks/dft_threads.py), with the same energy.")
 
 
-def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], thread_recs: list[dict]) -> dict:
+def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], thread_recs: list[dict],
+                store=None) -> dict:
     """Every value the chapter glues, by name, from the ``dft_validation``, ``qm9_demo_model``
     and ``dft_threads_benchmark`` records: the sample and the networks (counts as
     thousands-separated strings), the DFT's times (s) and power laws (:func:`cost_fits`,
@@ -325,14 +402,18 @@ def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], 
     (≤ 3 heavy atoms) and large (≥ 7) molecules (``small_max`` / ``large_min``); ``size_min`` /
     ``size_max`` (heavy atoms of the sample), ``n_members_stl`` (single-task networks, one
     encoder each), ``n_heads_hard`` (the hard-shared network's heads, one encoder);
-    ``dft_quiet_sentence`` (how many DFT timings were taken on a quiet machine) and
-    ``net_quiet`` (the networks' inference timings: yes / no / unknown / "k of n"); with a
+    ``dft_quiet_sentence`` (how many DFT timings were taken on a quiet machine); the networks'
+    inference times come from :func:`inference_timings` (``store``: the run store it reads),
+    with ``net_timing_source`` (its ``source``: ``qm9_demo_inference`` or ``qm9_demo_model``),
+    ``net_quiet`` (whether those records were taken on a quiet machine: yes / no / unknown /
+    "k of n") and ``net_timing_sentence`` (:func:`timing_sentence`); with a
     grouped network also ``grouped_groups`` (its groups, "a, b | c, d"), ``grouped_shared`` (those
     of two or more targets only), ``n_members_grouped``
     (its networks, single-task ones included), ``grouped_single_ms`` and ``grouped_batched_us``."""
     net = networks(net_records)
     stl, hard = net["none"], net["hard"]
-    inf_s, inf_h = stl["timing"]["inference"], hard["timing"]["inference"]
+    timings = inference_timings(net_records, store)
+    inf_s, inf_h = timings["by_sharing"]["none"], timings["by_sharing"]["hard"]
     mols = molecules_frame(dft_records, net_records)
     summary = dft_error_summary(dft_records)
     fits = cost_fits(mols)
@@ -358,16 +439,17 @@ def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], 
          "n_members_stl": int(stl["model"]["members"]), "n_heads_hard": len(hard["model"]["targets"]),
          "small_max": SMALL_MAX_HEAVY, "large_min": LARGE_MIN_HEAVY,
          "dft_quiet_sentence": quiet_sentence(dft_records, "DFT timings"),
-         "net_quiet": quiet_label([quiet_of(r) for r in net.values()])}
+         "net_quiet": timings["quiet"], "net_timing_source": timings["source"],
+         "net_timing_sentence": timing_sentence(timings)}
     if "grouped" in net:
         grp = net["grouped"]
-        inf_g = grp["timing"]["inference"]
+        inf_g = timings["by_sharing"]["grouped"]
         shared = [g for g in grp["config"]["groups"] if len(g) > 1]
         v.update({"grouped_groups": " | ".join(", ".join(g) for g in grp["config"]["groups"]),
                   "grouped_shared": " | ".join(", ".join(g) for g in shared) if shared else "no targets",
                   "n_members_grouped": int(grp["model"]["members"]), "grouped_single_ms": 1e3 * inf_g["single_s"],
                   "grouped_batched_us": 1e6 * inf_g["batched_s"]})
-    net_one = network_one_molecule_s(net_records)
+    net_one = inf_s["single_s"] + inf_s["featurize_s"]  # network_one_molecule_s
     v.update({"speedup_min": float(mols["SCF (s)"].min() / net_one),
               "speedup_max": float(mols["SCF (s)"].max() / net_one),
               "energy_err_max": float(mols["energy error (mEh)"].abs().max()),
