@@ -129,7 +129,7 @@ def test_a_dmtrl_run_from_other_single_task_networks_is_counted():
 
 def test_missing_records_are_not_measured():
     values = report.glue_values([])
-    assert values["slower_verdict"] == values["deeper_verdict"] == values["sizes"] == "not measured"
+    assert values["slower_verdict"] == values["deeper_verdict"] == values["sizes"] == values["dmtrl_best"] == "not measured"
     assert math.isnan(values["max_ratio"]) and report.error_table([]).empty
     v = report.slower_verdict([])
     assert (v["n_points"], v["n_runs"], v["censored_runs"]) == (0, 0, 0) and math.isnan(v["max_epoch_ratio"])
@@ -155,3 +155,25 @@ def test_the_claims_table_reads_these_verdicts_from_a_smoke_store(smoke_store):
     assert (empty.verdict[["slowdown_100x_mtl", "more_layers"]] == "not measured").all()
     assert (empty.measured[["slowdown_100x_mtl", "more_layers"]]
             == "no complete records of mnist_multitask under this profile").all()
+
+
+def test_paired_differences_against_single_task_and_hard_sharing():
+    recs = _hand(slow_tucker=False)  # single 2.0, hard 2.5, tucker 1.0/1.1/1.2, deep 1.5/1.6/1.7 (seeds 0-2)
+    f = report.against_frame(recs, "single").set_index("method")
+    assert list(f.index) == ["hard", "tucker", "deep"] and (f.n == 3).all()
+    assert f.loc["tucker", "diff"] == pytest.approx(-0.9) and f.loc["tucker", "se"] == pytest.approx(0.1 / 3 ** 0.5)
+    assert (f.loc["tucker", "outcome"], f.loc["hard", "outcome"]) == ("better", "worse")
+    h = report.against_frame(recs, "hard").set_index("method")
+    assert h.loc["tucker", "diff"] == pytest.approx(-1.4) and h.loc["single", "diff"] == pytest.approx(-0.5)
+    one_seed = [r for r in recs if r["config"]["seed"] == 0]
+    assert set(report.against_frame(one_seed, "single").outcome) == {"one seed"}
+    s = report.dmtrl_summary(recs)
+    assert (s["n_points"], s["better_single"], s["worse_single"], s["better_hard"]) == (1, 1, 0, 1)
+    assert s["best_by_size"] == "Tucker at 1,000 images, -0.90 ± 0.06 points (n = 3)"
+    table = report.against_table(recs)
+    assert list(table.method) == ["hard sharing", "DMTRL Tucker", "deeper hard sharing"]
+    assert table.iloc[1]["vs single-task (points)"] == "-0.90 ± 0.06 (better)"
+    assert table.iloc[0]["vs hard sharing (points)"] == ""
+    with pytest.raises(ValueError, match="reference must be one of"):
+        report.against_frame(recs, "dense")
+    assert report.dmtrl_summary([])["best_by_size"] == "not measured"

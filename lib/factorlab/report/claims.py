@@ -552,11 +552,11 @@ CLAIMS: list[Claim] = [
           "basic network.",
           "Read for multitask learning (the journal's setting): a tensor-factorized multitask network (DMTRL, ten "
           "one-vs-all MNIST tasks) needs 100× the time of the single-task networks to reach their loss.",
-          ("mnist_multitask",), slowdown_100x_mtl, "notebooks/pending/tensor_mtl"),
+          ("mnist_multitask",), slowdown_100x_mtl, "notebooks/tensor_mtl"),
     Claim("more_layers", "paul2020journal15",
           "I suspect it would be more productive to simply add more layers to our original networks.",
           "Adding layers to a dense network pays more than factorizing it.",
-          ("mnist_multitask",), more_layers, "notebooks/pending/tensor_mtl"),
+          ("mnist_multitask",), more_layers, "notebooks/tensor_mtl"),
     Claim("l2_vs_covariance", "paul2019journal9",
           "simply measure the L2 distance between the results of each task, which is no better than doing "
           "clustering based on covariances",
@@ -708,7 +708,7 @@ def claims_per_journal() -> dict[str, int]:
 
 def chapter_title(chapter: str) -> str:
     """The title of the notebook chapter ``chapter`` (a document path such as
-    ``notebooks/pending/tensor_mtl``): its first markdown heading, without the ``#``.
+    ``notebooks/pending/qm9_tensor_mtl``): its first markdown heading, without the ``#``.
     Pending chapters are not in ``_toc.yml``, so the table names them in words instead of
     linking them (a link to a page outside the book breaks the strict build)."""
     import json

@@ -1,5 +1,4 @@
-"""Chapter "Tensor-factorized multitask learning" (``notebooks/pending/tensor_mtl.ipynb``), QM9
-part: the GINE encoder shared by DMTRL's LAF / Tucker / TT and deep relationship networks (MRN)
+"""Chapter "Tensor-factorized sharing on QM9" (``notebooks/pending/qm9_tensor_mtl.ipynb``): the GINE encoder shared by DMTRL's LAF / Tucker / TT and deep relationship networks (MRN)
 on the 11 benchmark targets, from the records of ``qm9_tensor_mtl``
 (:mod:`factorlab.experiments.qm9_tensor_mtl`), beside hard sharing and the best soft sharing of
 ``qm9_soft_sharing`` (task set ``nash11``).
