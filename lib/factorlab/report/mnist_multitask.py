@@ -79,7 +79,7 @@ def error_table(records: list[dict]) -> pd.DataFrame:
         row = {"method": METHOD_LABEL[method]}
         for r in g.itertuples():
             se = "" if r.error_se != r.error_se else f" ± {r.error_se:.2f}"
-            row[f"error (%), {r.n_train} images"] = f"{r.error:.2f}{se} (n = {r.seeds})"
+            row[f"error (%), {int(r.n_train):,} images"] = f"{r.error:.2f}{se} (n = {r.seeds})"
         row["parameters"] = plots.human_count(float(g.params.mean()))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -95,7 +95,10 @@ def error_figure(records: list[dict]):
     for method, g in mean.groupby("method", sort=False):
         ax.errorbar(g.n_train, g.error, yerr=g.error_se.fillna(0), marker="o", capsize=3, label=METHOD_LABEL[method])
     ax.set_xscale("log")
-    ax.set_xlabel("training images")
+    sizes = sorted(mean.n_train.unique())
+    ax.set_xticks(sizes, [f"{int(n):,}" for n in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("training images (log scale)")
     ax.set_ylabel("mean one-vs-all test error (%)")
     plots.legend_below(fig, ax, ncol=3)
     return fig
@@ -124,6 +127,7 @@ def sharing_table(records: list[dict]) -> pd.DataFrame:
         eff_final=("eff_final", "mean"))
     out = out.round({"task_rank": 1, "eff_init": 2, "eff_final": 2})
     out["method"] = out.method.map(METHOD_LABEL)
+    out["n_train"] = [f"{int(n):,}" for n in out.n_train]
     out.columns = cols
     return out
 
@@ -200,7 +204,7 @@ def slowdown_table(records: list[dict]) -> pd.DataFrame:
     rows = []
     for r in s.itertuples():
         sign = "" if r.bound == "=" else f"{r.bound} "
-        rows.append({"method": METHOD_LABEL[r.method], "training images": r.n_train,
+        rows.append({"method": METHOD_LABEL[r.method], "training images": f"{int(r.n_train):,}",
                      "time vs single-task": f"{sign}{r.ratio:.2f}×",
                      "with pretraining": f"{sign}{r.ratio_pretrain:.2f}×" if r.method in FACTORIZED else "",
                      "epochs vs single-task": f"{sign}{r.epoch_ratio:.2f}×", "never reached": f"{r.n_censored} of {r.n}"})
