@@ -65,6 +65,7 @@ publish: book  ## push _build/html to the gh-pages branch of origin (GitHub Page
 	$(BIN)/ghp-import --no-jekyll --push --force --message "book from $$(git rev-parse --short HEAD)" _build/html
 
 reproduce: install  ## measure missing PROFILE benchmarks, fill the run store via the notebooks, re-execute them clean
+	$(BIN)/python -m factorlab run qm9_demo_model --profile $(PROFILE) --device $(DEVICE) || exit 1; \
 	for b in $$($(BIN)/python -m factorlab list --kind benchmark --names); do \
 	  $(BIN)/python -m factorlab run $$b --profile $(PROFILE) || exit 1; \
 	done && for nb in $(NOTEBOOKS); do \
