@@ -22,10 +22,14 @@ def test_grid_has_every_method_per_size_and_seed_single_first(profile):
         assert [c["method"] for c in block] == list(mm.METHODS)
         assert len({(c["n_train"], c["seed"]) for c in block}) == 1
         for c in block:
-            assert (c["rel_error"] is None) == (c["method"] in ("single", "hard"))
+            assert (c["rel_error"] is None) == (c["method"] in ("single", "hard", "single_long"))
             assert (c["tucker_iters"] is not None) == (c["method"] == "tucker")
             assert (c["single_init"] is None) == (c["method"] == "hard")
-            if c["method"] != "hard":
+            assert c["epochs"] == block[0]["epochs"] * (mm.LONG_FACTOR if c["method"] == "single_long" else 1)
+            if c["method"] == "single_long":
+                with pytest.raises(ValueError, match="single_long starts from nothing"):
+                    mm.single_task_config(c)
+            elif c["method"] != "hard":
                 assert mm.single_task_config(c) == block[0]
 
 
@@ -91,3 +95,15 @@ def test_fit_classifier_takes_one_label_per_task_and_averages_over_all_labels():
                          device=torch.device("cpu"), seed=0, preprocess=lambda t: t)
     assert fit.metrics["train_loss"] == pytest.approx(loss, rel=1e-6)
     assert fit.metrics["train_acc"] == pytest.approx(acc)
+
+
+def test_single_long_continues_the_single_task_networks_training():
+    """``single_long`` starts from the same networks and batches as ``single``: its first epochs
+    are the single-task run's epochs exactly (constant learning rate), then it trains as many
+    again."""
+    single, long_ = (c for c in mm.grid("smoke") if c["method"] in ("single", "single_long"))
+    a, b = mm.train(single, "cpu"), mm.train(long_, "cpu")
+    n = single["epochs"]
+    assert long_["epochs"] == mm.LONG_FACTOR * n and len(b["history"]["train_loss"]) == mm.LONG_FACTOR * n
+    assert b["history"]["train_loss"][:n] == a["history"]["train_loss"]
+    assert b["model"]["params"] == a["model"]["params"] and "pretrain_s" not in b["timing"]

@@ -177,3 +177,10 @@ def test_paired_differences_against_single_task_and_hard_sharing():
     with pytest.raises(ValueError, match="reference must be one of"):
         report.against_frame(recs, "dense")
     assert report.dmtrl_summary([])["best_by_size"] == "not measured"
+    assert (s["n_points_long"], s["better_long"]) == (0, 0)  # no single_long runs yet
+    longer = recs + [_record("single_long", 1000, seed, 1.2 - 0.05 * seed, window_loss=[0.1, 0.05], train_s=20.0)
+                     for seed in (0, 1, 2)]  # tucker minus it: -0.2, -0.05, +0.1
+    s = report.dmtrl_summary(longer)
+    assert (s["n_points_long"], s["better_long"], s["worse_long"]) == (1, 0, 0)
+    row = report.against_table(longer).set_index("method").loc["DMTRL Tucker"]
+    assert row["vs single-task, 2× epochs"] == "-0.05 ± 0.09 (no clear difference)"

@@ -19,6 +19,9 @@ Methods (``method``):
   as DMTRL does, by decomposing the trained single-task networks' task-stacked weights at the
   ranks that give ``rel_error`` (10 %) relative reconstruction error, biases copied; then
   trained for ``epochs`` more.
+- ``single_long``: the single-task networks of ``single`` (same initialisation and data) trained
+  for :data:`LONG_FACTOR` times the epochs: as many epochs as a DMTRL network has seen once
+  its pretraining is counted, the control that tells DMTRL's sharing from its extra training.
 - ``deep``: the journal's alternative, "simply add more layers": the hard-shared network with
   ``deep_layers`` extra hidden FC layers after FC 512, their width chosen so that the whole
   network has (as nearly as a width allows) the parameter count of the ``deep_match``
@@ -48,11 +51,12 @@ Budgets: ``smoke`` 256 training images, one epoch, one seed, decompositions at 5
 relative error (near-full ranks at 10 % make the Tucker initialisation of FC 512 take a
 minute). ``cpu``: sizes 1,000 and 5,000, seeds 0-2, 10 epochs at 1,000 and 4 at 5,000
 (batch 100, Adam 1e-3), the per-epoch test curve on 1,000 test images and the final errors on
-all 10,000: 36 runs. All 60,000 images are left to ``full`` (on one CPU core a single-task
+all 10,000: 42 runs. All 60,000 images are left to ``full`` (on one CPU core a single-task
 epoch on them takes about ten CPU-minutes, so five methods x three seeds x enough epochs
 exceed the machine's budget). Measured CPU time of the
 runs at 1,000 images, seed 0 (one thread, on this 2-core machine while two other trainings
-ran): single-task 104 s, hard sharing 8 s, LAF 107 s, Tucker 150 s (76 s of it the
+ran; ``single_long`` about twice the single-task time, ~2 CPU-minutes per run at 1,000 images, 6 runs,
+added later: 42 runs in all): single-task 104 s, hard sharing 8 s, LAF 107 s, Tucker 150 s (76 s of it the
 decomposition), TT 135 s, the deeper network 45 s (its rank search included). That is about
 9 CPU-minutes per seed at 1,000 and about twice that at 5,000 (twice the training steps):
 about 1.4 CPU-hours for the cpu grid run in one process (single-task networks kept), at most
@@ -82,7 +86,10 @@ from factorlab.train import fit_classifier, resolve_device, seed_everything
 
 NAME = "mnist_multitask"
 #: The methods, in table order.
-METHODS = ("single", "hard", "laf", "tucker", "tt", "deep")
+METHODS = ("single", "hard", "laf", "tucker", "tt", "deep", "single_long")
+#: How many times the single-task networks' epochs ``single_long`` trains: a DMTRL network's
+#: pretraining plus its own training.
+LONG_FACTOR = 2
 #: The task-factorized (DMTRL) methods.
 FACTORIZED = ("laf", "tucker", "tt")
 #: Ten one-vs-all tasks, one per digit.
@@ -124,7 +131,7 @@ class Config(RunConfig):
 
     experiment: str
     profile: Profile
-    method: Literal["single", "hard", "laf", "tucker", "tt", "deep"]
+    method: Literal["single", "hard", "laf", "tucker", "tt", "deep", "single_long"]
     num_tasks: int
     n_train: int
     n_test: int | None
@@ -144,7 +151,8 @@ class Config(RunConfig):
 
 def configs(profile: str) -> list[Config]:
     """Every run of ``profile``: per training-set size and seed, ``single`` first (the others
-    start from it or match it), then the other methods in :data:`METHODS` order."""
+    start from it or match it), then the other methods in :data:`METHODS` order
+    (``single_long`` last: added after the first 36 ``cpu`` runs, it extends the grid)."""
     budget = BUDGETS[check_profile(profile)]
     out = []
     for n in budget["sizes"]:
@@ -152,7 +160,8 @@ def configs(profile: str) -> list[Config]:
             for method in METHODS:
                 out.append(Config(experiment=NAME, profile=profile, method=method, num_tasks=NUM_TASKS, n_train=n,
                                   n_test=budget["n_test"], n_test_epoch=budget["n_test_epoch"],
-                                  epochs=budget["epochs"][n], **TRAINING, seed=seed,
+                                  epochs=budget["epochs"][n] * (LONG_FACTOR if method == "single_long" else 1),
+                                  **TRAINING, seed=seed,
                                   single_init=None if method == "hard" else SINGLE_INIT,
                                   rel_error=budget["rel_error"] if method in FACTORIZED + ("deep",) else None,
                                   tucker_iters=TUCKER_ITERS if method == "tucker" else None,
@@ -169,6 +178,8 @@ def grid(profile: str) -> list[dict]:
 def single_task_config(cfg: dict) -> dict:
     """The ``single`` run whose trained networks initialise (or size) the run ``cfg``: the same
     data, training and seed."""
+    if cfg["method"] == "single_long":
+        raise ValueError("single_long starts from nothing: it has no single-task networks to start from")
     return {**cfg, "method": "single", "rel_error": None, "tucker_iters": None, "deep_match": None,
             "deep_layers": None}
 
@@ -350,7 +361,7 @@ def train(cfg: dict, device: str = "auto") -> dict:
         seed_everything(cfg["seed"])
     else:
         seed_everything(cfg["seed"])
-        net = build_single(cfg["single_init"], cfg["num_tasks"]) if method == "single" else \
+        net = build_single(cfg["single_init"], cfg["num_tasks"]) if method in ("single", "single_long") else \
             build_mnist_multitask(method, num_tasks=cfg["num_tasks"])
     net, fit = _fit(cfg, net.to(dev), data, dev)
     if method == "single":
