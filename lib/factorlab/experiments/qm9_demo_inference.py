@@ -13,8 +13,8 @@ weights file is missing is a LookupError naming the command that trains it.
 
 Profiles (:data:`BUDGETS`, :data:`PROFILE_DEVICE`): ``smoke`` the smoke networks (300-molecule
 fixture), 3 repeats, on the CPU (seconds); ``cpu`` the committed ``cpu`` networks of
-``data/models/``, the whole test split (10,831 molecules), 5 repeats on one CPU thread (about
-5 minutes on a quiet machine, estimated from the training records' times: a repeat passes the
+``data/models/``, the whole test split (10,831 molecules), 3 repeats on one CPU thread (about
+3 minutes on a quiet machine, estimated from the training records' times: a repeat passes the
 test split three times through each network); ``full`` the ``full`` networks on a CUDA GPU.
 
 What is timed is :func:`factorlab.experiments.qm9_demo_model.inference_timing`, the function
@@ -46,7 +46,7 @@ from factorlab.train.device import resolve_device
 
 NAME = "qm9_demo_inference"
 #: Repeats per profile: each times every network once, in turn.
-BUDGETS = {"smoke": {"repeats": 3}, "cpu": {"repeats": 5}, "full": {"repeats": 5}}
+BUDGETS = {"smoke": {"repeats": 3}, "cpu": {"repeats": 3}, "full": {"repeats": 5}}
 #: The device each profile measures on.
 PROFILE_DEVICE = {"smoke": "cpu", "cpu": "cpu", "full": "cuda"}
 #: Torch CPU threads while measuring (the training records' inference times used one).
