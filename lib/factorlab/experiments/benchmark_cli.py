@@ -152,3 +152,21 @@ def run_command(name: str, command: BenchmarkCommand, argv: list[str] | None = N
         return 2
     print(command.table(rec, cfg))
     return 0
+
+
+def one_run_grid(make_config: Callable[..., Any]) -> tuple[Callable, Callable, Callable]:
+    """``(config, configs, grid)`` of a benchmark measured once per profile, from its
+    ``make_config(profile, device=None)`` (a typed config with ``to_dict``):
+    ``config(profile, device)`` the dict the run store hashes for ``device``'s kind,
+    ``configs(profile)`` the one run on the profile's device, ``grid(profile)`` its dicts."""
+
+    def config(profile: str, device) -> dict:
+        return make_config(profile, device).to_dict()
+
+    def configs(profile: str) -> list:
+        return [make_config(profile)]
+
+    def grid(profile: str) -> list[dict]:
+        return [c.to_dict() for c in configs(profile)]
+
+    return config, configs, grid

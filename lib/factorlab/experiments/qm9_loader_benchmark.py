@@ -38,7 +38,7 @@ from typing import Any, Literal
 import torch
 
 from factorlab.data.qm9 import QM9Loader, load_qm9
-from factorlab.experiments.benchmark_cli import BenchmarkCommand
+from factorlab.experiments.benchmark_cli import BenchmarkCommand, one_run_grid
 from factorlab.experiments.config import Profile, RunConfig
 from factorlab.experiments.profiles import check_profile
 from factorlab.experiments.registry import Experiment
@@ -175,19 +175,8 @@ def make_config(profile: str, device: str | torch.device | None = None) -> Confi
                   repeats=p["repeats"], batch_size=BATCH_SIZE, model=dict(MODEL), fixture=profile == "smoke")
 
 
-def config(profile: str, device: torch.device) -> dict:
-    """:func:`make_config` as the dict the run store hashes."""
-    return make_config(profile, device).to_dict()
-
-
-def configs(profile: str) -> list[Config]:
-    """The grid: one run per profile, on the profile's device."""
-    return [make_config(profile)]
-
-
-def grid(profile: str) -> list[dict]:
-    """:func:`configs` as the dicts the run store hashes."""
-    return [c.to_dict() for c in configs(profile)]
+#: ``config(profile, device)``, ``configs(profile)`` (one run, on the profile's device) and ``grid(profile)``.
+config, configs, grid = one_run_grid(make_config)
 
 
 def train(cfg: dict, device: str = "auto") -> dict:
