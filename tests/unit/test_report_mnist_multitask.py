@@ -184,3 +184,13 @@ def test_paired_differences_against_single_task_and_hard_sharing():
     assert (s["n_points_long"], s["better_long"], s["worse_long"]) == (1, 0, 0)
     row = report.against_table(longer).set_index("method").loc["DMTRL Tucker"]
     assert row["vs single-task, 2× epochs"] == "-0.05 ± 0.09 (no clear difference)"
+
+
+def test_sharing_summary_averages_each_layers_final_effective_rank():
+    def rec(method, ranks):
+        return {"config": {"method": method}, "model": {"sharing_final": [
+            {"name": n, "effective_rank": v} for n, v in zip(("conv1", "conv2", "fc1", "head"), ranks)]}}
+
+    recs = [rec("laf", [1.0, 2.0, 4.0, 1.5]), rec("tucker", [1.2, 3.0, 3.0, 1.5]), rec("hard", [9, 9, 9, 9])]
+    s = report.sharing_summary(recs)
+    assert s == {"by_layer": "conv1 1.1, conv2 2.5, fc1 3.5, head 1.5", "most_shared": "conv1", "least_shared": "fc1"}

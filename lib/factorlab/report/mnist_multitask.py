@@ -133,6 +133,20 @@ def sharing_table(records: list[dict]) -> pd.DataFrame:
     return out
 
 
+def sharing_summary(records: list[dict]) -> dict:
+    """The learned sharing in a sentence's terms: the entropy effective rank of each layer's
+    task-mode unfolding after training, mean over the DMTRL methods, sizes and seeds
+    (``by_layer``: "conv1 1.1, conv2 2.7, ..." in layer order), and the layers with the lowest
+    (``most_shared``) and highest (``least_shared``) mean; "not measured" without DMTRL records."""
+    rows = [(final["name"], final["effective_rank"]) for r in records if r["config"]["method"] in FACTORIZED
+            for final in r["model"].get("sharing_final", [])]
+    if not rows:
+        return {"by_layer": NOT_MEASURED, "most_shared": NOT_MEASURED, "least_shared": NOT_MEASURED}
+    mean = pd.DataFrame(rows, columns=["layer", "rank"]).groupby("layer", sort=False)["rank"].mean()
+    return {"by_layer": ", ".join(f"{layer} {v:.1f}" for layer, v in mean.items()),
+            "most_shared": str(mean.idxmin()), "least_shared": str(mean.idxmax())}
+
+
 # --- time and epochs to the single-task networks' final training loss ------------------------
 
 def targets(records: list[dict]) -> dict[tuple[int, int], float]:
@@ -372,10 +386,11 @@ def glue_values(records: list[dict]) -> dict:
     """Every value the chapter's MNIST prose glues: the two verdicts and their counts, the
     journal's sentences, the slowdown threshold, CLEAR_SE, the sizes and seeds, the initial
     decompositions' relative error (NaN without DMTRL records), :func:`dmtrl_summary`
-    (``dmtrl_*``), how the single-task networks
+    (``dmtrl_*``), :func:`sharing_summary` (``rank_by_layer``, ``most_shared``,
+    ``least_shared``), how the single-task networks
     were initialised (``single_init``) and
     :func:`pretrain_mismatches`."""
-    s, d, m = slower_verdict(records), deeper_verdict(records), dmtrl_summary(records)
+    s, d, m, sh = slower_verdict(records), deeper_verdict(records), dmtrl_summary(records), sharing_summary(records)
     runs = runs_frame(records)
     sizes = [f"{int(n):,}" for n in sorted(runs.n_train.unique())] if len(runs) else []
     return {"journal_slower": JOURNAL_SLOWER, "journal_layers": JOURNAL_LAYERS, "slowdown": JOURNAL_SLOWDOWN,
@@ -388,7 +403,8 @@ def glue_values(records: list[dict]) -> dict:
             "dmtrl_worse_single": m["worse_single"], "dmtrl_better_hard": m["better_hard"],
             "dmtrl_points_hard": m["n_points_hard"], "dmtrl_best": m["best_by_size"],
             "dmtrl_better_long": m["better_long"], "dmtrl_worse_long": m["worse_long"],
-            "dmtrl_points_long": m["n_points_long"],
+            "dmtrl_points_long": m["n_points_long"], "rank_by_layer": sh["by_layer"],
+            "most_shared": sh["most_shared"], "least_shared": sh["least_shared"],
             "n_seeds": int(runs.seed.nunique()) if len(runs) else 0, "pretrain_mismatches": pretrain_mismatches(records),
             "single_init": next((str(r["config"].get("single_init", "independent")) for r in records
                                  if r["config"]["method"] == "single"), NOT_MEASURED),
