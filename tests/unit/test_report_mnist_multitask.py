@@ -183,7 +183,7 @@ def test_paired_differences_against_single_task_and_hard_sharing():
     s = report.dmtrl_summary(longer)
     assert (s["n_points_long"], s["better_long"], s["worse_long"]) == (1, 0, 0)
     row = report.against_table(longer).set_index("method").loc["DMTRL Tucker"]
-    assert row["vs single-task, 2× epochs"] == "-0.05 ± 0.09 (no clear difference)"
+    assert row["vs single-task, twice the epochs"] == "-0.05 ± 0.09 (no clear difference)"
 
 
 def test_sharing_summary_averages_each_layers_final_effective_rank():

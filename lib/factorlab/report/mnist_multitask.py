@@ -27,7 +27,7 @@ from factorlab.report.verdicts import CLEAR_SE, NOT_MEASURED, clear, count_verdi
 #: Row labels of the methods.
 METHOD_LABEL = {"single": "single-task (10 networks)", "hard": "hard sharing", "laf": "DMTRL LAF",
                 "tucker": "DMTRL Tucker", "tt": "DMTRL TT", "deep": "deeper hard sharing",
-                "single_long": "single-task, 2× epochs"}
+                "single_long": "single-task, twice the epochs"}
 #: The journal's sentences the chapter tests (journal 000, Paul, January 2020), as written.
 JOURNAL_SLOWER = ("I estimate that the tensor factorization network took 100 times as long to reach the same "
                   "loss as the basic network.")
@@ -318,7 +318,7 @@ def against_table(records: list[dict]) -> pd.DataFrame:
     the reference); no row for the
     single-task networks (hard sharing's row holds that comparison)."""
     frames = {"vs single-task (points)": against_frame(records, "single"),
-              "vs single-task, 2× epochs": against_frame(records, "single_long"),
+              "vs single-task, twice the epochs": against_frame(records, "single_long"),
               "vs hard sharing (points)": against_frame(records, "hard")}
     sizes = sorted({int(n) for f in frames.values() for n in f.n_train})
     rows = []
