@@ -27,7 +27,7 @@ from factorlab.report.verdicts import CLEAR_SE, NOT_MEASURED, clear, count_verdi
 #: Row labels of the methods.
 METHOD_LABEL = {"single": "single-task (10 networks)", "hard": "hard sharing", "laf": "DMTRL LAF",
                 "tucker": "DMTRL Tucker", "tt": "DMTRL TT", "deep": "deeper hard sharing",
-                "single_long": "single-task, twice the epochs"}
+                "single_long": "single-task, 2× epochs"}
 #: The journal's sentences the chapter tests (journal 000, Paul, January 2020), as written.
 JOURNAL_SLOWER = ("I estimate that the tensor factorization network took 100 times as long to reach the same "
                   "loss as the basic network.")
@@ -306,20 +306,23 @@ def against_frame(records: list[dict], reference: str) -> pd.DataFrame:
 
 
 def _diff_text(row) -> str:
+    """``+0.12 ± 0.05 worse``: the difference, its SE and the outcome where it is clear (nothing
+    for "no clear difference")."""
     digits = 3 if row["se"] < 0.005 else 2  # an SE below 0.005 points would print as 0.00
-    return f"{row['diff']:+.{digits}f} ± {row['se']:.{digits}f} ({row['outcome']})"
+    word = {"better": " better", "worse": " worse", "one seed": " (one seed)"}.get(row["outcome"], "")
+    return f"{row['diff']:+.{digits}f} ± {row['se']:.{digits}f}{word}"
 
 
 def against_table(records: list[dict]) -> pd.DataFrame:
     """The chapter's table of :func:`against_frame`: one row per method and training-set size,
-    the paired difference in points ± SE and its outcome against the single-task networks and
+    the paired difference in points ± SE, with its outcome where it is clear, against the single-task networks and
     against the single-task networks trained for twice the epochs (``single_long``, the
     control for DMTRL's extra training) and against hard sharing (empty where the method is
     the reference); no row for the
     single-task networks (hard sharing's row holds that comparison)."""
-    frames = {"vs single-task (points)": against_frame(records, "single"),
-              "vs single-task, twice the epochs": against_frame(records, "single_long"),
-              "vs hard sharing (points)": against_frame(records, "hard")}
+    frames = {"vs single-task": against_frame(records, "single"),
+              "vs single-task, 2× epochs": against_frame(records, "single_long"),
+              "vs hard sharing": against_frame(records, "hard")}
     sizes = sorted({int(n) for f in frames.values() for n in f.n_train})
     rows = []
     for method in METHODS[1:]:  # the single-task networks are the first reference
