@@ -16,11 +16,11 @@ from factorlab.train.qm9_regression import QM9Loader
 def test_grid_counts_and_fields():
     for profile, n_seeds in (("smoke", 1), ("cpu", 3), ("full", 3)):
         grid = tm.grid(profile)
-        assert len(grid) == n_seeds * (len(tm.FACTORIZED) + len(tm.MRN_LAMBDAS) + 1) == n_seeds * 6
+        assert len(grid) == n_seeds * (len(tm.FACTORIZED) + len(tm.MRN_LAMBDAS) + 2) == n_seeds * 7
         assert len({tuple(sorted((k, str(v)) for k, v in c.items())) for c in grid}) == len(grid)
         assert all(c["targets"] == NASH11 for c in grid)
     methods = [c["method"] for c in tm.grid("smoke")]
-    assert methods == ["laf", "tucker", "tt", "mrn", "mrn", "deep"]
+    assert methods == ["laf", "tucker", "tt", "mrn", "mrn", "deep", "finetune"]
     deep = tm.grid("cpu")[5]
     assert (deep["deep_match"], deep["deep_layers"], deep["rel_error"]) == ("tucker", 2, tm.REL_ERROR)
     assert all(c["deep_match"] is None and c["deep_layers"] is None for c in tm.grid("cpu") if c["method"] != "deep")
@@ -70,6 +70,29 @@ def test_deep_config_errors(change, message):
     cfg = {**tm.grid("smoke")[5], **change}
     with pytest.raises(ValueError, match=message):
         tm.Config.from_dict(cfg)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"rel_error": 0.1}, "a finetune config needs rel_error=None"),
+    ({"lam": 0.01}, "a finetune config needs rel_error=None, lam=None"),
+])
+def test_finetune_config_errors(change, message):
+    cfg = {**tm.grid("smoke")[6], **change}
+    with pytest.raises(ValueError, match=message):
+        tm.Config.from_dict(cfg)
+
+
+def test_finetune_control_trains_the_stack_again_unshared(tmp_path, monkeypatch):
+    """The control: the trained stack fine-tuned for the budget, nothing shared (the parameters
+    of the 11 single-task networks), its reference check and stack as every run's."""
+    monkeypatch.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path))
+    cfg = tm.smoke_variant(tm.grid("smoke")[6], n_train=32, n_valid=16, n_test=16, batch_size=16)
+    parts = tm.train(cfg, "cpu")
+    m = parts["metrics"]
+    assert parts["model"]["method"] == "finetune" and parts["model"]["params"] == parts["model"]["single_params"]
+    assert "sharing" not in parts["model"] and "task_correlation" not in m and m["lam"] is None
+    assert set(m["test_mae"]) == set(NASH11) and m["test_mae"] != m["single_test_mae"]
+    assert parts["timing"]["factorize_s"] == 0.0 and parts["timing"]["single_s"] > 0
 
 
 def test_deep_network_is_deeper_and_its_width_matches_the_parameter_count():

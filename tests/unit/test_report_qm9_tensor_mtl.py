@@ -110,8 +110,9 @@ def test_hard_and_best_soft_sharing_rows_and_mrn_at_its_best_lambda():
     s = R.summary_frame(f)
     assert s.label.tolist() == ["hard sharing", "soft sharing (best λ)", "MRN λ=0.0001"]
     assert s.delta_m.tolist() == pytest.approx([-20.0, -5.0, -1.0])  # soft: λ = 0.01, the best on validation
-    assert R.beats_verdict(s, "MRN λ=0.0001", "hard sharing") == "higher"  # SE 0 over two equal seeds
-    assert R.beats_verdict(s, "DMTRL LAF", "hard sharing") == NOT_MEASURED
+    assert R.beats_verdict(f, "MRN λ=0.0001", "hard sharing") == "higher"  # paired: SE 0 over two equal seeds
+    assert R.beats_verdict(f, "DMTRL LAF", "hard sharing") == NOT_MEASURED
+    assert R.beats_verdict(f[f.seed == 0], "MRN λ=0.0001", "hard sharing") == "too few seeds"
 
 
 def test_sharing_frame_means_over_seeds_in_layer_order():
@@ -159,6 +160,12 @@ def test_deeper_network_row_and_the_more_layers_verdict():
     same = R.glue_values("cpu", tucker + [_tensor("deep", s, 0.80 + 0.01 * s) for s in range(3)], stl)
     assert same["qm9_tucker_vs_deep"] == "within noise"
     assert R.glue_values("cpu", tucker, stl)["qm9_tucker_vs_deep"] == NOT_MEASURED
+    finetune = [_tensor("finetune", s, 0.85 - 0.02 * s) for s in range(3)]  # tucker minus it: -5, -2, +1 points
+    g = R.glue_values("cpu", tucker + finetune, stl)
+    assert g["qm9_tucker_vs_finetune"] == "within noise" and g["qm9_laf_vs_finetune"] == NOT_MEASURED
+    assert R.glue_values("cpu", tucker + [_tensor("finetune", s, 0.95) for s in range(3)], stl)[
+        "qm9_tucker_vs_finetune"] == "lower"
+    assert R.METHOD_LABEL["finetune"] in set(R.delta_m_frame(tucker + finetune, stl).label)
 
 
 def test_relatedness_order_is_none_without_pair_records():

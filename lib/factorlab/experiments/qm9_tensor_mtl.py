@@ -44,8 +44,12 @@ equal; :func:`reference_check`).
   scratch for the budget's epochs as one model (like ``qm9_hard_sharing``); the stack is still
   trained first (the count to match and the reference check need it). ``model`` adds
   ``match_params``, ``width`` and ``layers``.
+- ``finetune``: the control for the extra training every DMTRL and MRN network gets: the
+  trained stack fine-tuned for the budget's epochs exactly as they are (same optimiser,
+  schedule and best-epoch choice), with nothing shared and no penalty. What DMTRL or MRN gains
+  over it is the sharing; what it gains over the single-task stack is the second budget.
 
-The DMTRL and MRN methods are fine-tuned from the trained stack for the budget's epochs, so a run trains
+The DMTRL, MRN and finetune methods are fine-tuned from the trained stack for the budget's epochs, so a run trains
 twice the budget; ``timing`` keeps the fine-tuning's (``train_s``, ``eval_s``, ``epoch_s``) and
 adds ``single_s`` (the single-task stack's ``train_s``) and ``factorize_s``.
 
@@ -60,7 +64,7 @@ trained under this very run), ``reference_check``; ``model``: ``params`` (fine-t
 ``penalty``/``data_loss`` for ``mrn`` and ``single_history`` (the stack's).
 
 Grid per seed (seeds 0-2 for ``cpu`` and ``full``; 0 for ``smoke`` on the 300-molecule fixture):
-3 factorized methods + :data:`MRN_LAMBDAS` (2) + ``deep`` = 6 runs, 18 for ``cpu`` / ``full``
+3 factorized methods + :data:`MRN_LAMBDAS` (2) + ``deep`` + ``finetune`` = 7 runs, 21 for ``cpu`` / ``full``
 (a ``deep`` run costs the stack plus one hard-shared training, ~8 + ~2 minutes). CPU
 estimate (``cpu``): ``qm9_single_task``'s grouped stack of 19 GINE-64s takes ~73 s an epoch on
 one thread, so the stack of 11 ~42 s an epoch, ~8 minutes for its 10 epochs with evaluation.
@@ -70,10 +74,11 @@ training step of the factorized network at the 10 % ranks costs 1.15-1.4x the gr
 decompositions take seconds (Tucker's HOOI the longest, ~2 s). So a DMTRL run costs ~8 + ~11
 minutes, an MRN run ~8 + ~8 and a deeper-network run ~8 + ~2 when it trains its stack; a
 process trains a seed's stack once and reuses it for the seed's other runs
-(:func:`trained_stack`), so the 18 runs cost 9 x 11 + 6 x 8 + 3 x 2 + 3 x 8 ~ 180 minutes,
-**~3 CPU-hours** in one process (~3.4 in two processes sharing the grid, each training the
+(:func:`trained_stack`), so the 18 runs without ``finetune`` cost 9 x 11 + 6 x 8 + 3 x 2 + 3 x 8 ~ 180 minutes,
+**~3 CPU-hours** in one process, and the 3 ``finetune`` runs ~8 minutes each more (~16 each where
+the seed's stack must be trained again) (~3.4 in two processes sharing the grid, each training the
 stacks of the seeds it meets), which may run two at a time for throughput (timings the chapter
-reports come from runs made alone). ``full``: 18 runs of
+reports come from runs made alone). ``full``: 21 runs of
 the ``full`` budget on one GPU; :func:`smoke_variant` runs any of them in seconds at full width
 (tests/smoke/test_qm9_tensor_mtl_full_grid.py: Tucker, MRN and the deeper network).
 """
@@ -103,7 +108,7 @@ NAME = "qm9_tensor_mtl"
 #: The DMTRL decompositions.
 FACTORIZED = ("laf", "tucker", "tt")
 #: Every method a config may name.
-METHODS = (*FACTORIZED, "mrn", "deep")
+METHODS = (*FACTORIZED, "mrn", "deep", "finetune")
 #: The network whose parameter count ``deep`` matches, and how many convolutions it adds.
 DEEP_MATCH = "tucker"
 DEEP_LAYERS = 2
@@ -134,7 +139,7 @@ class Config(QM9Config):
 
     sharing: Literal["tensor"]
     task_set: Literal["nash11"]
-    method: Literal["laf", "tucker", "tt", "mrn", "deep"]
+    method: Literal["laf", "tucker", "tt", "mrn", "deep", "finetune"]
     rel_error: float | None
     lam: float | None
     mrn: dict | None
@@ -163,6 +168,10 @@ class Config(QM9Config):
                     or self.mrn is not None:
                 raise ValueError(f"a {self.method} config needs rel_error in [0, 1), lam=None and mrn=None, got "
                                  f"rel_error={self.rel_error!r}, lam={self.lam!r}, mrn={self.mrn!r}")
+        elif self.method == "finetune":
+            if self.rel_error is not None or self.lam is not None or self.mrn is not None:
+                raise ValueError(f"a finetune config needs rel_error=None, lam=None and mrn=None, got "
+                                 f"rel_error={self.rel_error!r}, lam={self.lam!r}, mrn={self.mrn!r}")
         elif self.method == "mrn":
             if self.rel_error is not None or not isinstance(self.lam, (int, float)) or not 0 <= self.lam < math.inf:
                 raise ValueError(f"an mrn config needs a finite lam >= 0 and rel_error=None, got lam={self.lam!r}, "
@@ -174,8 +183,9 @@ class Config(QM9Config):
 
 
 def configs(profile: str) -> list[Config]:
-    """Every run config under ``profile``: per seed, the factorized methods, MRN per λ, then
-    the deeper hard-shared network."""
+    """Every run config under ``profile``: per seed, the factorized methods, MRN per λ, the
+    deeper hard-shared network, then the ``finetune`` control (added after the first runs: it
+    extends each seed's block)."""
     budget = BUDGETS[check_profile(profile)]
     out = []
     for seed in SEEDS[profile]:
@@ -185,6 +195,7 @@ def configs(profile: str) -> list[Config]:
         out += [Config(**base, method="mrn", rel_error=None, lam=lam, mrn=dict(MRN_SETTINGS)) for lam in MRN_LAMBDAS]
         out.append(Config(**base, method="deep", rel_error=REL_ERROR, lam=None, mrn=None, deep_match=DEEP_MATCH,
                           deep_layers=DEEP_LAYERS))
+        out.append(Config(**base, method="finetune", rel_error=None, lam=None, mrn=None))
     return out
 
 
@@ -311,7 +322,7 @@ _STACK: list = []
 def trained_stack(cfg: dict, device: str = "auto"):
     """The single-task stack of ``cfg``'s budget, seed and targets (:func:`single_task_config`),
     trained by :func:`~factorlab.experiments.qm9_common.train_members`, or the one this process
-    trained last for the same config and device: the six runs of a seed start from the same
+    trained last for the same config and device: the seven runs of a seed start from the same
     stack, which trains exactly alike every time (each member is built after seeding, the
     batches follow the seed), so a grid run in one process trains it once per seed, not six
     times (~8 of a run's ~19 CPU-minutes at ``cpu``). The cached stack is handed out with its
@@ -353,6 +364,11 @@ def train(cfg: dict, device: str = "auto") -> dict:
             holder["init_errors"] = _rel_errors(trained, fact)
             holder["net"] = fact
             return OneModel(fact), {}
+    elif c.method == "finetune":
+        def prepare(_stack):
+            net = copy.deepcopy(trained)
+            holder["net"], holder["factorize_s"] = net, 0.0
+            return net, {}
     else:
         def prepare(_stack):
             net = copy.deepcopy(trained)
@@ -373,7 +389,7 @@ def train(cfg: dict, device: str = "auto") -> dict:
     info.update(method=c.method, params=count_params(net), single_params=sp["model"]["params"])
     if c.method in FACTORIZED:
         info["sharing"] = sharing_summary(net, len(targets), holder["init_errors"])
-    else:
+    elif c.method == "mrn":
         pen = holder["pen"]
         names = mrn_layers(cfg["model_kwargs"]["layers"])
         metrics["task_correlation"] = {n: p.task_correlation().tolist() for n, p in zip(names, pen.priors)}

@@ -45,12 +45,14 @@ from factorlab.report.formatting import pm
 # MRN's λ (lowest seed-mean validation error) and the layer whose learned task correlation the
 # chapter draws, shared with the relatedness chapter
 from factorlab.report.mrn_correlation import CORRELATION_LAYER, best_mrn_lambda
+from factorlab.analysis import paired_difference
 from factorlab.report.verdicts import NOT_MEASURED, clear
 
 #: Row labels of the methods, in display order (MRN rows add their λ).
 METHOD_LABEL = {"hard": "hard sharing", "soft": "soft sharing (best λ)", "laf": "DMTRL LAF",
                 "tucker": "DMTRL Tucker", "tt": "DMTRL TT", "mrn": "MRN",
-                "deep": "deeper hard sharing (Tucker's parameters)"}
+                "deep": "deeper hard sharing (Tucker's parameters)",
+                "finetune": "single-task, fine-tuned again (control)"}
 
 
 def _nash11(records: list[dict]) -> list[dict]:
@@ -254,15 +256,16 @@ def correlation_figure(corr: pd.DataFrame, order: list[str] | None = None):
     return fig
 
 
-def beats_verdict(summary: pd.DataFrame, label: str, other: str) -> str:
-    """Whether method ``label``'s Δm is clearly below ``other``'s (seed means, pooled standard
-    error of the two means; :func:`factorlab.report.verdicts.clear`): "lower", "higher", "within
-    noise", "too few seeds" (no standard error), or "not measured" when either is missing."""
-    a, b = summary[summary.label == label], summary[summary.label == other]
-    if a.empty or b.empty:
+def beats_verdict(frame: pd.DataFrame, label: str, other: str) -> str:
+    """Whether method ``label``'s Δm is clearly below ``other``'s, paired by seed over the seeds
+    both have in ``frame`` (:func:`delta_m_frame`; :func:`factorlab.analysis.paired_difference`,
+    :func:`factorlab.report.verdicts.clear`): "lower", "higher", "within noise", "too few
+    seeds" (one common seed: no standard error), or "not measured" when either has no row."""
+    a = frame[frame.label == label].set_index("seed").delta_m
+    b = frame[frame.label == other].set_index("seed").delta_m
+    if a.empty or b.empty or not set(a.index) & set(b.index):
         return NOT_MEASURED
-    d = float(a.delta_m.iloc[0] - b.delta_m.iloc[0])
-    se = math.hypot(float(a.delta_m_se.iloc[0]), float(b.delta_m_se.iloc[0]))
+    d, se, _ = paired_difference(a, b)
     if not se == se:
         return "too few seeds"
     if not clear(d, se):
@@ -276,7 +279,10 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
     number of targets, MRN's λ grid, seeds, references checked, the best MRN
     λ, Δm of each method (text, mean ± SE or "not measured"), the seeds without a single-task
     reference (``qm9_reference_missing``: :func:`missing_reference`, "" when none), the
-    verdicts of each DMTRL method, MRN and the deeper network against hard sharing, and of
+    verdicts (paired by seed) of each DMTRL method, MRN and the deeper network against hard
+    sharing, of each DMTRL method and MRN against the ``finetune`` control
+    (``qm9_<method>_vs_finetune``: "lower" means the sharing beat a second training budget
+    without it), and of
     Tucker against the deeper hard-shared network of its parameter count
     (``qm9_tucker_vs_deep``: "lower" means tensor factorization beat adding layers), and how well
     MRN's learned task correlation predicts the measured pair gains of ``pair_records``
@@ -302,9 +308,11 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
                                                                    float(row.delta_m_se.iloc[0]), "+.1f") + " %"
     for key in (*FACTORIZED, "mrn", "deep"):
         label = f"MRN λ={best:g}" if key == "mrn" and best is not None else METHOD_LABEL[key]
-        out[f"qm9_{key}_vs_hard"] = beats_verdict(summary, label, METHOD_LABEL["hard"])
+        out[f"qm9_{key}_vs_hard"] = beats_verdict(frame, label, METHOD_LABEL["hard"])
+        if key != "deep":  # the control for the second training budget the fine-tuned methods get
+            out[f"qm9_{key}_vs_finetune"] = beats_verdict(frame, label, METHOD_LABEL["finetune"])
     # the journal's "simply add more layers": Tucker against the deeper network of its size
-    out["qm9_tucker_vs_deep"] = beats_verdict(summary, METHOD_LABEL["tucker"], METHOD_LABEL["deep"])
+    out["qm9_tucker_vs_deep"] = beats_verdict(frame, METHOD_LABEL["tucker"], METHOD_LABEL["deep"])
     out["qm9_mrn_gain_rho"] = mrn_prediction_text(tensor_records, list(pair_records), stl_records)
     return out
 
