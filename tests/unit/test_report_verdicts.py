@@ -45,3 +45,11 @@ def test_the_verdicts_and_claims_share_one_vocabulary():
     assert verdicts.NOT_MEASURED == verdicts.VERDICTS[-1]
     assert claims.VERDICTS is verdicts.VERDICTS and claims.NOT_MEASURED is verdicts.NOT_MEASURED
     assert claims.clear is verdicts.clear and claims.count_verdict is verdicts.count_verdict
+
+
+def test_paired_outcome_names_each_branch_in_the_chapters_words():
+    words = ("better", "worse", "no clear difference", "one seed")
+    assert verdicts.paired_outcome(-3.0, 1.0, *words) == "better"
+    assert verdicts.paired_outcome(3.0, 1.0, *words) == "worse"
+    assert verdicts.paired_outcome(2.0, 1.0, *words) == "no clear difference"  # at the threshold: not beyond it
+    assert verdicts.paired_outcome(-9.0, math.nan, *words) == "one seed"

@@ -22,7 +22,7 @@ from factorlab.analysis import paired_difference, time_to_target
 from factorlab.experiments.mnist_multitask import FACTORIZED, METHODS
 from factorlab.report.mnist_factorized import JOURNAL_SLOWDOWN, has_curves
 from factorlab.report.provenance import quiet_of
-from factorlab.report.verdicts import CLEAR_SE, NOT_MEASURED, clear, count_verdict
+from factorlab.report.verdicts import CLEAR_SE, NOT_MEASURED, count_verdict, paired_outcome
 
 #: Row labels of the methods.
 METHOD_LABEL = {"single": "single-task (10 networks)", "hard": "hard sharing", "laf": "DMTRL LAF",
@@ -271,8 +271,7 @@ def deeper_frame(records: list[dict]) -> pd.DataFrame:
             if deep.empty or p.empty or not set(deep.index) & set(p.index):
                 continue
             d, se, n = paired_difference(deep.mean_error, p.mean_error)
-            outcome = ("one seed" if se != se else ("deeper better" if d < 0 else "DMTRL better") if clear(d, se)
-                       else "no clear difference")
+            outcome = paired_outcome(d, se, "deeper better", "DMTRL better", "no clear difference", "one seed")
             rows.append({"n_train": n_train, "method": method, "diff": d, "se": se, "n": n,
                          "deep_params": float(deep.params.mean()), "params": float(p.params.mean()), "outcome": outcome})
     return pd.DataFrame(rows, columns=cols)
@@ -300,7 +299,7 @@ def against_frame(records: list[dict], reference: str) -> pd.DataFrame:
             if method == reference or ref.empty or p.empty or not set(ref.index) & set(p.index):
                 continue
             d, se, n = paired_difference(p, ref)
-            outcome = "one seed" if se != se else ("better" if d < 0 else "worse") if clear(d, se) else "no clear difference"
+            outcome = paired_outcome(d, se, "better", "worse", "no clear difference", "one seed")
             rows.append({"n_train": int(n_train), "method": method, "diff": d, "se": se, "n": n, "outcome": outcome})
     return pd.DataFrame(rows, columns=cols)
 

@@ -46,7 +46,7 @@ from factorlab.report.formatting import pm
 # chapter draws, shared with the relatedness chapter
 from factorlab.report.mrn_correlation import CORRELATION_LAYER, best_mrn_lambda
 from factorlab.analysis import paired_difference
-from factorlab.report.verdicts import NOT_MEASURED, clear
+from factorlab.report.verdicts import NOT_MEASURED, paired_outcome
 
 #: Row labels of the methods, in display order (MRN rows add their λ).
 METHOD_LABEL = {"hard": "hard sharing", "soft": "soft sharing (best λ)", "laf": "DMTRL LAF",
@@ -266,11 +266,7 @@ def beats_verdict(frame: pd.DataFrame, label: str, other: str) -> str:
     if a.empty or b.empty or not set(a.index) & set(b.index):
         return NOT_MEASURED
     d, se, _ = paired_difference(a, b)
-    if not se == se:
-        return "too few seeds"
-    if not clear(d, se):
-        return "within noise"
-    return "lower" if d < 0 else "higher"
+    return paired_outcome(d, se, "lower", "higher", "within noise", "too few seeds")
 
 
 def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict],

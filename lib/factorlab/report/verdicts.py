@@ -24,6 +24,17 @@ def clear(mean: float, se: float) -> bool:
     return bool(mean == mean and se == se and abs(mean) > CLEAR_SE * se)
 
 
+def paired_outcome(mean: float, se: float, lower: str, higher: str, unclear: str, no_se: str) -> str:
+    """The outcome of a paired difference ``mean`` ± ``se`` in a chapter's words: ``no_se``
+    without a standard error (one pair), ``unclear`` when it is not :func:`clear`, else
+    ``lower`` (negative) or ``higher`` (positive)."""
+    if not se == se:
+        return no_se
+    if not clear(mean, se):
+        return unclear
+    return lower if mean < 0 else higher
+
+
 def difference_verdict(ours: float, se: float, journal: float) -> str:
     """The journal's difference ``journal`` between two settings against our paired difference
     ``ours`` ± ``se`` (same units): "not reproduced" when ours has the other sign (or is 0);
@@ -45,4 +56,5 @@ def count_verdict(k: int, n: int) -> str:
     return "reproduced" if k == n else ("partly" if k > 0 else "not reproduced")
 
 
-__all__ = ["CLEAR_SE", "NOT_MEASURED", "VERDICTS", "clear", "count_verdict", "difference_verdict"]
+__all__ = ["CLEAR_SE", "NOT_MEASURED", "VERDICTS", "clear", "count_verdict", "difference_verdict",
+           "paired_outcome"]
