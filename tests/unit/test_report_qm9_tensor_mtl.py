@@ -124,6 +124,10 @@ def test_sharing_frame_means_over_seeds_in_layer_order():
     t = R.sharing_table(tensor)
     assert t.index.tolist() == ["encoder.node_in", "encoder.convs.0.nn.0"] and t.iloc[1, 0] == "1.00"
     assert t.iloc[0, 0] == f"{1.5 / 11:.2f} (1.5)"
+    assert R.sharing_summary(tensor) == {"qm9_most_shared": f"encoder.node_in ({1.5 / 11:.2f} to {1.5 / 11:.2f})",
+                                         "qm9_least_shared": "encoder.convs.0.nn.0 (1.00 to 1.00)",
+                                         "qm9_eff_rank_range": "1.5 to 1.5"}
+    assert set(R.sharing_summary([]).values()) == {NOT_MEASURED}
 
 
 def test_task_correlation_is_the_seed_mean_at_the_chosen_lambda():
@@ -163,8 +167,13 @@ def test_deeper_network_row_and_the_more_layers_verdict():
     finetune = [_tensor("finetune", s, 0.85 - 0.02 * s) for s in range(3)]  # tucker minus it: -5, -2, +1 points
     g = R.glue_values("cpu", tucker + finetune, stl)
     assert g["qm9_tucker_vs_finetune"] == "within noise" and g["qm9_laf_vs_finetune"] == NOT_MEASURED
-    assert R.glue_values("cpu", tucker + [_tensor("finetune", s, 0.95) for s in range(3)], stl)[
-        "qm9_tucker_vs_finetune"] == "lower"
+    assert g["qm9_tucker_vs_finetune_diff"] == "-2.0 ± 1.7 points"  # mean -2, SE 3 / sqrt(3)
+    assert g["qm9_laf_vs_finetune_diff"] == NOT_MEASURED
+    assert (g["qm9_n_shared_methods"], g["qm9_n_beat_finetune"], g["qm9_n_lose_finetune"]) == (1, 0, 0)
+    one = R.glue_values("cpu", tucker[:1] + finetune[:1], stl)
+    assert one["qm9_tucker_vs_finetune"] == "too few seeds" and one["qm9_tucker_vs_finetune_diff"] == "-5.0 points"
+    g = R.glue_values("cpu", tucker + [_tensor("finetune", s, 0.95) for s in range(3)], stl)
+    assert g["qm9_tucker_vs_finetune"] == "lower" and (g["qm9_n_beat_finetune"], g["qm9_n_lose_finetune"]) == (1, 0)
     assert R.METHOD_LABEL["finetune"] in set(R.delta_m_frame(tucker + finetune, stl).label)
 
 

@@ -219,6 +219,27 @@ def sharing_table(tensor_records: list[dict]) -> pd.DataFrame:
     return t.loc[list(dict.fromkeys(f.layer)), list(dict.fromkeys(f.label))]
 
 
+def sharing_summary(tensor_records: list[dict]) -> dict:
+    """The learned sharing in a few values (``qm9_`` glue): the encoder map with the lowest and
+    the highest rank share kept, averaged over the factorized methods (``most_shared`` /
+    ``least_shared``: its name and the methods' range, e.g. ``encoder.convs.0.lin (0.09 to
+    0.41)``), and the range of the effective task rank after fine-tuning over every method and
+    map (``eff_rank_range``, ``1.0 to 2.8``); "not measured" without factorized runs."""
+    f = sharing_frame(tensor_records)
+    keys = ("qm9_most_shared", "qm9_least_shared", "qm9_eff_rank_range")
+    if f.empty:
+        return dict.fromkeys(keys, NOT_MEASURED)
+    by_layer = f.groupby("layer", sort=False).rank_used
+    mean = by_layer.mean()
+
+    def span(layer: str) -> str:
+        return f"{layer} ({by_layer.get_group(layer).min():.2f} to {by_layer.get_group(layer).max():.2f})"
+
+    eff = f.effective_rank.dropna()
+    return {"qm9_most_shared": span(mean.idxmin()), "qm9_least_shared": span(mean.idxmax()),
+            "qm9_eff_rank_range": NOT_MEASURED if eff.empty else f"{eff.min():.1f} to {eff.max():.1f}"}
+
+
 def task_correlation(tensor_records: list[dict], lam: float | None = None,
                      layer: str = CORRELATION_LAYER) -> pd.DataFrame | None:
     """MRN's learned task correlation of ``layer`` at ``lam`` (default :func:`best_mrn_lambda`),
@@ -256,17 +277,33 @@ def correlation_figure(corr: pd.DataFrame, order: list[str] | None = None):
     return fig
 
 
-def beats_verdict(frame: pd.DataFrame, label: str, other: str) -> str:
-    """Whether method ``label``'s Δm is clearly below ``other``'s, paired by seed over the seeds
-    both have in ``frame`` (:func:`delta_m_frame`; :func:`factorlab.analysis.paired_difference`,
-    :func:`factorlab.report.verdicts.clear`): "lower", "higher", "within noise", "too few
-    seeds" (one common seed: no standard error), or "not measured" when either has no row."""
+def paired_delta_m(frame: pd.DataFrame, label: str, other: str) -> tuple[float, float, int] | None:
+    """Method ``label``'s Δm minus ``other``'s, paired by seed over the seeds both have in
+    ``frame`` (:func:`delta_m_frame`): (mean in points of Δm, its standard error, NaN for one
+    seed, number of seeds), or None when either has no row or no seed is common."""
     a = frame[frame.label == label].set_index("seed").delta_m
     b = frame[frame.label == other].set_index("seed").delta_m
     if a.empty or b.empty or not set(a.index) & set(b.index):
+        return None
+    return paired_difference(a, b)
+
+
+def beats_verdict(frame: pd.DataFrame, label: str, other: str) -> str:
+    """Whether method ``label``'s Δm is clearly below ``other``'s, paired by seed
+    (:func:`paired_delta_m`, :func:`factorlab.report.verdicts.paired_outcome`): "lower",
+    "higher", "within noise", "too few seeds" (one common seed: no standard error), or "not
+    measured" when either has no row."""
+    diff = paired_delta_m(frame, label, other)
+    if diff is None:
         return NOT_MEASURED
-    d, se, _ = paired_difference(a, b)
-    return paired_outcome(d, se, "lower", "higher", "within noise", "too few seeds")
+    return paired_outcome(diff[0], diff[1], "lower", "higher", "within noise", "too few seeds")
+
+
+def paired_text(frame: pd.DataFrame, label: str, other: str) -> str:
+    """:func:`paired_delta_m` as text, ``-1.5 ± 0.2 points`` (the SE left out for one seed),
+    or "not measured"."""
+    diff = paired_delta_m(frame, label, other)
+    return NOT_MEASURED if diff is None else pm(diff[0], diff[1], "+.1f") + " points"
 
 
 def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict],
@@ -278,9 +315,12 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
     verdicts (paired by seed) of each DMTRL method, MRN and the deeper network against hard
     sharing, of each DMTRL method and MRN against the ``finetune`` control
     (``qm9_<method>_vs_finetune``: "lower" means the sharing beat a second training budget
-    without it), and of
+    without it; ``qm9_<method>_vs_finetune_diff``: the paired difference, :func:`paired_text`;
+    ``qm9_n_beat_finetune`` / ``qm9_n_lose_finetune`` of ``qm9_n_shared_methods``: how many
+    of those measured are clearly lower / higher), and of
     Tucker against the deeper hard-shared network of its parameter count
-    (``qm9_tucker_vs_deep``: "lower" means tensor factorization beat adding layers), and how well
+    (``qm9_tucker_vs_deep``: "lower" means tensor factorization beat adding layers), the learned
+    sharing (:func:`sharing_summary`), and how well
     MRN's learned task correlation predicts the measured pair gains of ``pair_records``
     (``qm9_pairs``; ``qm9_mrn_gain_rho``:
     :func:`factorlab.report.qm9_relatedness.mrn_prediction_text`, "not measured" without either)."""
@@ -307,13 +347,19 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
         out[f"qm9_{key}_vs_hard"] = beats_verdict(frame, label, METHOD_LABEL["hard"])
         if key != "deep":  # the control for the second training budget the fine-tuned methods get
             out[f"qm9_{key}_vs_finetune"] = beats_verdict(frame, label, METHOD_LABEL["finetune"])
+            out[f"qm9_{key}_vs_finetune_diff"] = paired_text(frame, label, METHOD_LABEL["finetune"])
+    shared = [k for k in (*FACTORIZED, "mrn") if out[f"qm9_{k}_vs_finetune"] != NOT_MEASURED]
+    out["qm9_n_shared_methods"] = len(shared)
+    out["qm9_n_beat_finetune"] = sum(out[f"qm9_{k}_vs_finetune"] == "lower" for k in shared)
+    out["qm9_n_lose_finetune"] = sum(out[f"qm9_{k}_vs_finetune"] == "higher" for k in shared)
     # the journal's "simply add more layers": Tucker against the deeper network of its size
     out["qm9_tucker_vs_deep"] = beats_verdict(frame, METHOD_LABEL["tucker"], METHOD_LABEL["deep"])
+    out.update(sharing_summary(tensor_records))
     out["qm9_mrn_gain_rho"] = mrn_prediction_text(tensor_records, list(pair_records), stl_records)
     return out
 
 
 __all__ = ["METHOD_LABEL", "beats_verdict", "best_mrn_lambda", "correlation_figure", "delta_m_frame", "glue_values",
            "layer_key",
-           "method_of", "missing_reference", "relatedness_order", "runs_frame", "sharing_frame", "sharing_table",
+           "method_of", "missing_reference", "paired_delta_m", "paired_text", "relatedness_order", "runs_frame", "sharing_frame", "sharing_summary", "sharing_table",
            "summary_frame", "summary_table", "task_correlation"]
