@@ -157,6 +157,9 @@ def test_deeper_network_row_and_the_more_layers_verdict():
     assert runs[runs.method == "deep"].pretrain_s.tolist() == [0.0] * 3
     assert runs[runs.method == "tucker"].pretrain_s.tolist() == [21.0] * 3
     f = R.delta_m_frame(tucker + deep, stl)
+    deep_rows = f[f.label == R.METHOD_LABEL["deep"]]
+    assert (deep_rows.total_s == deep_rows.train_s).all()  # the same rule as runs_frame: no pretraining
+    assert (f[f.label == R.METHOD_LABEL["tucker"]].total_s == 31.0).all()
     assert sorted(set(f.label)) == sorted({R.METHOD_LABEL["tucker"], R.METHOD_LABEL["deep"]})
     g = R.glue_values("cpu", tucker + deep, stl)
     assert g["qm9_dm_deep"] == "-4.0 ± 0.6 %"

@@ -66,6 +66,15 @@ def method_of(record: dict) -> str:
     return f"MRN λ={c['lam']:g}" if c["method"] == "mrn" else METHOD_LABEL[c["method"]]
 
 
+def pretrain_s(record: dict) -> float:
+    """Seconds a ``qm9_tensor_mtl`` run's method spent before its own training: the single-task
+    stack and the decomposition it starts from; 0 for the deeper network, which trains from
+    scratch (its run trained the stack only to count the Tucker network's parameters, which is
+    no part of its own cost)."""
+    t = record["timing"]
+    return 0.0 if record["config"]["method"] == "deep" else t["single_s"] + t["factorize_s"]
+
+
 def runs_frame(tensor_records: list[dict]) -> pd.DataFrame:
     """One row per ``qm9_tensor_mtl`` run: ``method`` (its key), ``label``, ``lam``, ``seed``,
     ``params``, ``single_params``, ``train_s`` (fine-tuning), ``pretrain_s`` (stack +
@@ -75,10 +84,7 @@ def runs_frame(tensor_records: list[dict]) -> pd.DataFrame:
         c, m, t = r["config"], r["metrics"], r["timing"]
         row = {"method": c["method"], "label": method_of(r), "lam": c.get("lam"), "seed": c["seed"],
                "params": r["model"]["params"], "single_params": r["model"]["single_params"],
-               "train_s": t["train_s"],
-               # the deeper network trains from scratch: its run trained the stack only to count
-               # the Tucker network's parameters, which is no part of its own cost
-               "pretrain_s": 0.0 if c["method"] == "deep" else t["single_s"] + t["factorize_s"],
+               "train_s": t["train_s"], "pretrain_s": pretrain_s(r),
                "mean_valid_mae_std": m["mean_valid_mae_std"], "reference_equal": m["reference_check"]["equal"]}
         row.update({f"mae_{k}": v for k, v in m["test_mae"].items()})
         rows.append(row)
@@ -131,7 +137,7 @@ def delta_m_frame(tensor_records: list[dict], stl_records: list[dict], soft_reco
         dm = 100 * delta_m(r["metrics"]["test_mae"], ref[s], NASH11)
         rows.append({"label": method_of(r), "seed": s, "delta_m": dm,
                      "params": r["model"]["params"], "train_s": t["train_s"],
-                     "total_s": t["train_s"] + t["single_s"] + t["factorize_s"]})
+                     "total_s": t["train_s"] + pretrain_s(r)})
     return pd.DataFrame(rows, columns=["label", "seed", "delta_m", "params", "train_s", "total_s"])
 
 
@@ -361,5 +367,5 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
 
 __all__ = ["METHOD_LABEL", "beats_verdict", "best_mrn_lambda", "correlation_figure", "delta_m_frame", "glue_values",
            "layer_key",
-           "method_of", "missing_reference", "paired_delta_m", "paired_text", "relatedness_order", "runs_frame", "sharing_frame", "sharing_summary", "sharing_table",
+           "method_of", "missing_reference", "paired_delta_m", "pretrain_s", "paired_text", "relatedness_order", "runs_frame", "sharing_frame", "sharing_summary", "sharing_table",
            "summary_frame", "summary_table", "task_correlation"]
