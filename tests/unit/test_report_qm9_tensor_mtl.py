@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -235,3 +236,26 @@ def test_mrn_rank_correlation_with_the_pair_gains_is_the_relatedness_chapters():
     assert g["qm9_mrn_gain_rho"] == "ρ = +1.00 [+1.00, +1.00] over 55 task pairs"  # every tie shared by both
     assert R.glue_values("cpu", tensor, stl)["qm9_mrn_gain_rho"] == NOT_MEASURED
     assert R.glue_values("cpu", [_tensor("laf", 0, 0.9)], stl, pair_records=pairs)["qm9_mrn_gain_rho"] == NOT_MEASURED
+
+
+def test_target_frame_changes_average_to_delta_m_and_the_figures_draw():
+    stl = _stl(0) + _stl(1)
+    tensor = [_tensor("tucker", s, 0.8 + 0.1 * s) for s in (0, 1)] + [_tensor("finetune", s, 0.9) for s in (0, 1)]
+    tensor[0]["metrics"]["test_mae"]["mu"] *= 2  # one target of one run doubles: +60 % against 0.8
+    soft = [_soft(s, "inf", 1.1) for s in (0, 1)]
+    tf = R.target_frame(tensor, stl, soft)
+    assert len(tf) == 11 * 6 and set(tf.target) == set(NASH11)
+    one = tf[(tf.label == "DMTRL Tucker") & (tf.seed == 0)].set_index("target").change
+    assert one["mu"] == pytest.approx(60.0) and one["alpha"] == pytest.approx(-20.0)
+    f = R.delta_m_frame(tensor, stl, soft)
+    means = tf.groupby(["label", "seed"]).change.mean()
+    for _, row in f.iterrows():
+        assert means[(row.label, row.seed)] == pytest.approx(row.delta_m)
+    fig = R.delta_m_figure(f)
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks == ["hard sharing", "DMTRL Tucker", R.METHOD_LABEL["finetune"]]  # display order
+    assert any(ln.get_xdata()[0] == pytest.approx(-10.0) for ln in fig.axes[0].get_lines())  # the control's mean
+    fig = R.target_figure(tf)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == NASH11
+    assert fig.axes[0].texts[0].get_text() == "10"  # hard sharing, mu: +10 %
+    plt.close("all")

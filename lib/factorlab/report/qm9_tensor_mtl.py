@@ -109,12 +109,10 @@ def _soft_rows(soft_records: list[dict]) -> list[tuple[str, dict]]:
     return out
 
 
-def delta_m_frame(tensor_records: list[dict], stl_records: list[dict], soft_records: list[dict] = ()) -> pd.DataFrame:
-    """One row per run and seed with a reference: ``label``, ``seed``, ``delta_m`` (%),
-    ``params``, ``train_s`` and ``total_s`` (with pretraining; equal to ``train_s`` for hard and
-    soft sharing). MRN only at :func:`best_mrn_lambda`. Runs whose seed has no
-    ``qm9_single_task`` reference (module docstring) are left out (:func:`missing_reference`
-    names them).
+def _compared(tensor_records: list[dict], stl_records: list[dict], soft_records: list[dict] = ()):
+    """(label, record, single-task test MAE per target of its seed) of every run
+    :func:`delta_m_frame` compares, in its row order (hard and best soft sharing first; MRN only
+    at :func:`best_mrn_lambda`; runs whose seed has no reference left out).
 
     Raises:
         ValueError: a ``qm9_single_task`` record's budget differs from a compared run's.
@@ -122,23 +120,91 @@ def delta_m_frame(tensor_records: list[dict], stl_records: list[dict], soft_reco
     soft_rows = _soft_rows(soft_records)
     ref = reference_from_records(stl_records, NASH11, [*tensor_records, *(r for _, r in soft_rows)])
     best = best_mrn_lambda(tensor_records)
-    rows = []
     for label, r in soft_rows:
-        s = r["config"]["seed"]
-        if s in ref:
-            rows.append({"label": label, "seed": s, "delta_m": 100 * delta_m(r["metrics"]["test_mae"], ref[s], NASH11),
-                         "params": r["model"]["params"], "train_s": r["timing"]["train_s"],
-                         "total_s": r["timing"]["train_s"]})
+        if r["config"]["seed"] in ref:
+            yield label, r, ref[r["config"]["seed"]]
     for r in tensor_records:
-        c, s = r["config"], r["config"]["seed"]
-        if s not in ref or (c["method"] == "mrn" and c["lam"] != best):
-            continue
-        t = r["timing"]
-        dm = 100 * delta_m(r["metrics"]["test_mae"], ref[s], NASH11)
-        rows.append({"label": method_of(r), "seed": s, "delta_m": dm,
-                     "params": r["model"]["params"], "train_s": t["train_s"],
-                     "total_s": t["train_s"] + pretrain_s(r)})
+        c = r["config"]
+        if c["seed"] in ref and not (c["method"] == "mrn" and c["lam"] != best):
+            yield method_of(r), r, ref[c["seed"]]
+
+
+def delta_m_frame(tensor_records: list[dict], stl_records: list[dict], soft_records: list[dict] = ()) -> pd.DataFrame:
+    """One row per run and seed with a reference: ``label``, ``seed``, ``delta_m`` (%),
+    ``params``, ``train_s`` and ``total_s`` (with pretraining, :func:`pretrain_s`; equal to
+    ``train_s`` for hard and soft sharing). MRN only at :func:`best_mrn_lambda`. Runs whose seed
+    has no ``qm9_single_task`` reference (module docstring) are left out
+    (:func:`missing_reference` names them).
+
+    Raises:
+        ValueError: a ``qm9_single_task`` record's budget differs from a compared run's.
+    """
+    rows = []
+    for label, r, ref in _compared(tensor_records, stl_records, soft_records):
+        soft = label in (METHOD_LABEL["hard"], METHOD_LABEL["soft"])
+        rows.append({"label": label, "seed": r["config"]["seed"],
+                     "delta_m": 100 * delta_m(r["metrics"]["test_mae"], ref, NASH11),
+                     "params": r["model"]["params"], "train_s": r["timing"]["train_s"],
+                     "total_s": r["timing"]["train_s"] + (0.0 if soft else pretrain_s(r))})
     return pd.DataFrame(rows, columns=["label", "seed", "delta_m", "params", "train_s", "total_s"])
+
+
+def target_frame(tensor_records: list[dict], stl_records: list[dict], soft_records: list[dict] = ()) -> pd.DataFrame:
+    """Per compared run (as :func:`delta_m_frame`) and target: ``label``, ``seed``, ``target``
+    and ``change``, the test MAE's change against the single-task network of the same seed
+    (%; negative: better). Δm is the mean of ``change`` over the targets."""
+    rows = [{"label": label, "seed": r["config"]["seed"], "target": t,
+             "change": 100 * (r["metrics"]["test_mae"][t] / ref[t] - 1)}
+            for label, r, ref in _compared(tensor_records, stl_records, soft_records) for t in NASH11]
+    return pd.DataFrame(rows, columns=["label", "seed", "target", "change"])
+
+
+def _display_order(labels) -> list[str]:
+    order = [l for l in METHOD_LABEL.values() if l != "MRN"]
+    return sorted(set(labels), key=lambda l: (order.index(l) if l in order else len(order), l))
+
+
+def delta_m_figure(frame: pd.DataFrame):
+    """Δm (%) per method of :func:`delta_m_frame` (display order, top to bottom): one dot per
+    seed and the mean ± standard error; the single-task networks at 0 and, where present, the
+    fine-tuned control's mean as a dashed line."""
+    import matplotlib.pyplot as plt
+
+    labels = _display_order(frame.label)
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH, 0.45 * len(labels) + 1.0))
+    for y, label in enumerate(labels):
+        d = frame[frame.label == label].delta_m
+        ax.scatter(d, [y] * len(d), s=18, color="0.55", zorder=2, label="a seed" if y == 0 else None)
+        ax.errorbar(d.mean(), y, xerr=_se(d) if len(d) > 1 else None, fmt="o", color="C0", ms=6, capsize=3,
+                    zorder=3, label="mean ± SE" if y == 0 else None)
+    ax.axvline(0, color="k", lw=0.8)
+    ctrl = frame[frame.label == METHOD_LABEL["finetune"]].delta_m
+    if not ctrl.empty:
+        ax.axvline(ctrl.mean(), color="C3", ls="--", lw=1, label="fine-tuned control (mean)")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("Δm against the single-task networks (%)")
+    fig.tight_layout()
+    plots.legend_below(fig, ax, ncol=3)
+    return fig
+
+
+def target_figure(tf: pd.DataFrame):
+    """Heat map of :func:`target_frame`'s ``change`` (mean over seeds, %), methods (display
+    order) x targets, annotated; blue: better than the single-task network."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    m = tf.groupby(["label", "target"]).change.mean().unstack("target")
+    m = m.loc[_display_order(m.index), [t for t in NASH11 if t in m.columns]]
+    lim = float(np.nanmax(np.abs(m.to_numpy()))) if m.size else 1.0
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH, 0.42 * len(m) + 1.6))
+    sns.heatmap(m, cmap="RdBu_r", center=0, vmin=-lim, vmax=lim, annot=m.round(0) + 0.0, fmt=".0f",  # no "-0"
+                annot_kws={"size": plots.SMALL}, cbar_kws={"label": "test MAE change (%)"}, ax=ax)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
 
 
 def missing_reference(tensor_records: list[dict], stl_records: list[dict], soft_records: list[dict] = ()) -> str:
@@ -164,9 +230,7 @@ def summary_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Per method (display order): ``n_seeds``, ``delta_m`` mean and ``delta_m_se``, mean
     ``params``, ``train_s`` and ``total_s``."""
     rows = []
-    order = [l for l in METHOD_LABEL.values() if l != "MRN"]
-    labels = sorted(frame.label.unique(), key=lambda l: (order.index(l) if l in order else len(order), l))
-    for label in labels:
+    for label in _display_order(frame.label):
         g = frame[frame.label == label]
         rows.append({"label": label, "n_seeds": len(g), "delta_m": g.delta_m.mean(), "delta_m_se": _se(g.delta_m),
                      "params": g.params.mean(), "train_s": g.train_s.mean(), "total_s": g.total_s.mean()})
@@ -365,7 +429,7 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
     return out
 
 
-__all__ = ["METHOD_LABEL", "beats_verdict", "best_mrn_lambda", "correlation_figure", "delta_m_frame", "glue_values",
-           "layer_key",
-           "method_of", "missing_reference", "paired_delta_m", "pretrain_s", "paired_text", "relatedness_order", "runs_frame", "sharing_frame", "sharing_summary", "sharing_table",
-           "summary_frame", "summary_table", "task_correlation"]
+__all__ = ["METHOD_LABEL", "beats_verdict", "best_mrn_lambda", "correlation_figure", "delta_m_figure",
+           "delta_m_frame", "glue_values", "layer_key", "method_of", "missing_reference", "paired_delta_m",
+           "paired_text", "pretrain_s", "relatedness_order", "runs_frame", "sharing_frame", "sharing_summary",
+           "sharing_table", "summary_frame", "summary_table", "target_figure", "target_frame", "task_correlation"]
