@@ -164,6 +164,7 @@ def test_deeper_network_row_and_the_more_layers_verdict():
     assert sorted(set(f.label)) == sorted({R.METHOD_LABEL["tucker"], R.METHOD_LABEL["deep"]})
     g = R.glue_values("cpu", tucker + deep, stl)
     assert g["qm9_dm_deep"] == "-4.0 ± 0.6 %"
+    assert (g["qm9_params_tucker"], g["qm9_params_single"], g["qm9_params_laf"]) == ("1,000", "5,000", NOT_MEASURED)
     assert g["qm9_tucker_vs_deep"] == "lower" and g["qm9_deep_vs_hard"] == NOT_MEASURED
     same = R.glue_values("cpu", tucker + [_tensor("deep", s, 0.80 + 0.01 * s) for s in range(3)], stl)
     assert same["qm9_tucker_vs_deep"] == "within noise"

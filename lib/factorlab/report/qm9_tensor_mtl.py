@@ -380,7 +380,8 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
                 soft_records: list[dict] = (), pair_records: list[dict] = ()) -> dict:
     """Every value the QM9 part glues (``qm9_`` prefix): the decomposition's relative error, the
     number of targets, MRN's λ grid, seeds, references checked, the best MRN
-    λ, Δm of each method (text, mean ± SE or "not measured"), the seeds without a single-task
+    λ, Δm of each method (text, mean ± SE or "not measured") and its mean parameter count
+    (``qm9_params_<method>``; ``qm9_params_single``: the single-task networks together), the seeds without a single-task
     reference (``qm9_reference_missing``: :func:`missing_reference`, "" when none), the
     verdicts (paired by seed) of each DMTRL method, MRN and the deeper network against hard
     sharing, of each DMTRL method and MRN against the ``finetune`` control
@@ -412,6 +413,9 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
         row = summary[summary.label == (f"MRN λ={best:g}" if key == "mrn" and best is not None else label)]
         out[f"qm9_dm_{key}"] = NOT_MEASURED if row.empty else pm(float(row.delta_m.iloc[0]),
                                                                    float(row.delta_m_se.iloc[0]), "+.1f") + " %"
+        out[f"qm9_params_{key}"] = NOT_MEASURED if row.empty else f"{float(row.params.iloc[0]):,.0f}"
+    single = [r["model"]["single_params"] for r in tensor_records]
+    out["qm9_params_single"] = f"{np.mean(single):,.0f}" if single else NOT_MEASURED
     for key in (*FACTORIZED, "mrn", "deep"):
         label = f"MRN λ={best:g}" if key == "mrn" and best is not None else METHOD_LABEL[key]
         out[f"qm9_{key}_vs_hard"] = beats_verdict(frame, label, METHOD_LABEL["hard"])
