@@ -209,8 +209,12 @@ def test_relatedness_claims_point_at_registered_experiments_and_chapters():
     assert "qm9_encoder_swap" not in report.claim_experiments()
 
 
-def test_pending_chapters_are_named_in_words_not_linked():
+def test_pending_chapters_are_named_in_words_not_linked(tmp_path, monkeypatch):
+    import json
+
     import yaml
+
+    from factorlab import paths
 
     toc = (REPO_ROOT / "_toc.yml").read_text(encoding="utf-8")
     in_toc = {e["file"] for p in yaml.safe_load(toc)["parts"] for e in p["chapters"]}
@@ -220,11 +224,17 @@ def test_pending_chapters_are_named_in_words_not_linked():
         if c.chapter.startswith("notebooks/") and "/pending/" not in c.chapter:
             assert c.chapter in in_toc, c.chapter  # a link must point at a page of the book
     assert report.chapter_title("notebooks/qm9_relatedness") == "Which tasks help each other"
-    assert report.chapter_title("notebooks/pending/qm9_tensor_mtl") == "Tensor-factorized sharing on QM9"
+    # a pending chapter of its own (whichever chapters are pending in the repository now)
+    (tmp_path / "notebooks" / "pending").mkdir(parents=True)
+    cell = {"cell_type": "markdown", "metadata": {}, "source": ["# A chapter & its runs\n", "\n", "Text."]}
+    (tmp_path / "notebooks" / "pending" / "demo.ipynb").write_text(json.dumps({"cells": [cell]}), encoding="utf-8")
     pending = table.copy()
-    pending.loc[pending.claim == "more_layers", "chapter"] = "notebooks/pending/qm9_tensor_mtl"
+    pending.loc[pending.chapter.str.contains("/pending/"), "chapter"] = ""
+    pending.loc[pending.claim == "more_layers", "chapter"] = "notebooks/pending/demo"
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path)
+    assert report.chapter_title("notebooks/pending/demo") == "A chapter & its runs"
     html = report.html_table(pending)
-    assert html.count("(pending)") == 1 and "“Tensor-factorized sharing on QM9” (pending)" in html
+    assert html.count("(pending)") == 1 and "“A chapter &amp; its runs” (pending)" in html
     assert "pending/" not in html and "href='../pending" not in html
     with pytest.raises(ValueError, match="no chapter notebook"):
         report.chapter_title("notebooks/nope")
@@ -358,3 +368,26 @@ def test_mnist_multitask_claims_without_records_or_seeds_are_not_measured():
     no_dmtrl = {"mnist_multitask": [r for r in one_seed["mnist_multitask"] if r["config"]["method"] != "tucker"]}
     verdict, measured = report.evaluate(_claim("slowdown_100x_mtl"), no_dmtrl)
     assert verdict == "not measured" and measured.startswith("the records hold no DMTRL run")
+
+
+def test_more_layers_on_qm9_reads_the_tensor_chapters_paired_verdict():
+    """The deeper hard-shared GINE against the Tucker network of its size, Δm paired by seed
+    (records built as the QM9 tensor chapter's tests build them)."""
+    import test_report_qm9_tensor_mtl as T
+
+    c = _claim("more_layers_qm9")
+    assert c.experiments == ("qm9_tensor_mtl", "qm9_single_task") and c.chapter.endswith("/qm9_tensor_mtl")
+    assert c.quote == _claim("more_layers").quote
+    stl = T._stl(0) + T._stl(1) + T._stl(2)
+    tucker = [T._tensor("tucker", s, 0.80 + 0.01 * s) for s in range(3)]
+
+    def verdict(deep_scale):
+        deep = [T._tensor("deep", s, deep_scale + 0.01 * s) for s in range(3)]
+        return report.evaluate(c, {"qm9_tensor_mtl": tucker + deep, "qm9_single_task": stl})
+
+    v, text = verdict(0.95)  # deeper worse by 15 points of Δm in every seed
+    assert v == "not reproduced" and text.endswith("one: +15.0 ± 0.0 points (3 seeds, paired; higher)")
+    assert verdict(0.70)[0] == "reproduced"
+    assert verdict(0.80)[0] == "partly"  # equal: within noise
+    v, text = report.evaluate(c, {"qm9_tensor_mtl": tucker, "qm9_single_task": stl})
+    assert v == "not measured" and "no two seeds" in text
