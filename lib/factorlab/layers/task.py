@@ -117,7 +117,7 @@ class TaskFactorizedLayer(nn.Module):
     # -- shape ---------------------------------------------------------------------------
     @property
     def modes(self) -> tuple[int, ...]:
-        """Shape of the task-stacked tensor: (T, *weight_shape)."""
+        """The task-stacked tensor's shape, ``(T, *weight_shape)``."""
         return (self.num_tasks, *self.weight_shape)
 
     @property

@@ -150,8 +150,8 @@ def seed_agreement(gains_per_seed: np.ndarray) -> SeedAgreement:
 
 # --- from pair gains to a group's predicted gains (Standley et al. 2020) --------------------
 
-#: How a task's gain in a group is predicted from its pair gains: ``mean`` (Standley et al.
-#: 2020's higher-order approximation) or ``max`` (its best partner alone).
+#: The ways a task's gain in a group is predicted from its pair gains, ``mean`` (Standley et
+#: al. 2020's higher-order approximation) or ``max`` (its best partner alone).
 AGGREGATES = ("mean", "max")
 
 
