@@ -62,3 +62,32 @@ def test_page_reads_offline(browser, page):
     problems += [f"console error: {e}" for e in browser.console_errors()
                  if not e.endswith("/favicon.ico")]  # the browser's own guess; the book has no icon
     assert not problems, f"{page.relative_to(SITE)} ({result['stats']}):\n  " + "\n  ".join(problems)
+
+
+def _local_targets(page: Path):
+    """(attribute value, resolved path) of every href/src of ``page`` that points into the site."""
+    from html.parser import HTMLParser
+    from urllib.parse import unquote, urlsplit
+
+    found = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            for name, value in attrs:
+                if name not in ("href", "src") or not value:
+                    continue
+                parts = urlsplit(value)
+                if parts.scheme or parts.netloc or value.startswith(("#", "mailto:", "javascript:")):
+                    continue
+                found.append((value, (page.parent / unquote(parts.path)).resolve()))
+
+    Links().feed(page.read_text(encoding="utf-8", errors="replace"))
+    return found
+
+
+def test_every_link_inside_the_site_resolves():
+    """Every relative href/src of every page (the raw HTML of notebook outputs included, which
+    Sphinx does not check) names a file of the built site."""
+    broken = [f"{p.relative_to(SITE)}: {value}" for p in PAGES for value, target in _local_targets(p)
+              if not (target.is_file() or (target.is_dir() and (target / "index.html").is_file()))]
+    assert not broken, f"{len(broken)} links point at nothing:\n  " + "\n  ".join(broken[:20])

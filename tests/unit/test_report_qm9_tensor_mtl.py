@@ -6,6 +6,7 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
 from factorlab.experiments.qm9_common import NASH11
@@ -138,6 +139,17 @@ def test_task_correlation_is_the_seed_mean_at_the_chosen_lambda():
     assert R.task_correlation([_tensor("laf", 0, 1.0)]) is None
     fig = R.correlation_figure(c, list(reversed(NASH11)))
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == list(reversed(NASH11))
+    assert fig.axes[1].get_ylabel() == "learned task correlation"
+    near = pd.DataFrame(1 - 3e-6 * (1 - np.eye(11)), index=NASH11, columns=NASH11)
+    near.loc["mu", "alpha"] = near.loc["alpha", "mu"] = 1 - 1e-6
+    fig = R.correlation_figure(near)  # all near one: 1 - C in units of 1e-6, diagonal blank
+    assert fig.axes[1].get_ylabel() == "1 − learned task correlation (× 1e-6)"
+    values = fig.axes[0].collections[0].get_array()
+    assert values.count() == 11 * 10 and float(values.min()) == pytest.approx(1.0) and float(values.max()) == pytest.approx(3.0)
+    from factorlab.report.mrn_correlation import correlation_gap
+    assert correlation_gap(tensor) == "1.0e+00" and correlation_gap([]) == NOT_MEASURED  # uncorrelated pairs: 1 - 0
+    assert R.glue_values("cpu", tensor, [])["qm9_mrn_corr_gap"] == "1.0e+00"
+    plt.close("all")
 
 
 def test_glue_values_say_not_measured_without_records():

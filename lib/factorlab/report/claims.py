@@ -580,7 +580,7 @@ CLAIMS: list[Claim] = [
           "I suspect it would be more productive to simply add more layers to our original networks.",
           "Read for the journal's own networks (graph networks on QM9's 11 benchmark targets): a deeper hard-shared "
           "network does better than tensor-factorized sharing of the same parameter count.",
-          ("qm9_tensor_mtl", "qm9_single_task"), more_layers_qm9, "notebooks/pending/qm9_tensor_mtl"),
+          ("qm9_tensor_mtl", "qm9_single_task"), more_layers_qm9, "notebooks/qm9_tensor_mtl"),
     Claim("l2_vs_covariance", "paul2019journal9",
           "simply measure the L2 distance between the results of each task, which is no better than doing "
           "clustering based on covariances",
@@ -753,7 +753,8 @@ def chapter_title(chapter: str) -> str:
 def html_table(table: pd.DataFrame) -> str:
     """:func:`verdicts` as an HTML table for the chapter: the journal's words (quoted, with the
     journal's label and bib key), what it claims, what the book measured, the verdict and the
-    chapter (a link to its page; a pending chapter by its title, :func:`chapter_title`)."""
+    chapter (a link to its page, relative to the page of ``notebooks/claims_revisited``, named by
+    its title; a pending chapter by its title only, :func:`chapter_title`)."""
     import html
 
     cell = "style='white-space:normal; vertical-align:top; text-align:left; font-size:0.85em'"
@@ -763,7 +764,8 @@ def html_table(table: pd.DataFrame) -> str:
     rows = []
     for i, r in enumerate(table.itertuples(), 1):
         label = JOURNALS[r.source][1]
-        link = (f"<a href='../{r.chapter.removeprefix('notebooks/')}.html'>{html.escape(r.chapter.split('/')[-1])}</a>"
+        # the table is drawn in notebooks/claims_revisited: a chapter notebook is a sibling page
+        link = (f"<a href='{r.chapter.removeprefix('notebooks/')}.html'>{html.escape(chapter_title(r.chapter))}</a>"
                 if r.chapter.startswith("notebooks/") and "/pending/" not in r.chapter else
                 f"“{html.escape(chapter_title(r.chapter))}” (pending)" if "/pending/" in r.chapter else
                 html.escape(r.chapter.split("/")[-1]))

@@ -65,4 +65,17 @@ def mrn_matrices(tensor_records: Sequence[dict], layer: str = CORRELATION_LAYER)
     return out
 
 
-__all__ = ["CORRELATION_LAYER", "best_mrn_lambda", "mrn_matrices", "mrn_runs"]
+def correlation_gap(tensor_records: Sequence[dict], layer: str = CORRELATION_LAYER) -> str:
+    """How far the learned task correlations of ``layer`` stay from one: the largest
+    ``1 - C_ij`` over the off-diagonal entries of every run of :func:`mrn_matrices`, as text
+    (``1.5e-06``), or "not measured" without MRN runs. A value near zero means the prior sees
+    every pair of tasks as (almost) perfectly correlated: the tasks' weights are one shared
+    weight plus small deviations, as when every task's network starts from one initialisation."""
+    mats = mrn_matrices(tensor_records, layer)
+    if not mats:
+        return "not measured"
+    off = [1.0 - m.to_numpy()[~np.eye(len(m), dtype=bool)] for m in mats.values()]
+    return f"{float(np.max(np.concatenate(off))):.1e}"
+
+
+__all__ = ["CORRELATION_LAYER", "best_mrn_lambda", "correlation_gap", "mrn_matrices", "mrn_runs"]

@@ -701,7 +701,8 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     ``uncorrelated`` and sentence ``journal_claim``), per measure ``cost_<m>`` (s) and ``rho_<m>``/``lo_<m>``/``hi_<m>`` (NaN while the
     gains are missing; MRN's, :data:`MRN_MEASURE`, only where ``tensor_records`` hold its runs),
     ``mrn_rho`` (:func:`prediction_text` of MRN's row: "not measured" without its runs or the
-    gains), ``n_mrn_seeds``, ``best_measure`` (label of the highest ρ, MRN included, or "not measured") with its
+    gains), ``n_mrn_seeds``, ``mrn_corr_gap`` (how far its learned correlations stay from one,
+    :func:`factorlab.report.mrn_correlation.correlation_gap`), ``best_measure`` (label of the highest ρ, MRN included, or "not measured") with its
     ``best_rho``/``best_lo``/``best_hi`` and ``best_cost_s``,
     whether the measures' timings were quiet (``cost_quiet``: :func:`~factorlab.report.provenance.quiet_sentence`),
     the relatedness stack against the reference (``stack_verdict``, ``stack_seeds``,
@@ -741,6 +742,7 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     v["mrn_rho"] = prediction_text(pred)
     mrn = mrn_runs(tensor_records) if task_set == "nash11" else []
     v["n_mrn_seeds"] = len(mrn)
+    v["mrn_corr_gap"] = _mrn.correlation_gap(mrn) if mrn else "not measured"
     from factorlab.report.provenance import quiet_sentence
 
     v["cost_quiet"] = quiet_sentence(_records_of(rel_records, task_set) + mrn, "records timed")

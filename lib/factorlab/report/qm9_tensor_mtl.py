@@ -44,9 +44,13 @@ from factorlab.mtl import delta_m
 from factorlab.report.formatting import pm
 # MRN's λ (lowest seed-mean validation error) and the layer whose learned task correlation the
 # chapter draws, shared with the relatedness chapter
-from factorlab.report.mrn_correlation import CORRELATION_LAYER, best_mrn_lambda
+from factorlab.report.mrn_correlation import CORRELATION_LAYER, best_mrn_lambda, correlation_gap
 from factorlab.analysis import paired_difference
 from factorlab.report.verdicts import NOT_MEASURED, paired_outcome
+
+#: Above this, every learned task correlation reads as one on a -1..1 colour scale:
+#: :func:`correlation_figure` then draws ``1 - C`` on its own scale.
+NEAR_ONE = 0.99
 
 #: Row labels of the methods, in display order (MRN rows add their λ).
 METHOD_LABEL = {"hard": "hard sharing", "soft": "soft sharing (best λ)", "laf": "DMTRL LAF",
@@ -332,15 +336,27 @@ def relatedness_order(pair_records: list[dict], stl_records: list[dict]) -> list
 
 
 def correlation_figure(corr: pd.DataFrame, order: list[str] | None = None):
-    """Heatmap of a task correlation matrix (diverging, -1..1) in ``order`` (default: its own).
-    Returns the Figure."""
+    """Heatmap of a task correlation matrix in ``order`` (default: its own): diverging, -1..1; or,
+    when every off-diagonal entry is above :data:`NEAR_ONE` (a -1..1 scale would show one flat
+    colour), ``1 - C`` off the diagonal on its own scale, in units of its largest power of ten
+    (smaller: more correlated; the diagonal left blank). Returns the Figure."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     order = list(order) if order is not None else list(corr.index)
+    c = corr.loc[order, order]
+    diag = np.eye(len(c), dtype=bool)
     fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH, 0.9 * plots.FULL_WIDTH))
-    sns.heatmap(corr.loc[order, order], cmap="RdBu_r", vmin=-1, vmax=1, center=0, square=True, ax=ax,
-                xticklabels=True, yticklabels=True, cbar_kws={"label": "learned task correlation"})
+    off = c.to_numpy()[~diag]
+    if off.size and off.min() > NEAR_ONE:
+        gap = 1.0 - c
+        exp = int(math.floor(math.log10(max(float(gap.to_numpy()[~diag].max()), 1e-300))))
+        sns.heatmap(gap / 10.0 ** exp, mask=diag, cmap="viridis", square=True, ax=ax, xticklabels=True,
+                    yticklabels=True, cbar_kws={"label": f"1 − learned task correlation (× 1e{exp})"})
+        ax.grid(False)  # the theme's grid would cross the blank diagonal
+    else:
+        sns.heatmap(c, cmap="RdBu_r", vmin=-1, vmax=1, center=0, square=True, ax=ax,
+                    xticklabels=True, yticklabels=True, cbar_kws={"label": "learned task correlation"})
     ax.set_xlabel("")
     ax.set_ylabel("")
     fig.tight_layout()
@@ -429,11 +445,12 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
     # the journal's "simply add more layers": Tucker against the deeper network of its size
     out["qm9_tucker_vs_deep"] = beats_verdict(frame, METHOD_LABEL["tucker"], METHOD_LABEL["deep"])
     out.update(sharing_summary(tensor_records))
+    out["qm9_mrn_corr_gap"] = correlation_gap(tensor_records)
     out["qm9_mrn_gain_rho"] = mrn_prediction_text(tensor_records, list(pair_records), stl_records)
     return out
 
 
-__all__ = ["METHOD_LABEL", "beats_verdict", "best_mrn_lambda", "correlation_figure", "delta_m_figure",
+__all__ = ["METHOD_LABEL", "NEAR_ONE", "beats_verdict", "best_mrn_lambda", "correlation_figure", "delta_m_figure",
            "delta_m_frame", "glue_values", "layer_key", "method_of", "missing_reference", "paired_delta_m",
            "paired_text", "pretrain_s", "relatedness_order", "runs_frame", "sharing_frame", "sharing_summary",
            "sharing_table", "summary_frame", "summary_table", "target_figure", "target_frame", "task_correlation"]
