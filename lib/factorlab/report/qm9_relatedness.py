@@ -742,7 +742,7 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     v["mrn_rho"] = prediction_text(pred)
     mrn = mrn_runs(tensor_records) if task_set == "nash11" else []
     v["n_mrn_seeds"] = len(mrn)
-    v["mrn_corr_gap"] = _mrn.correlation_gap(mrn) if mrn else "not measured"
+    v["mrn_corr_gap"] = _mrn.correlation_gap(mrn)  # "not measured" without MRN runs
     from factorlab.report.provenance import quiet_sentence
 
     v["cost_quiet"] = quiet_sentence(_records_of(rel_records, task_set) + mrn, "records timed")
