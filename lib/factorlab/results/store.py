@@ -9,7 +9,10 @@ A ``cpu`` or ``full`` run does not start from a working tree whose code has unco
 changes (:func:`factorlab.results.provenance.git_state`): :class:`DirtyTreeError` names the
 changed files, unless ``FACTORLAB_ALLOW_DIRTY=1`` is set (the record then says so). While a
 run trains, a marker in ``<root>/.live/`` lets every other run see it; the record's
-``provenance.load`` says how busy the machine was (:mod:`factorlab.results.load`).
+``provenance.load`` says how busy the machine was (:mod:`factorlab.results.load`). A training
+that supports it saves its state after every epoch in ``<root>/.checkpoints/<key>/`` and a
+run started again continues from there (:mod:`factorlab.results.checkpoints`); the folder is
+deleted once the record is written.
 
 A record is ``{"schema", "key", "experiment", "config", "metrics", "history", "timing",
 "model", "provenance"}``. Numpy and torch scalars are stored as Python numbers; JSON has no
@@ -26,6 +29,7 @@ from typing import Any, Callable
 
 from factorlab.files import write_atomic
 from factorlab.paths import results_dir
+from factorlab.results.checkpoints import CHECKPOINT_DIR, remove_checkpoints, run_checkpoints
 from factorlab.results.hashing import canonical_json, check_config, config_hash
 from factorlab.results.load import LiveMarker, load_snapshot, load_summary
 from factorlab.results.provenance import git_state, provenance
@@ -160,7 +164,8 @@ class RunStore:
             raise RunNotCachedError(_not_cached_message(config, key, self.root))
         git = git_state()
         check_clean(config, git)
-        with LiveMarker(self.root, key) as marker:
+        checkpoints = self.root / CHECKPOINT_DIR / key
+        with LiveMarker(self.root, key) as marker, run_checkpoints(checkpoints, None if git["dirty"] else git["commit"]):
             start = load_snapshot(marker)
             started, t0 = time.time(), time.perf_counter()
             result = train_fn(config)
@@ -177,6 +182,7 @@ class RunStore:
                                            allowed_dirty=allow_dirty())}
         path = self.path(config)
         _write_atomic(path, to_jsonable(record))
+        remove_checkpoints(checkpoints)
         return self._read(path)
 
     @staticmethod

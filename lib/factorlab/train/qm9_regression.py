@@ -31,6 +31,7 @@ from torch import nn
 from factorlab.data.qm9 import TARGETS, QM9Data, QM9Loader
 from factorlab.models.qm9_baseline import CompositionBaseline
 from factorlab.models.stack import member_state, num_members
+from factorlab.results.checkpoints import next_slot
 from factorlab.train import schedules
 from factorlab.train.device import synchronize
 
@@ -199,6 +200,11 @@ def fit_regression(
 
     Returns:
         A :class:`RegressionFit`; ``model`` is left holding each member's best weights.
+
+    Inside a run of the store (:mod:`factorlab.results.checkpoints`) and without ``penalty``,
+    ``weighting``, ``probes`` or ``step_hooks`` (whose own state is not saved), the whole
+    training state is saved after every epoch and a run started again continues after the
+    last saved epoch, to the same result; ``timing["resumed_from_epoch"]`` then says where.
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -243,7 +249,27 @@ def fit_regression(
     history.update({name: {} for name in probes})
     train_s = eval_s = 0.0
     steps = 0
-    for epoch in range(1, epochs + 1):
+    # resumable (factorlab.results.checkpoints) only when every piece of state is saved below:
+    # penalties, weightings, probes and hooks may hold state of their own
+    slot = next_slot() if penalty is None and weighting is None and not probes and not step_hooks else None
+    saved = None if slot is None else slot.load()
+    if saved is not None and (saved["epochs"], saved["steps_per_epoch"]) != (epochs, len(loader)):
+        saved = None  # another schedule under the same key cannot happen; be safe
+    first, resumed_from = 1, 0
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        loader.generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["rng"])
+        if saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        best_score, best_state, best_epoch, best_valid = (saved["best_score"], saved["best_state"],
+                                                          saved["best_epoch"], saved["best_valid"])
+        history, train_s, eval_s, steps = saved["history"], saved["train_s"], saved["eval_s"], saved["steps"]
+        resumed_from = saved["epoch"]
+        first = epochs + 1 if saved["stopped"] else saved["epoch"] + 1
+    for epoch in range(first, epochs + 1):
         model.train()
         history["lr"].append(optimizer.param_groups[0]["lr"])
         sq_sum = torch.zeros(len(columns), dtype=torch.float64, device=device)
@@ -297,7 +323,17 @@ def fit_regression(
         if penalty is not None:
             history["penalty"].append(pen_sum.item() / len(loader))
             history["data_loss"].append(sum(train_mse))
-        if not all(math.isfinite(v) for v in train_mse):
+        stopped = not all(math.isfinite(v) for v in train_mse)
+        if slot is not None:
+            slot.save({"epoch": epoch, "epochs": epochs, "steps_per_epoch": len(loader), "stopped": stopped,
+                       "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                       "scheduler": scheduler.state_dict(), "generator": loader.generator.get_state(),
+                       "rng": torch.get_rng_state(),
+                       "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                       "best_score": best_score, "best_state": best_state,
+                       "best_epoch": best_epoch, "best_valid": best_valid, "history": history,
+                       "train_s": train_s, "eval_s": eval_s, "steps": steps})
+        if stopped:
             break  # a member diverged: keep what was measured (the record shows it)
 
     with torch.no_grad():
@@ -320,4 +356,6 @@ def fit_regression(
     }
     timing = {"train_s": train_s, "eval_s": eval_s, "test_s": test_s, "steps": steps, "epochs_run": epochs_run,
               "epoch_s": train_s / epochs_run, "members": k_total, "precision": "fp32", "compiled": False}
+    if resumed_from:
+        timing["resumed_from_epoch"] = resumed_from
     return RegressionFit(history=history, metrics=metrics, timing=timing)
