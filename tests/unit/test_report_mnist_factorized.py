@@ -61,42 +61,107 @@ def test_half_point_verdict_on_both_sides_of_the_tolerance():
     assert values["c05_conv2_separable"] == "3×"
     assert values["narrow_mlp"] == 64 and values["narrow_ratio_mlp"] == pytest.approx(5.0)
     assert values["narrow_conv2"] == 32 and values["narrow_ratio_conv2"] == pytest.approx(1.0)
-    cp = table[(table.network == "MLP 784-512-512-10") & (table.family == "cp")].iloc[0]
-    assert cp["largest c within 0.5 pt"] == "none" and cp["network params there"] == ""
-    lr = table[table.family == "lowrank"].iloc[0]
+    mlp = table[table.network == "MLP 784-512-512-10"]
+    assert list(mlp.family) == ["lowrank", "cp", "tt", "dense, width 64"]  # the families in FAMILY_ORDER
+    cp = mlp[mlp.family == "cp"].iloc[0]  # "none": shown at its smallest ratio, 1.0 below the full network
+    assert cp["largest c within 0.5 pt"] == "none" and cp["shown at"] == "4×" and cp["network params there"] == "30,000"
+    assert cp["vs full dense (paired)"] == "-1.00 (n = 1)" and cp["against the tolerance"] == "one seed"
+    lr = mlp[mlp.family == "lowrank"].iloc[0]  # only seed 0 has a full dense network to pair with
     assert lr["network params there"] == "30,000" and lr["acc. there (%)"] == "97.55"
-    assert table.iloc[3]["largest c within 0.5 pt"] == "5.0× (whole net)"  # after the 3 MLP families
+    assert lr["vs full dense (paired)"] == "-0.55 (n = 1)"
+    assert values["d05_mlp_lowrank"] == "-0.55 points (n = 1)" and values["o05_mlp_lowrank"] == "one seed"
+    assert mlp.iloc[3]["largest c within 0.5 pt"] == "5.0× (whole net)"
+    assert values["d05_mlp_dense"] == "-0.40 points (n = 1)"
+
+
+def test_within_outcome_is_clear_only_beyond_two_standard_errors_of_the_tolerance():
+    assert report.within_outcome(-0.28, 0.08) == "clearly within"  # 0.22 above -0.5 > 2 x 0.08
+    assert report.within_outcome(-0.40, 0.06) == "not clear"  # 0.10 above, < 0.12
+    assert report.within_outcome(-1.08, 0.08) == "clearly outside"
+    assert report.within_outcome(-0.2, float("nan")) == "one seed"
+
+
+def _seeded(net, family, accs, params, *, c=None, width=None):
+    """One hand-built record per seed, accuracy ``accs[seed]`` in %."""
+    return [_record(net, family, a, params, c=c, width=width, seed=k) for k, a in enumerate(accs)]
+
+
+def _three_seed_records() -> list[dict]:
+    """MLP, 3 seeds: dense 512 / 64 / 32 (100k / 20k / 10k params); TT 16x (15k) above both
+    neighbours, CP 16x (15k) below both, low-rank 4x (30k) below the full net and level with
+    width 64, TT 256x (5k) smaller than every dense network."""
+    return (_seeded("mlp", "dense", [98.0, 98.2, 98.1], 100_000, width=512)
+            + _seeded("mlp", "dense", [97.0, 97.1, 97.2], 20_000, width=64)
+            + _seeded("mlp", "dense", [95.0, 95.5, 95.2], 10_000, width=32)
+            + _seeded("mlp", "tt", [97.5, 97.6, 97.8], 15_000, c=16)
+            + _seeded("mlp", "cp", [94.0, 94.2, 94.1], 15_000, c=16)
+            + _seeded("mlp", "lowrank", [97.2, 96.9, 97.3], 30_000, c=4)
+            + _seeded("mlp", "tt", [90.0, 90.5, 90.1], 5_000, c=256))
+
+
+def test_paired_accuracy_differences_pair_by_seed():
+    recs = _three_seed_records()
+    d, se, n = report.paired_acc(recs, "mlp", "tt_16", "w64")
+    assert n == 3 and d == pytest.approx(1.6 / 3) and se == pytest.approx(0.1 / 3 ** 0.5 / 3 ** 0.5, rel=1e-6)
+    assert report.paired_acc(recs, "mlp", "w64", "tt_16")[0] == pytest.approx(-d)
+    with pytest.raises(KeyError, match="no point 'tucker_16' of 'mlp'; points: "):
+        report.paired_acc(recs, "mlp", "tucker_16", "w64")
+    assert report.point_key("dense", None, 64.0) == "w64" and report.point_key("tt", 16.0, None) == "tt_16"
+
+
+def test_size_matched_frame_names_the_dense_neighbours_and_their_outcomes():
+    f = report.size_matched_frame(_three_seed_records()).set_index(["family", "compression"])
+    assert list(f.index) == [("lowrank", 4), ("cp", 16), ("tt", 16), ("tt", 256)]  # FAMILY_ORDER, then c
+    tt = f.loc[("tt", 16)]
+    assert (tt.larger_width, tt.larger_params, tt.smaller_width) == (64, 20_000, 32)
+    assert tt.larger_outcome == "better" and tt.smaller_outcome == "better"
+    assert tt.smaller_diff == pytest.approx((2.5 + 2.1 + 2.6) / 3) and tt.larger_n == 3
+    cp = f.loc[("cp", 16)]
+    assert cp.larger_outcome == "worse" and cp.smaller_outcome == "worse"
+    lr = f.loc[("lowrank", 4)]  # larger: the full net (worse); smaller: width 64, +0.2 -0.2 +0.1 (not clear)
+    assert (lr.larger_width, lr.smaller_width) == (512, 64)
+    assert lr.larger_outcome == "worse" and lr.smaller_outcome == "not clear"
+    tiny = f.loc[("tt", 256)]
+    assert tiny.larger_width == 32 and math.isnan(tiny.smaller_width) and tiny.smaller_outcome == ""
+    v = report.size_matched_values(_three_seed_records())
+    assert (v["n_beat_larger_mlp"], v["n_lose_larger_mlp"], v["n_lose_smaller_mlp"]) == (1, 3, 1)
+    assert (v["n_fac_mlp_16"], v["n_beat_larger_mlp_16"], v["n_lose_smaller_mlp_16"]) == (2, 1, 1)
+    assert v["vs_larger_mlp_tt_16"] == "+0.53 ± 0.03 points (n = 3)" and v["vs_larger_width_mlp_tt_16"] == 64
+    assert v["vs_smaller_mlp_tt_256"] == "none" and v["vs_smaller_width_mlp_tt_256"] == 0
+    t = report.size_matched_table(_three_seed_records()).set_index("point")
+    assert t.loc["tt 16×", "vs the larger dense net"] == "width 64 (20,000): +0.53 ± 0.03 (n = 3), better"
+    assert t.loc["tt 256×", "vs the smaller dense net"] == "none"
 
 
 def test_glue_values_on_hand_built_records():
     v = report.glue_values(_hand_records())
     assert list(v)[:4] == ["profile", "n_runs", "n_seeds", "devices"]
     assert v["n_runs"] == 12 and v["n_seeds"] == 2 and v["epochs_mlp"] == 3 and v["epochs_conv2"] == 2
-    assert v["ref_mlp"] == pytest.approx(98.0) and v["ref_params_mlp"] == 100_000 and v["target_mlp"] == 0.3
+    assert v["ref_mlp"] == pytest.approx(98.0) and v["ref_params_mlp"] == 100_000
     assert v["acc_mlp_lowrank_4"] == pytest.approx(97.55) and v["params_mlp_w64"] == 20_000
-    # time to target over the dense one: lowrank 4x 2.0, tt 4x 5.0, tt 16x 1.5; lowrank 16x and cp miss
-    assert v["ttt_mlp_lowrank_4"] == pytest.approx(2.0) and math.isnan(v["ttt_mlp_lowrank_16"])
-    assert v["ttt_max_mlp"] == pytest.approx(5.0) and v["ttt_median_mlp"] == pytest.approx(2.0)
-    assert v["ttt_missed_mlp"] == 2 and v["n_fac_mlp"] == 5
+    assert v["n_fac_mlp"] == 5 and v["n_fac_conv2"] == 1
     assert v["epoch_ratio_mlp_tt_4"] == pytest.approx(3.0) and v["epoch_ratio_max_mlp"] == pytest.approx(3.0)
-    assert v["ref_ttt_mlp"] == 10.0 and v["ref_ept_mlp"] == pytest.approx(1.0)
-    assert v["ttt_conv2_separable_3"] == pytest.approx(2.0) and v["epoch_ratio_conv2_separable_3"] == 2.0
+    assert v["epoch_ratio_conv2_separable_3"] == 2.0
+    # at 4x: low-rank 97.55, TT 97.9, CP 97.0 (the lowest and highest with their families)
+    assert (v["acc_min_mlp_4"], v["acc_min_family_mlp_4"]) == (pytest.approx(97.0), "cp")
+    assert (v["acc_max_mlp_4"], v["acc_max_family_mlp_4"]) == (pytest.approx(97.9), "tt")
+    assert not any(k.startswith(("ttt_", "ept_", "ref_ttt", "ref_ept")) for k in v)  # censoring-blind means are gone
     assert all(type(x) in (float, int, str) for x in v.values())
 
 
-def test_points_and_time_tables():
+def test_points_and_epoch_time_tables():
     t = report.points_table(_hand_records(), "mlp")
     assert list(t.family) == ["dense, width 512", "dense, width 64", "dense, width 32",
                               "lowrank", "lowrank", "cp", "tt", "tt"]
     lr4 = t.iloc[3]
     assert lr4["c"] == "4×" and lr4["test acc. (%)"] == "97.55 ± 0.14" and lr4["vs full dense"] == "-0.45"
     assert lr4["factorized layers: params"] == "3,000 / 12,000"
-    ttt = report.time_to_target_table(_hand_records())
-    missed = ttt[(ttt.family == "cp")].iloc[0]
-    assert missed["time to target vs dense"] == "not reached" and missed["epochs to target"] == "not reached"
-    tt4 = ttt[(ttt.family == "tt") & (ttt.c == "4×")].iloc[0]
-    assert tt4["s / epoch"] == "30.0" and tt4["epoch time vs dense"] == "3.00×" and tt4["time to target vs dense"] == "5.00×"
-    assert list(ttt.family[ttt.c == "1×"]) == ["dense (full width)"] * 2
+    e = report.epoch_time_table(_hand_records())
+    assert list(e.point[e.network == "MLP 784-512-512-10"]) == ["lowrank 4×", "lowrank 16×", "cp 4×", "tt 4×",
+                                                                "tt 16×", "dense (full width)"]
+    tt4 = e[e.point == "tt 4×"].iloc[0]
+    assert tt4["s / epoch"] == "30.0" and tt4["epoch time vs dense"] == "3.00×" and tt4["quiet"] == "unknown"
+    assert list(e["epoch time vs dense"][e.point == "dense (full width)"]) == ["1.00×"] * 2
 
 
 def test_smoke_records(smoke_records):
@@ -109,14 +174,17 @@ def test_smoke_records(smoke_records):
     assert v["params_mlp_w512"] == full["mlp"]["model"]["params"] == v["ref_params_mlp"]
     assert v["profile"] == "smoke" and v["n_seeds"] == 1 and v["epochs_mlp"] == 1
     assert v["n_fac_mlp"] == 4 and v["n_fac_conv2"] == 5
+    assert len(report.size_matched_table(smoke_records)) == 9  # one seed: every outcome "one seed"
+    assert set(report.size_matched_frame(smoke_records).larger_outcome) <= {"one seed", ""}
     for r in smoke_records:
         c = r["config"]
         if c["family"] != "dense":
             assert v[f"acc_{c['net']}_{c['family']}_{c['compression']:g}"] == pytest.approx(100 * r["metrics"]["test_acc"])
     _, values = report.tolerance_table(smoke_records)
-    assert set(values) == {"c05_mlp_lowrank", "c05_mlp_cp", "c05_mlp_tucker", "c05_mlp_tt", "narrow_mlp",
-                           "narrow_ratio_mlp", "c05_conv2_separable", "c05_conv2_lowrank", "c05_conv2_cp",
-                           "c05_conv2_tucker", "c05_conv2_tt", "narrow_conv2", "narrow_ratio_conv2", "tolerance"}
+    fams = {"mlp": ["lowrank", "cp", "tucker", "tt"], "conv2": ["separable", "lowrank", "cp", "tucker", "tt"]}
+    assert set(values) == ({f"{k}_{net}_{f}" for net, fs in fams.items() for f in fs for k in ("c05", "d05", "o05")}
+                           | {f"{k}_{net}" for net in fams for k in ("narrow", "narrow_ratio")}
+                           | {f"{k}_{net}_dense" for net in fams for k in ("d05", "o05")} | {"tolerance"})
     assert len(report.points_table(smoke_records, "conv2")) == 7
 
 
@@ -142,12 +210,11 @@ def test_quiet_flag_of_times_and_counts():
     _with_load(recs[0], True)  # full dense MLP: quiet
     _with_load(recs[3], True)  # low-rank 4x, seed 0 quiet, seed 1 unknown: "1 of 2"
     _with_load(recs[6], False)  # TT 4x: busy
-    ttt = report.time_to_target_table(recs)
-    assert "quiet" in ttt.columns
-    row = lambda fam, c: ttt[(ttt.network == "MLP 784-512-512-10") & (ttt.family == fam) & (ttt.c == c)].iloc[0]
-    assert row("dense (full width)", "1×")["quiet"] == "yes"
-    assert row("lowrank", "4×")["quiet"] == "1 of 2"
-    assert row("tt", "4×")["quiet"] == "no" and row("tt", "16×")["quiet"] == "unknown"
+    e = report.epoch_time_table(recs)
+    row = lambda point: e[(e.network == "MLP 784-512-512-10") & (e.point == point)].iloc[0]
+    assert row("dense (full width)")["quiet"] == "yes"
+    assert row("lowrank 4×")["quiet"] == "1 of 2"
+    assert row("tt 4×")["quiet"] == "no" and row("tt 16×")["quiet"] == "unknown"
     v = report.glue_values(recs)
     assert (v["n_quiet"], v["n_not_quiet"], v["n_load_unknown"]) == (2, 1, 9)
 

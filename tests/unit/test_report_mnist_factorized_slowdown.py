@@ -112,6 +112,14 @@ def test_the_verdict_counts_points_slower_faster_and_open_around_100x():
             v["open_100_mlp_final"]) == (5, 2, 1, 2)
     assert v["max_bound_mlp_final"] == "≥" and v["max_ratio_mlp_final"] > 214
     assert v["n_censored_mlp_final"] == 3  # TT 16x, CP 4x, CP 16x: lower bounds
+    assert v["max_point_mlp_final"] == "tt 16×" and v["max_range_mlp_final"] == "214.3–300.0"  # 3000 s / 14 and / 10
+    assert v["max_epoch_cost_mlp_final"] == pytest.approx(100.0)  # 3000 s against the dense net's 30 s
+    # TT ran all 3 epochs (censored); the dense net reached 0.2 after 1.0, 1.2 and 1.4 epochs
+    assert v["max_epochs_ratio_mlp_final"] == pytest.approx(3 / (1.0 * 1.2 * 1.4) ** (1 / 3))
+    assert v["ref_epochs_mlp_final"] == pytest.approx(1.2) and v["n_seeds_mlp_final"] == 3
+    assert v["median_ratio_mlp_final"] == pytest.approx(sorted(
+        report.slowdown_frame(_hand_records()).query("net == 'mlp' and target == 'final' and family != 'dense'")
+        .ratio)[2])  # the middle of five
 
 
 def test_the_table_shows_bounds_and_censored_runs():
@@ -128,7 +136,7 @@ def test_records_without_curves_say_not_measured():
     old = [{k: v for k, v in r.items() if k != "history"} | {"history": {"epoch": [1]}} for r in _hand_records()]
     assert report.loss_targets(old) == {} and report.time_to_target_frame(old).empty
     assert report.slowdown_frame(old).empty and report.slowdown_table(old).empty
-    assert report.journal_verdict(old) == {"journal_sentence": report.JOURNAL_SENTENCE,
+    assert report.journal_verdict(old) == {"journal_sentence": report.JOURNAL_SENTENCE, "journal_slowdown": 100.0,
                                            "slowdown_measured": report.NOT_MEASURED}
 
 
@@ -144,3 +152,20 @@ def test_smoke_records_carry_curves_and_give_a_slowdown_per_point(smoke_records)
     assert v["slowdown_measured"] is True
     for key in ("mlp_final", "mlp_lenient", "conv2_final", "conv2_lenient"):
         assert v[f"slower_100_{key}"] + v[f"faster_100_{key}"] + v[f"open_100_{key}"] == v[f"n_points_{key}"]
+
+
+def test_the_claim_reads_both_targets():
+    from factorlab.report.claims import slowdown_100x
+
+    verdict, text = slowdown_100x({"mnist_factorized": _hand_records()})
+    assert verdict == "partly"  # TT 16x and Tucker 4x are at least 100x slower to the final loss
+    assert text.startswith("final target: 2 of 6 factorized points ≥ 100× slower, ")
+    assert "; lenient target: " in text and "largest ≥" in text and "(tt 16×)" in text
+    # CP 4x alone: censored below 100x at the final loss (open), measured below it at the lenient one
+    only_cp = [r for r in _hand_records() if r["config"]["net"] == "mlp" and r["config"]["seed"] in (0, 1, 2)
+               and (r["config"]["family"], r["config"]["compression"], r["config"]["width"]) in
+               {("dense", None, 512), ("cp", 4, None)}]
+    verdict, text = slowdown_100x({"mnist_factorized": only_cp})
+    assert verdict == "not reproduced"
+    assert text.startswith("final target: 0 of 1 factorized points ≥ 100× slower, 0 measured below it, 1 open")
+    assert "lenient target: 0 of 1 factorized points ≥ 100× slower, 1 measured below it, 0 open" in text

@@ -14,8 +14,9 @@ from factorlab import plots
 from factorlab.analysis import (factorized_runs_frame, first_window_reaching, largest_compression_within,
                                 paired_difference, pareto_front, time_to_target)
 from factorlab.experiments.mnist_factorized import BUDGETS, NETS
+from factorlab.report.formatting import pm
 from factorlab.report.provenance import devices_of, profile_of, quiet_counts, quiet_label, quiet_of
-from factorlab.report.verdicts import NOT_MEASURED  # what the slowdown values say where no record has loss curves
+from factorlab.report.verdicts import NOT_MEASURED, paired_outcome  # NOT_MEASURED: the slowdown without loss curves
 
 #: Families in the order of figures and tables.
 FAMILY_ORDER = ["lowrank", "cp", "tucker", "tt", "separable"]
@@ -35,8 +36,8 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
 
 def means_frame(records: list[dict]) -> pd.DataFrame:
     """One row per point of ``mnist_factorized`` (net, family, compression, width; sorted so):
-    the mean over seeds of accuracy (``acc``, with its std ``acc_sd``), training seconds, time
-    and epochs to the target, and the point's parameters, FLOPs, factorized-layer parameters,
+    the mean over seeds of accuracy (``acc``, with its std ``acc_sd``) and training seconds,
+    and the point's parameters, FLOPs, factorized-layer parameters,
     ranks, number of seeds and ``quiet`` (:func:`factorlab.report.provenance.quiet_label` of
     its runs)."""
     runs = runs_frame(records)
@@ -44,7 +45,6 @@ def means_frame(records: list[dict]) -> pd.DataFrame:
             .agg(acc=("acc", "mean"), acc_sd=("acc", "std"), params=("params", "first"), flops=("flops", "first"),
                  layer_params=("layer_params", "first"), layer_dense_params=("layer_dense_params", "first"),
                  ranks=("ranks", "first"), seeds=("seed", "count"), train_s=("train_s", "mean"),
-                 time_to_target_s=("time_to_target_s", "mean"), epochs_to_target=("epochs_to_target", "mean"),
                  quiet=("quiet", lambda q: quiet_label(list(q)))))
 
 
@@ -124,82 +124,224 @@ def points_table(records: list[dict], net: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def point_key(family: str, compression, width) -> str:
+    """The key of a point in glue names and :func:`paired_acc`: ``"w<width>"`` for a dense
+    network, ``"<family>_<c>"`` (e.g. ``"tt_64"``) for a factorized one."""
+    return f"w{int(width)}" if family == "dense" else f"{family}_{compression:g}"
+
+
+def _acc_by_seed(runs: pd.DataFrame, net: str, key: str) -> pd.Series:
+    """Test accuracy (%) of point ``key`` of ``net`` indexed by seed; KeyError naming the key."""
+    r = runs[runs.net == net]
+    keys = [point_key(f, c, w) for f, c, w in zip(r.family, r.compression, r.width)]
+    got = r[[k == key for k in keys]]
+    if got.empty:
+        raise KeyError(f"no point {key!r} of {net!r}; points: {sorted(set(keys))}")
+    return got.set_index("seed")["acc"]
+
+
+def paired_acc(records: list[dict], net: str, a: str, b: str) -> tuple[float, float, int]:
+    """Test accuracy of point ``a`` minus point ``b`` of ``net`` (keys of :func:`point_key`),
+    paired by seed: ``(mean, standard error, n)`` in points
+    (:func:`factorlab.analysis.paired_difference`; the SE is NaN for one seed)."""
+    runs = runs_frame(records)
+    return paired_difference(_acc_by_seed(runs, net, a), _acc_by_seed(runs, net, b))
+
+
+def _outcome(d: float, se: float) -> str:
+    """A paired accuracy difference's outcome: "better", "worse", "not clear" or "one seed"."""
+    return paired_outcome(d, se, "worse", "better", "not clear", "one seed")
+
+
+def size_matched_frame(records: list[dict]) -> pd.DataFrame:
+    """Every factorized point of ``mnist_factorized`` against the dense networks on either side of
+    its size: ``larger`` is the narrowest dense network with at least its parameters (whole
+    network), ``smaller`` the widest with fewer. Columns: ``net``, ``family``, ``compression``,
+    ``params``, ``acc`` (mean, %), and per side ``<side>_width``, ``<side>_params``,
+    ``<side>_diff`` / ``<side>_se`` / ``<side>_n`` (the factorized network minus the dense one,
+    paired by seed, points) and ``<side>_outcome`` (:func:`_outcome`); NaN / "" where no dense
+    network lies on that side."""
+    runs, mean = runs_frame(records), means_frame(records)
+    rows = []
+    for net in NET_TITLE:
+        m = mean[mean.net == net]
+        dense = m[m.family == "dense"].sort_values("params")
+        for _, p in m[m.family != "dense"].iterrows():
+            row = {"net": net, "family": p.family, "compression": p.compression, "params": int(p.params), "acc": p.acc}
+            key = point_key(p.family, p.compression, p.width)
+            sides = {"larger": dense[dense.params >= p.params].head(1), "smaller": dense[dense.params < p.params].tail(1)}
+            for side, d in sides.items():
+                if d.empty:
+                    row.update({f"{side}_width": np.nan, f"{side}_params": np.nan, f"{side}_diff": np.nan,
+                                f"{side}_se": np.nan, f"{side}_n": 0, f"{side}_outcome": ""})
+                    continue
+                w = d.iloc[0]
+                diff, se, n = paired_difference(_acc_by_seed(runs, net, key), _acc_by_seed(runs, net, f"w{int(w.width)}"))
+                row.update({f"{side}_width": int(w.width), f"{side}_params": int(w.params), f"{side}_diff": diff,
+                            f"{side}_se": se, f"{side}_n": n, f"{side}_outcome": _outcome(diff, se)})
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    out["order"] = [FAMILY_ORDER.index(f) for f in out.family]
+    return out.sort_values(["net", "order", "compression"], key=lambda c: c.map(list(NET_TITLE).index)
+                           if c.name == "net" else c).drop(columns="order").reset_index(drop=True)
+
+
+def _diff_cell(diff: float, se: float, n: int, outcome: str) -> str:
+    """``"+2.47 ± 0.12 (n = 3), better"``: a paired difference in points with its outcome."""
+    if not n:
+        return ""
+    word = "" if outcome in ("one seed", "") else f", {outcome}"
+    return f"{pm(diff, se, '+.2f')} (n = {n}){word}"
+
+
+def size_matched_table(records: list[dict]) -> pd.DataFrame:
+    """The chapter's table of :func:`size_matched_frame`: per factorized point, its parameters
+    and accuracy beside the paired differences against the dense networks just larger and just
+    smaller than it."""
+    f = size_matched_frame(records)
+    rows = []
+    for r in f.itertuples():
+        row = {"network": NET_TITLE[r.net], "point": f"{r.family} {r.compression:g}×", "params": f"{r.params:,}",
+               "acc. (%)": f"{r.acc:.2f}"}
+        for side in ("larger", "smaller"):
+            w = getattr(r, f"{side}_width")
+            label = f"vs the {side} dense net"
+            row[label] = ("none" if w != w else
+                          f"width {int(w)} ({int(getattr(r, f'{side}_params')):,}): "
+                          + _diff_cell(getattr(r, f"{side}_diff"), getattr(r, f"{side}_se"),
+                                       getattr(r, f"{side}_n"), getattr(r, f"{side}_outcome")))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def size_matched_values(records: list[dict]) -> dict:
+    """Glued counts of :func:`size_matched_frame`, per net (out of :func:`glue_values`'
+    ``n_fac_<net>`` factorized points): ``n_beat_larger_<net>`` (clearly more accurate than the dense network just larger than
+    them), ``n_lose_larger_<net>`` (clearly less accurate than it), ``n_lose_smaller_<net>``
+    (clearly less accurate even than the dense network just smaller), the same four per tested
+    compression (``n_fac_<net>_<c>``, ``n_beat_larger_<net>_<c>``, ...) and, per point,
+    ``vs_larger_<net>_<key>`` / ``vs_smaller_<net>_<key>`` (the difference as text, "+2.47 ±
+    0.12 points (n = 3)", or "none") with ``vs_larger_width_<net>_<key>`` /
+    ``vs_smaller_width_<net>_<key>`` (that dense network's width, 0 where none)."""
+    f, values = size_matched_frame(records), {}
+    for net, g in f.groupby("net", sort=False):
+        values[f"n_beat_larger_{net}"] = int((g.larger_outcome == "better").sum())
+        values[f"n_lose_larger_{net}"] = int((g.larger_outcome == "worse").sum())
+        values[f"n_lose_smaller_{net}"] = int((g.smaller_outcome == "worse").sum())
+        for c, at in g.groupby("compression"):
+            values[f"n_fac_{net}_{c:g}"] = int(len(at))
+            values[f"n_beat_larger_{net}_{c:g}"] = int((at.larger_outcome == "better").sum())
+            values[f"n_lose_larger_{net}_{c:g}"] = int((at.larger_outcome == "worse").sum())
+            values[f"n_lose_smaller_{net}_{c:g}"] = int((at.smaller_outcome == "worse").sum())
+        for r in g.itertuples():
+            key = point_key(r.family, r.compression, None)
+            for side in ("larger", "smaller"):
+                w = getattr(r, f"{side}_width")
+                values[f"vs_{side}_width_{net}_{key}"] = 0 if w != w else int(w)
+                values[f"vs_{side}_{net}_{key}"] = ("none" if w != w else
+                                                    pm(getattr(r, f"{side}_diff"), getattr(r, f"{side}_se"), "+.2f")
+                                                    + f" points (n = {getattr(r, f'{side}_n')})")
+    return values
+
+
+def within_outcome(diff: float, se: float) -> str:
+    """A paired difference to the full dense network (points) against the tolerance: "clearly
+    within" (above ``-TOLERANCE`` by more than :data:`~factorlab.report.verdicts.CLEAR_SE`
+    standard errors), "clearly outside", "not clear", or "one seed"."""
+    return paired_outcome(diff + TOLERANCE, se, "clearly outside", "clearly within", "not clear", "one seed")
+
+
 def tolerance_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
     """Compression within :data:`TOLERANCE` of the full dense network, from ``mnist_factorized``:
     ``(table, values)``. Per net, each family's largest tested compression whose mean accuracy
-    stays within the tolerance ("none" if none does), then the narrowest dense network that
-    does, with its whole-network parameter ratio. ``values`` (glued): ``c05_<net>_<family>``
-    (e.g. ``"16×"`` or ``"none"``), ``narrow_<net>`` (its width), ``narrow_ratio_<net>`` and
-    ``tolerance`` (:data:`TOLERANCE`, points)."""
+    stays within the tolerance ("none" if none does; then the row shows its smallest tested
+    compression), then the narrowest dense network that does, with its whole-network parameter
+    ratio; each row with its difference to the full dense network paired by seed and
+    :func:`within_outcome`. ``values`` (glued): ``c05_<net>_<family>`` (e.g. ``"16×"`` or
+    ``"none"``), ``d05_<net>_<family>`` (the paired difference there as text, "-0.28 ± 0.05
+    points (n = 3)"; at the smallest compression for "none"), ``o05_<net>_<family>`` (its
+    outcome), ``narrow_<net>`` (its width), ``narrow_ratio_<net>``, ``d05_<net>_dense`` /
+    ``o05_<net>_dense`` (the narrow network's) and ``tolerance`` (:data:`TOLERANCE`, points)."""
     runs, mean, reference = runs_frame(records), means_frame(records), reference_accuracy(records)
     rows, values = [], {}
-    for net in ["mlp", "conv2"]:
+    for net in NET_TITLE:
         fac = runs[(runs.net == net) & (runs.family != "dense")]
+        if fac.empty and not (runs.net == net).any():
+            continue
+        full = f"w{NETS[net]['full_width']}"
         best = largest_compression_within(fac, reference[net], TOLERANCE)
+        best = best.iloc[np.argsort([FAMILY_ORDER.index(f) for f in best.family], kind="stable")]
         for _, b in best.iterrows():
-            got = mean[(mean.net == net) & (mean.family == b.family) & (mean.compression == b.compression)]
-            c = "none" if np.isnan(b.compression) else f"{b.compression:g}×"
+            none = np.isnan(b.compression)
+            at = fac[fac.family == b.family].compression.min() if none else b.compression
+            got = mean[(mean.net == net) & (mean.family == b.family) & (mean.compression == at)].iloc[0]
+            d, se, n = paired_acc(records, net, point_key(b.family, at, None), full)
+            c = "none" if none else f"{b.compression:g}×"
             rows.append({"network": NET_TITLE[net], "family": b.family, "largest c within 0.5 pt": c,
-                         "network params there": "" if got.empty else f"{int(got.params.iloc[0]):,}",
-                         "acc. there (%)": "" if got.empty else f"{got.acc.iloc[0]:.2f}"})
+                         "shown at": f"{at:g}×", "network params there": f"{int(got.params):,}",
+                         "acc. there (%)": f"{got.acc:.2f}", "vs full dense (paired)": _diff_cell(d, se, n, ""),
+                         "against the tolerance": within_outcome(d, se)})
             values[f"c05_{net}_{b.family}"] = c
+            values[f"d05_{net}_{b.family}"] = pm(d, se, "+.2f") + f" points (n = {n})"
+            values[f"o05_{net}_{b.family}"] = within_outcome(d, se)
         dense = mean[(mean.net == net) & (mean.family == "dense")]
         ok = dense[dense.acc >= reference[net] - TOLERANCE].sort_values("params")
         full_params = float(dense[dense.width == NETS[net]["full_width"]].params.iloc[0])
         narrow = ok.iloc[0]
+        d, se, n = paired_acc(records, net, f"w{int(narrow.width)}", full)
         rows.append({"network": NET_TITLE[net], "family": f"dense, width {int(narrow.width)}",
                      "largest c within 0.5 pt": f"{full_params / narrow.params:.1f}× (whole net)",
-                     "network params there": f"{int(narrow.params):,}", "acc. there (%)": f"{narrow.acc:.2f}"})
+                     "shown at": f"width {int(narrow.width)}",
+                     "network params there": f"{int(narrow.params):,}", "acc. there (%)": f"{narrow.acc:.2f}",
+                     "vs full dense (paired)": _diff_cell(d, se, n, ""), "against the tolerance": within_outcome(d, se)})
         values[f"narrow_{net}"] = int(narrow.width)
         values[f"narrow_ratio_{net}"] = float(full_params / narrow.params)
+        values[f"d05_{net}_dense"] = pm(d, se, "+.2f") + f" points (n = {n})"
+        values[f"o05_{net}_dense"] = within_outcome(d, se)
     values["tolerance"] = TOLERANCE
     return pd.DataFrame(rows), values
 
 
-def time_to_target_table(records: list[dict]) -> pd.DataFrame:
-    """Time to the target training loss in ``mnist_factorized``, per net and factorized point
-    (by family, compression) and the full dense network last: seconds per epoch, epoch time
-    and time to target relative to the full dense network, epochs to target ("not reached"
-    when the target was not hit within the budget) and ``quiet`` (whether the point's times
-    were taken on a quiet machine: yes / no / unknown, for records before the load was recorded)."""
+def epoch_time_table(records: list[dict]) -> pd.DataFrame:
+    """What an epoch costs in ``mnist_factorized``, per net and factorized point (by family,
+    compression) and the full dense network last: seconds of training per epoch (mean over
+    seeds), that time relative to the full dense network's, and ``quiet`` (whether the point's
+    times were taken on a quiet machine: yes / no / unknown, for records before the load was
+    recorded; :func:`factorlab.report.provenance.quiet_label`)."""
     runs, mean = runs_frame(records), means_frame(records)
     rows = []
-    for net in ["mlp", "conv2"]:
+    for net in NET_TITLE:
         m = mean[mean.net == net]
+        if m.empty:
+            continue
         ref = _full_dense(mean, net)
         epochs = runs[(runs.net == net)].epochs.iloc[0]
-        for _, r in m[m.family != "dense"].sort_values(["family", "compression"]).iterrows():
-            reached = not np.isnan(r.time_to_target_s)
-            rows.append({"network": NET_TITLE[net], "family": r.family, "c": f"{r.compression:g}×",
+        m = m[m.family != "dense"].assign(order=lambda f: [FAMILY_ORDER.index(x) for x in f.family])
+        for _, r in m.sort_values(["order", "compression"]).iterrows():
+            rows.append({"network": NET_TITLE[net], "point": f"{r.family} {r.compression:g}×",
                          "s / epoch": f"{r.train_s / epochs:.1f}",
-                         "epoch time vs dense": f"{r.train_s / ref.train_s:.2f}×",
-                         "epochs to target": f"{r.epochs_to_target:.1f}" if reached else "not reached",
-                         "time to target vs dense": (f"{r.time_to_target_s / ref.time_to_target_s:.2f}×" if reached
-                                                     else "not reached"), "quiet": r.quiet})
-        rows.append({"network": NET_TITLE[net], "family": "dense (full width)", "c": "1×",
-                     "s / epoch": f"{ref.train_s / epochs:.1f}", "epoch time vs dense": "1.00×",
-                     "epochs to target": f"{ref.epochs_to_target:.1f}", "time to target vs dense": "1.00×",
-                     "quiet": ref.quiet})
+                         "epoch time vs dense": f"{r.train_s / ref.train_s:.2f}×", "quiet": r.quiet})
+        rows.append({"network": NET_TITLE[net], "point": "dense (full width)", "s / epoch": f"{ref.train_s / epochs:.1f}",
+                     "epoch time vs dense": "1.00×", "quiet": ref.quiet})
     return pd.DataFrame(rows)
 
 
 def glue_values(records: list[dict]) -> dict:
-    """The chapter's glued values from ``mnist_factorized`` (besides :func:`tolerance_table`'s),
-    in glue order: ``profile``, ``n_runs``, ``n_seeds``, ``devices``; per net: ``epochs_<net>``,
-    ``ref_<net>`` (full dense accuracy, %), ``target_<net>`` (target training loss),
-    ``ttt_max_<net>`` / ``ttt_median_<net>`` (time to target of the factorized points over the
-    full dense network's), ``ttt_missed_<net>`` (factorized points that miss the target),
-    ``n_fac_<net>``, ``epoch_ratio_max_<net>``, ``ref_params_<net>``, ``ref_ttt_<net>`` (s),
-    ``ref_ept_<net>`` (epochs); and per point (``<net>_w<width>`` for dense,
-    ``<net>_<family>_<c>`` otherwise): ``acc_``, ``params_``, ``ttt_`` (time to target vs
-    dense), ``ept_`` (epochs to target) and ``epoch_ratio_`` (epoch time vs dense), and for
-    factorized points ``ranks_`` (the layers' ranks, "a and b") and ``rank_`` (the first
-    layer's rank where it is one number). Also: ``n_quiet`` / ``n_not_quiet`` /
-    ``n_load_unknown`` (runs whose times were taken on a quiet machine, a busy one, or before
-    the load was recorded); ``hidden_share_mlp`` (% of the full MLP's parameters in the
-    factorized layers); ``layer_dense_params_conv2`` (the dense convolution that is
-    factorized); per net and tested compression ``params_min_<net>_<c>`` /
-    ``params_max_<net>_<c>`` (whole-network parameters over the families there) and
+    """The chapter's glued values from ``mnist_factorized`` (besides :func:`tolerance_table`'s,
+    :func:`size_matched_values`' and :func:`journal_verdict`'s), in glue order: ``profile``,
+    ``n_runs``, ``n_seeds``, ``devices``; per net: ``epochs_<net>``, ``ref_<net>`` (full dense
+    accuracy, %), ``n_fac_<net>`` (factorized points), ``epoch_ratio_max_<net>`` (the largest
+    epoch time over the full dense network's), ``ref_params_<net>``; and per point
+    (``<net>_w<width>`` for dense, ``<net>_<family>_<c>`` otherwise): ``acc_`` (mean, %),
+    ``params_`` and ``epoch_ratio_`` (epoch time vs dense), and for factorized points
+    ``ranks_`` (the layers' ranks, "a and b") and ``rank_`` (the first layer's rank where it is
+    one number). Also: ``n_quiet`` / ``n_not_quiet`` / ``n_load_unknown`` (runs whose times
+    were taken on a quiet machine, a busy one, or before the load was recorded);
+    ``hidden_share_mlp`` (% of the full MLP's parameters in the factorized layers);
+    ``layer_dense_params_conv2`` (the dense convolution that is factorized); per net and tested
+    compression ``params_min_<net>_<c>`` / ``params_max_<net>_<c>`` (whole-network parameters
+    over the families there), ``acc_min_<net>_<c>`` / ``acc_max_<net>_<c>`` (mean accuracy,
+    %) with ``acc_min_family_<net>_<c>`` / ``acc_max_family_<net>_<c>`` (whose), and
     ``params_min_fac_<net>`` (the smallest factorized network); ``full_epochs_<net>`` and
     ``full_seeds`` (the ``full`` profile's budget)."""
     runs, mean, reference = runs_frame(records), means_frame(records), reference_accuracy(records)
@@ -208,21 +350,16 @@ def glue_values(records: list[dict]) -> dict:
     quiet = quiet_counts(records)
     values.update(n_quiet=quiet["quiet"], n_not_quiet=quiet["not_quiet"], n_load_unknown=quiet["unknown"])
     values["full_seeds"] = len(BUDGETS["full"]["seeds"])
-    for net in ["mlp", "conv2"]:
+    for net in NET_TITLE:
+        if not (runs.net == net).any():
+            continue
         values[f"epochs_{net}"] = int(runs[runs.net == net].epochs.iloc[0])
         values[f"ref_{net}"] = reference[net]
-        values[f"target_{net}"] = float(runs[runs.net == net].target_loss.iloc[0])
         m = mean[(mean.net == net) & (mean.family != "dense")]
         ref = _full_dense(mean, net)
-        ratio = m.time_to_target_s / ref.time_to_target_s
-        values[f"ttt_max_{net}"] = float(ratio.max())
-        values[f"ttt_median_{net}"] = float(ratio.median())
-        values[f"ttt_missed_{net}"] = int(ratio.isna().sum())
         values[f"n_fac_{net}"] = int(len(m))
         values[f"epoch_ratio_max_{net}"] = float((m.train_s / ref.train_s).max())
         values[f"ref_params_{net}"] = int(ref.params)
-        values[f"ref_ttt_{net}"] = float(ref.time_to_target_s)
-        values[f"ref_ept_{net}"] = float(ref.epochs_to_target)
         values[f"full_epochs_{net}"] = int(BUDGETS["full"]["epochs"][net])
         if len(m):
             values[f"params_min_fac_{net}"] = int(m.params.min())
@@ -231,12 +368,13 @@ def glue_values(records: list[dict]) -> dict:
         for c, at in m.groupby("compression"):
             values[f"params_min_{net}_{c:g}"] = int(at.params.min())
             values[f"params_max_{net}_{c:g}"] = int(at.params.max())
+            lo, hi = at.loc[at.acc.idxmin()], at.loc[at.acc.idxmax()]
+            values[f"acc_min_{net}_{c:g}"], values[f"acc_min_family_{net}_{c:g}"] = float(lo.acc), str(lo.family)
+            values[f"acc_max_{net}_{c:g}"], values[f"acc_max_family_{net}_{c:g}"] = float(hi.acc), str(hi.family)
         for _, r in mean[mean.net == net].iterrows():
-            key = f"{net}_w{int(r.width)}" if r.family == "dense" else f"{net}_{r.family}_{r.compression:g}"
+            key = f"{net}_{point_key(r.family, r.compression, r.width)}"
             values[f"acc_{key}"] = float(r.acc)
             values[f"params_{key}"] = int(r.params)
-            values[f"ttt_{key}"] = float(r.time_to_target_s / ref.time_to_target_s)
-            values[f"ept_{key}"] = float(r.epochs_to_target)
             values[f"epoch_ratio_{key}"] = float(r.train_s / ref.train_s)
             if r.family != "dense":
                 ranks = str(r.ranks).split("; ")
@@ -384,12 +522,21 @@ def journal_verdict(records: list[dict]) -> dict:
     least :data:`JOURNAL_SLOWDOWN`; ``faster_100_<net>_<target>`` points measured below it
     (exact, or an upper bound); ``open_100_<net>_<target>`` points censored below it (only
     "at least" is known); ``n_points_<net>_<target>``; ``max_ratio_<net>_<target>`` (largest
-    geometric-mean slowdown) and ``max_bound_<net>_<target>`` (its bound sign);
+    geometric-mean slowdown) with ``max_bound_<net>_<target>`` (its bound sign),
+    ``max_point_<net>_<target>`` (whose, "cp 4×"), ``max_range_<net>_<target>`` (its seeds'
+    range, "8.6–16.5") and ``max_epochs_ratio_<net>_<target>`` (the epochs it ran to the target
+    over the dense network's, geometric mean over seeds; a lower bound where censored) and
+    ``max_epoch_cost_<net>_<target>`` (its epoch time over the dense network's);
+    ``median_ratio_<net>_<target>`` (over the points); ``n_seeds_<net>_<target>``;
+    ``ref_epochs_<net>_<target>`` (the epochs the full dense network ran to the target, mean
+    over its seeds);
     ``n_censored_<net>_<target>`` (points whose slowdown is only a lower bound);
-    ``target_<net>_<target>`` (nats). Also ``journal_sentence`` and ``slowdown_measured`` (True, or :data:`NOT_MEASURED`
-    when no record has curves: then only these two)."""
-    s = slowdown_frame(records)
-    values: dict = {"journal_sentence": JOURNAL_SENTENCE, "slowdown_measured": True if len(s) else NOT_MEASURED}
+    ``target_<net>_<target>`` (nats). Also ``journal_sentence``, ``journal_slowdown``
+    (:data:`JOURNAL_SLOWDOWN`) and ``slowdown_measured`` (True, or :data:`NOT_MEASURED` when no
+    record has curves: then only these three)."""
+    s, ttt = slowdown_frame(records), time_to_target_frame(records)
+    values: dict = {"journal_sentence": JOURNAL_SENTENCE, "journal_slowdown": JOURNAL_SLOWDOWN,
+                    "slowdown_measured": True if len(s) else NOT_MEASURED}
     fac = s[s.family != "dense"]
     for (net, target), g in fac.groupby(["net", "target"], sort=False):
         key = f"{net}_{target}"
@@ -402,5 +549,35 @@ def journal_verdict(records: list[dict]) -> dict:
         top = g.loc[g.ratio.idxmax()]
         values[f"max_ratio_{key}"] = float(top.ratio)
         values[f"max_bound_{key}"] = str(top.bound)
+        values[f"max_point_{key}"] = f"{top.family} {top.compression:g}×"
+        values[f"max_range_{key}"] = f"{top.ratio_lo:.1f}–{top.ratio_hi:.1f}"
+        values[f"max_epochs_ratio_{key}"] = _epochs_ratio(ttt, net, target, top.family, top.compression)
+        values[f"max_epoch_cost_{key}"] = _epoch_cost(records, net, top.family, top.compression)
+        values[f"median_ratio_{key}"] = float(g.ratio.median())
         values[f"n_censored_{key}"] = int(lower.sum())
+        values[f"n_seeds_{key}"] = int(g.n.max())
+        ref = ttt[(ttt.net == net) & (ttt.target == target) & (ttt.family == "dense")
+                  & (ttt.width == NETS[net]["full_width"])]
+        values[f"ref_epochs_{key}"] = float(ref.epochs.mean())
     return values
+
+
+def _epoch_cost(records: list[dict], net: str, family: str, compression: float) -> float:
+    """Mean training seconds (``timing.train_s``) of point (``family``, ``compression``) of
+    ``net`` over the full dense network's (the same epochs: what one epoch costs relative to a
+    dense one)."""
+    def mean_s(match) -> float:
+        return float(np.mean([r["timing"]["train_s"] for r in records if r["config"]["net"] == net and match(r["config"])]))
+
+    point = mean_s(lambda c: c["family"] == family and c["compression"] == compression)
+    return point / mean_s(_is_full_dense)
+
+
+def _epochs_ratio(ttt: pd.DataFrame, net: str, target: str, family: str, compression: float) -> float:
+    """Geometric mean over the paired seeds of the epochs point (``family``, ``compression``)
+    of ``net`` ran to ``target`` (:func:`time_to_target_frame`) over the full dense network's."""
+    g = ttt[(ttt.net == net) & (ttt.target == target)]
+    ref = g[(g.family == "dense") & (g.width == NETS[net]["full_width"])].set_index("seed").epochs
+    p = g[(g.family == family) & (g.compression == compression)].set_index("seed").epochs
+    seeds = sorted(set(p.index) & set(ref.index))
+    return float(np.exp(np.mean(np.log(p[seeds] / ref[seeds]))))
