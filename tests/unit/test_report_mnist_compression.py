@@ -180,6 +180,9 @@ def test_path_table_and_glue_values():
     assert v["cp_4_path"] == "dense ×2, dense_cl ×1" and v["tucker_8_path"] == "factored"
     assert (v["n_chose_factored"], v["n_chose_partial"], v["n_chose_rebuilt"], v["n_chose_mixed"]) == (1, 0, 1, 0)
     assert (v["n_chosen_faster"], v["n_factored_faster"], v["n_never_slower"], v["n_net_chosen_faster"]) == (1, 1, 1, 1)
+    # clearly: CP's chosen 3.0 ± 0.58 (2.0 above one > 2 SE) and its network 1.2 ± 0.06; its factored
+    # 2.0 ± 0.58 is 1.0 above one, within 2 SE
+    assert (v["n_chosen_clearly_faster"], v["n_factored_clearly_faster"], v["n_net_chosen_clearly_faster"]) == (1, 0, 1)
     assert v["chosen_speedup_max"] == pytest.approx(3.0) and v["chosen_speedup_max_bound"] == pytest.approx(10.0)
     assert v["chosen_speedup_max_what"] == "cp at rank 4 (dense ×2, dense_cl ×1)"
     assert v["roofline_speedup_max"] == pytest.approx(10.0)

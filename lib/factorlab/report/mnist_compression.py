@@ -26,6 +26,7 @@ import pandas as pd
 from factorlab import plots
 from factorlab.report.formatting import pm
 from factorlab.report.provenance import devices_of, profile_of, quiet_counts, quiet_label, quiet_of
+from factorlab.report.verdicts import clear
 
 
 def decompositions_frame(records: list[dict]) -> pd.DataFrame:
@@ -338,6 +339,9 @@ def path_glue_values(records: list[dict]) -> dict:
     ``<method>_<rank>_<name>`` and ``..._se``; over variants ``path_n_variants``,
     ``n_chose_<kind>`` for each of :data:`PATH_KINDS` (:func:`path_kind` of the variant's
     chosen paths), ``n_chosen_faster`` / ``n_factored_faster`` (mean layer speedup above 1),
+    ``n_chosen_clearly_faster`` / ``n_factored_clearly_faster`` / ``n_net_chosen_clearly_faster``
+    (the layer's, or the network's, speedup above 1 by more than
+    :data:`~factorlab.report.verdicts.CLEAR_SE` standard errors),
     ``n_never_slower`` (chosen path's mean layer speedup at least 1 / (1 +
     :data:`NEVER_SLOWER_TOLERANCE`)), ``chosen_speedup_max`` with ``_what`` and ``_se`` and
     its ``_bound`` (roofline) and ``_flops``, ``roofline_speedup_max`` and ``_what``
@@ -365,6 +369,8 @@ def path_glue_values(records: list[dict]) -> dict:
         values[f"n_chose_{kind}"] = int((kinds == kind).sum())
     values["n_chosen_faster"] = int((g.layer_speedup > 1).sum())
     values["n_factored_faster"] = int((g.layer_factored_speedup > 1).sum())
+    for name, col in [("chosen", "layer_speedup"), ("factored", "layer_factored_speedup"), ("net_chosen", "net_speedup")]:
+        values[f"n_{name}_clearly_faster"] = int(sum(clear(m - 1, se) and m > 1 for m, se in zip(g[col], g[f"{col}_se"])))
     values["n_never_slower"] = int((g.layer_speedup >= 1 / (1 + NEVER_SLOWER_TOLERANCE)).sum())
     best = g.loc[g.layer_speedup.idxmax()]
     values.update(chosen_speedup_max=float(best.layer_speedup), chosen_speedup_max_se=float(best.layer_speedup_se),
