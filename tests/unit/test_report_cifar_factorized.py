@@ -127,6 +127,22 @@ def test_overfit_verdicts_on_both_sides_of_their_bounds():
     assert v["long_conclusion"].startswith("A compressed network can overfit: the factor-20 variant")
 
 
+def test_long_values_over_seeds():
+    """Three seeds a variant: means, the spread of the loss ratio, and how many runs overfit."""
+    recs = [_long("dense", None, t, 1.0) for t in (0.1, 0.2, 0.3)] + \
+        [_long("lowrank", 4, t, 1.0) for t in (0.4, 0.45, 0.6)] + [_long("lowrank", 20, t, 1.0) for t in (0.9, 1.0, 1.1)]
+    v = report.long_values(recs)
+    assert v["long_seeds"] == 3 and v["long_dense_train"] == pytest.approx(0.2) and v["long_dense_n"] == 3
+    assert v["long_f4_ratio"] == pytest.approx(1.45 / 3) and v["long_f4_fit"] == "overfits"  # mean 0.483
+    assert v["long_f4_overfit_runs"] == 2 and v["long_f20_overfit_runs"] == 0
+    assert v["long_f20_ratio_sd"] == pytest.approx(0.1)
+    assert v["long_conclusion"] == "A compressed network overfits in some runs only: the factor-4 variant in 2 of its 3"
+    recs[5] = _long("lowrank", 4, 0.3, 1.0)
+    assert report.long_values(recs)["long_conclusion"] == (
+        "A compressed network can overfit: the factor-4 variant drives its training loss far below its test loss "
+        "in every one of its 3 runs")
+
+
 def test_anchor_verdict_at_two_standard_errors():
     assert report.anchor_values([_anchor("smoke", 0.0, 0.01)]) == {}  # no cpu record
     v = report.anchor_values([_anchor("full", 0.05, 0.01, "cuda"), _anchor("cpu", -0.019, 0.01)])

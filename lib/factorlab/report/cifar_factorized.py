@@ -180,17 +180,27 @@ def init_table(rows: pd.DataFrame) -> pd.DataFrame:
         "seeds": rows.seeds})
 
 
+def long_key(cfg: dict) -> str:
+    """The key of a ``cifar_long`` variant in glue names: ``"dense"`` or ``"f<factor>"``."""
+    return "dense" if cfg["family"] == "dense" else f"f{cfg['factorize'].get('factor')}"
+
+
 def long_figure(long: list[dict]):
     """Clean training loss (solid) and test loss (dashed) per epoch of each ``cifar_long`` run
-    (colour: variant; legend under the axes). Returns the Figure."""
+    (colour: variant, one line per seed; legend under the axes). Returns the Figure."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    keys = list(dict.fromkeys(long_key(r["config"]) for r in long))
+    colors = dict(zip(keys, sns.color_palette("colorblind", len(keys))))
     fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH * 0.8, 3.4))
-    for color, r in zip(sns.color_palette("colorblind", len(long)), long):
-        h, lab = r["history"], variant_label(r["config"])
-        ax.plot(h["epoch"], h["train_eval_loss"], "-", color=color, label=lab)
-        ax.plot(h["epoch"], h["test_loss"], "--", color=color)
+    labelled = set()
+    for r in long:
+        h, key = r["history"], long_key(r["config"])
+        lab = None if key in labelled else variant_label(r["config"])
+        labelled.add(key)
+        ax.plot(h["epoch"], h["train_eval_loss"], "-", color=colors[key], label=lab, lw=1.2)
+        ax.plot(h["epoch"], h["test_loss"], "--", color=colors[key], lw=1.2)
     ax.plot([], [], "-", color="0.3", label="training loss (clean)")
     ax.plot([], [], "--", color="0.3", label="test loss")
     ax.set_xlabel("epoch")
@@ -206,25 +216,52 @@ def overfit_verdict(ratio: float) -> str:
     return "overfits" if ratio < OVERFITS else ("overfits a little" if ratio < OVERFITS_A_LITTLE else "hardly overfits")
 
 
-def long_values(long: list[dict]) -> dict:
-    """The glued values of the ``cifar_long`` runs: epochs, training images and per run (key
-    ``dense`` or ``f<factor>``) the final training and test losses, test accuracy (%), the
-    :func:`overfit_verdict` and the conclusion on whether a compressed network overfits."""
-    v = {"long_epochs": len(long[0]["history"]["epoch"]), "long_n_train": f"{long[0]['metrics']['n_train']:,}"}
-    ratios: dict[str, float] = {}
+def long_ratios(long: list[dict]) -> dict[str, list[float]]:
+    """Per ``cifar_long`` variant (:func:`long_key`, in record order): each run's final clean
+    training loss as a fraction of its final test loss."""
+    out: dict[str, list[float]] = {}
     for r in long:
         h = r["history"]
-        key = "dense" if r["config"]["family"] == "dense" else f"f{r['config']['factorize'].get('factor')}"
-        train_l, test_l = float(h["train_eval_loss"][-1]), float(h["test_loss"][-1])
-        ratio = train_l / test_l  # the final clean training loss as a fraction of the test loss
-        v.update({f"long_{key}_train": train_l, f"long_{key}_test": test_l,
-                  f"long_{key}_acc": 100 * float(r["metrics"]["test_acc"]), f"long_{key}_fit": overfit_verdict(ratio)})
-        if key != "dense":
-            ratios[key] = ratio
-    overfit = [k for k, v in ratios.items() if v < OVERFITS]
-    v["long_conclusion"] = (f"A compressed network can overfit: the factor-{overfit[0][1:]} variant drives its "
-                            "training loss far below its test loss" if overfit else
-                            "Neither compressed network overfits within this budget")
+        out.setdefault(long_key(r["config"]), []).append(float(h["train_eval_loss"][-1]) / float(h["test_loss"][-1]))
+    return out
+
+
+def long_values(long: list[dict]) -> dict:
+    """The glued values of the ``cifar_long`` runs: ``long_epochs``, ``long_n_train``,
+    ``long_seeds`` (runs per variant, the fewest) and per variant (key of :func:`long_key`)
+    the mean over its seeds of the final training and test losses (``long_<key>_train`` /
+    ``_test``), test accuracy (``_acc``, %) and loss ratio (``_ratio``, with ``_ratio_sd``),
+    the :func:`overfit_verdict` of the mean ratio (``_fit``), how many of its ``_n`` runs
+    overfit (``_overfit_runs``: ratio below :data:`OVERFITS`), and the conclusion on whether a
+    compressed network overfits (``long_conclusion``: in every run of a variant, in some, or
+    in none)."""
+    v = {"long_epochs": len(long[0]["history"]["epoch"]), "long_n_train": f"{long[0]['metrics']['n_train']:,}"}
+    ratios = long_ratios(long)
+    v["long_seeds"] = min(len(x) for x in ratios.values())
+    for key in ratios:
+        runs = [r for r in long if long_key(r["config"]) == key]
+        r_ = np.array(ratios[key])
+        v.update({f"long_{key}_train": float(np.mean([r["history"]["train_eval_loss"][-1] for r in runs])),
+                  f"long_{key}_test": float(np.mean([r["history"]["test_loss"][-1] for r in runs])),
+                  f"long_{key}_acc": 100 * float(np.mean([r["metrics"]["test_acc"] for r in runs])),
+                  f"long_{key}_ratio": float(r_.mean()),
+                  f"long_{key}_ratio_sd": float(r_.std(ddof=1)) if len(r_) > 1 else float("nan"),
+                  f"long_{key}_fit": overfit_verdict(float(r_.mean())),
+                  f"long_{key}_overfit_runs": int((r_ < OVERFITS).sum()), f"long_{key}_n": int(len(r_))})
+    comp = {k: r for k, r in ratios.items() if k != "dense"}
+    every = [k for k, r in comp.items() if all(x < OVERFITS for x in r)]
+    some = [k for k, r in comp.items() if any(x < OVERFITS for x in r)]
+    if every:
+        k = every[0]
+        runs = f" in every one of its {len(comp[k])} runs" if len(comp[k]) > 1 else ""
+        v["long_conclusion"] = (f"A compressed network can overfit: the factor-{k[1:]} variant drives its training "
+                                f"loss far below its test loss{runs}")
+    elif some:
+        k = some[0]
+        v["long_conclusion"] = (f"A compressed network overfits in some runs only: the factor-{k[1:]} variant in "
+                                f"{v[f'long_{k}_overfit_runs']} of its {len(comp[k])}")
+    else:
+        v["long_conclusion"] = "Neither compressed network overfits within this budget"
     return v
 
 

@@ -527,19 +527,18 @@ def wd_scaling(recs: dict) -> Verdict:
 
 
 def _long_ratios(recs: dict) -> tuple[float, dict[str, float]]:
-    """Final clean training loss / test loss of the dense ``cifar_long`` run and of each
-    compressed one (by variant label)."""
+    """Final clean training loss / test loss of the dense ``cifar_long`` network and of each
+    compressed one (by variant label), each the mean over its seeds."""
     from factorlab.report.cifar_factorized import variant_label
 
-    dense, comp = math.nan, {}
+    by: dict[str, list[float]] = {}
     for r in recs["cifar_long"]:
         h = r["history"]
-        ratio = float(h["train_eval_loss"][-1]) / float(h["test_loss"][-1])
-        if r["config"]["family"] == "dense":
-            dense = ratio
-        else:
-            comp[variant_label(r["config"])] = ratio
-    return dense, comp
+        label = "dense" if r["config"]["family"] == "dense" else variant_label(r["config"])
+        by.setdefault(label, []).append(float(h["train_eval_loss"][-1]) / float(h["test_loss"][-1]))
+    means = {k: sum(v) / len(v) for k, v in by.items()}
+    dense = means.pop("dense", math.nan)
+    return dense, means
 
 
 def long_no_overfit(recs: dict) -> Verdict:
@@ -560,7 +559,7 @@ def long_overfits(recs: dict) -> Verdict:
     _, comp = _long_ratios(recs)
     k = sum(v < OVERFITS for v in comp.values())
     epochs = len(recs["cifar_long"][0]["history"]["epoch"])
-    return count_verdict(k, len(comp)), (f"{k} of {len(comp)} compressed runs overfit after {epochs} epochs "
+    return count_verdict(k, len(comp)), (f"{k} of {len(comp)} compressed networks overfit after {epochs} epochs "
                                          f"(train/test loss {min(comp.values()):.2f}–{max(comp.values()):.2f})")
 
 
