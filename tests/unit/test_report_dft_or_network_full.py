@@ -33,7 +33,7 @@ def _net(sharing: str, mae: dict[str, float], errors: dict[int, dict[str, float]
               for i, e in errors.items()}
     return {"config": {"sharing": sharing, "epochs": epochs, "n_train": n_train, "profile": "cpu"},
             "metrics": {"test_mae": {t: mae.get(t, 1.0) for t in TARGET_ORDER}, "sample": sample},
-            "model": {"n_train": n_train or 110000}}
+            "model": {"n_train": n_train or 110000}, "timing": {"train_s": 600.0 * epochs}}
 
 
 DFT = [_dft(1, 1, "C"), _dft(2, 1, "N"), _dft(21, 4, "CC(C)C")]
@@ -66,7 +66,8 @@ def test_train_size_frame_sets_the_whole_split_beside_the_subset():
 
 def test_train_size_glue_counts_and_states_the_gain():
     v = report.train_size_glue(SUBSET, _whole())
-    assert v["n_train_full"] == "110,000" and v["epochs_full"] == 20
+    assert v["n_train_full"] == "110,000" and v["epochs_full"] == 20 and v["train_min_full"] == pytest.approx(200.0)
+    assert v["quiet_full"] == "unknown"  # the hand-built record has no load
     assert v["full_ratio_median"] == pytest.approx(0.5) and v["full_n_better"] == 18
     # test MAE <= cited chemical accuracy: none before (r2 2.0 > 1.2, homo 0.2, the rest 1.0); after, r2 alone (1.0)
     assert v["subset_n_accurate"] == 0 and v["full_n_accurate"] == 1
@@ -80,15 +81,33 @@ def test_train_size_glue_counts_and_states_the_gain():
 def test_without_whole_split_records_nothing_is_made_up():
     v = report.train_size_glue(SUBSET, [])
     assert {k: x for k, x in v.items() if k != "full_split_sentence"} == dict.fromkeys(
-        ["n_train_full", "epochs_full", "full_ratio_median", "full_n_better", "full_n_accurate", "subset_n_accurate"],
+        ["n_train_full", "epochs_full", "train_min_full", "quiet_full", "full_ratio_median", "full_n_better", "full_n_accurate", "subset_n_accurate"],
         "not measured")
-    assert "have not been measured for this profile; `python -m factorlab run qm9_demo_full --profile cpu`" in \
-        v["full_split_sentence"]
+    assert v["full_split_sentence"].startswith("The single-task networks trained on the whole training split (experiment "
+                                               "qm9_demo_full) have not been measured for this profile; `python -m "
+                                               "factorlab run qm9_demo_full --profile cpu` trains them.")
     already = [_net("none", {}, {1: {}}, n_train=None), SUBSET[1]]
     assert report.train_size_glue(already, [])["full_split_sentence"] == \
         "Under this profile the networks already train on the whole training split (110,000 molecules)."
     tab = report.train_size_frame(SUBSET, [])
     assert tab["single-task, whole training split"].isna().all() and len(tab) == 19
+
+
+def test_train_size_glue_of_the_hard_shared_network_has_its_prefix():
+    whole = [_net("hard", {t: 0.25 for t in TARGET_ORDER}, {1: {}}, n_train=None, epochs=20, split="train")]
+    subset = [SUBSET[0], _net("hard", {t: 1.0 for t in TARGET_ORDER}, {1: {}})]
+    v = report.train_size_glue(subset, whole, "hard")
+    assert set(v) == {"hard_n_train_full", "hard_epochs_full", "hard_train_min_full", "hard_quiet_full",
+                      "hard_full_ratio_median", "hard_full_n_better",
+                      "hard_full_n_accurate", "hard_subset_n_accurate", "hard_full_split_sentence"}
+    assert v["hard_full_ratio_median"] == pytest.approx(0.25) and v["hard_full_n_better"] == 19
+    assert "the hard-shared network's test MAE is 0.25 times as large" in v["hard_full_split_sentence"]
+    assert "; it is chemically accurate on" in v["hard_full_split_sentence"]
+    assert report.train_size_glue(subset, [], "hard")["hard_full_split_sentence"].startswith(
+        "The hard-shared network trained on the whole training split (experiment qm9_demo_full) has not been measured")
+    assert report.train_size_glue(subset, whole)["full_ratio_median"] == "not measured"  # the single-task one
+    with pytest.raises(ValueError, match="no whole-split network 'grouped': expected one of none, hard"):
+        report.train_size_glue(subset, whole, "grouped")
 
 
 def test_worst_predictions_rank_by_the_error_in_test_maes():

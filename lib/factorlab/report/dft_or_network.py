@@ -536,44 +536,58 @@ def train_size_table(tab: pd.DataFrame) -> pd.DataFrame:
     return fmt
 
 
-def train_size_glue(net_records: list[dict], full_records: list[dict]) -> dict:
-    """The values the chapter glues on the training size, for the single-task networks:
-    ``n_train_full`` (molecules, thousands-separated) and ``epochs_full`` of the whole-split
-    network, ``full_ratio_median`` (median over the 19 targets of whole / subset test MAE),
-    ``full_n_better`` (targets whose test MAE fell), ``full_n_accurate`` and
-    ``subset_n_accurate`` (targets whose test MAE is at most the cited chemical accuracy) and
-    ``full_split_sentence`` (these in one sentence). Without the whole-split record every value
-    but the sentence is "not measured" and the sentence names the command that trains it; where
-    the budget's networks use the whole split already (``n_train`` None) the sentence says so."""
+def train_size_glue(net_records: list[dict], full_records: list[dict], sharing: str = "none") -> dict:
+    """The values the chapter glues on the training size, for network ``sharing`` (a key of
+    :data:`SPLIT_LABELS`; the single-task networks by default): ``n_train_full`` (molecules,
+    thousands-separated), ``epochs_full``, ``train_min_full`` (minutes of training steps) and
+    ``quiet_full`` (whether they were timed on a quiet machine) of the whole-split network,
+    ``full_ratio_median``
+    (median over the 19 targets of whole / subset test MAE), ``full_n_better`` (targets whose
+    test MAE fell), ``full_n_accurate`` and ``subset_n_accurate`` (targets whose test MAE is at
+    most the cited chemical accuracy) and ``full_split_sentence`` (these in one sentence). For
+    another network than ``"none"`` every key has the prefix ``"<sharing>_"``. Without the
+    whole-split record every value but the sentence is "not measured" and the sentence names the
+    command that trains it; where the budget's networks use the whole split already
+    (``n_train`` None) the sentence says so."""
     from factorlab.report.verdicts import NOT_MEASURED
 
-    stl = networks(net_records)["none"]
-    full = _by_sharing(full_records).get("none")
-    keys = ("n_train_full", "epochs_full", "full_ratio_median", "full_n_better", "full_n_accurate",
+    if sharing not in SPLIT_LABELS:
+        raise ValueError(f"no whole-split network {sharing!r}: expected one of {', '.join(SPLIT_LABELS)}")
+    label = SPLIT_LABELS[sharing]
+    prefix = "" if sharing == "none" else f"{sharing}_"
+    named = "the single-task networks'" if sharing == "none" else f"the {label} network's"
+    subject = "they are" if sharing == "none" else "it is"
+    rec = networks(net_records)[sharing]
+    full = _by_sharing(full_records).get(sharing)
+    keys = ("n_train_full", "epochs_full", "train_min_full", "quiet_full", "full_ratio_median", "full_n_better", "full_n_accurate",
             "subset_n_accurate")
-    if stl["config"].get("n_train") is None:
-        return {**dict.fromkeys(keys, NOT_MEASURED), "full_split_sentence":
-                f"Under this profile the networks already train on the whole training split "
-                f"({stl['model']['n_train']:,} molecules)."}
-    if full is None:
-        profile = stl["config"]["profile"]
-        return {**dict.fromkeys(keys, NOT_MEASURED), "full_split_sentence":
-                f"The same networks trained on the whole training split (experiment {FULL_SPLIT}) have not been "
-                f"measured for this profile; `python -m factorlab run {FULL_SPLIT} --profile {profile}` trains them."}
-    tab = train_size_frame(net_records, full_records)
-    ratio = tab["single-task: whole / subset"]
-    acc = tab["chemical accuracy (cited)"]
-    v = {"n_train_full": f"{full['model']['n_train']:,}", "epochs_full": int(full["config"]["epochs"]),
-         "full_ratio_median": float(ratio.median()), "full_n_better": int((ratio < 1).sum()),
-         "full_n_accurate": int((tab["single-task, whole training split"] <= acc).sum()),
-         "subset_n_accurate": int((tab["single-task, training subset"] <= acc).sum())}
-    v["full_split_sentence"] = (
-        f"Trained on the whole training split ({v['n_train_full']} molecules, {v['epochs_full']} epochs) instead "
-        f"of {stl['model']['n_train']:,} molecules for {stl['config']['epochs']} epochs, the single-task networks' "
-        f"test MAE is {v['full_ratio_median']:.2f} times as large (median over the {len(ratio)} targets), lower on "
-        f"{v['full_n_better']} of them; they are chemically accurate on {v['full_n_accurate']} of the "
-        f"{int(acc.notna().sum())} targets with a cited accuracy ({v['subset_n_accurate']} before).")
-    return v
+    if rec["config"].get("n_train") is None:
+        v = {**dict.fromkeys(keys, NOT_MEASURED), "full_split_sentence":
+             f"Under this profile the networks already train on the whole training split "
+             f"({rec['model']['n_train']:,} molecules)."}
+    elif full is None:
+        profile = rec["config"]["profile"]
+        v = {**dict.fromkeys(keys, NOT_MEASURED), "full_split_sentence":
+             f"The {label} {'networks' if sharing == 'none' else 'network'} trained on the whole training split "
+             f"(experiment {FULL_SPLIT}) {'have' if sharing == 'none' else 'has'} not been measured for this profile; "
+             f"`python -m factorlab run {FULL_SPLIT} --profile {profile}` trains "
+             f"{'them' if sharing == 'none' else 'it'}."}
+    else:
+        tab = train_size_frame(net_records, full_records)
+        ratio = tab[f"{label}: whole / subset"]
+        acc = tab["chemical accuracy (cited)"]
+        v = {"n_train_full": f"{full['model']['n_train']:,}", "epochs_full": int(full["config"]["epochs"]),
+             "train_min_full": float(full["timing"]["train_s"]) / 60, "quiet_full": quiet_label(quiet_of(full)),
+             "full_ratio_median": float(ratio.median()), "full_n_better": int((ratio < 1).sum()),
+             "full_n_accurate": int((tab[f"{label}, whole training split"] <= acc).sum()),
+             "subset_n_accurate": int((tab[f"{label}, training subset"] <= acc).sum())}
+        v["full_split_sentence"] = (
+            f"Trained on the whole training split ({v['n_train_full']} molecules, {v['epochs_full']} epochs) instead "
+            f"of {rec['model']['n_train']:,} molecules for {rec['config']['epochs']} epochs, {named} "
+            f"test MAE is {v['full_ratio_median']:.2f} times as large (median over the {len(ratio)} targets), lower "
+            f"on {v['full_n_better']} of them; {subject} chemically accurate on {v['full_n_accurate']} of the "
+            f"{int(acc.notna().sum())} targets with a cited accuracy ({v['subset_n_accurate']} before).")
+    return {f"{prefix}{k}": x for k, x in v.items()}
 
 
 def worst_predictions(dft_records: list[dict], net_records: list[dict], full_records: list[dict] | None = None,
