@@ -176,8 +176,10 @@ def test_path_table_and_glue_values():
     v = report.path_glue_values(records)
     assert (v["path_n_runs"], v["path_n_seeds"], v["path_n_variants"]) == (3, 3, 2)
     assert v["peak_gflops"] == pytest.approx(51.0) and v["bandwidth_gbs"] == pytest.approx(20.0)
-    assert v["cp_4_layer_speedup"] == pytest.approx(3.0) and v["cp_4_layer_speedup_se"] == pytest.approx(1 / math.sqrt(3))
-    assert v["cp_4_path"] == "dense ×2, dense_cl ×1" and v["tucker_8_path"] == "factored"
+    assert v["path_cp_4_layer_speedup"] == pytest.approx(3.0)
+    assert v["path_cp_4_layer_speedup_se"] == pytest.approx(1 / math.sqrt(3))
+    assert v["path_cp_4_path"] == "dense ×2, dense_cl ×1" and v["path_tucker_8_path"] == "factored"
+    assert not set(v) & set(report.glue_values(records))  # one glue name, one value
     assert (v["n_chose_factored"], v["n_chose_partial"], v["n_chose_rebuilt"], v["n_chose_mixed"]) == (1, 0, 1, 0)
     assert (v["n_chosen_faster"], v["n_factored_faster"], v["n_never_slower"], v["n_net_chosen_faster"]) == (1, 1, 1, 1)
     # clearly: CP's chosen 3.0 ± 0.58 (2.0 above one > 2 SE) and its network 1.2 ± 0.06; its factored
@@ -239,7 +241,7 @@ def test_smoke_record_times_paths(smoke_records):
     g = report.path_speedup_frame(smoke_records).set_index(["method", "rank"])
     v = report.path_glue_values(smoke_records)
     for r in rows:
-        key = f"{r['method']}_{r['rank']}"
+        key = f"path_{r['method']}_{r['rank']}"
         assert g.loc[(r["method"], r["rank"]), "layer_speedup"] == pytest.approx(r["dense_layer_s"] / r["layer_s"])
         assert v[f"{key}_roofline_speedup"] == pytest.approx(r["dense_roofline_s"] / r["roofline_s"])
         assert v[f"{key}_net_factored_speedup"] == pytest.approx(r["dense_net_s"] / r["net_factored_s"])

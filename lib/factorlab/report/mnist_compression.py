@@ -335,8 +335,9 @@ def path_glue_values(records: list[dict]) -> dict:
     ``mnist_compression`` (ValueError without any): ``path_n_runs`` (path-timed runs),
     ``path_n_seeds`` (seeds per variant, the fewest), ``peak_gflops`` and ``bandwidth_gbs``
     (the machine's measured peak GFLOP/s and bandwidth GB/s, mean over runs); per (method,
-    rank) ``<method>_<rank>_path`` and, for each of :data:`PATH_SPEEDUPS`,
-    ``<method>_<rank>_<name>`` and ``..._se``; over variants ``path_n_variants``,
+    rank) ``path_<method>_<rank>_path`` and, for each of :data:`PATH_SPEEDUPS`,
+    ``path_<method>_<rank>_<name>`` and ``..._se`` (the prefix keeps them apart from
+    :func:`glue_values`' per-variant keys); over variants ``path_n_variants``,
     ``n_chose_<kind>`` for each of :data:`PATH_KINDS` (:func:`path_kind` of the variant's
     chosen paths), ``n_chosen_faster`` / ``n_factored_faster`` (mean layer speedup above 1),
     ``n_chosen_clearly_faster`` / ``n_factored_clearly_faster`` / ``n_net_chosen_clearly_faster``
@@ -358,7 +359,7 @@ def path_glue_values(records: list[dict]) -> dict:
               "peak_gflops": sum(m["peak_flops"] for m in machines) / len(machines) / 1e9,
               "bandwidth_gbs": sum(m["bandwidth"] for m in machines) / len(machines) / 1e9}
     for _, r in g.iterrows():
-        key = f"{r['method']}_{r['rank']}"
+        key = f"path_{r['method']}_{r['rank']}"  # "path_": glue_values has <method>_<rank>_layer_speedup
         values[f"{key}_path"] = str(r.layer_path)
         for col in PATH_SPEEDUPS:
             values[f"{key}_{col}"] = float(r[col])
