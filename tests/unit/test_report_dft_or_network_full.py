@@ -83,9 +83,8 @@ def test_without_whole_split_records_nothing_is_made_up():
     assert {k: x for k, x in v.items() if k != "full_split_sentence"} == dict.fromkeys(
         ["n_train_full", "epochs_full", "train_min_full", "quiet_full", "full_ratio_median", "full_n_better", "full_n_accurate", "subset_n_accurate"],
         "not measured")
-    assert v["full_split_sentence"].startswith("The single-task networks trained on the whole training split (experiment "
-                                               "qm9_demo_full) have not been measured for this profile; `python -m "
-                                               "factorlab run qm9_demo_full --profile cpu` trains them.")
+    assert v["full_split_sentence"] == ("The single-task networks trained on the whole training split are not in the "
+                                        "records of the cpu profile yet (experiment qm9_demo_full).")
     already = [_net("none", {}, {1: {}}, n_train=None), SUBSET[1]]
     assert report.train_size_glue(already, [])["full_split_sentence"] == \
         "Under this profile the networks already train on the whole training split (110,000 molecules)."
@@ -103,8 +102,9 @@ def test_train_size_glue_of_the_hard_shared_network_has_its_prefix():
     assert v["hard_full_ratio_median"] == pytest.approx(0.25) and v["hard_full_n_better"] == 19
     assert "the hard-shared network's test MAE is 0.25 times as large" in v["hard_full_split_sentence"]
     assert "; it is chemically accurate on" in v["hard_full_split_sentence"]
-    assert report.train_size_glue(subset, [], "hard")["hard_full_split_sentence"].startswith(
-        "The hard-shared network trained on the whole training split (experiment qm9_demo_full) has not been measured")
+    assert report.train_size_glue(subset, [], "hard")["hard_full_split_sentence"] == (
+        "The hard-shared network trained on the whole training split is not in the records of the cpu profile yet "
+        "(experiment qm9_demo_full).")
     assert report.train_size_glue(subset, whole)["full_ratio_median"] == "not measured"  # the single-task one
     with pytest.raises(ValueError, match="no whole-split network 'grouped': expected one of none, hard"):
         report.train_size_glue(subset, whole, "grouped")

@@ -65,10 +65,10 @@ def test_half_point_verdict_on_both_sides_of_the_tolerance():
     assert list(mlp.family) == ["lowrank", "cp", "tt", "dense, width 64"]  # the families in FAMILY_ORDER
     cp = mlp[mlp.family == "cp"].iloc[0]  # "none": shown at its smallest ratio, 1.0 below the full network
     assert cp["largest c within 0.5 pt"] == "none" and cp["shown at"] == "4×" and cp["network params there"] == "30,000"
-    assert cp["vs full dense (paired)"] == "-1.00 (n = 1)" and cp["against the tolerance"] == "one seed"
+    assert cp["vs full dense (points)"] == "-1.00" and cp["against the tolerance"] == "one seed"
     lr = mlp[mlp.family == "lowrank"].iloc[0]  # only seed 0 has a full dense network to pair with
     assert lr["network params there"] == "30,000" and lr["acc. there (%)"] == "97.55"
-    assert lr["vs full dense (paired)"] == "-0.55 (n = 1)"
+    assert lr["vs full dense (points)"] == "-0.55"
     assert values["d05_mlp_lowrank"] == "-0.55 points (n = 1)" and values["o05_mlp_lowrank"] == "one seed"
     assert mlp.iloc[3]["largest c within 0.5 pt"] == "5.0× (whole net)"
     assert values["d05_mlp_dense"] == "-0.40 points (n = 1)"
@@ -129,8 +129,10 @@ def test_size_matched_frame_names_the_dense_neighbours_and_their_outcomes():
     assert v["vs_larger_mlp_tt_16"] == "+0.53 ± 0.03 points (n = 3)" and v["vs_larger_width_mlp_tt_16"] == 64
     assert v["vs_smaller_mlp_tt_256"] == "none" and v["vs_smaller_width_mlp_tt_256"] == 0
     t = report.size_matched_table(_three_seed_records()).set_index("point")
-    assert t.loc["tt 16×", "vs the larger dense net"] == "width 64 (20,000): +0.53 ± 0.03 (n = 3), better"
-    assert t.loc["tt 256×", "vs the smaller dense net"] == "none"
+    assert t.loc["tt 16×", "larger dense: width (params)"] == "64 (20,000)"
+    assert t.loc["tt 16×", "vs larger (points)"] == "+0.53 ± 0.03, better"
+    assert t.loc["lowrank 4×", "vs smaller (points)"] == "+0.03 ± 0.12, not clear"
+    assert (t.loc["tt 256×", "smaller dense: width (params)"], t.loc["tt 256×", "vs smaller (points)"]) == ("none", "")
 
 
 def test_glue_values_on_hand_built_records():

@@ -132,6 +132,15 @@ def test_the_table_shows_bounds_and_censored_runs():
     assert t.network.iloc[0] == report.NET_TITLE["mlp"] and t.network.iloc[-1] == report.NET_TITLE["conv2"]
 
 
+def test_the_wide_table_sets_the_targets_side_by_side():
+    w = report.slowdown_wide_table(_hand_records(), "mlp").set_index("point")
+    assert list(w.columns) == ["final (0.200): time vs dense", "final (0.200): never reached",
+                               "lenient (0.300): time vs dense", "lenient (0.300): never reached"]
+    assert w.loc["lowrank 4×", "final (0.200): time vs dense"] == "2.00× (2.00–2.00, n = 3)"
+    assert w.loc["tt 16×", "final (0.200): never reached"] == "3 of 3"
+    assert len(w) == 6 and report.slowdown_wide_table([], "mlp").empty
+
+
 def test_records_without_curves_say_not_measured():
     old = [{k: v for k, v in r.items() if k != "history"} | {"history": {"epoch": [1]}} for r in _hand_records()]
     assert report.loss_targets(old) == {} and report.time_to_target_frame(old).empty

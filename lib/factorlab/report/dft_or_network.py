@@ -546,8 +546,8 @@ def train_size_glue(net_records: list[dict], full_records: list[dict], sharing: 
     test MAE fell), ``full_n_accurate`` and ``subset_n_accurate`` (targets whose test MAE is at
     most the cited chemical accuracy) and ``full_split_sentence`` (these in one sentence). For
     another network than ``"none"`` every key has the prefix ``"<sharing>_"``. Without the
-    whole-split record every value but the sentence is "not measured" and the sentence names the
-    command that trains it; where the budget's networks use the whole split already
+    whole-split record every value but the sentence is "not measured" and the sentence says the
+    run is not in the records yet (naming its experiment); where the budget's networks use the whole split already
     (``n_train`` None) the sentence says so."""
     from factorlab.report.verdicts import NOT_MEASURED
 
@@ -569,9 +569,8 @@ def train_size_glue(net_records: list[dict], full_records: list[dict], sharing: 
         profile = rec["config"]["profile"]
         v = {**dict.fromkeys(keys, NOT_MEASURED), "full_split_sentence":
              f"The {label} {'networks' if sharing == 'none' else 'network'} trained on the whole training split "
-             f"(experiment {FULL_SPLIT}) {'have' if sharing == 'none' else 'has'} not been measured for this profile; "
-             f"`python -m factorlab run {FULL_SPLIT} --profile {profile}` trains "
-             f"{'them' if sharing == 'none' else 'it'}."}
+             f"{'are' if sharing == 'none' else 'is'} not in the records of the {profile} profile yet (experiment "
+             f"{FULL_SPLIT})."}  # plain text: a glued string is not parsed as markdown
     else:
         tab = train_size_frame(net_records, full_records)
         ratio = tab[f"{label}: whole / subset"]

@@ -93,7 +93,7 @@ def accuracy_figure(records: list[dict]):
         lo = max(m["acc"].min() - 1, reference[net] - 15)
         ax.set_ylim(lo, min(100, reference[net] + 1))
     axes[0].legend(loc="lower right")
-    axes[1].legend(loc="upper left")
+    axes[1].legend(loc="lower right")  # the dense curve climbs through the upper left
     fig.tight_layout()
     return fig
 
@@ -186,18 +186,20 @@ def size_matched_frame(records: list[dict]) -> pd.DataFrame:
                            if c.name == "net" else c).drop(columns="order").reset_index(drop=True)
 
 
-def _diff_cell(diff: float, se: float, n: int, outcome: str) -> str:
-    """``"+2.47 ± 0.12 (n = 3), better"``: a paired difference in points with its outcome."""
-    if not n:
-        return ""
+def _diff_cell(diff: float, se: float, outcome: str) -> str:
+    """``"+2.47 ± 0.12, better"``: a paired difference in points with its outcome (the SE left
+    out for one seed, the outcome for "one seed" and "")."""
     word = "" if outcome in ("one seed", "") else f", {outcome}"
-    return f"{pm(diff, se, '+.2f')} (n = {n}){word}"
+    return f"{pm(diff, se, '+.2f')}{word}"
 
 
 def size_matched_table(records: list[dict]) -> pd.DataFrame:
-    """The chapter's table of :func:`size_matched_frame`: per factorized point, its parameters
-    and accuracy beside the paired differences against the dense networks just larger and just
-    smaller than it."""
+    """The chapter's table of :func:`size_matched_frame`: per factorized point (``network``,
+    ``point``), its parameters and accuracy, then for the dense network just larger and just
+    smaller than it its width and parameters (``larger dense: width (params)`` / ``smaller
+    dense: ...``; "none")
+    and the factorized network's accuracy minus its (``vs larger (points)`` / ``vs smaller
+    (points)``: mean ± SE over the paired seeds, with the outcome)."""
     f = size_matched_frame(records)
     rows = []
     for r in f.itertuples():
@@ -205,11 +207,10 @@ def size_matched_table(records: list[dict]) -> pd.DataFrame:
                "acc. (%)": f"{r.acc:.2f}"}
         for side in ("larger", "smaller"):
             w = getattr(r, f"{side}_width")
-            label = f"vs the {side} dense net"
-            row[label] = ("none" if w != w else
-                          f"width {int(w)} ({int(getattr(r, f'{side}_params')):,}): "
-                          + _diff_cell(getattr(r, f"{side}_diff"), getattr(r, f"{side}_se"),
-                                       getattr(r, f"{side}_n"), getattr(r, f"{side}_outcome")))
+            row[f"{side} dense: width (params)"] = ("none" if w != w else
+                                                    f"{int(w)} ({int(getattr(r, f'{side}_params')):,})")
+            row[f"vs {side} (points)"] = ("" if w != w else _diff_cell(
+                getattr(r, f"{side}_diff"), getattr(r, f"{side}_se"), getattr(r, f"{side}_outcome")))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -279,7 +280,7 @@ def tolerance_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
             c = "none" if none else f"{b.compression:g}×"
             rows.append({"network": NET_TITLE[net], "family": b.family, "largest c within 0.5 pt": c,
                          "shown at": f"{at:g}×", "network params there": f"{int(got.params):,}",
-                         "acc. there (%)": f"{got.acc:.2f}", "vs full dense (paired)": _diff_cell(d, se, n, ""),
+                         "acc. there (%)": f"{got.acc:.2f}", "vs full dense (points)": _diff_cell(d, se, ""),
                          "against the tolerance": within_outcome(d, se)})
             values[f"c05_{net}_{b.family}"] = c
             values[f"d05_{net}_{b.family}"] = pm(d, se, "+.2f") + f" points (n = {n})"
@@ -293,7 +294,7 @@ def tolerance_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
                      "largest c within 0.5 pt": f"{full_params / narrow.params:.1f}× (whole net)",
                      "shown at": f"width {int(narrow.width)}",
                      "network params there": f"{int(narrow.params):,}", "acc. there (%)": f"{narrow.acc:.2f}",
-                     "vs full dense (paired)": _diff_cell(d, se, n, ""), "against the tolerance": within_outcome(d, se)})
+                     "vs full dense (points)": _diff_cell(d, se, ""), "against the tolerance": within_outcome(d, se)})
         values[f"narrow_{net}"] = int(narrow.width)
         values[f"narrow_ratio_{net}"] = float(full_params / narrow.params)
         values[f"d05_{net}_dense"] = pm(d, se, "+.2f") + f" points (n = {n})"
@@ -513,6 +514,22 @@ def slowdown_table(records: list[dict]) -> pd.DataFrame:
              "time to target vs dense": _ratio_text(r), "never reached": f"{r.n_censored} of {r.n}"}
             for r in s.itertuples()]
     return pd.DataFrame(rows)
+
+
+def slowdown_wide_table(records: list[dict], net: str) -> pd.DataFrame:
+    """:func:`slowdown_table` for one net (a key of :data:`NET_TITLE`) with its targets side by
+    side: one row per point, and per target (``"<target> (<loss>)"``) the time to target vs the
+    dense network and the runs that never reached it. Empty when no record has curves."""
+    t = slowdown_table(records)
+    t = t[t.network == NET_TITLE[net]]
+    if t.empty:
+        return pd.DataFrame(columns=["point"])
+    out = pd.DataFrame({"point": list(dict.fromkeys(t.point))})
+    for target, g in t.groupby("target", sort=False):
+        g = g.set_index("point")
+        out[f"{target}: time vs dense"] = out.point.map(g["time to target vs dense"])
+        out[f"{target}: never reached"] = out.point.map(g["never reached"])
+    return out
 
 
 def journal_verdict(records: list[dict]) -> dict:
