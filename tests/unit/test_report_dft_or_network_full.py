@@ -152,3 +152,33 @@ def test_full_split_records_read_the_store_and_never_train(tmp_path, monkeypatch
     store.run(cfg, lambda c: {"metrics": {}, "history": {}, "timing": {}, "model": {}})
     got = report.full_split_records("smoke", store)
     assert [r["key"] for r in got] == [store.get(cfg)["key"]] and got[0]["config"]["sharing"] == "hard"
+
+
+def _seeded(sharing: str, mae: float, seed: int) -> dict:
+    rec = _net(sharing, {t: mae for t in TARGET_ORDER}, {1: {}})
+    rec["config"]["seed"] = seed
+    return rec
+
+
+def test_several_seeds_the_chapter_describes_the_lowest_and_reports_the_spread():
+    recs = [_seeded("none", m, s) for s, m in ((1, 1.1), (0, 1.0), (2, 0.9))] + \
+        [_seeded("hard", m, s) for s, m in ((0, 2.0), (1, 2.2), (2, 1.8))]
+    net = report.networks(recs)
+    assert (net["none"]["config"]["seed"], net["hard"]["config"]["seed"]) == (0, 0)
+    v = report.seed_spread(recs)
+    assert v["seeds_per_network"] == 3
+    assert v["cv_none"] == pytest.approx(10.0) and v["cv_hard"] == pytest.approx(10.0)  # sd 0.1 of mean 1.0
+    assert v["ratio_hard"] == pytest.approx(2.0) and v["ratio_hard_se"] == pytest.approx(0.0, abs=1e-12)
+    assert v["spread_sentence"] == (
+        "Over 3 seeds per network, a target's test MAE varies from seed to seed by a median 10.0 % (19 single-task "
+        "GINEs), 10.0 % (hard-shared GINE); the hard-shared GINE's test MAE is 2.00 ± 0.00 times the single-task "
+        "networks' of the same seed (geometric mean over the targets; mean ± standard error over the seeds).")
+
+
+def test_one_seed_has_no_spread():
+    v = report.seed_spread(SUBSET)
+    assert v["seeds_per_network"] == 1 and math.isnan(v["cv_none"]) and math.isnan(v["ratio_hard_se"])
+    # hard-shared: 1.0 everywhere against single-task 2.0 (r2), 0.2 (homo), 1.0 elsewhere
+    assert v["ratio_hard"] == pytest.approx(math.exp((math.log(0.5) + math.log(5.0)) / 19))
+    assert v["spread_sentence"].startswith("Each network has one seed, so its test MAEs carry no seed-to-seed spread; "
+                                           "the hard-shared GINE's test MAE is 1.05 times")
