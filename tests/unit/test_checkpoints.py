@@ -105,6 +105,28 @@ def test_a_checkpoint_of_another_commit_is_ignored(data, tmp_path, monkeypatch, 
         "provenance": record["provenance"]}
 
 
+def test_a_slot_of_another_training_is_not_resumed(data, tmp_path, monkeypatch, clean_git):
+    """Run A is stopped after its first fit's epoch 2; a changed run (its first fit now trains
+    another model, as when a process reuses a trained stack) must not load that slot."""
+    store = RunStore(tmp_path)
+    restore = _kill_after(monkeypatch, 2)
+    with pytest.raises(Killed):
+        store.run(CONFIG, _train_fn(data))
+    restore()
+
+    def other(cfg):
+        seed_everything(0)
+        model = QM9GINE(2, hidden=16, layers=2, head_hidden=8)  # one two-target network, not a stack of two
+        s = data.split
+        fit = fit_regression(model, data, COLUMNS, train_ids=s["train"], valid_ids=s["valid"], test_ids=s["test"],
+                             epochs=cfg["epochs"], batch_size=32, lr=3e-3, seed=cfg["seed"])
+        return {"metrics": {"resumed_from_epoch": fit.timing.get("resumed_from_epoch", 0),
+                            "test_mae": fit.metrics["test_mae"]}}
+    record = store.run(CONFIG, other)
+    assert record["metrics"]["resumed_from_epoch"] == 0
+    assert record["metrics"]["test_mae"] == RunStore(tmp_path / "fresh").run(CONFIG, other)["metrics"]["test_mae"]
+
+
 def test_no_slots_outside_a_run_or_for_a_dirty_tree(tmp_path):
     assert ck.next_slot() is None
     with ck.run_checkpoints(tmp_path, None):

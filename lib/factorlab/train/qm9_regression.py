@@ -253,8 +253,11 @@ def fit_regression(
     # penalties, weightings, probes and hooks may hold state of their own
     slot = next_slot() if penalty is None and weighting is None and not probes and not step_hooks else None
     saved = None if slot is None else slot.load()
-    if saved is not None and (saved["epochs"], saved["steps_per_epoch"]) != (epochs, len(loader)):
-        saved = None  # another schedule under the same key cannot happen; be safe
+    # what this training is: a slot written by another fit of the same run (a run whose fits
+    # differ from one start to the next, e.g. a stack reused within one process) is not resumed
+    signature = (list(columns), epochs, len(loader), [(k, list(v.shape)) for k, v in model.state_dict().items()])
+    if saved is not None and saved.get("signature") != signature:
+        saved = None
     first, resumed_from = 1, 0
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -325,7 +328,7 @@ def fit_regression(
             history["data_loss"].append(sum(train_mse))
         stopped = not all(math.isfinite(v) for v in train_mse)
         if slot is not None:
-            slot.save({"epoch": epoch, "epochs": epochs, "steps_per_epoch": len(loader), "stopped": stopped,
+            slot.save({"epoch": epoch, "signature": signature, "stopped": stopped,
                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                        "scheduler": scheduler.state_dict(), "generator": loader.generator.get_state(),
                        "rng": torch.get_rng_state(),
