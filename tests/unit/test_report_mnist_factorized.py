@@ -69,9 +69,9 @@ def test_half_point_verdict_on_both_sides_of_the_tolerance():
     lr = mlp[mlp.family == "lowrank"].iloc[0]  # only seed 0 has a full dense network to pair with
     assert lr["network params there"] == "30,000" and lr["acc. there (%)"] == "97.55"
     assert lr["vs full dense (points)"] == "-0.55"
-    assert values["d05_mlp_lowrank"] == "-0.55 points (n = 1)" and values["o05_mlp_lowrank"] == "one seed"
+    assert values["d05_mlp_lowrank"] == "-0.55 points" and values["o05_mlp_lowrank"] == "one seed"
     assert mlp.iloc[3]["largest c within 0.5 pt"] == "5.0× (whole net)"
-    assert values["d05_mlp_dense"] == "-0.40 points (n = 1)"
+    assert values["d05_mlp_dense"] == "-0.40 points"
 
 
 def test_within_outcome_is_clear_only_beyond_two_standard_errors_of_the_tolerance():
@@ -126,7 +126,7 @@ def test_size_matched_frame_names_the_dense_neighbours_and_their_outcomes():
     v = report.size_matched_values(_three_seed_records())
     assert (v["n_beat_larger_mlp"], v["n_lose_larger_mlp"], v["n_lose_smaller_mlp"]) == (1, 3, 1)
     assert (v["n_fac_mlp_16"], v["n_beat_larger_mlp_16"], v["n_lose_smaller_mlp_16"]) == (2, 1, 1)
-    assert v["vs_larger_mlp_tt_16"] == "+0.53 ± 0.03 points (n = 3)" and v["vs_larger_width_mlp_tt_16"] == 64
+    assert v["vs_larger_mlp_tt_16"] == "+0.53 ± 0.03 points" and v["vs_larger_width_mlp_tt_16"] == 64
     assert v["vs_smaller_mlp_tt_256"] == "none" and v["vs_smaller_width_mlp_tt_256"] == 0
     t = report.size_matched_table(_three_seed_records()).set_index("point")
     assert t.loc["tt 16×", "larger dense: width (params)"] == "64 (20,000)"

@@ -222,7 +222,7 @@ def size_matched_values(records: list[dict]) -> dict:
     (clearly less accurate even than the dense network just smaller), the same four per tested
     compression (``n_fac_<net>_<c>``, ``n_beat_larger_<net>_<c>``, ...) and, per point,
     ``vs_larger_<net>_<key>`` / ``vs_smaller_<net>_<key>`` (the difference as text, "+2.47 ±
-    0.12 points (n = 3)", or "none") with ``vs_larger_width_<net>_<key>`` /
+    0.12 points", or "none"; the seeds are the chapter's ``n_seeds``) with ``vs_larger_width_<net>_<key>`` /
     ``vs_smaller_width_<net>_<key>`` (that dense network's width, 0 where none)."""
     f, values = size_matched_frame(records), {}
     for net, g in f.groupby("net", sort=False):
@@ -241,7 +241,7 @@ def size_matched_values(records: list[dict]) -> dict:
                 values[f"vs_{side}_width_{net}_{key}"] = 0 if w != w else int(w)
                 values[f"vs_{side}_{net}_{key}"] = ("none" if w != w else
                                                     pm(getattr(r, f"{side}_diff"), getattr(r, f"{side}_se"), "+.2f")
-                                                    + f" points (n = {getattr(r, f'{side}_n')})")
+                                                    + " points")
     return values
 
 
@@ -260,7 +260,7 @@ def tolerance_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
     ratio; each row with its difference to the full dense network paired by seed and
     :func:`within_outcome`. ``values`` (glued): ``c05_<net>_<family>`` (e.g. ``"16×"`` or
     ``"none"``), ``d05_<net>_<family>`` (the paired difference there as text, "-0.28 ± 0.05
-    points (n = 3)"; at the smallest compression for "none"), ``o05_<net>_<family>`` (its
+    points"; at the smallest compression for "none"), ``o05_<net>_<family>`` (its
     outcome), ``narrow_<net>`` (its width), ``narrow_ratio_<net>``, ``d05_<net>_dense`` /
     ``o05_<net>_dense`` (the narrow network's) and ``tolerance`` (:data:`TOLERANCE`, points)."""
     runs, mean, reference = runs_frame(records), means_frame(records), reference_accuracy(records)
@@ -283,7 +283,7 @@ def tolerance_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
                          "acc. there (%)": f"{got.acc:.2f}", "vs full dense (points)": _diff_cell(d, se, ""),
                          "against the tolerance": within_outcome(d, se)})
             values[f"c05_{net}_{b.family}"] = c
-            values[f"d05_{net}_{b.family}"] = pm(d, se, "+.2f") + f" points (n = {n})"
+            values[f"d05_{net}_{b.family}"] = pm(d, se, "+.2f") + " points"
             values[f"o05_{net}_{b.family}"] = within_outcome(d, se)
         dense = mean[(mean.net == net) & (mean.family == "dense")]
         ok = dense[dense.acc >= reference[net] - TOLERANCE].sort_values("params")
@@ -297,7 +297,7 @@ def tolerance_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
                      "vs full dense (points)": _diff_cell(d, se, ""), "against the tolerance": within_outcome(d, se)})
         values[f"narrow_{net}"] = int(narrow.width)
         values[f"narrow_ratio_{net}"] = float(full_params / narrow.params)
-        values[f"d05_{net}_dense"] = pm(d, se, "+.2f") + f" points (n = {n})"
+        values[f"d05_{net}_dense"] = pm(d, se, "+.2f") + " points"
         values[f"o05_{net}_dense"] = within_outcome(d, se)
     values["tolerance"] = TOLERANCE
     return pd.DataFrame(rows), values
