@@ -173,7 +173,9 @@ def test_saved_file_holds_no_oversized_storage(tmp_path, data):
 def test_demo_grid_and_members(tmp_path, monkeypatch):
     monkeypatch.setenv("FACTORLAB_RESULTS_DIR", str(tmp_path))  # an empty store: no grouping records
     cpu = demo.grid("cpu")
-    assert [c["sharing"] for c in cpu] == ["none", "hard"]  # the grouped network waits for its records
+    assert [(c["sharing"], c["seed"]) for c in cpu] == [("none", 0), ("hard", 0), ("none", 1), ("hard", 1),
+                                                        ("none", 2), ("hard", 2)]  # grouped waits for its records
+    assert [{**c, "seed": 0} for c in cpu[2:4]] == cpu[:2]  # the other seeds differ in the seed alone
     assert "groups" not in cpu[0] and "groups" not in cpu[1]  # the older networks keep their keys
     smoke = demo.grid("smoke")
     assert [c["sharing"] for c in smoke] == ["none", "hard", "grouped"] and smoke[2]["groups"] == demo.SMOKE_GROUPS
@@ -386,3 +388,15 @@ def test_build_members_with_a_seed_starts_each_member_as_if_alone():
         alone.append(build_qm9_model("gine", 1, **SMALL))
     want = stack_models(alone)
     assert all(torch.equal(a, b) for a, b in zip(stacked.state_dict().values(), want.state_dict().values()))
+
+
+def test_another_seed_keeps_no_weights_and_the_demo_loads_seed_0(smoke_store):
+    """A seed other than 0 trains and records its errors but saves no weights; the lookup takes
+    seed 0's network even when the other seed's record is there."""
+    root, records = smoke_store
+    hard = next(r for r in records if r["config"]["sharing"] == "hard")
+    cfg = {**hard["config"], "seed": 1}
+    other = RunStore().run(cfg, lambda c: demo.train(c, "cpu"))
+    assert other["model"]["weights"] is None and not demo.weights_path(cfg).exists()
+    assert other["metrics"]["test_mae"] != hard["metrics"]["test_mae"]  # another initialisation
+    assert demo.find_demo_record("hard")["key"] == hard["key"]

@@ -90,12 +90,12 @@ class Config(RunConfig):
 
 
 def demo_keys(profile: str) -> dict[str, str]:
-    """Sharing -> run key of each network of ``qm9_demo_model``'s grid under ``profile`` (the
-    grouped one only once that grid can choose it, :func:`qm9_demo_model.configs
+    """Sharing -> run key of each seed-0 network of ``qm9_demo_model``'s grid under ``profile``
+    (the networks the demonstration loads; the grouped one only once that grid can choose it, :func:`qm9_demo_model.configs
     <factorlab.experiments.qm9_demo_model.configs>`), in :data:`~factorlab.experiments.qm9_demo_model.SHARING` order."""
     from factorlab.results import config_hash
 
-    return {c.sharing: config_hash(c.to_dict()) for c in demo.configs(profile)}
+    return {c.sharing: config_hash(c.to_dict()) for c in demo.configs(profile) if c.seed == 0}  # the loaded networks
 
 
 def make_config(profile: str, device: str | torch.device | None = None) -> Config:

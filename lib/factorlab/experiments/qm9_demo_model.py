@@ -1,7 +1,8 @@
 """Experiment ``qm9_demo_model``: the networks the demonstration ("DFT or network?") loads.
 
 Three kinds of GINE network for all 19 targets, trained with the QM9 chapters' budget of each
-profile (:data:`~factorlab.experiments.qm9_common.BUDGETS`, seed 0):
+profile (:data:`~factorlab.experiments.qm9_common.BUDGETS`), each with the seeds of
+:data:`SEEDS` (seed 0 is the network the demonstration loads; the others give the spread):
 
 - ``sharing="none"``: 19 single-task models trained together as one grouped stack, the best
   kind in the QM9 chapters (hard sharing was worse on most targets there);
@@ -25,8 +26,8 @@ the two other networks, the chapter and the claims that read this grid do not wa
 grouping grid; ``smoke`` falls back to :data:`SMOKE_GROUPS` (qm9_grouping's smoke partition)
 while its records are missing, so CI always trains all three.
 
-Unlike the chapters' runs, these keep their weights: :func:`train` writes
-``<models dir>/qm9_demo_model/<key>.pt`` (:mod:`factorlab.models.qm9_saved`; the ``cpu`` files,
+Unlike the chapters' runs, these keep their weights (seed 0's; the other seeds' records say
+``weights: None``): :func:`train` writes ``<models dir>/qm9_demo_model/<key>.pt`` (:mod:`factorlab.models.qm9_saved`; the ``cpu`` files,
 ~3 MB and ~0.3 MB, are committed in ``data/models/``) and the record states its SHA-256. The
 record also holds what the chapter needs, so the notebook never runs the network:
 
@@ -57,6 +58,9 @@ from factorlab.experiments.registry import Experiment, GridNeedsRecordsError
 NAME = "qm9_demo_model"
 #: Sharing modes, in the order of the grid; the CLI's default is the first.
 SHARING = ("none", "hard", "grouped")
+#: Seeds per profile. Seed 0 is the network the demonstration loads (the only one whose weights
+#: are saved); the others measure how much the test errors depend on the seed.
+SEEDS = {"smoke": [0], "cpu": [0, 1, 2], "full": [0, 1, 2]}
 #: The grouped network's groups under ``smoke`` while the smoke grouping records are missing:
 #: ``qm9_grouping.SMOKE_PARTITIONS`` over the smoke tasks of ``qm9_pairs`` (all three in one).
 SMOKE_GROUPS = [["mu", "alpha", "homo"]]
@@ -164,9 +168,10 @@ def best_grouping(profile: str, store=None) -> dict:
     return min(found.values(), key=order)
 
 
-def grouped_config(profile: str, store=None) -> QM9Config:
-    """The grouped network's config under ``profile``: the groups of :func:`best_grouping`;
-    ``smoke`` falls back to :data:`SMOKE_GROUPS` while its records are missing.
+def grouped_config(profile: str, store=None, seed: int = 0) -> QM9Config:
+    """The grouped network's config under ``profile`` and ``seed``: the groups of
+    :func:`best_grouping`; ``smoke`` falls back to :data:`SMOKE_GROUPS` while its records are
+    missing.
 
     Raises:
         GridNeedsRecordsError: ``cpu``/``full`` before the grouping records exist (names the
@@ -182,7 +187,7 @@ def grouped_config(profile: str, store=None) -> QM9Config:
         groups = [list(g) for g in SMOKE_GROUPS]
     budget = BUDGETS[profile]
     return Config(**base_config(NAME, profile, "gine", budget["gine"]), sharing="grouped", groups=groups,
-                  targets=list(ALL_TARGETS), seed=0)
+                  targets=list(ALL_TARGETS), seed=seed)
 #: Profiles a saved network is taken from, best first (``smoke`` only as a last resort).
 PROFILE_PREFERENCE = ("full", "cpu", "smoke")
 #: Batch sizes whose inference time per molecule is measured (the best is reported).
@@ -190,13 +195,15 @@ BATCH_SIZES = (64, 256, 1024)
 
 
 def configs(profile: str) -> list[QM9Config]:
-    """The networks under ``profile`` (seed 0, all 19 targets): single-task and hard-shared,
-    and the grouped one when :func:`grouped_config` can choose it (always under ``smoke``)."""
+    """The networks under ``profile`` (all 19 targets, each seed of :data:`SEEDS`): single-task
+    and hard-shared, seed by seed, then the grouped one per seed when :func:`grouped_config`
+    can choose it (always under ``smoke``)."""
     budget = BUDGETS[check_profile(profile)]
     out = [Config(**base_config(NAME, profile, "gine", budget["gine"]), sharing=sharing,
-                  targets=list(ALL_TARGETS), seed=0) for sharing in SHARING if sharing != "grouped"]
+                  targets=list(ALL_TARGETS), seed=seed)
+           for seed in SEEDS[profile] for sharing in SHARING if sharing != "grouped"]
     try:
-        out.append(grouped_config(profile))
+        out.extend(grouped_config(profile, seed=seed) for seed in SEEDS[profile])
     except GridNeedsRecordsError:  # the grouping records are missing: the grouped network waits for them
         pass
     return out
@@ -288,7 +295,9 @@ def train(cfg: dict, device: str = "auto") -> dict:
     tm = train_members(cfg, members, device) if len({len(m) for m in members}) == 1 else _train_sizes(cfg, members, device)
     if tm.baseline is None:
         raise ValueError("the demo networks need the composition baseline (config 'baseline': 'composition')")
-    weights = save_qm9_model(weights_path(cfg), tm.model, members, tm.baseline, cfg, config_hash(cfg))
+    # seed 0 is the demonstration's network: only its weights are kept (the other seeds measure the spread)
+    weights = (save_qm9_model(weights_path(cfg), tm.model, members, tm.baseline, cfg, config_hash(cfg))
+               if cfg["seed"] == 0 else None)
     predictor = QM9Predictor(tm.model, members, tm.baseline, cfg, config_hash(cfg))
     data = tm.data
     row_of = {int(i): r for r, i in enumerate(data.index.tolist())}
@@ -367,7 +376,8 @@ def find_demo_record(sharing: str = "none", store=None, experiment: str = NAME,
     if sharing not in networks:
         raise ValueError(f"unknown network {sharing!r}{what}: choose one of {', '.join(networks)}")
     store = store or RunStore()
-    records = [r for r in store.records(experiment) if r["config"]["sharing"] == sharing]
+    records = sorted((r for r in store.records(experiment) if r["config"]["sharing"] == sharing
+                      and r["model"].get("weights")), key=lambda r: r["config"].get("seed", 0))
     for profile in PROFILE_PREFERENCE:
         for rec in records:
             if rec["config"]["profile"] == profile and weights_path(rec["config"]).is_file():
