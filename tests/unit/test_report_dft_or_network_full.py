@@ -171,7 +171,7 @@ def test_several_seeds_the_chapter_describes_the_lowest_and_reports_the_spread()
     assert v["ratio_hard"] == pytest.approx(2.0) and v["ratio_hard_se"] == pytest.approx(0.0, abs=1e-12)
     assert v["spread_sentence"] == (
         "Over 3 seeds per network, a target's test MAE varies from seed to seed by a median 10.0 % (19 single-task "
-        "GINEs), 10.0 % (hard-shared GINE); the hard-shared GINE's test MAE is 2.00 ± 0.00 times the single-task "
+        "GINEs), 10.0 % (hard-shared GINE); the hard-shared GINE's test MAE is 2.000 ± 0.000 times the single-task "
         "networks' of the same seed (geometric mean over the targets; mean ± standard error over the seeds).")
 
 

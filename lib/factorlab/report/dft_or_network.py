@@ -97,9 +97,10 @@ def seed_spread(net_records: list[dict]) -> dict:
                                for s in seeds if s in by["none"]})
         mean, se, n = paired_difference(log_ratio, pd.Series(0.0, index=log_ratio.index))
         v[f"ratio_{sharing}"], v[f"ratio_{sharing}_se"] = float(np.exp(mean)), float(np.exp(mean) * se)
-        spread = "" if se != se else f" ± {v[f'ratio_{sharing}_se']:.2f}"
+        digits = 3 if v[f"ratio_{sharing}_se"] < 0.005 else 2  # an SE below 0.005 would print as 0.00
+        spread = "" if se != se else f" ± {v[f'ratio_{sharing}_se']:.{digits}f}"
         owner = NETWORK_LABELS[sharing] + ("'" if NETWORK_LABELS[sharing].endswith("s") else "'s")
-        words.append(f"the {owner} test MAE is {v[f'ratio_{sharing}']:.2f}{spread} times the "
+        words.append(f"the {owner} test MAE is {v[f'ratio_{sharing}']:.{digits}f}{spread} times the "
                      f"single-task networks' of the same seed")
     n = v["seeds_per_network"]
     if n > 1:
