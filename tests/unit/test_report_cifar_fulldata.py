@@ -74,6 +74,31 @@ def test_table_beside_the_journal():
     assert list(half.seeds) == [3] * 7 and half.loc["dense", "params"] == "1,000"
     one = t[t.width == "1"].set_index("variant")
     assert one.loc["tt", "ours (%)"] == "73.0" and list(one.seeds) == [1] * 7
+    assert set(t["training (min)"]) == {"1.0"}  # 60 s per run
+    assert set(t.quiet) == {"unknown"}  # hand-built records carry no load block
+
+
+def test_table_reports_each_cells_quiet_runs():
+    recs = _records()
+    for r in recs:
+        r["provenance"] = {"load": {"quiet": F.variant_name(r["config"]) == "dense" or r["config"]["seed"] == 0}}
+    t = report.fulldata_table(recs, "cpu")
+    half = t[t.width == "0.5"].set_index("variant")
+    assert half.loc["dense", "quiet"] == "yes" and half.loc["tt", "quiet"] == "1 of 3"
+
+
+def test_figure_draws_every_run_and_the_cited_accuracies():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    assert report.fulldata_figure([]) is None
+    fig = report.fulldata_figure(_records(widths=(0.5, 1.0)))
+    ax = fig.axes[0]
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(dots) == 14 and sum(len(line.get_xdata()) for line in dots) == 28  # 7 variants x 2 widths, 28 runs
+    cited = next(line for line in ax.lines if line.get_marker() == "D")
+    assert sorted(cited.get_ydata()) == sorted(report.journal_accuracies().values())
+    assert [t.get_text() for t in ax.get_xticklabels()][0] == "dense"
 
 
 def test_differences_and_verdicts():
@@ -94,6 +119,7 @@ def test_glue_values_with_records():
     assert v["fulldata_status"] == "28 of 28 runs of cifar_fulldata under the cpu profile recorded"
     assert (v["fulldata_runs"], v["fulldata_grid_runs"], v["fulldata_epochs"]) == ("28", "28", "9.9")
     assert v["fulldata_n_train"] == "50,000" and v["fulldata_half_dense"] == "90.0 ± 1.0"
+    assert (v["fulldata_batch"], v["fulldata_factors"]) == ("1024", "2 and 10")
     assert v["fulldata_one_dense"] == "93.0" and v["fulldata_diff2"] == "+1.0 ± 0.6"
     assert v["fulldata_diff2_journal"] == "+0.5" and v["fulldata_diff1_journal"] == "-10.8"
     assert v["journal_lowrank2_usual"] == "81.2" and v["fulldata_diff0_verdict"] == "partly"
@@ -106,6 +132,7 @@ def test_without_records_everything_reads_not_measured(tmp_path):
     t = report.fulldata_table(recs, "cpu")
     assert len(t) == 14 and set(t["ours (%)"]) == {"not measured"} and set(t.seeds) == {0}
     assert set(t.params) == {"not measured"} and t["research log (%, cited)"].iloc[0] == "94.0"
+    assert set(t["training (min)"]) == {"not measured"} and set(t.quiet) == {"—"}
     d = report.fulldata_differences(recs)
     assert list(d.verdict) == ["not measured"] * 3 and list(d.n) == [0] * 3
     v = report.fulldata_values(recs, "cpu")
@@ -149,3 +176,35 @@ def test_fulldata_anchor_values_with_and_without_the_record():
     assert v["fulldata_anchor_verdict"] == "falls short of airbench94's accuracy"  # 3 standard errors below
     assert (v["fulldata_anchor_ratio"], v["fulldata_anchor_acc"], v["fulldata_anchor_version"]) == \
         ("1.25", "92.5", "0.1.8")
+
+
+def test_differences_table_for_display():
+    t = report.fulldata_differences_table(_records())
+    assert list(t.columns) == ["difference", "ours (points)", "seed pairs", "research log (points, cited)", "verdict"]
+    assert list(t["ours (points)"]) == ["-4.0 ± 0.0", "-3.0 ± 0.0", "+1.0 ± 0.6"]
+    assert list(t["research log (points, cited)"]) == ["-2.0", "-10.8", "+0.5"] and list(t["seed pairs"]) == [3] * 3
+    empty = report.fulldata_differences_table([])
+    assert set(empty["ours (points)"]) == {"not measured"} and set(empty.verdict) == {"not measured"}
+
+
+def test_anchor_sentence_with_and_without_the_record():
+    assert "not measured" in report.fulldata_anchor_sentence([])
+    assert "--ours cifar_fulldata" in report.fulldata_anchor_sentence([])
+    rec = {"config": {"profile": "cpu", "device": "cpu", "airbench_version": "0.1.8", "target_ratio": 1.2,
+                      "ours_experiment": "cifar_fulldata"},
+           "metrics": {"acc_diff": 0.001, "acc_diff_se": 0.001, "n_ours": 3, "ratio": 1.25,
+                       "ours": {"acc_mean": 0.925}},
+           "timing": {"threads": 1}, "provenance": {"load": {"quiet": True}}}
+    s = report.fulldata_anchor_sentence([rec])
+    assert "reaches airbench94's accuracy" in s and "+0.10 ± 0.10 points, 3 seeds each" in s
+    assert "1.25 times its time per run (quiet machine: yes)" in s and "version 0.1.8" in s
+
+
+def test_levels_sentence_lists_what_is_measured_and_what_is_not():
+    recs = [r for r in _records() if F.variant_name(r["config"]) in ("dense", "separable", "tt")]
+    v = report.fulldata_values(recs, "cpu")
+    assert v["fulldata_levels"] == ("The factorized variants reach: separable convolutions 86.0 % (3 seeds); "
+                                    "the tensor train 70.0 % (3 seeds). Not measured yet: rank factor 2 with the usual "
+                                    "weight decay, rank factor 2 with scaled weight decay, rank factor 10 with the usual "
+                                    "weight decay, rank factor 10 with scaled weight decay.")
+    assert report.fulldata_values([], "cpu")["fulldata_levels"].startswith("Not measured yet: separable convolutions")

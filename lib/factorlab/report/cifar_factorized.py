@@ -474,15 +474,18 @@ def fulldata_frame(records: list[dict]) -> pd.DataFrame:
 
     f = runs_frame(records)
     f.insert(0, "name", [variant_name(r["config"]) for r in records])
+    f["quiet"] = [quiet_of(r) for r in records]
     return f
 
 
 def fulldata_table(records: list[dict], profile: str) -> pd.DataFrame:
     """Per width and variant of ``cifar_fulldata``'s ``profile`` grid (grid order): trainable
     parameters, seeds recorded, our test accuracy (%, TTA 2, mean ± sd over seeds), ours −
-    dense (points, paired by seed, ± its standard error) and the research log's accuracy
-    (cited; "—" where it gives none). A cell without records reads :data:`NOT_MEASURED_TEXT`;
-    with no records at all, every one does."""
+    dense (points, paired by seed, ± its standard error), the research log's accuracy (cited;
+    "—" where it gives none), the training time per run (minutes, mean over seeds) and whether
+    those runs had the machine to themselves (:func:`~factorlab.report.provenance.quiet_label`).
+    A cell without records reads :data:`NOT_MEASURED_TEXT`; with no records at all, every one
+    does."""
     from factorlab.experiments.cifar_fulldata import grid, variant_name
 
     journal = journal_accuracies()
@@ -496,8 +499,10 @@ def fulldata_table(records: list[dict], profile: str) -> pd.DataFrame:
         d = f[(f.width == key[0]) & (f.name == key[1])] if f is not None else pd.DataFrame()
         dense = f[(f.width == key[0]) & (f.name == "dense")] if f is not None else pd.DataFrame()
         ours, vs_dense, params = NOT_MEASURED_TEXT, NOT_MEASURED_TEXT, NOT_MEASURED_TEXT
+        minutes, quiet = NOT_MEASURED_TEXT, "—"
         if len(d):
             ours, params = pm(d.acc.mean(), d.acc.std(), ".1f"), f"{int(d.params.iloc[0]):,}"
+            minutes, quiet = f"{d.train_s.mean() / 60:.1f}", quiet_label(list(d.quiet))
             if key[1] == "dense":
                 vs_dense = "—"
             elif len(dense) and set(d.seed) & set(dense.seed):
@@ -505,8 +510,54 @@ def fulldata_table(records: list[dict], profile: str) -> pd.DataFrame:
                 vs_dense = pm(m, se)
         rows.append({"width": f"{key[0]:g}", "variant": key[1], "params": params, "seeds": int(d.seed.nunique())
                      if len(d) else 0, "ours (%)": ours, "ours − dense (points)": vs_dense,
-                     "research log (%, cited)": f"{journal[key[1]]:.1f}" if key[1] in journal else "—"})
+                     "research log (%, cited)": f"{journal[key[1]]:.1f}" if key[1] in journal else "—",
+                     "training (min)": minutes, "quiet": quiet})
     return pd.DataFrame(rows)
+
+
+def fulldata_figure(records: list[dict]):
+    """Test accuracy (%) of each ``cifar_fulldata`` variant (x, in
+    :data:`~factorlab.experiments.cifar_fulldata.VARIANTS` order): one small dot per run, a
+    line for the mean over seeds per width (width 1/2 and 1 side by side), and the research
+    log's accuracy (cited: a ResNet on canonical CIFAR-10, on a GPU) as an open diamond where
+    it gives one. Returns the Figure (None without records)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from factorlab.experiments.cifar_fulldata import VARIANTS
+
+    if not records:
+        return None
+    f = fulldata_frame(records)
+    names = [n for n, _, _ in VARIANTS]
+    widths = sorted(f.width.unique())
+    colors = dict(zip(widths, sns.color_palette("colorblind", len(widths))))
+    fig, ax = plt.subplots(figsize=(plots.FULL_WIDTH, 3.6))
+    step, labelled = 0.8 / len(widths), set()
+    for j, w in enumerate(widths):
+        fw = f[f.width == w]
+        for i, name in enumerate(names):
+            d = fw[fw.name == name]
+            if not len(d):
+                continue
+            x = i - 0.4 + step * (j + 0.5)
+            label = None if w in labelled else f"ours, width {w:g}: mean over seeds (line), each run (dot)"
+            labelled.add(w)
+            ax.hlines(d.acc.mean(), x - step * 0.4, x + step * 0.4, color=colors[w], lw=2.5, label=label)
+            ax.plot(np.full(len(d), x), d.acc, "o", color=colors[w], ms=3.5, alpha=0.8)
+    journal = journal_accuracies()
+    xs = [i for i, n in enumerate(names) if n in journal]
+    ax.plot(xs, [journal[names[i]] for i in xs], "D", mfc="none", mec="0.15", ms=7,
+            label="research log (cited: ResNet, canonical CIFAR-10, GPU)")
+    lo = min(f.acc.min(), min(journal.values())) - 3
+    ax.set_ylim(max(0.0, lo), 100)
+    ax.set_xlim(-0.5, len(names) - 0.5)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([n.replace("_", "\n") for n in names])
+    ax.set_ylabel("test accuracy (%)")
+    fig.tight_layout()
+    plots.legend_below(fig, ax, ncol=2)
+    return fig
 
 
 def _paired_seeds(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float, int]:
@@ -538,7 +589,8 @@ def fulldata_values(records: list[dict], profile: str) -> dict:
     """The glued values of the full-data comparison (all strings; each reads
     :data:`NOT_MEASURED_TEXT` without its records): ``fulldata_status`` (a sentence: runs
     recorded of the grid), ``fulldata_runs`` / ``fulldata_grid_runs``, ``fulldata_n_train``,
-    ``fulldata_epochs``; per width ``w`` (``half``, ``one``) and variant ``v`` of
+    ``fulldata_epochs``, ``fulldata_batch`` (the recipe's), ``fulldata_factors`` (the low-rank
+    variants' rank factors, "2 and 10"); per width ``w`` (``half``, ``one``) and variant ``v`` of
     :data:`~factorlab.experiments.cifar_fulldata.VARIANTS` ``fulldata_<w>_<v>`` (test accuracy %,
     mean ± sd); per difference ``i`` of :data:`FULLDATA_DIFFERENCES` at width 1/2
     ``fulldata_diff<i>`` (ours ± se, points), ``fulldata_diff<i>_journal`` (the log's, cited) and
@@ -547,7 +599,9 @@ def fulldata_values(records: list[dict], profile: str) -> dict:
 
     grid = fulldata_grid(profile)
     v = {"fulldata_runs": str(len(records)), "fulldata_grid_runs": str(len(grid)),
-         "fulldata_epochs": f"{grid[0]['recipe']['epochs']:g}"}
+         "fulldata_epochs": f"{grid[0]['recipe']['epochs']:g}", "fulldata_batch": str(grid[0]["recipe"]["batch_size"]),
+         "fulldata_factors": " and ".join(str(k) for k in sorted({spec["factor"] for _, spec, _ in VARIANTS
+                                                                   if spec and "factor" in spec}))}
     v["fulldata_status"] = (f"not measured: no records of {FULLDATA} under the {profile} profile yet (0 of "
                             f"{len(grid)} runs)" if not records else
                             f"{len(records)} of {len(grid)} runs of {FULLDATA} under the {profile} profile recorded")
@@ -562,7 +616,32 @@ def fulldata_values(records: list[dict], profile: str) -> dict:
         v[f"fulldata_diff{i}_journal"] = f"{row.journal:+.1f}"
         v[f"fulldata_diff{i}_verdict"] = row.verdict
     v.update({f"journal_{k}": f"{a:.1f}" for k, a in journal_accuracies().items()})
+    v["fulldata_levels"] = fulldata_levels(f)
     return v
+
+
+#: How :func:`fulldata_levels` names each variant of ``cifar_fulldata`` but the dense one.
+LEVEL_NAMES = {"separable": "separable convolutions", "lowrank2_usual": "rank factor 2 with the usual weight decay",
+               "lowrank2_scaled": "rank factor 2 with scaled weight decay",
+               "lowrank10_usual": "rank factor 10 with the usual weight decay",
+               "lowrank10_scaled": "rank factor 10 with scaled weight decay", "tt": "the tensor train"}
+
+
+def fulldata_levels(f: pd.DataFrame | None, width: float = 0.5) -> str:
+    """One sentence (plain text, for glue): the mean test accuracy of each factorized variant at
+    ``width`` (``f``: :func:`fulldata_frame`; None without records), then the variants not
+    measured yet."""
+    done, missing = [], []
+    for name, label in LEVEL_NAMES.items():
+        d = f[(f.width == width) & (f.name == name)] if f is not None else pd.DataFrame()
+        if len(d):
+            done.append(f"{label} {d.acc.mean():.1f} % ({len(d)} seed{'s' if len(d) > 1 else ''})")
+        else:
+            missing.append(label)
+    text = ("The factorized variants reach: " + "; ".join(done) + ".") if done else ""
+    if missing:
+        text += (" " if text else "") + "Not measured yet: " + ", ".join(missing) + "."
+    return text
 
 
 def fulldata_anchor_values(anchor: list[dict]) -> dict:
@@ -573,3 +652,30 @@ def fulldata_anchor_values(anchor: list[dict]) -> dict:
     got = anchor_values(anchor)
     keys = ("diff", "se", "seeds", "ratio", "acc", "verdict", "noise", "version", "quiet")
     return {f"fulldata_anchor_{k}": str(got[f"anchor_cpu_{k}"]) if got else NOT_MEASURED_TEXT for k in keys}
+
+
+def fulldata_differences_table(records: list[dict], width: float = 0.5) -> pd.DataFrame:
+    """:func:`fulldata_differences` for display: the difference, ours (points, mean ± standard
+    error of the seed-paired differences, or :data:`NOT_MEASURED_TEXT`), the seed pairs, the
+    research log's (cited) and the verdict."""
+    d = fulldata_differences(records, width)
+    return pd.DataFrame({"difference": d.difference,
+                         "ours (points)": [pm(m, se) if n else NOT_MEASURED_TEXT for m, se, n in zip(d["mean"], d.se, d.n)],
+                         "seed pairs": d.n, "research log (points, cited)": [f"{j:+.1f}" for j in d.journal],
+                         "verdict": d.verdict})
+
+
+def fulldata_anchor_sentence(anchor: list[dict]) -> str:
+    """One sentence on airbench94 run beside ``cifar_fulldata``'s dense width-1/2 network
+    (``cifar_anchor`` records with ``ours_experiment="cifar_fulldata"``, :func:`anchor_records`):
+    the accuracy difference with its standard error and seeds, the verdict, the time ratio and
+    whether the machine was quiet; without a record, that it has not been run and the command."""
+    v = fulldata_anchor_values(anchor)
+    if v["fulldata_anchor_diff"] == NOT_MEASURED_TEXT:
+        return ("airbench94 itself has not been run beside this grid yet (`python benchmarks/airbench_anchor.py "
+                "--profile cpu --ours cifar_fulldata --record`): not measured.")
+    return (f"Beside airbench94 itself, run from its package (version {v['fulldata_anchor_version']}) on the same "
+            f"images, our dense network at width 1/2 {v['fulldata_anchor_verdict']} (ours − airbench94 "
+            f"{v['fulldata_anchor_diff']} ± {v['fulldata_anchor_se']} points, {v['fulldata_anchor_seeds']} seeds each, "
+            f"{v['fulldata_anchor_noise']}) and takes {v['fulldata_anchor_ratio']} times its time per run "
+            f"(quiet machine: {v['fulldata_anchor_quiet']}).")
