@@ -393,3 +393,56 @@ def test_more_layers_on_qm9_reads_the_tensor_chapters_paired_verdict():
     assert verdict(0.80)[0] == "partly"  # equal: within noise
     v, text = report.evaluate(c, {"qm9_tensor_mtl": tucker, "qm9_single_task": stl})
     assert v == "not measured" and "no two seeds" in text
+
+
+# --- the research log's CIFAR differences on the whole training set -----------------------------
+
+def _fulldata_records(widths=(0.5,)) -> list[dict]:
+    """Hand-built cifar_fulldata records: accuracies per variant, seeds 1 and 2 at -1 and +1 (the
+    factor-10 scaled variant at -2 and +2 and the separable one at -1.5 and +0.5, so that their
+    paired differences have a spread)."""
+    from factorlab.experiments import cifar_fulldata as F
+
+    acc = {"dense": 90.0, "separable": 88.5, "lowrank2_usual": 80.0, "lowrank2_scaled": 80.0,
+           "lowrank10_usual": 75.0, "lowrank10_scaled": 76.0, "tt": 70.0}
+    out = []
+    for cfg in F.grid("cpu"):
+        if cfg["width"] in widths:
+            name = F.variant_name(cfg)
+            shift = {"lowrank10_scaled": {0: 0.0, 1: -2.0, 2: 2.0}, "separable": {0: 0.0, 1: -1.5, 2: 0.5}}.get(
+                name, {0: 0.0, 1: -1.0, 2: 1.0})
+            out.append({"config": cfg, "metrics": {"test_acc": (acc[name] + shift[cfg["seed"]]) / 100},
+                        "model": {"params": 1, "compression": 1.0}, "timing": {"train_s": 1.0}})
+    return out
+
+
+def test_cifar_claims_read_the_whole_training_set_when_its_half_width_grid_is_there():
+    recs = {"cifar_fulldata": _fulldata_records()}
+    v, text = report.separable_vs_dense(recs)
+    # -1.5, -2, -2: -1.83 ± 0.17, clear and within two standard errors of the log's -2
+    assert v == "reproduced" and text == "separable − dense: -1.8 ± 0.2 points (3 seeds; all training images, width 1/2)"
+    v, text = report.factor2_vs_separable(recs)  # -8.5, -8, -8: clear, but not the log's -10.8 in size
+    assert v == "partly" and text.startswith("rank factor 2 − separable: -8.2 ± 0.2 points (3 seeds")
+    v, text = report.wd_factor10(recs)  # +1 ± 0.58: the log's direction, not clear
+    assert v == "partly" and text.startswith("factor 10: scaled − usual weight decay: +1.0 ± 0.6 points")
+    for cid in ("separable", "factor2", "wd_factor10"):
+        assert "cifar_fulldata" in next(c for c in report.CLAIMS if c.id == cid).extra
+
+
+def test_claims_read_only_the_half_width_part_of_cifar_fulldata(tmp_path):
+    import json
+
+    store = RunStore(tmp_path)
+    half = _fulldata_records()
+    for r in half[:-1]:
+        path = store.path(r["config"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**r, "key": store.key(r["config"])}))
+    assert "cifar_fulldata" not in report.load_records("cpu", store)  # one half-width run missing
+    r = half[-1]
+    store.path(r["config"]).write_text(json.dumps({**r, "key": store.key(r["config"])}))
+    got = report.load_records("cpu", store)
+    assert len(got["cifar_fulldata"]) == 21  # complete without any full-width run
+    assert report.cached_records("cifar_fulldata", "cpu", store)[1] is False  # the whole grid is not
+    row = report.grid_status("cpu", store).set_index("experiment").loc["cifar_fulldata"]
+    assert (row.records, row.complete) == ("21 of 21", "yes")
