@@ -26,6 +26,7 @@ from factorlab.dft.cost import fit_power_law
 from factorlab.experiments.dft_validation import QM9_PRINTED_STEP, validation_frame
 from factorlab.mtl import CHEMICAL_ACCURACY
 from factorlab.report.provenance import devices_of, quiet_label, quiet_of, quiet_sentence
+from factorlab.report.formatting import se_digits
 from factorlab.report.qm9 import TARGET_ORDER, UNITS
 
 #: Targets grouped by the DFT step they need: key -> (label, targets).
@@ -97,7 +98,7 @@ def seed_spread(net_records: list[dict]) -> dict:
                                for s in seeds if s in by["none"]})
         mean, se, n = paired_difference(log_ratio, pd.Series(0.0, index=log_ratio.index))
         v[f"ratio_{sharing}"], v[f"ratio_{sharing}_se"] = float(np.exp(mean)), float(np.exp(mean) * se)
-        digits = 3 if v[f"ratio_{sharing}_se"] < 0.005 else 2  # an SE below 0.005 would print as 0.00
+        digits = se_digits(v[f"ratio_{sharing}_se"])
         spread = "" if se != se else f" ± {v[f'ratio_{sharing}_se']:.{digits}f}"
         owner = NETWORK_LABELS[sharing] + ("'" if NETWORK_LABELS[sharing].endswith("s") else "'s")
         words.append(f"the {owner} test MAE is {v[f'ratio_{sharing}']:.{digits}f}{spread} times the "

@@ -11,4 +11,11 @@ def pm(mean: float, spread: float, fmt: str = "+.1f", spread_fmt: str | None = N
     return format(mean, fmt) + ("" if spread != spread else f" ± {format(spread, sfmt)}")
 
 
-__all__ = ["pm"]
+def se_digits(se: float, digits: int = 2) -> int:
+    """Decimals to print a standard error ``se`` (and the mean beside it) with: ``digits``, or one
+    more where ``se`` would print as zero with ``digits`` (``se_digits(0.004) == 3``: "0.004",
+    not "0.00"); ``digits`` for NaN (one seed: no standard error)."""
+    return digits + 1 if se == se and se < 0.5 * 10 ** -digits else digits
+
+
+__all__ = ["pm", "se_digits"]

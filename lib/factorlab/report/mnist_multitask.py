@@ -22,6 +22,7 @@ from factorlab.analysis import paired_difference, time_to_target
 from factorlab.experiments.mnist_multitask import FACTORIZED, METHODS
 from factorlab.report.mnist_factorized import JOURNAL_SLOWDOWN, has_curves
 from factorlab.report.provenance import quiet_of
+from factorlab.report.formatting import se_digits
 from factorlab.report.verdicts import CLEAR_SE, NOT_MEASURED, count_verdict, paired_outcome
 
 #: Row labels of the methods.
@@ -307,7 +308,7 @@ def against_frame(records: list[dict], reference: str) -> pd.DataFrame:
 def _diff_text(row) -> str:
     """``+0.12 ± 0.05 worse``: the difference, its SE and the outcome where it is clear (nothing
     for "no clear difference")."""
-    digits = 3 if row["se"] < 0.005 else 2  # an SE below 0.005 points would print as 0.00
+    digits = se_digits(row["se"])
     word = {"better": " better", "worse": " worse", "one seed": " (one seed)"}.get(row["outcome"], "")
     return f"{row['diff']:+.{digits}f} ± {row['se']:.{digits}f}{word}"
 
