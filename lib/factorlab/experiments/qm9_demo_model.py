@@ -41,6 +41,17 @@ record also holds what the chapter needs, so the notebook never runs the network
   time (median over single-molecule calls) and in batches (the whole test split at each of
   :data:`BATCH_SIZES`; the best is ``batched_s``), and for building graphs from SMILES with
   RDKit (the step a new molecule adds).
+
+Several processes: with ``FACTORLAB_STACK_PROCESSES=P`` (:data:`PROCESSES_ENV`, an execution
+setting like the thread count, not part of the config), a network of several equal members
+(``"none"``) trains as ``P`` sub-stacks in ``P`` worker processes at once, each with
+``threads // P`` torch threads (at least one), and is stacked again afterwards
+(:func:`_train_parallel`). A member trains bit for bit as it would in one stack
+(``tests/unit/test_stack_invariance.py``), so the weights and errors are the same; only the
+clock differs: ``timing.train_s`` is then the wall time of the slowest process and
+``timing.process_train_s`` each process's own. Workers keep no epoch checkpoints (a stopped run
+starts over). The 19-member stack on all of QM9's training split (``qm9_demo_full``), about
+three CPU-hours, fits one session's background time this way on a two-core machine.
 """
 from __future__ import annotations
 
@@ -292,7 +303,13 @@ def train(cfg: dict, device: str = "auto") -> dict:
 
     Config.from_dict(cfg)
     members = members_of(cfg)
-    tm = train_members(cfg, members, device) if len({len(m) for m in members}) == 1 else _train_sizes(cfg, members, device)
+    processes = stack_processes(len(members))
+    if len({len(m) for m in members}) != 1:
+        tm = _train_sizes(cfg, members, device)
+    elif processes > 1:
+        tm = _train_parallel(cfg, members, device, processes)
+    else:
+        tm = train_members(cfg, members, device)
     if tm.baseline is None:
         raise ValueError("the demo networks need the composition baseline (config 'baseline': 'composition')")
     # seed 0 is the demonstration's network: only its weights are kept (the other seeds measure the spread)
@@ -355,6 +372,118 @@ def _train_sizes(cfg: dict, members: list[list[str]], device: str):
     last.parts = {"metrics": metrics, "history": history, "timing": timing, "model": info}
     last.model, last.members = model, members
     return last
+
+
+#: The environment variable that sets how many processes train a network of several equal
+#: members at once (default 1: one process, one stack).
+PROCESSES_ENV = "FACTORLAB_STACK_PROCESSES"
+
+
+def stack_processes(n_members: int) -> int:
+    """The worker processes for a network of ``n_members`` equal members: :data:`PROCESSES_ENV`
+    (default 1), at most ``n_members``. ValueError (naming the variable) for a value that is
+    not a positive integer."""
+    import os
+
+    raw = os.environ.get(PROCESSES_ENV, "1").strip() or "1"
+    try:
+        p = int(raw)
+    except ValueError:
+        p = 0
+    if p < 1:
+        raise ValueError(f"{PROCESSES_ENV} must be a positive integer (processes that train a stack's members), "
+                         f"got {raw!r}")
+    return min(p, n_members)
+
+
+def _chunks(members: list[list[str]], parts: int) -> list[list[list[str]]]:
+    """``members`` in ``parts`` contiguous runs of sizes differing by at most one, in order."""
+    q, r = divmod(len(members), parts)
+    out, start = [], 0
+    for k in range(parts):
+        size = q + (k < r)
+        out.append(members[start:start + size])
+        start += size
+    return out
+
+
+def _train_chunk(cfg: dict, chunk: list[list[str]], device: str, threads: int) -> tuple[list[dict], dict]:
+    """In a worker process: :func:`train_members` on ``chunk`` with ``threads`` torch threads;
+    the trained members' state dicts (on the CPU) and the record's parts."""
+    from factorlab.models.stack import unstack
+    from factorlab.train.allocator import retain_freed_memory
+
+    retain_freed_memory()
+    torch.set_num_threads(threads)
+    tm = train_members(cfg, chunk, device)
+    nets = unstack(tm.model) if len(chunk) > 1 else [tm.model]
+    return [{k: v.detach().cpu().clone() for k, v in n.state_dict().items()} for n in nets], tm.parts
+
+
+def _train_parallel(cfg: dict, members: list[list[str]], device: str, processes: int):
+    """Train ``members`` (equal sizes) as ``processes`` sub-stacks in worker processes at once
+    (:func:`_chunks`, :func:`_train_chunk`, ``spawn``), then stack them again in ``members``
+    order, as :func:`train_members` would have trained them in one stack (bit for bit: see the
+    module docstring). Returns that :class:`~factorlab.experiments.qm9_common.TrainedMembers`
+    with the parts merged: per-target metrics, history and best epochs joined (``epoch`` and
+    ``lr`` are the same in every process), ``timing.train_s`` / ``eval_s`` / ``test_s`` the
+    slowest process's (wall), ``process_train_s`` each process's, ``processes`` and ``threads``
+    (per process)."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    from factorlab.data.qm9 import load_qm9, target_index
+    from factorlab.experiments.qm9_common import TrainedMembers, _baseline, _subset
+    from factorlab.models.qm9_saved import build_member_models, stack_or_single
+    from factorlab.train import resolve_device
+
+    chunks = _chunks(members, processes)
+    threads = max(1, torch.get_num_threads() // processes)
+    with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        done = list(pool.map(_train_chunk, [cfg] * processes, chunks, [device] * processes, [threads] * processes))
+    states = [st for sts, _ in done for st in sts]
+    parts = [p for _, p in done]
+    models = build_member_models(cfg, members)
+    for net, st in zip(models, states):
+        net.load_state_dict(st)
+    dev = resolve_device(device)
+    model = stack_or_single(models).to(dev)
+    data = load_qm9(dev, fixture=cfg["data"] == "fixture")
+    split = {k: _subset(data.split[k], cfg[f"n_{k}"], f"n_{k}") for k in ("train", "valid", "test")}
+    columns = [target_index(t) for m in members for t in m]
+    merged = _merge_chunk_parts(parts, members, threads)
+    return TrainedMembers(model, members, data, split, _baseline(cfg, data, split["train"]), columns, merged)
+
+
+def _merge_chunk_parts(parts: list[dict], members: list[list[str]], threads: int) -> dict:
+    """The record's parts of one network from its processes' ``parts`` (see
+    :func:`_train_parallel`)."""
+    metrics: dict = {}
+    for p in parts:
+        for key, value in p["metrics"].items():
+            if isinstance(value, dict):
+                metrics.setdefault(key, {}).update(value)
+    if "test_mae_std" in metrics:
+        labels = [t for m in members for t in m]
+        metrics["mean_test_mae_std"] = sum(metrics["test_mae_std"][t] for t in labels) / len(labels)
+    first = parts[0]
+    history: dict = {}
+    for key, value in first["history"].items():
+        if isinstance(value, dict):
+            history[key] = {k: v for p in parts for k, v in p["history"][key].items()}
+        elif key == "train_s":
+            history[key] = [max(v) for v in zip(*(p["history"][key] for p in parts))]
+        else:
+            history[key] = value
+    timing = dict(first["timing"])
+    for key in ("train_s", "eval_s", "test_s", "epoch_s"):
+        if all(key in p["timing"] for p in parts):
+            timing[key] = max(p["timing"][key] for p in parts)
+    timing.update(process_train_s=[p["timing"]["train_s"] for p in parts], processes=len(parts), threads=threads,
+                  members=len(members))
+    model = dict(first["model"])
+    model.update(members=len(members), params=sum(p["model"]["params"] for p in parts))
+    return {"metrics": metrics, "history": history, "timing": timing, "model": model}
 
 
 def find_demo_record(sharing: str = "none", store=None, experiment: str = NAME,
