@@ -353,6 +353,12 @@ def contract(equation: str, *operands: torch.Tensor) -> torch.Tensor:
     return contraction_plan(equation, tuple(tuple(int(n) for n in op.shape) for op in operands))(*operands)
 
 
+#: The base tensor's storage-address and version accessors (a Parameter's own go through its
+#: subclass dispatch, several times slower): :meth:`FactorizedLayer._stamp`.
+_DATA_PTR = torch.Tensor.data_ptr
+_VERSION = torch._C.TensorBase._version.__get__
+
+
 class FactorizedLayer(nn.Module):
     """Base of every factorized layer: rank resolution, initialisation, the ``from_dense``
     template, parameter counting, compression and plan caching.
@@ -726,9 +732,11 @@ class FactorizedLayer(nn.Module):
 
     @staticmethod
     def _stamp(factors: tuple) -> tuple:
-        """What identifies the factors' current values: each one's storage and version (bumped
-        by every in-place update such as an optimizer step)."""
-        return tuple([(f.data_ptr(), f._version) for f in factors])
+        """What identifies the factors' current values: each one's storage address, then each
+        one's version (bumped by every in-place update such as an optimizer step). Read with
+        the base tensor's own accessors, which skip the Parameter subclass's dispatch (about
+        half the cost: this runs on every inference call)."""
+        return (*map(_DATA_PTR, factors), *map(_VERSION, factors))
 
     def _prepared_for(self, shape, name: str, cand) -> tuple:
         """``cand.prepare()`` under no_grad, cached until a factor changes (its data_ptr or
@@ -775,14 +783,9 @@ class FactorizedLayer(nn.Module):
         ``force_path``, factors unchanged (same storage and version) and no pending autotune
         runs it directly, skipping the key lookups (a few microseconds per call, which is
         what a small layer at batch 1 takes in all)."""
-        fast = self._fast
-        if fast is not None and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
-            fshape, dtype, device, training, model, factors, stamp, apply, prepared, bias = fast
-            if (shape == fshape and x.dtype is dtype and self.training is training and x.device == device
-                    and self.force_path is None and x.is_contiguous()
-                    and self._stamp(factors) == stamp
-                    and not (model and self._tuning())):
-                return apply(x, prepared, bias)
+        out = self._fast_call(x)
+        if out is not None:
+            return out
         if torch.compiler.is_compiling():
             cand, prepared = self._select_traced(x, shape)
         else:
@@ -790,9 +793,26 @@ class FactorizedLayer(nn.Module):
             if prepared is not None and self.force_path is None and x.is_contiguous():
                 factors = self._factor_tuple()
                 key = (shape, x.dtype, x.device, self.training, False, False)
-                self._fast = (shape, x.dtype, x.device, self.training, self._hot[key][2], factors,
+                self._fast = (tuple(x.shape), x.dtype, x.device, self.training, self._hot[key][2], factors,
                               self._stamp(factors), cand.apply, prepared, self.bias)
         return cand.apply(x, cand.prepare() if prepared is None else prepared, self.bias)
+
+    def _fast_call(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The inference fast path of :meth:`_run_path` (see there), tried first by every
+        ``forward``: the output on ``x`` when the last call's path, prepared tensors and
+        factors still hold for it (the same input shape, dtype and device, mode, contiguous,
+        autograd off, no ``force_path``, factors unchanged, no pending autotune), else None.
+        The input shape is the raw one, so a matching input needs no validation or
+        reshaping."""
+        fast = self._fast
+        if fast is None or torch.compiler.is_compiling() or torch.is_grad_enabled() or x.shape != fast[0]:
+            return None
+        _, dtype, device, training, model, factors, stamp, apply, prepared, bias = fast
+        if (x.dtype is not dtype or self.training is not training or self.force_path is not None
+                or not x.is_contiguous() or x.device != device or self._stamp(factors) != stamp
+                or (model and self._tuning())):
+            return None
+        return apply(x, prepared, bias)
 
     def path_flops(self, input_shape: Sequence[int]) -> dict[str, int]:
         """Forward FLOPs of every candidate path (prepared part included, bias excluded)."""
