@@ -31,7 +31,7 @@ KINDS = ("experiment", "benchmark")
 #: Every registered name -> its module. Benchmarks keep the experiment names their records
 #: have always had.
 EXPERIMENTS: dict[str, str] = {name: f"factorlab.experiments.{name}" for name in (
-    "mnist_baselines", "mnist_factorized", "mnist_compression",
+    "mnist_baselines", "mnist_architecture", "mnist_factorized", "mnist_compression",
     "dft_validation",
     "qm9_dataset", "qm9_single_task", "qm9_hard_sharing", "qm9_soft_sharing", "qm9_relatedness", "qm9_weighting",
     "qm9_demo_model", "qm9_demo_full", "qm9_pairs", "qm9_grouping", "qm9_tensor_mtl",

@@ -35,14 +35,23 @@ class ConvNet1(nn.Module):
 
     conv(1->``filters``, ``kernel`` x ``kernel``, stride 1, 'same' padding) -> ReLU ->
     flatten (``filters`` x 28 x 28) -> Linear(``hidden``) -> ReLU -> Linear(10). The journal
-    states no pooling, so there is none (the dense layer then holds most of the parameters).
+    states no pooling, so by default there is none (the dense layer then holds most of the
+    parameters); ``pool=True`` adds 2x2 max-pooling after the ReLU, so the dense layer sees
+    ``filters`` x 14 x 14. With the default ``pool=False`` the modules (and so a seeded
+    initialisation) are those of the net without the option.
     """
 
-    def __init__(self, filters: int = 32, kernel: int = 5, hidden: int = 100, n_classes: int = 10):
+    def __init__(self, filters: int = 32, kernel: int = 5, hidden: int = 100, n_classes: int = 10,
+                 pool: bool = False):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(1, filters, kernel, stride=1, padding=kernel // 2), nn.ReLU())
+        layers: list[nn.Module] = [nn.Conv2d(1, filters, kernel, stride=1, padding=kernel // 2), nn.ReLU()]
+        side = 28
+        if pool:
+            layers.append(nn.MaxPool2d(2))
+            side //= 2
+        self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(filters * 28 * 28, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
+            nn.Flatten(), nn.Linear(filters * side * side, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,18 +63,24 @@ class ConvNet2(nn.Module):
     """Two convolutions of ``filters`` filters, each followed by ReLU and 2x2 max-pooling, then a
     linear classifier: baseline (c) of the journal.
 
-    The journal gives neither kernel size nor a hidden dense layer; we use 3x3 'same'
-    convolutions and a single Linear(``filters`` x 7 x 7 -> 10).
+    The journal gives neither kernel size nor a hidden dense layer; by default we use 3x3
+    'same' convolutions (``kernel``, odd) and a single Linear(``filters`` x 7 x 7 -> 10).
+    ``hidden`` (units) puts a dense layer with ReLU before the output instead:
+    Linear(``filters`` x 7 x 7 -> ``hidden``) -> ReLU -> Linear(``hidden`` -> 10). With the
+    default ``hidden=None`` the modules (and so a seeded initialisation) are those of the net
+    without the option.
     """
 
-    def __init__(self, filters: int = 32, kernel: int = 3, n_classes: int = 10):
+    def __init__(self, filters: int = 32, kernel: int = 3, n_classes: int = 10, hidden: int | None = None):
         super().__init__()
         pad = kernel // 2
         self.features = nn.Sequential(
             nn.Conv2d(1, filters, kernel, padding=pad), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(filters, filters, kernel, padding=pad), nn.ReLU(), nn.MaxPool2d(2),
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(filters * 7 * 7, n_classes))
+        head: list[nn.Module] = ([nn.Linear(filters * 7 * 7, n_classes)] if hidden is None else
+                                 [nn.Linear(filters * 7 * 7, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)])
+        self.classifier = nn.Sequential(nn.Flatten(), *head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, 1, 28, 28] -> logits [B, n_classes]."""
