@@ -131,8 +131,8 @@ def test_without_records_everything_reads_not_measured(tmp_path):
     assert recs == [] and complete is False and not any(tmp_path.iterdir())
     t = report.fulldata_table(recs, "cpu")
     assert len(t) == 14 and set(t["ours (%)"]) == {"not measured"} and set(t.seeds) == {0}
-    assert set(t.params) == {"not measured"} and t["research log (%, cited)"].iloc[0] == "94.0"
-    assert set(t["training (min)"]) == {"not measured"} and set(t.quiet) == {"—"}
+    assert set(t.params) == {"—"} and t["research log (%, cited)"].iloc[0] == "94.0"
+    assert set(t["training (min)"]) == {"—"} and set(t.quiet) == {"—"} and set(t["ours − dense (points)"]) == {"—"}
     d = report.fulldata_differences(recs)
     assert list(d.verdict) == ["not measured"] * 3 and list(d.n) == [0] * 3
     v = report.fulldata_values(recs, "cpu")

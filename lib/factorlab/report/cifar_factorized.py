@@ -484,8 +484,8 @@ def fulldata_table(records: list[dict], profile: str) -> pd.DataFrame:
     dense (points, paired by seed, ± its standard error), the research log's accuracy (cited;
     "—" where it gives none), the training time per run (minutes, mean over seeds) and whether
     those runs had the machine to themselves (:func:`~factorlab.report.provenance.quiet_label`).
-    A cell without records reads :data:`NOT_MEASURED_TEXT`; with no records at all, every one
-    does."""
+    A row without records reads :data:`NOT_MEASURED_TEXT` in "ours (%)" and "—" in the other
+    measured columns (so the table stays narrow while the grid fills)."""
     from factorlab.experiments.cifar_fulldata import grid, variant_name
 
     journal = journal_accuracies()
@@ -498,8 +498,7 @@ def fulldata_table(records: list[dict], profile: str) -> pd.DataFrame:
         seen.add(key)
         d = f[(f.width == key[0]) & (f.name == key[1])] if f is not None else pd.DataFrame()
         dense = f[(f.width == key[0]) & (f.name == "dense")] if f is not None else pd.DataFrame()
-        ours, vs_dense, params = NOT_MEASURED_TEXT, NOT_MEASURED_TEXT, NOT_MEASURED_TEXT
-        minutes, quiet = NOT_MEASURED_TEXT, "—"
+        ours, vs_dense, params, minutes, quiet = NOT_MEASURED_TEXT, "—", "—", "—", "—"
         if len(d):
             ours, params = pm(d.acc.mean(), d.acc.std(), ".1f"), f"{int(d.params.iloc[0]):,}"
             minutes, quiet = f"{d.train_s.mean() / 60:.1f}", quiet_label(list(d.quiet))
