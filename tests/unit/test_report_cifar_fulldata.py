@@ -208,3 +208,18 @@ def test_levels_sentence_lists_what_is_measured_and_what_is_not():
                                     "weight decay, rank factor 2 with scaled weight decay, rank factor 10 with the usual "
                                     "weight decay, rank factor 10 with scaled weight decay.")
     assert report.fulldata_values([], "cpu")["fulldata_levels"].startswith("Not measured yet: separable convolutions")
+
+
+def test_summary_sentence_with_all_some_and_no_differences():
+    v = report.fulldata_values(_records(), "cpu")
+    assert v["fulldata_summary"] == (
+        "On the whole training set at width 0.5: separable − dense -4.0 ± 0.0 points over 3 seed pairs (the research "
+        "log: -2.0; partly); rank factor 2 − separable -3.0 ± 0.0 points over 3 seed pairs (the research log: -10.8; "
+        "partly); factor 10: scaled − usual weight decay +1.0 ± 0.6 points over 3 seed pairs (the research log: +0.5; "
+        "partly).")
+    some = [r for r in _records() if F.variant_name(r["config"]) in ("dense", "separable")]
+    assert report.fulldata_values(some, "cpu")["fulldata_summary"].endswith(
+        "Not measured yet: rank factor 2 − separable, factor 10: scaled − usual weight decay.")
+    assert report.fulldata_values([], "cpu")["fulldata_summary"] == (
+        "On the whole training set nothing is measured yet (not measured: no records of cifar_fulldata under the cpu "
+        "profile yet (0 of 28 runs)).")

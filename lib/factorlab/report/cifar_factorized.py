@@ -616,7 +616,23 @@ def fulldata_values(records: list[dict], profile: str) -> dict:
         v[f"fulldata_diff{i}_verdict"] = row.verdict
     v.update({f"journal_{k}": f"{a:.1f}" for k, a in journal_accuracies().items()})
     v["fulldata_levels"] = fulldata_levels(f)
+    v["fulldata_summary"] = fulldata_summary(records, v["fulldata_status"])
     return v
+
+
+def fulldata_summary(records: list[dict], status: str, width: float = 0.5) -> str:
+    """One sentence (plain text, for glue) on the research log's three differences measured on
+    the whole training set at ``width`` (:func:`fulldata_differences`): each measured one as
+    ours ± SE with the seed pairs, the log's value and the verdict, then those not measured
+    yet; ``status`` (the grid's runs recorded) when none is measured."""
+    d = fulldata_differences(records, width)
+    done = [f"{r.difference} {pm(r['mean'], r.se)} points over {int(r.n)} seed pair{'s' if r.n > 1 else ''} "
+            f"(the research log: {r.journal:+.1f}; {r.verdict})" for _, r in d.iterrows() if r.n]
+    missing = [r.difference for _, r in d.iterrows() if not r.n]
+    if not done:
+        return f"On the whole training set nothing is measured yet ({status})."
+    text = f"On the whole training set at width {width:g}: " + "; ".join(done) + "."
+    return text + (f" Not measured yet: {', '.join(missing)}." if missing else "")
 
 
 #: How :func:`fulldata_levels` names each variant of ``cifar_fulldata`` but the dense one.
