@@ -221,6 +221,15 @@ def test_glue_values():
     assert v["arch_clear_conv2_kernel5_dense100"] == "not run" and v["arch_n_conv2_kernel5_dense100"] == 0
     assert v["arch_acc_conv1_chapter"] == pytest.approx(94.0) and "arch_diff_conv1_chapter" not in v
     assert (v["arch_runs"], v["arch_grid"]) == (6, 12)
+    assert v["arch_sentence"] == (
+        "With the journal's settings, (b) with 2x2 max-pooling after the conv reaches 96.67 % (+2.67 ± 0.33 points "
+        "against the chapter's net over 3 seed pairs, clear); (c) with 5x5 kernels reaches 96.00 % (+1.50 ± 0.50 "
+        "points against the chapter's net over 2 seed pairs, clear); (c) with dense 100 (ReLU) before the output "
+        "reaches 95.50 % (+0.50 points against the chapter's net over 1 seed pair, not measured). Not run yet: (c) "
+        "with 5x5 kernels and dense 100.")
+    assert report.glue_values([], base, "cpu")["arch_sentence"] == (
+        "None of the 12 runs of the architecture variants is recorded yet, so whether an unstated architecture detail "
+        "explains the gaps is not measured.")
 
 
 def _write(store: RunStore, recs: list[dict]) -> None:

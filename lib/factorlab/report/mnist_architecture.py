@@ -166,4 +166,35 @@ def glue_values(records: list[dict], baseline_records: list[dict], profile: str)
                                            "clear" if abs(r.diff) > CLEAR_SE * r.diff_se else "not clear")
     values["arch_runs"] = int(f.loc[f["arch"] != CHAPTER, "n"].sum())
     values["arch_grid"] = len(grid(profile))
+    values["arch_sentence"] = architecture_sentence(f, values["arch_runs"], values["arch_grid"])
     return values
+
+
+#: The nets as the chapter's prose names them.
+NET_PROSE = {"conv1": "(b)", "conv2": "(c)"}
+
+
+def architecture_sentence(f: pd.DataFrame, runs: int, grid_size: int) -> str:
+    """One sentence (plain text, for glue) from :func:`variants_frame` ``f``: per variant with
+    records, its net, what it changes, its accuracy and its paired difference to the chapter's
+    net with the verdict (clear beyond :data:`~factorlab.report.mnist_baselines.CLEAR_SE`
+    standard errors); then the variants not run yet; or that none is, with ``runs`` of
+    ``grid_size`` recorded."""
+    if runs == 0:
+        return (f"None of the {grid_size} runs of the architecture variants is recorded yet, so whether an unstated "
+                "architecture detail explains the gaps is not measured.")
+    done, missing = [], []
+    for r in f[f["arch"] != CHAPTER].itertuples():
+        what = f"{NET_PROSE[r.net]} with {ARCH_LABEL[r.net, r.arch]}"
+        if r.n == 0:
+            missing.append(what)
+            continue
+        if r.n_pairs == 0:
+            done.append(f"{what} reaches {r.acc:.2f} % (no run pairs with the chapter's)")
+            continue
+        verdict = (NOT_MEASURED if math.isnan(r.diff_se) else
+                   "clear" if abs(r.diff) > CLEAR_SE * r.diff_se else "not clear")
+        done.append(f"{what} reaches {r.acc:.2f} % ({pm(r.diff, r.diff_se, f'+.{se_digits(r.diff_se)}f')} points "
+                    f"against the chapter's net over {r.n_pairs} seed pair{'s' if r.n_pairs > 1 else ''}, {verdict})")
+    text = "With the journal's settings, " + "; ".join(done) + "."
+    return text + (f" Not run yet: {', '.join(missing)}." if missing else "")
