@@ -223,3 +223,36 @@ def test_summary_sentence_with_all_some_and_no_differences():
     assert report.fulldata_values([], "cpu")["fulldata_summary"] == (
         "On the whole training set nothing is measured yet (not measured: no records of cifar_fulldata under the cpu "
         "profile yet (0 of 28 runs)).")
+
+
+def test_collapse_of_scaled_weight_decay_is_measured_from_the_records_and_the_networks():
+    recs = _records()
+    for r in recs:  # the scaled runs end at chance, as on the whole training set
+        r["timing"]["steps"] = 476
+        r["metrics"]["train_loss"] = 2.2 if r["config"]["wd_mode"] == "scaled" else 1.0
+        if r["config"]["wd_mode"] == "scaled":
+            r["metrics"]["test_acc"] = 0.1
+    c = report.fulldata_collapse(recs)
+    assert (c["n"], c["at_chance"], c["steps"]) == (6, 6, 476) and c["uniform_loss"] == pytest.approx(math.log(10))
+    recipe = recs[0]["config"]["recipe"]
+    assert c["lr_wd"] == pytest.approx(100 * recipe["lr"] * recipe["weight_decay"])
+    lo2, hi2, s_lo2, s_hi2 = c["factors"][2]
+    lo10, hi10, _, s_hi10 = c["factors"][10]
+    assert 1 < lo2 <= hi2 < lo10 <= hi10  # factor 10 compresses every layer more than factor 2
+    assert s_lo2 == pytest.approx(c["lr_wd"] * lo2) and s_hi10 == pytest.approx(c["lr_wd"] * hi10)
+    cfg10 = next(r["config"] for r in recs if r["config"]["wd_mode"] == "scaled" and r["config"]["factorize"]["factor"] == 10)
+    assert max(report.compression_ratios(cfg10)) == pytest.approx(hi10)
+    s = report.fulldata_values(recs, "cpu")["fulldata_collapse"]
+    assert s.startswith("6 of the 6 runs with weight decay scaled by compression end at chance (10 % test accuracy")
+    assert "final training loss 2.20-2.20 against 2.30 for a uniform guess" in s and "over 476 steps" in s
+    none = [r for r in recs if r["config"]["wd_mode"] != "scaled"]
+    assert report.fulldata_collapse(none) is None
+    assert report.fulldata_values(none, "cpu")["fulldata_collapse"] == "No run with scaled weight decay is recorded yet."
+
+
+def test_subset_contrast_counts_the_scaled_runs_at_chance():
+    runs = [{"config": {"wd_mode": m}, "metrics": {"test_acc": a}, "timing": {"steps": 156}}
+            for m, a in (("scaled", 0.105), ("scaled", 0.145), ("usual", 0.1), ("scaled", 0.3))]
+    v = report.subset_collapse_values(runs)
+    assert v == {"subset_steps": "156", "subset_n_scaled": 3, "subset_at_chance": 1, "subset_min_scaled": "10.5"}
+    assert report.subset_collapse_values([])["subset_min_scaled"] == "not measured"

@@ -617,7 +617,81 @@ def fulldata_values(records: list[dict], profile: str) -> dict:
     v.update({f"journal_{k}": f"{a:.1f}" for k, a in journal_accuracies().items()})
     v["fulldata_levels"] = fulldata_levels(f)
     v["fulldata_summary"] = fulldata_summary(records, v["fulldata_status"])
+    v["fulldata_collapse"] = fulldata_collapse_sentence(records) or "No run with scaled weight decay is recorded yet."
     return v
+
+
+#: A run "learns nothing" when its final test accuracy (%) is within this many points of chance
+#: (100 / classes: a constant prediction).
+CHANCE_POINTS = 1.0
+
+
+def compression_ratios(cfg: dict) -> list[float]:
+    """The compression ratio of each compressed module of ``cfg``'s network (built untrained,
+    :func:`factorlab.train.optim.compressed_modules`: the factor its weight decay is multiplied
+    by under ``wd_mode="scaled"``)."""
+    from factorlab.experiments.cifar_common import build_model
+    from factorlab.train.optim import compressed_modules
+
+    return [float(m.compression()) for _, m in compressed_modules(build_model(cfg))]
+
+
+def fulldata_collapse(records: list[dict], classes: int = 10) -> dict | None:
+    """What the ``cifar_fulldata`` runs with scaled weight decay show (None without such runs):
+    ``n`` runs, ``at_chance`` of them within :data:`CHANCE_POINTS` of chance, their final
+    training losses (``loss_min``, ``loss_max``; ``uniform_loss`` = ln ``classes``, a uniform
+    guess), ``lr_wd`` (%: the recipe's peak learning rate × weight decay, the share of each
+    weight that decay removes per step at the peak, as airbench applies it), per rank factor
+    ``factors[f] = (lowest, highest compression ratio, lowest, highest shrink % per step)`` of
+    the compressed layers under scaled decay, and ``steps`` of training (None where the record
+    does not say)."""
+    runs = [r for r in records if r["config"]["wd_mode"] == "scaled"]
+    if not runs:
+        return None
+    chance = 100.0 / classes
+    flat = [r for r in runs if abs(100 * r["metrics"]["test_acc"] - chance) <= CHANCE_POINTS]
+    recipe = runs[0]["config"]["recipe"]
+    lr_wd = 100 * recipe["lr"] * recipe["weight_decay"]
+    factors = {}
+    for r in runs:
+        f = r["config"]["factorize"].get("factor")
+        if f not in factors:
+            c = compression_ratios(r["config"])
+            factors[f] = (min(c), max(c), lr_wd * min(c), lr_wd * max(c))
+    losses = [r["metrics"]["train_loss"] for r in flat] or [math.nan]
+    return {"n": len(runs), "at_chance": len(flat), "chance": chance, "loss_min": min(losses),
+            "loss_max": max(losses), "uniform_loss": math.log(classes), "lr_wd": lr_wd,
+            "factors": dict(sorted(factors.items())), "steps": runs[0]["timing"].get("steps")}
+
+
+def subset_collapse_values(fact: list[dict], classes: int = 10) -> dict:
+    """The subset grid's (``cifar_factorized``) runs with scaled weight decay, for the contrast
+    with :func:`fulldata_collapse`: ``subset_steps`` (training steps of a run, text; the
+    distinct counts joined), ``subset_n_scaled``, ``subset_at_chance`` (within
+    :data:`CHANCE_POINTS` of chance) and ``subset_min_scaled`` (% , the lowest test accuracy)."""
+    runs = [r for r in fact if r["config"]["wd_mode"] == "scaled"]
+    accs = [100 * r["metrics"]["test_acc"] for r in runs]
+    steps = sorted({int(r["timing"]["steps"]) for r in runs if r["timing"].get("steps")})
+    return {"subset_steps": ", ".join(map(str, steps)) or NOT_MEASURED_TEXT, "subset_n_scaled": len(runs),
+            "subset_at_chance": sum(abs(a - 100 / classes) <= CHANCE_POINTS for a in accs),
+            "subset_min_scaled": f"{min(accs):.1f}" if accs else NOT_MEASURED_TEXT}
+
+
+def fulldata_collapse_sentence(records: list[dict]) -> str:
+    """:func:`fulldata_collapse` in words (plain text, for glue); empty without scaled runs."""
+    c = fulldata_collapse(records)
+    if c is None:
+        return ""
+    per = "; ".join(f"at rank factor {f} the compressed layers' ratios are {lo:.1f}-{hi:.1f}, so each step takes "
+                    f"{s_lo:.1f}-{s_hi:.1f} % of their weights" for f, (lo, hi, s_lo, s_hi) in c["factors"].items())
+    head = (f"{c['at_chance']} of the {c['n']} runs with weight decay scaled by compression end at chance "
+            f"({c['chance']:.0f} % test accuracy, a constant answer)")
+    if c["at_chance"]:
+        head += (f", their final training loss {c['loss_min']:.2f}-{c['loss_max']:.2f} against "
+                 f"{c['uniform_loss']:.2f} for a uniform guess")
+    return (f"{head}. The recipe's weight decay pulls each weight toward zero by {c['lr_wd']:.2f} % of its value "
+            f"per step at the peak learning rate (before momentum); scaling it by a layer's compression ratio "
+            f"multiplies that: {per}" + (f", over {c['steps']} steps." if c["steps"] else "."))
 
 
 def fulldata_summary(records: list[dict], status: str, width: float = 0.5) -> str:
