@@ -129,12 +129,29 @@ def test_interleaved_times_sample_each_callable_in_turn():
     assert order == ["a", "b"] + ["a", "b"] * 3 and set(got) == {"a", "b"} and all(v >= 0 for v in got.values())
 
 
+def test_warm_each_calls_a_callable_once_untimed_before_each_of_its_samples():
+    """With warm_each, each sample is preceded by a call of the same callable (so it starts
+    from its own data in cache), in the same round-by-round order."""
+    from factorlab.train.timing import interleaved_times
+
+    order = []
+    interleaved_times({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=2, warmup=1,
+                      warm_each=True)
+    assert order == ["a", "b"] + ["a", "a", "b", "b"] * 2
+
+
+def test_the_roofline_config_times_eval_mode_warm():
+    cfg = lb.make_config("cpu")
+    assert cfg.eval_timing == "warm" and lb.make_config("cpu", roofline=False).to_dict().get("eval_timing") is None
+
+
 def test_measure_interleaved_sizes_rounds_by_the_slowest_call(monkeypatch):
     seen = {}
     monkeypatch.setattr(lb, "interleaved_times", lambda steps, device, **kw: seen.update(kw) or {n: 1.0 for n in steps})
     steps = {"fast": lambda: None, "slow": lambda: time.sleep(0.05)}
     assert lb.measure_interleaved(steps, torch.device("cpu"), budget=0.2, max_repeats=30) == {"fast": 1.0, "slow": 1.0}
     assert 3 <= seen["repeats"] <= 4 and seen["warmup"] == 1 and seen["min_time"] == 1e-3
+    assert seen["warm_each"] is False
 
 
 @pytest.mark.parametrize("make, x", [(lambda: CPConv2d(4, 4, 3, padding=1, rank=2), torch.randn(2, 4, 6, 6)),

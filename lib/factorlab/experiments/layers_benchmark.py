@@ -44,7 +44,7 @@ bytes, FLOP-only and roofline predictions, measured seconds), the layer is autot
 ``roofline_ratio`` of that path) and timed in eval mode without autograd against the dense
 layer (``dense_eval_s``; ``ours_eval_model_s`` / ``eval_model_path`` under the cost model,
 ``ours_eval_s`` / ``eval_path`` autotuned, rebuilt weights cached; the three sampled in
-turn, config ``eval_timing`` = ``interleaved``). Predictions count a forward
+turn, each sample after one untimed call of its own step: config ``eval_timing`` = ``warm``). Predictions count a forward
 + backward pass as :data:`FWD_BWD_PASSES` forward passes and leave out per-call overheads.
 :func:`roofline_goals` states the issue's three goals as met / not met.
 
@@ -131,16 +131,18 @@ def measure(step, device: torch.device, budget: float, min_repeats: int = 3, max
 
 
 def measure_interleaved(steps: dict, device: torch.device, budget: float, min_repeats: int = 3,
-                        max_repeats: int = 30) -> dict[str, float]:
+                        max_repeats: int = 30, warm_each: bool = False) -> dict[str, float]:
     """Median seconds of each of ``steps`` (name -> closure), sampled in turn round by round
     (:func:`factorlab.train.timing.interleaved_times`): one untimed warm-up call of each (which
     also makes a layer's path choice) sizes the rounds (``budget`` / the slowest call, within
-    [min_repeats, max_repeats]); calls under 1 ms are looped to at least 1 ms per sample."""
+    [min_repeats, max_repeats]); calls under 1 ms are looped to at least 1 ms per sample;
+    ``warm_each``: each sample after one untimed call of its own step (config ``eval_timing``
+    ``warm``)."""
     first = {name: _first_call_s(step, device) for name, step in steps.items()}
     slowest, fastest = max(first.values()), min(first.values())
     repeats = int(min(max_repeats, max(min_repeats, budget / slowest)))
     return interleaved_times(steps, device, repeats=repeats, warmup=1 if slowest < 0.2 else 0,
-                             min_time=1e-3 if fastest < 1e-3 else 0.0)
+                             min_time=1e-3 if fastest < 1e-3 else 0.0, warm_each=warm_each)
 
 
 # -- configurations -------------------------------------------------------------------------
@@ -371,10 +373,12 @@ def _choice(layer: nn.Module, mode: str) -> str:
     return path
 
 
-def run(device: torch.device, quick: bool, budget: float, log=print, roofline: bool = False) -> list[dict]:
+def run(device: torch.device, quick: bool, budget: float, log=print, roofline: bool = False,
+        eval_timing: str = "warm") -> list[dict]:
     """Measure every configuration at every batch size; one dict per row (times in seconds).
     With ``roofline``, also the machine's roofline (:func:`measure_machine`, in this process)
-    and :func:`roofline_cells` for every row."""
+    and :func:`roofline_cells` for every row, its eval-mode times taken as ``eval_timing``
+    says (:class:`Config`: ``warm`` or ``interleaved``)."""
     rows = []
     batches = QUICK_BATCHES if quick else BATCHES
     reps = {"min_repeats": 2, "max_repeats": 5} if quick else {}
@@ -437,7 +441,8 @@ def run(device: torch.device, quick: bool, budget: float, log=print, roofline: b
             if machine is not None:
                 row.update(roofline_cells(ours, dense, cfg, x, machine,
                                           lambda step: measure(step, device, budget, **reps),
-                                          lambda steps: measure_interleaved(steps, device, budget, **reps)))
+                                          lambda steps: measure_interleaved(steps, device, budget, **reps,
+                                                                            warm_each=eval_timing == "warm")))
                 row.update({"peak_flops": machine.peak_flops, "bandwidth": machine.bandwidth})
             rows.append(row)
             peer_txt = "".join(f", tltorch {impl[:4]}. {1e3 * row[f'tltorch_{impl}_s']:.3f} ms" for impl in peers)
@@ -705,10 +710,13 @@ class Config(RunConfig):
     #: autotune, eval-mode times). Omitted from the hashed dict while False, so records made
     #: before it existed keep their keys.
     roofline: bool = False
-    #: How the roofline view's eval-mode times are taken: ``interleaved`` (dense, cost model and
-    #: autotuned sampled in turn, :func:`measure_interleaved`) or ``sequential`` (one after the
-    #: other, as records before it were; omitted from the hashed dict, so they keep their keys).
-    eval_timing: Literal["sequential", "interleaved"] = "sequential"
+    #: How the roofline view's eval-mode times are taken: ``warm`` (sampled in turn, each sample
+    #: after one untimed call of its own step, :func:`measure_interleaved`), ``interleaved`` (in
+    #: turn without that call: a step that follows one on other tensors of cache size pays their
+    #: misses, one that follows a step on the same weight does not, a bias of several
+    #: microseconds per call at batch 1 on this project's CPU) or ``sequential`` (one after the
+    #: other, as records before both were; omitted from the hashed dict, so they keep their keys).
+    eval_timing: Literal["sequential", "interleaved", "warm"] = "sequential"
 
     OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("roofline", "eval_timing")
 
@@ -729,7 +737,7 @@ def make_config(profile: str, device: str | torch.device | None = None, budget: 
     budget = default_budget(profile) if budget is None else budget
     return Config(experiment=NAME, profile=profile, device=device, batches=list(QUICK_BATCHES if quick else BATCHES),
                   configs=config_labels(quick), budget_s=budget, input_requires_grad=True, roofline=roofline,
-                  eval_timing="interleaved" if roofline else "sequential")
+                  eval_timing="warm" if roofline else "sequential")
 
 
 def config(profile: str, device: torch.device, budget: float | None = None) -> dict:
@@ -753,7 +761,8 @@ def grid(profile: str) -> list[dict]:
 def measure_record(cfg: dict, device: torch.device, log=print) -> dict:
     """Run the benchmark described by ``cfg`` on ``device``; the parts of a run record."""
     t0 = time.perf_counter()
-    rows = run(device, cfg["profile"] == "smoke", cfg["budget_s"], log=log, roofline=cfg.get("roofline", False))
+    rows = run(device, cfg["profile"] == "smoke", cfg["budget_s"], log=log, roofline=cfg.get("roofline", False),
+               eval_timing=cfg.get("eval_timing", "sequential"))
     df, targets = summarize(rows)
     threads = torch.get_num_threads()
     metrics = {"rows": rows, "targets": {k: list(v) for k, v in targets.items()},

@@ -25,11 +25,18 @@ def median_time(fn: Callable[[], object], device: torch.device | str = "cpu", *,
 
 
 def interleaved_times(fns: dict[str, Callable[[], object]], device: torch.device | str = "cpu", *,
-                      repeats: int = 20, warmup: int = 3, min_time: float = 0.0) -> dict[str, float]:
+                      repeats: int = 20, warmup: int = 3, min_time: float = 0.0,
+                      warm_each: bool = False) -> dict[str, float]:
     """Median seconds of each of ``fns`` (name -> callable), timed in rounds: every round takes
     one sample of each, in turn (see :func:`median_time` for ``warmup`` and ``min_time``). A
     slow spell of the machine or a clock change then touches every callable alike, so ratios
-    between them are what the code makes them, not when each was measured."""
+    between them are what the code makes them, not when each was measured.
+
+    ``warm_each``: one untimed call of the same callable right before each sample, so every
+    sample starts from that callable's own data in cache. Without it, a callable whose
+    predecessor in the round touched other data of cache size (another copy of a weight) pays
+    the misses in its first call, and one that follows a callable on the same tensors does
+    not: a bias of the order of one weight's transfer from memory per sample."""
     device = torch.device(device)
     for fn in fns.values():
         for _ in range(warmup):
@@ -38,6 +45,9 @@ def interleaved_times(fns: dict[str, Callable[[], object]], device: torch.device
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            if warm_each:
+                fn()
+                synchronize(device)
             samples[name].append(seconds_per_call(fn, device, min_time))
     return {name: statistics.median(v) for name, v in samples.items()}
 
