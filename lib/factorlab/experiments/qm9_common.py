@@ -130,6 +130,26 @@ def _baseline(cfg: dict, data, train_ids: torch.Tensor) -> CompositionBaseline |
     return CompositionBaseline.fit(data, train_ids) if name == "composition" else None
 
 
+def member_split(cfg: dict, data) -> dict[str, torch.Tensor]:
+    """The molecules a run uses, ``{"train", "valid", "test"}`` -> row ids (int64, ``(n,)``):
+    the first ``cfg["n_<split>"]`` of each of ``data``'s splits (all when None)."""
+    return {k: _subset(data.split[k], cfg[f"n_{k}"], f"n_{k}") for k in ("train", "valid", "test")}
+
+
+def join_member_metrics(parts: list[dict], labels: list[str]) -> dict:
+    """The ``metrics`` of one network from the record parts of its separately trained pieces:
+    every per-target dict joined, ``mean_test_mae_std`` (unitless, standardized) recomputed
+    over ``labels`` when the pieces report ``test_mae_std``."""
+    metrics: dict = {}
+    for p in parts:
+        for key, value in p["metrics"].items():
+            if isinstance(value, dict):
+                metrics.setdefault(key, {}).update(value)
+    if "test_mae_std" in metrics:
+        metrics["mean_test_mae_std"] = sum(metrics["test_mae_std"][t] for t in labels) / len(labels)
+    return metrics
+
+
 @dataclass
 class TrainedMembers:
     """What :func:`train_members` leaves: the trained ``model`` (each member at its best
@@ -160,7 +180,7 @@ def train_members(cfg: dict, members: list[list[str]], device: str = "auto",
     """
     dev = resolve_device(device)
     data = load_qm9(dev, fixture=cfg["data"] == "fixture")
-    split = {k: _subset(data.split[k], cfg[f"n_{k}"], f"n_{k}") for k in ("train", "valid", "test")}
+    split = member_split(cfg, data)
     sizes = {len(m) for m in members}
     if len(sizes) != 1:
         raise ValueError(f"every member must predict the same number of targets, got {members}")

@@ -63,7 +63,8 @@ from typing import ClassVar, Literal
 import torch
 
 from factorlab.experiments.profiles import check_profile
-from factorlab.experiments.qm9_common import ALL_TARGETS, BUDGETS, QM9Config, base_config, train_members
+from factorlab.experiments.qm9_common import (ALL_TARGETS, BUDGETS, QM9Config, base_config, join_member_metrics,
+                                               train_members)
 from factorlab.experiments.registry import Experiment, GridNeedsRecordsError
 
 NAME = "qm9_demo_model"
@@ -352,14 +353,7 @@ def _train_sizes(cfg: dict, members: list[list[str]], device: str):
         done.update({tuple(m): net for m, net in zip(same, trained)})
         parts.append((size, last.parts))
     model = ModelStack([done[tuple(m)] for m in members])
-    metrics: dict = {}
-    for _, p in parts:
-        for key, value in p["metrics"].items():
-            if isinstance(value, dict):
-                metrics.setdefault(key, {}).update(value)
-    maes = [metrics["test_mae_std"][t] for t in metrics.get("test_mae_std", {})]
-    if maes:
-        metrics["mean_test_mae_std"] = sum(maes) / len(maes)
+    metrics = join_member_metrics([p for _, p in parts], [t for m in members for t in m])
     first = parts[0][1]
     timing = {k: sum(p["timing"][k] for _, p in parts) for k in ("train_s", "eval_s", "test_s", "steps")
               if all(k in p["timing"] for _, p in parts)}
@@ -433,7 +427,7 @@ def _train_parallel(cfg: dict, members: list[list[str]], device: str, processes:
     import multiprocessing
 
     from factorlab.data.qm9 import load_qm9, target_index
-    from factorlab.experiments.qm9_common import TrainedMembers, _baseline, _subset
+    from factorlab.experiments.qm9_common import TrainedMembers, _baseline, member_split
     from factorlab.models.qm9_saved import build_member_models, stack_or_single
     from factorlab.train import resolve_device
 
@@ -449,7 +443,7 @@ def _train_parallel(cfg: dict, members: list[list[str]], device: str, processes:
     dev = resolve_device(device)
     model = stack_or_single(models).to(dev)
     data = load_qm9(dev, fixture=cfg["data"] == "fixture")
-    split = {k: _subset(data.split[k], cfg[f"n_{k}"], f"n_{k}") for k in ("train", "valid", "test")}
+    split = member_split(cfg, data)
     columns = [target_index(t) for m in members for t in m]
     merged = _merge_chunk_parts(parts, members, threads)
     return TrainedMembers(model, members, data, split, _baseline(cfg, data, split["train"]), columns, merged)
@@ -458,14 +452,7 @@ def _train_parallel(cfg: dict, members: list[list[str]], device: str, processes:
 def _merge_chunk_parts(parts: list[dict], members: list[list[str]], threads: int) -> dict:
     """The record's parts of one network from its processes' ``parts`` (see
     :func:`_train_parallel`)."""
-    metrics: dict = {}
-    for p in parts:
-        for key, value in p["metrics"].items():
-            if isinstance(value, dict):
-                metrics.setdefault(key, {}).update(value)
-    if "test_mae_std" in metrics:
-        labels = [t for m in members for t in m]
-        metrics["mean_test_mae_std"] = sum(metrics["test_mae_std"][t] for t in labels) / len(labels)
+    metrics = join_member_metrics(parts, [t for m in members for t in m])
     first = parts[0]
     history: dict = {}
     for key, value in first["history"].items():
