@@ -457,14 +457,11 @@ FULLDATA_DIFFERENCES = (("separable − dense", "separable", "dense"),
 
 def fulldata_records(profile: str, store=None) -> tuple[list[dict], bool]:
     """The stored records of ``cifar_fulldata``'s ``profile`` grid (grid order) and whether it
-    is complete (as :func:`factorlab.report.claims.cached_records`: never trains)."""
+    is complete (:func:`factorlab.report.store.stored_records`: never trains)."""
     from factorlab.experiments.cifar_fulldata import grid
-    from factorlab.results import RunStore
+    from factorlab.report.store import stored_records
 
-    store = store if store is not None else RunStore()
-    got = [store.get(c) for c in grid(profile)]
-    have = [r for r in got if r is not None]
-    return have, bool(got) and len(have) == len(got)
+    return stored_records(grid(profile), store)
 
 
 def fulldata_frame(records: list[dict]) -> pd.DataFrame:

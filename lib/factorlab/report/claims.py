@@ -47,6 +47,7 @@ from factorlab.report.mnist_baselines import REPRODUCE_SD
 from factorlab.report.mnist_factorized import JOURNAL_SLOWDOWN
 from factorlab.report.verdicts import CLEAR_SE, NOT_MEASURED, VERDICTS, clear, count_verdict, difference_verdict
 from factorlab.report.formatting import pm
+from factorlab.report.store import cached_records, grid_configs, registered, stored_records  # noqa: F401 (re-exported)
 
 #: The journals: bib key -> (file in ``../shared/journals/``, short label).
 JOURNALS: dict[str, tuple[str, str]] = {
@@ -91,35 +92,10 @@ class Claim:
 
 # --- loading what exists, without training ----------------------------------------------------
 
-def registered(name: str) -> bool:
-    """Whether ``name`` is a registered experiment."""
-    from factorlab.experiments import EXPERIMENTS
-
-    return name in EXPERIMENTS
-
-
 #: The part of an experiment's grid the claims read where it is not the whole grid (config key ->
 #: value): ``cifar_fulldata``'s half-width runs (three seeds per variant) carry the research log's
 #: comparisons, its full-width runs (one seed) cannot and need not be complete for them.
 CLAIM_PARTS: dict[str, dict] = {"cifar_fulldata": {"width": 0.5}}
-
-
-def cached_records(name: str, profile: str, store=None, where: dict | None = None) -> tuple[list[dict], bool]:
-    """The records of ``name``'s grid under ``profile`` (only the configs whose values equal
-    ``where``'s, when given) that the run store holds, in grid order, and whether that grid is
-    complete (every config has a record). Never trains; ``([], False)`` for a name that is not
-    registered."""
-    from factorlab.experiments import get
-    from factorlab.results import RunStore
-
-    if not registered(name):
-        return [], False
-    store = store if store is not None else RunStore()
-    configs = [c.to_dict() for c in get(name).grid(profile)]
-    configs = [c for c in configs if all(c.get(k) == v for k, v in (where or {}).items())]
-    got = [store.get(c) for c in configs]
-    have = [r for r in got if r is not None]
-    return have, bool(got) and len(have) == len(got)
 
 
 def claim_experiments() -> list[str]:
@@ -143,14 +119,11 @@ def load_records(profile: str, store=None) -> dict[str, list[dict]]:
 def grid_status(profile: str, store=None) -> pd.DataFrame:
     """Per experiment of :func:`claim_experiments`: whether it is registered, the records held
     of its grid under ``profile`` and the grid size."""
-    from factorlab.experiments import get
-
     rows = []
     for name in claim_experiments():
-        part = CLAIM_PARTS.get(name)
-        recs, complete = cached_records(name, profile, store, part)
-        size = len([c for c in get(name).grid(profile) if all(c.to_dict().get(k) == v for k, v in (part or {}).items())]
-                   ) if registered(name) else 0
+        configs = grid_configs(name, profile, CLAIM_PARTS.get(name))
+        recs, complete = stored_records(configs, store)
+        size = len(configs)
         rows.append({"experiment": name, "registered": "yes" if registered(name) else "not yet",
                      "records": f"{len(recs)} of {size}" if size else "", "complete": "yes" if complete else "no"})
     return pd.DataFrame(rows)

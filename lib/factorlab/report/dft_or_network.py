@@ -537,12 +537,9 @@ TARGET_PROSE = {"mu": "μ", "alpha": "α", "homo": "HOMO", "lumo": "LUMO", "gap"
 def full_split_records(profile: str, store=None) -> list[dict]:
     """The ``qm9_demo_full`` records of ``profile``'s grid that the run store holds, in grid
     order (empty where none is recorded, and under ``full``, whose grid is empty). Never trains."""
-    from factorlab.experiments import get
-    from factorlab.results import RunStore
+    from factorlab.report.store import cached_records
 
-    store = store if store is not None else RunStore()
-    got = [store.get(c.to_dict()) for c in get(FULL_SPLIT).grid(profile)]
-    return [r for r in got if r is not None]
+    return cached_records(FULL_SPLIT, profile, store)[0]
 
 
 def _by_sharing(records: list[dict]) -> dict[str, dict]:

@@ -27,6 +27,7 @@ from factorlab.experiments.mnist_baselines import JOURNAL_ACCURACY
 from factorlab.experiments.mnist_baselines import grid as baselines_grid
 from factorlab.report.formatting import pm, se_digits
 from factorlab.report.mnist_baselines import CLEAR_SE, NET_LABEL
+from factorlab.report.store import stored_records as stored_records_of
 from factorlab.report.verdicts import NOT_MEASURED
 
 #: What a cell reads when its variant has no records.
@@ -52,12 +53,8 @@ def stored_records(profile: str, store=None) -> tuple[list[dict], list[dict]]:
     ``profile`` and of the ``mnist_baselines`` runs of :data:`VARIANT` of the nets in
     :data:`ARCHS` (the chapter's nets the variants pair with), each in grid order; configs
     without a record are left out."""
-    from factorlab.results import RunStore
-
-    store = store if store is not None else RunStore()
     base = [c for c in baselines_grid(profile) if c["net"] in ARCHS and c["variant"] == VARIANT]
-    return ([r for r in map(store.get, grid(profile)) if r is not None],
-            [r for r in map(store.get, base) if r is not None])
+    return stored_records_of(grid(profile), store)[0], stored_records_of(base, store)[0]
 
 
 def _settings(config: dict) -> str:
