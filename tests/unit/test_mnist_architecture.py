@@ -204,12 +204,12 @@ def test_table_says_not_run_and_cites_the_journal():
     assert list(t["test acc. (%)"]) == ["94.00 ± 0.58", "96.67 ± 0.67", "95.00 ± 0.58", "96.000 ± 0.000", "95.50",
                                         "not run"]
     assert list(t["vs. chapter's net (points)"]) == ["(reference)", "+2.67 ± 0.33 (3 pairs)", "(reference)",
-                                                     "+1.50 ± 0.50 (2 pairs)", "+0.50 (1 pair)", "not run"]
-    assert list(t.params) == ["1,000", "629,142", "1,000", "42,154", "167,478", "not run"]
+                                                     "+1.50 ± 0.50 (2 pairs)", "+0.50 (1 pair)", "—"]
+    assert list(t.params) == ["1,000", "629,142", "1,000", "42,154", "167,478", "—"]
     assert list(t.seeds) == [3, 3, 3, 2, 1, 0] and list(t["journal (%)"]) == ["80.1"] * 2 + ["97.1"] * 4
     empty = report.variants_table([], [], "full")
     assert len(empty) == 6 and set(empty["test acc. (%)"]) == {"not run"} and set(empty.seeds) == {0}
-    assert list(empty["vs. chapter's net (points)"]) == ["(reference)", "not run", "(reference)"] + ["not run"] * 3
+    assert list(empty["vs. chapter's net (points)"]) == ["(reference)", "—", "(reference)"] + ["—"] * 3
 
 
 def test_glue_values():

@@ -123,21 +123,23 @@ def variants_table(records: list[dict], baseline_records: list[dict], profile: s
     test accuracy (%, mean ± SE), variant − chapter's net (points, paired by seed, mean ± SE,
     with the pairs counted) and the journal's accuracy (cited). Two decimals, three where an SE
     would print as zero (:func:`~factorlab.report.formatting.se_digits`). A variant without records
-    reads :data:`NOT_RUN`; one whose runs pair with none of the chapter's reads "no pair"."""
+    reads :data:`NOT_RUN` in its accuracy and "—" in its parameters and difference (as the CIFAR
+    chapter's tables do, so the table stays narrow); one whose runs pair with none of the
+    chapter's reads "no pair"."""
     f = variants_frame(records, baseline_records, profile)
     rows = []
     for r in f.itertuples():
         if r.arch == CHAPTER:
             vs = "(reference)"
         elif r.n == 0:
-            vs = NOT_RUN
+            vs = "—"
         elif r.n_pairs == 0:
             vs = "no pair"
         else:
             pairs = f"{r.n_pairs} pair{'s' if r.n_pairs > 1 else ''}"
             vs = f"{pm(r.diff, r.diff_se, f'+.{se_digits(r.diff_se)}f')} ({pairs})"
         rows.append({"network": NET_LABEL[r.net], "architecture": ARCH_LABEL[r.net, r.arch],
-                     "params": NOT_RUN if pd.isna(r.params) else f"{int(r.params):,}", "seeds": r.n,
+                     "params": "—" if pd.isna(r.params) else f"{int(r.params):,}", "seeds": r.n,
                      "test acc. (%)": NOT_RUN if r.n == 0 else pm(r.acc, r.acc_se, f".{se_digits(r.acc_se)}f"),
                      "vs. chapter's net (points)": vs, "journal (%)": f"{r.journal:.1f}"})
     return pd.DataFrame(rows)
