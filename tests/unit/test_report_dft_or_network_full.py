@@ -182,3 +182,22 @@ def test_one_seed_has_no_spread():
     assert v["ratio_hard"] == pytest.approx(math.exp((math.log(0.5) + math.log(5.0)) / 19))
     assert v["spread_sentence"].startswith("Each network has one seed, so its test MAEs carry no seed-to-seed spread; "
                                            "the hard-shared GINE's test MAE is 1.05 times")
+
+
+def test_sharing_by_size_compares_hard_and_single_task_at_both_sizes():
+    subset = [_net("none", {}, {}), _net("hard", {t: 0.5 for t in TARGET_ORDER[:4]} | {"mu": 2.0}, {})]
+    v = report.sharing_by_size(subset, [])
+    ratio = math.exp((3 * math.log(0.5) + math.log(2.0)) / len(TARGET_ORDER))  # mu is one of the first four
+    assert v["hard_vs_none_subset"] == pytest.approx(ratio) and v["hard_better_subset"] == 3
+    assert v["hard_vs_none_full"] == "not measured" and v["sharing_size_seed"] == 0
+    assert v["sharing_size_sentence"].endswith("the single-task and hard-shared networks are not in the records "
+                                               "yet (experiment qm9_demo_full).")
+    whole_none = _net("none", {t: 2.0 for t in TARGET_ORDER}, {}, n_train=None)
+    v = report.sharing_by_size(subset, [whole_none])
+    assert "the hard-shared network is not in the records yet" in v["sharing_size_sentence"]
+    whole_hard = _net("hard", {t: 1.0 for t in TARGET_ORDER}, {}, n_train=None)
+    v = report.sharing_by_size(subset, [whole_none, whole_hard])
+    assert v["hard_vs_none_full"] == pytest.approx(0.5) and v["hard_better_full"] == len(TARGET_ORDER)
+    assert "trained on the whole training split, 0.50 times (lower on 19)" in v["sharing_size_sentence"]
+    assert "one seed each" in v["sharing_size_sentence"]
+    assert report.sharing_by_size([subset[0]], [])["hard_vs_none_subset"] == "not measured"
