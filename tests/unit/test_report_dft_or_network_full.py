@@ -198,6 +198,6 @@ def test_sharing_by_size_compares_hard_and_single_task_at_both_sizes():
     whole_hard = _net("hard", {t: 1.0 for t in TARGET_ORDER}, {}, n_train=None)
     v = report.sharing_by_size(subset, [whole_none, whole_hard])
     assert v["hard_vs_none_full"] == pytest.approx(0.5) and v["hard_better_full"] == len(TARGET_ORDER)
-    assert "trained on the whole training split, 0.50 times (lower on 19)" in v["sharing_size_sentence"]
+    assert "trained on the whole training split, 0.50 times (lower on 19 of them)" in v["sharing_size_sentence"]
     assert "one seed each" in v["sharing_size_sentence"]
     assert report.sharing_by_size([subset[0]], [])["hard_vs_none_subset"] == "not measured"

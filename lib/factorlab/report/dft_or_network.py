@@ -664,7 +664,7 @@ def sharing_by_size(net_records: list[dict], full_records: list[dict]) -> dict:
     v["sharing_size_seed"] = int(net["none"]["config"].get("seed", 0))
     subset = (f"trained on the subset, the hard-shared network's test MAE is {v['hard_vs_none_subset']:.2f} times "
               f"the single-task networks' (geometric mean over the {len(TARGET_ORDER)} targets; lower on "
-              f"{v['hard_better_subset']})")
+              f"{v['hard_better_subset']} of them)")
     missing = [SPLIT_LABELS[k] for k in ("none", "hard") if k not in full]
     if missing:
         v["sharing_size_sentence"] = (f"Seed {v['sharing_size_seed']}: {subset}; on the whole training split the "
@@ -674,7 +674,7 @@ def sharing_by_size(net_records: list[dict], full_records: list[dict]) -> dict:
     v["hard_vs_none_full"], v["hard_better_full"] = compare(full["hard"], full["none"])
     v["sharing_size_sentence"] = (
         f"Seed {v['sharing_size_seed']}: {subset}; trained on the whole training split, "
-        f"{v['hard_vs_none_full']:.2f} times (lower on {v['hard_better_full']}). The whole-split networks have one "
+        f"{v['hard_vs_none_full']:.2f} times (lower on {v['hard_better_full']} of them). The whole-split networks have one "
         f"seed each, so this second ratio carries no seed-to-seed spread.")
     return v
 
