@@ -118,3 +118,31 @@ def test_torch_compile_in_inference_after_the_fast_path_was_installed():
     compiled = torch.compile(layer, backend="aot_eager", fullgraph=False)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), want)
+
+
+def test_an_input_the_layer_reshapes_never_takes_the_fast_path():
+    """The fast path compares the raw input's shape with the one the path ran on: a [*, in]
+    input with two leading dimensions is reshaped, so it must go the full way every call."""
+    torch.manual_seed(0)
+    layer = TuckerLinear(12, 8, rank=2).eval()
+    x3 = torch.randn(2, 3, 12)
+    first = _eval_call(layer, x3)
+    second = _eval_call(layer, x3)
+    assert first.shape == second.shape == (2, 3, 8)
+    torch.testing.assert_close(second, _reference(layer, x3).detach(), rtol=1e-5, atol=1e-6)
+    x1 = torch.randn(12)  # one vector: [in] -> [out]
+    assert _eval_call(layer, x1).shape == _eval_call(layer, x1).shape == (8,)
+
+
+def test_assigning_a_factors_data_invalidates_the_prepared_weight():
+    """``p.data = t`` (as torch.nn.utils.vector_to_parameters does) bumps no version: the
+    storage address in the stamp catches it."""
+    torch.manual_seed(0)
+    layer = CPLinear(12, 8, rank=3).eval()
+    x = torch.randn(5, 12)
+    before = _eval_call(layer, x)
+    vec = torch.nn.utils.parameters_to_vector(layer.parameters())
+    torch.nn.utils.vector_to_parameters(2 * vec, layer.parameters())
+    after = _eval_call(layer, x)
+    assert not torch.allclose(after, before)
+    torch.testing.assert_close(after, _reference(layer, x).detach(), rtol=1e-5, atol=1e-6)

@@ -357,6 +357,8 @@ def contract(equation: str, *operands: torch.Tensor) -> torch.Tensor:
 #: subclass dispatch, several times slower): :meth:`FactorizedLayer._stamp`.
 _DATA_PTR = torch.Tensor.data_ptr
 _VERSION = torch._C.TensorBase._version.__get__
+_GRAD_ENABLED = torch.is_grad_enabled
+_IS_COMPILING = torch.compiler.is_compiling
 
 
 class FactorizedLayer(nn.Module):
@@ -373,13 +375,14 @@ class FactorizedLayer(nn.Module):
       the initialisation scale in ``reset_parameters``);
     - ``decompose(weight, **options)`` and ``decompose_options``: the factors of a dense
       weight (used by ``from_dense``);
-    - ``dense_weight()``, ``flops(input_shape)`` and ``forward``.
+    - ``dense_weight()``, ``flops(input_shape)`` and ``_forward`` (the output on an input
+      the fast path of :meth:`forward` did not take: validates it and runs :meth:`_run_path`).
     """
 
     #: Keyword arguments of :meth:`from_dense` that go to ``decompose`` (the rest go to the
     #: constructor).
     decompose_options: tuple[str, ...] = ()
-    #: The inference fast path of :meth:`_run_path` (None: none yet, or invalidated).
+    #: The inference fast path of :meth:`forward` (None: none yet, or invalidated).
     _fast: tuple | None = None
 
     def __init__(self):
@@ -714,6 +717,8 @@ class FactorizedLayer(nn.Module):
     def __setattr__(self, name, value):
         if (isinstance(value, nn.Parameter) or name == "bias") and "_fcache" in self.__dict__:
             self.clear_path_cache()  # a factor or the bias replaced: cached paths and weights refer to the old one
+        elif name == "force_path":
+            self.__dict__["_fast"] = None  # the fast path runs only the choice made without force_path
         super().__setattr__(name, value)
 
     def _factor_tuple(self) -> tuple:
@@ -772,20 +777,42 @@ class FactorizedLayer(nn.Module):
 
     _select_traced = torch.compiler.disable(_select)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's output on ``x`` (shapes: :class:`~factorlab.layers.FactorizedLinear`,
+        ``[*, in_features] -> [*, out_features]``; :class:`~factorlab.layers.FactorizedConv2d`,
+        ``[B, in_channels, H, W] -> [B, out_channels, H', W']``).
+
+        Inference fast path, tried first and written out here (each Python call it saves is a
+        few percent of a small layer's time at batch 1): after a call without autograd on a
+        contiguous input, :meth:`_run_path` keeps that call's path, prepared tensors and the
+        factors' stamp (``_fast``); a call with autograd off, the same raw input shape and
+        dtype, the same mode, a contiguous input, the factors unchanged (same storage and
+        version, :meth:`_stamp`) and no pending autotune runs that path directly, with no
+        validation, reshaping or key lookup (the shape compared is the one ``_run_path`` saw,
+        so only an input needing no reshaping can match). Anything else goes through the family's
+        ``_forward``. Setting ``force_path`` or replacing a factor clears ``_fast``; the
+        device needs no check, the factors' storage fixes it (an input on another device
+        fails in the kernel, as on the full path)."""
+        fast = self._fast
+        if fast is not None and not _GRAD_ENABLED() and x.shape == fast[0] and not _IS_COMPILING():
+            _, dtype, training, model, factors, stamp, apply, prepared, bias = fast
+            if (x.dtype is dtype and self.training is training and x.is_contiguous()
+                    and (*map(_DATA_PTR, factors), *map(_VERSION, factors)) == stamp
+                    and not (model and self._tuning())):
+                return apply(x, prepared, bias)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _run_path(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """The chosen candidate's output on ``x`` (normalised to ``shape``), bias added:
         prepared part cached when autograd does not record. Under ``torch.compile`` the
-        choice is made outside the graph; the chosen path's tensor ops are traced.
-
-        Inference fast path: after a call without autograd on a contiguous input, the layer
-        keeps that call's path, prepared tensors and the factors' stamp (``_fast``); the next
-        call with autograd off, the same shape, dtype, device, mode and memory format, no
-        ``force_path``, factors unchanged (same storage and version) and no pending autotune
-        runs it directly, skipping the key lookups (a few microseconds per call, which is
-        what a small layer at batch 1 takes in all)."""
-        out = self._fast_call(x)
-        if out is not None:
-            return out
+        choice is made outside the graph; the chosen path's tensor ops are traced. After a
+        call without autograd on a contiguous input (and no ``force_path``) it installs the
+        inference fast path of :meth:`forward` for ``x``'s shape, which the fast path compares
+        with the raw input's: an input the family reshapes (a linear layer's ``[*, in]`` with
+        more than one leading dimension) never matches and always takes the full path."""
         if torch.compiler.is_compiling():
             cand, prepared = self._select_traced(x, shape)
         else:
@@ -793,26 +820,9 @@ class FactorizedLayer(nn.Module):
             if prepared is not None and self.force_path is None and x.is_contiguous():
                 factors = self._factor_tuple()
                 key = (shape, x.dtype, x.device, self.training, False, False)
-                self._fast = (tuple(x.shape), x.dtype, x.device, self.training, self._hot[key][2], factors,
+                self._fast = (x.shape, x.dtype, self.training, self._hot[key][2], factors,
                               self._stamp(factors), cand.apply, prepared, self.bias)
         return cand.apply(x, cand.prepare() if prepared is None else prepared, self.bias)
-
-    def _fast_call(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The inference fast path of :meth:`_run_path` (see there), tried first by every
-        ``forward``: the output on ``x`` when the last call's path, prepared tensors and
-        factors still hold for it (the same input shape, dtype and device, mode, contiguous,
-        autograd off, no ``force_path``, factors unchanged, no pending autotune), else None.
-        The input shape is the raw one, so a matching input needs no validation or
-        reshaping."""
-        fast = self._fast
-        if fast is None or torch.compiler.is_compiling() or torch.is_grad_enabled() or x.shape != fast[0]:
-            return None
-        _, dtype, device, training, model, factors, stamp, apply, prepared, bias = fast
-        if (x.dtype is not dtype or self.training is not training or self.force_path is not None
-                or not x.is_contiguous() or x.device != device or self._stamp(factors) != stamp
-                or (model and self._tuning())):
-            return None
-        return apply(x, prepared, bias)
 
     def path_flops(self, input_shape: Sequence[int]) -> dict[str, int]:
         """Forward FLOPs of every candidate path (prepared part included, bias excluded)."""

@@ -221,11 +221,8 @@ class FactorizedConv2d(FactorizedLayer):
         :meth:`chosen_flops`)."""
         return super().flops(input_shape)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, in_channels, H, W] -> [B, out_channels, H', W']."""
-        out = self._fast_call(x)  # inference on the input shape of the last call: no checks to repeat
-        if out is not None:
-            return out
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected input [B, {self.in_channels}, H, W], got {tuple(x.shape)}")
         return self._run_path(x, tuple(x.shape))

@@ -174,11 +174,8 @@ class FactorizedLinear(FactorizedLayer):
         every machine, whatever path the forward pass runs (that one: :meth:`chosen_flops`)."""
         return super().flops(input_shape)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: ``[*, in_features]`` -> ``[*, out_features]``."""
-        out = self._fast_call(x)  # inference on the input shape of the last call: no checks to repeat
-        if out is not None:
-            return out
         if x.shape[-1] != self.in_features:
             raise ValueError(f"expected input [..., {self.in_features}], got {tuple(x.shape)}")
         if x.dim() == 2:
