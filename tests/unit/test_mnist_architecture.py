@@ -193,23 +193,23 @@ def test_runs_of_other_settings_do_not_pair():
     assert rows["conv1", "pool"]["n_pairs"] == 0 and math.isnan(rows["conv1", "pool"]["diff"])
     assert rows["conv2", "kernel5"]["n_pairs"] == 2
     t = report.variants_table(arch, other, "cpu")
-    assert t.loc[1, "vs. chapter's net (points)"] == "no pair"
+    assert t.loc[1, "vs. chapter's (points)"] == "no pair"
 
 
 def test_table_says_not_run_and_cites_the_journal():
     arch, base = _records()
     t = report.variants_table(arch, base, "cpu")
-    assert list(t.columns) == ["network", "architecture", "params", "seeds", "test acc. (%)",
-                               "vs. chapter's net (points)", "journal (%)"]
+    assert list(t.columns) == ["net", "architecture", "params", "seeds", "test acc. (%)",
+                               "vs. chapter's (points)", "journal (%)"]
     assert list(t["test acc. (%)"]) == ["94.00 ± 0.58", "96.67 ± 0.67", "95.00 ± 0.58", "96.000 ± 0.000", "95.50",
                                         "not run"]
-    assert list(t["vs. chapter's net (points)"]) == ["(reference)", "+2.67 ± 0.33 (3 pairs)", "(reference)",
+    assert list(t["vs. chapter's (points)"]) == ["(reference)", "+2.67 ± 0.33 (3 pairs)", "(reference)",
                                                      "+1.50 ± 0.50 (2 pairs)", "+0.50 (1 pair)", "—"]
     assert list(t.params) == ["1,000", "629,142", "1,000", "42,154", "167,478", "—"]
     assert list(t.seeds) == [3, 3, 3, 2, 1, 0] and list(t["journal (%)"]) == ["80.1"] * 2 + ["97.1"] * 4
     empty = report.variants_table([], [], "full")
     assert len(empty) == 6 and set(empty["test acc. (%)"]) == {"not run"} and set(empty.seeds) == {0}
-    assert list(empty["vs. chapter's net (points)"]) == ["(reference)", "—", "(reference)"] + ["—"] * 3
+    assert list(empty["vs. chapter's (points)"]) == ["(reference)", "—", "(reference)"] + ["—"] * 3
 
 
 def test_glue_values():

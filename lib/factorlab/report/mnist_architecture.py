@@ -26,7 +26,7 @@ from factorlab.experiments.mnist_architecture import ARCHS, NAME, VARIANT, grid
 from factorlab.experiments.mnist_baselines import JOURNAL_ACCURACY
 from factorlab.experiments.mnist_baselines import grid as baselines_grid
 from factorlab.report.formatting import pm, se_digits
-from factorlab.report.mnist_baselines import CLEAR_SE, NET_LABEL
+from factorlab.report.mnist_baselines import CLEAR_SE
 from factorlab.report.store import stored_records as stored_records_of
 from factorlab.report.verdicts import NOT_MEASURED
 
@@ -42,6 +42,15 @@ ARCH_LABEL = {
     ("conv2", "kernel5"): "5x5 kernels",
     ("conv2", "dense100"): "dense 100 (ReLU) before the output",
     ("conv2", "kernel5_dense100"): "5x5 kernels and dense 100",
+}
+#: The same, short, for the table's narrow column.
+ARCH_SHORT = {
+    ("conv1", CHAPTER): "the chapter's",
+    ("conv1", "pool"): "+ 2x2 max-pool",
+    ("conv2", CHAPTER): "the chapter's",
+    ("conv2", "kernel5"): "5x5 kernels",
+    ("conv2", "dense100"): "+ dense 100",
+    ("conv2", "kernel5_dense100"): "5x5 + dense 100",
 }
 #: Config keys that are not training settings: a variant's run pairs with the chapter's run of
 #: the same seed whose config agrees on every other key.
@@ -119,7 +128,8 @@ def variants_frame(records: list[dict], baseline_records: list[dict], profile: s
 
 
 def variants_table(records: list[dict], baseline_records: list[dict], profile: str) -> pd.DataFrame:
-    """:func:`variants_frame` as the chapter's table: network, architecture, parameters, seeds,
+    """:func:`variants_frame` as the chapter's table, narrow enough for the column: net ("(b)",
+    "(c)": :data:`NET_PROSE`), architecture (:data:`ARCH_SHORT`), parameters, seeds,
     test accuracy (%, mean ± SE), variant − chapter's net (points, paired by seed, mean ± SE,
     with the pairs counted) and the journal's accuracy (cited). Two decimals, three where an SE
     would print as zero (:func:`~factorlab.report.formatting.se_digits`). A variant without records
@@ -138,10 +148,10 @@ def variants_table(records: list[dict], baseline_records: list[dict], profile: s
         else:
             pairs = f"{r.n_pairs} pair{'s' if r.n_pairs > 1 else ''}"
             vs = f"{pm(r.diff, r.diff_se, f'+.{se_digits(r.diff_se)}f')} ({pairs})"
-        rows.append({"network": NET_LABEL[r.net], "architecture": ARCH_LABEL[r.net, r.arch],
+        rows.append({"net": NET_PROSE[r.net], "architecture": ARCH_SHORT[r.net, r.arch],
                      "params": "—" if pd.isna(r.params) else f"{int(r.params):,}", "seeds": r.n,
                      "test acc. (%)": NOT_RUN if r.n == 0 else pm(r.acc, r.acc_se, f".{se_digits(r.acc_se)}f"),
-                     "vs. chapter's net (points)": vs, "journal (%)": f"{r.journal:.1f}"})
+                     "vs. chapter's (points)": vs, "journal (%)": f"{r.journal:.1f}"})
     return pd.DataFrame(rows)
 
 
