@@ -171,3 +171,10 @@ def test_kernel_step_computes_the_layers_output_without_its_dispatch(make, x):
 def test_kernel_step_of_a_dense_module_is_its_functional_call(dense, x):
     with torch.no_grad():
         torch.testing.assert_close(lb.kernel_step(dense, x)(), dense(x))
+    x = x.requires_grad_()  # as the benchmark's inputs: the kernel step still records no autograd, as ours does
+    out = lb.kernel_step(dense, x)()
+    layer = CPConv2d(4, 6, 3, padding=1, rank=2).eval() if x.dim() == 4 else \
+        __import__("factorlab.layers", fromlist=["CPLinear"]).CPLinear(12, 8, rank=3).eval()
+    with torch.no_grad():
+        layer(x)
+    assert not out.requires_grad and not lb.kernel_step(layer, x)().requires_grad
