@@ -178,3 +178,13 @@ def test_kernel_step_of_a_dense_module_is_its_functional_call(dense, x):
     with torch.no_grad():
         layer(x)
     assert not out.requires_grad and not lb.kernel_step(layer, x)().requires_grad
+
+
+def test_warm_up_runs_both_layers_in_both_modes_untimed(monkeypatch):
+    cfg = lb.configurations(True)[0]
+    calls = []
+    real_fb, real_fwd = lb.fwd_bwd_step, lb.forward_step
+    monkeypatch.setattr(lb, "fwd_bwd_step", lambda m, x: (lambda f=real_fb(m, x): calls.append(("train", m.training)) or f()))
+    monkeypatch.setattr(lb, "forward_step", lambda m, x: (lambda f=real_fwd(m, x): calls.append(("eval", m.training)) or f()))
+    rounds = lb.warm_up(cfg, 1, torch.device("cpu"), 0.0)
+    assert rounds == 1 and calls == [("train", True)] * 2 + [("eval", False)] * 2

@@ -381,6 +381,37 @@ def _choice(layer: nn.Module, mode: str) -> str:
     return path
 
 
+#: Seconds of untimed work before the first timed row (:func:`warm_up`); the smoke profile's
+#: quick run takes a tenth of it.
+WARM_UP_S = 3.0
+
+
+def warm_up(cfg: dict, batch: int, device: torch.device, seconds: float) -> int:
+    """Untimed work before the first timed row: the forward + backward and the eval forward of
+    configuration ``cfg``'s dense and factorized layers at ``batch``, in turn, for about
+    ``seconds``. Without it the first rows measured ran slow (a record's first dense
+    forward + backward took 1.9 times what the same layer took a few rows later, and its
+    first four eval rows were the only ones over the tolerance). Returns the rounds run
+    (at least one)."""
+    torch.manual_seed(0)
+    ours, dense = cfg["make"]().to(device), cfg["dense"]().to(device)
+    shape = ((batch, dense.in_features) if cfg["kind"] == "linear"
+             else (batch, dense.in_channels, cfg["hw"], cfg["hw"]))
+    x = torch.randn(shape, device=device, requires_grad=True)
+    train = [fwd_bwd_step(dense, x), fwd_bwd_step(ours, x)]
+    evals = [forward_step(dense, x), forward_step(ours, x)]
+    end, rounds = time.perf_counter() + seconds, 0
+    while rounds == 0 or time.perf_counter() < end:
+        dense.train(), ours.train()
+        for step in train:
+            step()
+        dense.eval(), ours.eval()
+        for step in evals:
+            step()
+        rounds += 1
+    return rounds
+
+
 def run(device: torch.device, quick: bool, budget: float, log=print, roofline: bool = False,
         eval_timing: str = "warm") -> list[dict]:
     """Measure every configuration at every batch size; one dict per row (times in seconds).
@@ -395,6 +426,10 @@ def run(device: torch.device, quick: bool, budget: float, log=print, roofline: b
         machine, sizes = measure_machine(device, quick)
         log(f"  machine: peak {machine.peak_flops / 1e9:.1f} GFLOP/s (GEMM n={sizes['gemm_n']}), bandwidth "
             f"{machine.bandwidth / 1e9:.1f} GB/s (copy of {sizes['copy_elements']} floats)", flush=True)
+    first = configurations(quick)[0]
+    rounds = warm_up(first, batches[0], device, WARM_UP_S / (10 if quick else 1))
+    log(f"  warm-up: {rounds} untimed rounds of {first['kind']} {first['family']} {first['shape']} "
+        f"at B={batches[0]}", flush=True)
     for cfg in configurations(quick):
         torch.manual_seed(0)
         ours = cfg["make"]().to(device)
