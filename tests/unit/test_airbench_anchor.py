@@ -272,3 +272,51 @@ def test_a_config_that_says_shim_gets_the_shim(airbench):
         return
     module, tv = A.import_airbench(force_shim=True)
     assert module is airbench and tv == "shim" and sys.modules["torchvision"].__version__ == "shim"
+
+
+def test_a_killed_comparison_resumes_with_the_seeds_it_has(airbench, tmp_path, monkeypatch):
+    """Inside the run store's checkpoints, a process killed after its pairs keeps them: the next
+    process measures nothing again (neither side trains) and returns the same runs."""
+    from factorlab.results.checkpoints import Slot, run_checkpoints
+
+    cfg = A.config(1, "shim", profile="smoke")
+    folder = tmp_path / "ckpt"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed after the last pair")
+
+    with run_checkpoints(folder, "c0ffee"), monkeypatch.context() as m:
+        m.setattr(A, "summarize", killed)
+        with pytest.raises(KeyboardInterrupt):
+            A.measure(cfg, log=lambda *a: None)
+    saved = Slot(folder / "fit0.pt", "c0ffee").load()
+    (a,), (o,) = saved["airbench_runs"], saved["ours_runs"]
+    assert a["seed"] == o["seed"] == 0 and a["load"] == o["load"] and isinstance(a["load"]["quiet"], bool)
+
+    def trains(*args, **kwargs):
+        raise AssertionError("a saved seed trained again")
+
+    monkeypatch.setattr(A, "run_airbench_once", trains)
+    monkeypatch.setattr(cc, "train_config", trains)
+    monkeypatch.setattr(airbench, "warmup94", trains)
+    with run_checkpoints(folder, "c0ffee"):
+        rec = A.measure(cfg, log=lambda *a: None)
+    m = rec["metrics"]
+    assert m["airbench_runs"] == [a] and m["ours_runs"] == [o] and m["processes"] == 1
+    assert m["pairs_quiet"] == int(a["load"]["quiet"]) and m["ratio"] == o["time_s"] / a["time_s"]
+    # another commit's slot is not used: the comparison starts over (and here would train)
+    with run_checkpoints(folder, "beef"), pytest.raises(AssertionError, match="a saved seed trained again"):
+        A.measure(cfg, log=lambda *a: None)
+
+
+def test_resumed_pairs_keeps_only_a_prefix_of_the_seeds(tmp_path):
+    from factorlab.results.checkpoints import Slot
+
+    slot = Slot(tmp_path / "fit0.pt", "c0ffee")
+    assert A.resumed_pairs(None, [0, 1]) == ([], []) and A.resumed_pairs(slot, [0, 1]) == ([], [])
+    runs = [{"seed": 0, "time_s": 1.0}]
+    slot.save({"airbench_runs": runs, "ours_runs": runs})
+    assert A.resumed_pairs(slot, [0, 1, 2]) == (runs, runs)
+    assert A.resumed_pairs(slot, [1, 2]) == ([], [])  # not this comparison's first seed
+    slot.save({"airbench_runs": runs, "ours_runs": []})
+    assert A.resumed_pairs(slot, [0, 1]) == ([], [])  # a torn pair

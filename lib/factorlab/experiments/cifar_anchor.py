@@ -10,7 +10,9 @@ torchvision does not import beside their torch). The command line's options make
 configs (``--runs``, ``--acc-tolerance``, ``--ours``). ``--profile cpu --ours cifar_fulldata``
 is the comparison at full-data scale on the CPU: airbench94 beside ``cifar_fulldata``'s dense
 width-1/2 net (all 50,000 images, airbench94's own 9.9 epochs at batch 1024, seeds 0-2;
-hours), recorded with ``--record`` like any other config.
+hours), recorded with ``--record`` like any other config. Through the store it resumes seed by
+seed (:func:`measure`): stop it between seeds and start it again later, each pair's own
+``load`` says whether that stretch was quiet.
 
     python benchmarks/airbench_anchor.py                # on a CUDA GPU: 3 runs of each, prints the table
     python benchmarks/airbench_anchor.py --record       # ... through the run store (record cifar_anchor)
@@ -106,6 +108,9 @@ from factorlab.experiments.benchmark_cli import BenchmarkCommand
 from factorlab.experiments.config import Profile, RunConfig
 from factorlab.experiments.profiles import check_profile
 from factorlab.experiments.registry import Experiment
+from factorlab.results.checkpoints import next_slot
+from factorlab.results.load import load_snapshot, load_summary
+from factorlab.results.provenance import utc_iso
 
 AIRBENCH_VERSION = "0.1.8"
 NAME = "cifar_anchor"
@@ -506,8 +511,30 @@ def run_airbench_once(airbench, loader, seed: int, log=print, *, device: torch.d
             "params_all": sum(p.numel() for p in model.parameters()), "epochs": parsed["epochs"]}
 
 
+def resumed_pairs(slot, seeds: list[int]) -> tuple[list[dict], list[dict]]:
+    """The (airbench94, ours) runs an earlier process of the same record saved in ``slot`` (a
+    :class:`factorlab.results.checkpoints.Slot`, or None: nothing), when they are the first
+    seeds of ``seeds`` on both sides; else two empty lists (the comparison starts over)."""
+    saved = slot.load() if slot is not None else None
+    if not saved:
+        return [], []
+    a, o = list(saved["airbench_runs"]), list(saved["ours_runs"])
+    done = [r["seed"] for r in a]
+    if [r["seed"] for r in o] != done or done != seeds[:len(done)]:
+        return [], []
+    return a, o
+
+
 def measure(cfg: dict, log=print) -> dict:
-    """Run the anchor described by the run config ``cfg``; the parts of a run record."""
+    """Run the anchor described by the run config ``cfg``; the parts of a run record.
+
+    Resumable seed by seed: inside the run store (``--record``), each finished pair of runs
+    (airbench94's and ours, one seed) is saved in the run's checkpoint slot
+    (:mod:`factorlab.results.checkpoints`, used only by the same commit), and a comparison
+    started again measures only the seeds still missing, so the hours of ``--ours
+    cifar_fulldata`` can fill over several quiet stretches. Each run says how busy the machine
+    was during its pair (``load``, :func:`factorlab.results.load.load_summary`: its own
+    ``quiet`` flag) and when the process that measured it started (``process_started``)."""
     from factorlab.experiments import cifar_common as cc
 
     airbench, tv_version = import_airbench(force_shim=cfg["torchvision"] == "shim")
@@ -528,7 +555,10 @@ def measure(cfg: dict, log=print) -> dict:
     data = cc.load_data(configs[0], torch.device("cpu"))
     if data.variant != cfg["dataset_variant"]:
         raise RuntimeError(f"data variant {data.variant!r} != config's {cfg['dataset_variant']!r}")
-    airbench_runs, ours_runs = [], []
+    slot = next_slot()
+    airbench_runs, ours_runs = resumed_pairs(slot, [c["seed"] for c in configs])
+    if airbench_runs:
+        log(f"resuming: seeds {[r['seed'] for r in airbench_runs]} of both measured by an earlier process")
     with tempfile.TemporaryDirectory(prefix="airbench_anchor_") as tmp:
         write_airbench_data(data, tmp, seed=0)
         n_train, n_test = int(data.train_y.shape[0]), int(data.test_y.shape[0])
@@ -538,18 +568,26 @@ def measure(cfg: dict, log=print) -> dict:
             loader_cls = airbench.CifarLoader if dev.type == "cuda" else cpu_loader_cls
             loader = loader_cls("cifar10", train=True, batch_size=recipe["batch_size"], aug=hyp["aug"],
                                 altflip=True)  # what train94() builds by default (batch 1024 at full scale)
-            with contextlib.redirect_stdout(io.StringIO()):
-                airbench.warmup94(loader, **train_kwargs)
-            for c in configs:
+            todo = configs[len(airbench_runs):]
+            if todo:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    airbench.warmup94(loader, **train_kwargs)
+            process = utc_iso(time.time())
+            for c in todo:
+                start = load_snapshot()
                 log(f"airbench94, seed {c['seed']}:")
-                airbench_runs.append(run_airbench_once(airbench, loader, c["seed"], log, device=dev, **train_kwargs))
+                ab = run_airbench_once(airbench, loader, c["seed"], log, device=dev, **train_kwargs)
                 log(f"ours ({cc.family_of(c['factorize'])} airbench net, width {c['width']:g}), seed {c['seed']}:")
                 rec = cc.train_config(c, str(dev))
                 run = {"seed": c["seed"], "time_s": rec["timing"]["total_s"], "acc": rec["metrics"]["test_acc"],
                        "train_s": rec["timing"]["train_s"], "tta_s": rec["timing"]["tta_s"],
                        "test_acc_tta0": rec["metrics"]["test_acc_tta0"], "params_all": rec["model"]["params_all"]}
-                ours_runs.append(run)
                 log(f"  time {run['time_s']:.3f} s, test acc {100 * run['acc']:.2f} %")
+                pair = {"load": load_summary(start), "process_started": process}
+                airbench_runs.append({**ab, **pair})
+                ours_runs.append({**run, **pair})
+                if slot is not None:
+                    slot.save({"airbench_runs": airbench_runs, "ours_runs": ours_runs})
             del loader
     s = summarize(airbench_runs, ours_runs, cfg["target_ratio"], cfg["acc_tolerance"])
     cuda = dev.type == "cuda"
@@ -562,7 +600,9 @@ def measure(cfg: dict, log=print) -> dict:
                                ": whitening + epochs + final TTA (its printed total_time_seconds)",
               "ours_time": "fit_fast total_s: whitening + training + final TTA, synchronized"}
     metrics = {**s, "dataset_variant": cfg["dataset_variant"], "lossy_data": is_lossy(cfg["dataset_variant"]),
-               "n_train": n_train, "n_test": n_test, "airbench_runs": airbench_runs, "ours_runs": ours_runs}
+               "n_train": n_train, "n_test": n_test, "airbench_runs": airbench_runs, "ours_runs": ours_runs,
+               "pairs_quiet": sum(bool(r["load"]["quiet"]) for r in ours_runs),
+               "processes": len({r["process_started"] for r in ours_runs})}
     return {"metrics": metrics, "timing": timing,
             "model": {"airbench_params_all": airbench_runs[0]["params_all"],
                       "ours_params_all": ours_runs[0]["params_all"], "channels": list(channels)}}
