@@ -386,6 +386,14 @@ def _choice(layer: nn.Module, mode: str) -> str:
 WARM_UP_S = 3.0
 
 
+def input_shape(cfg: dict, dense: nn.Module, batch: int) -> tuple[int, ...]:
+    """The input of a configuration's layers at ``batch``: ``(batch, in_features)`` for a
+    linear one, ``(batch, in_channels, hw, hw)`` for a convolution."""
+    if cfg["kind"] == "linear":
+        return (batch, dense.in_features)
+    return (batch, dense.in_channels, cfg["hw"], cfg["hw"])
+
+
 def warm_up(cfg: dict, batch: int, device: torch.device, seconds: float) -> int:
     """Untimed work before the first timed row: the forward + backward and the eval forward of
     configuration ``cfg``'s dense and factorized layers at ``batch``, in turn, for about
@@ -395,8 +403,7 @@ def warm_up(cfg: dict, batch: int, device: torch.device, seconds: float) -> int:
     (at least one)."""
     torch.manual_seed(0)
     ours, dense = cfg["make"]().to(device), cfg["dense"]().to(device)
-    shape = ((batch, dense.in_features) if cfg["kind"] == "linear"
-             else (batch, dense.in_channels, cfg["hw"], cfg["hw"]))
+    shape = input_shape(cfg, dense, batch)
     x = torch.randn(shape, device=device, requires_grad=True)
     train = [fwd_bwd_step(dense, x), fwd_bwd_step(ours, x)]
     evals = [forward_step(dense, x), forward_step(ours, x)]
@@ -444,8 +451,7 @@ def run(device: torch.device, quick: bool, budget: float, log=print, roofline: b
             if m is not None:
                 peers[impl] = m.to(device)
         for batch in batches:
-            shape = ((batch, dense.in_features) if cfg["kind"] == "linear"
-                     else (batch, dense.in_channels, cfg["hw"], cfg["hw"]))
+            shape = input_shape(cfg, dense, batch)
             x = torch.randn(shape, device=device, requires_grad=True)
             with torch.no_grad():
                 y = ours(x)

@@ -69,6 +69,12 @@ def networks(net_records: list[dict]) -> dict[str, dict]:
     return {k: found[k] for k in NETWORK_LABELS if k in found}
 
 
+def mean_log_ratio(mae: dict[str, float], reference: dict[str, float]) -> float:
+    """Mean over the 19 targets (:data:`TARGET_ORDER`) of log(``mae`` / ``reference``), two
+    test-MAE dicts by target: the log of their geometric-mean ratio."""
+    return float(np.mean([np.log(mae[t] / reference[t]) for t in TARGET_ORDER]))
+
+
 def seed_spread(net_records: list[dict]) -> dict:
     """How much the networks' test MAEs depend on the seed, and how they compare seed by seed:
     ``seeds_per_network`` (the fewest seeds of a recorded network); per network (``<sharing>``
@@ -94,8 +100,7 @@ def seed_spread(net_records: list[dict]) -> dict:
             v[f"cv_{sharing}"] = float("nan")
         if sharing == "none" or "none" not in by:
             continue
-        log_ratio = pd.Series({s: float(np.mean([np.log(seeds[s][t] / by["none"][s][t]) for t in TARGET_ORDER]))
-                               for s in seeds if s in by["none"]})
+        log_ratio = pd.Series({s: mean_log_ratio(seeds[s], by["none"][s]) for s in seeds if s in by["none"]})
         mean, se, n = paired_difference(log_ratio, pd.Series(0.0, index=log_ratio.index))
         v[f"ratio_{sharing}"], v[f"ratio_{sharing}_se"] = float(np.exp(mean)), float(np.exp(mean) * se)
         digits = se_digits(v[f"ratio_{sharing}_se"])
@@ -657,8 +662,8 @@ def sharing_by_size(net_records: list[dict], full_records: list[dict]) -> dict:
     v: dict = dict.fromkeys(keys, NOT_MEASURED)
 
     def compare(hard: dict, none: dict) -> tuple[float, int]:
-        ratio = np.array([hard["metrics"]["test_mae"][t] / none["metrics"]["test_mae"][t] for t in TARGET_ORDER])
-        return float(np.exp(np.log(ratio).mean())), int((ratio < 1).sum())
+        a, b = hard["metrics"]["test_mae"], none["metrics"]["test_mae"]
+        return float(np.exp(mean_log_ratio(a, b))), sum(a[t] < b[t] for t in TARGET_ORDER)
 
     v["hard_vs_none_subset"], v["hard_better_subset"] = compare(net["hard"], net["none"])
     v["sharing_size_seed"] = int(net["none"]["config"].get("seed", 0))
