@@ -168,6 +168,14 @@ def test_anchor_quiet_flag():
     assert set(report.anchor_table([quiet]).quiet) == {"yes"} and set(report.anchor_table([busy]).quiet) == {"no"}
     assert set(report.anchor_table([_anchor("cpu", 0.0, 0.01)]).quiet) == {"unknown"}
     assert report.anchor_values([quiet])["anchor_cpu_quiet"] == "yes"
+    # a comparison measured over several processes: each seed pair's own flag, not the record's
+    resumed = _anchor("cpu", 0.0, 0.01)
+    resumed["provenance"] = {"load": {"quiet": True}}
+    resumed["metrics"]["ours_runs"] = [{"seed": s, "load": {"quiet": q}} for s, q in enumerate((True, False, True))]
+    assert report.anchor_quiet(resumed) == "2 of 3" and set(report.anchor_table([resumed]).quiet) == {"2 of 3"}
+    assert report.anchor_values([resumed])["anchor_cpu_quiet"] == "2 of 3"
+    resumed["metrics"]["ours_runs"][1].pop("load")  # a run without its own load: the record's flag
+    assert report.anchor_quiet(resumed) == "yes"
 
 
 def test_smoke_records(smoke):
