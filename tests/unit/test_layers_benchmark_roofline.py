@@ -43,6 +43,20 @@ def test_goals_on_both_sides_of_their_thresholds():
     assert "factorized / ours median 2.10" in g[2]["detail"] and "reconstructed / ours median 1.90" in g[2]["detail"]
     df, _ = lb.summarize([_row(1.0, 1.2, "compute", tl=(2.0, 2.0))])
     assert all(v["met"] for v in lb.roofline_goals(df).values())
+    assert "control" not in lb.roofline_goals(df)[lb.GOALS[0]]["detail"]  # rows without the control column
+
+
+def test_eval_goal_reports_its_control():
+    """The dense layer's own copy, timed in the same rounds, says how far timing alone moves a
+    ratio: the detail counts the rows where it is within the tolerance; the goal itself is ours'."""
+    rows = [_row(1.0, 1.2, "compute"), _row(1.0, 1.2, "compute"), _row(1.2, 1.2, "compute")]
+    for row, copy in zip(rows, (1.0, 1.08, 1.02)):
+        row["dense_copy_eval_s"] = copy * row["dense_eval_s"]
+    df, _ = lb.summarize(rows)
+    g = lb.roofline_goals(df)[lb.GOALS[0]]
+    assert (g["met"], g["rows_met"], g["rows"]) == (False, 2, 3)
+    assert g["detail"].endswith("; control (a copy of the dense layer, timed in the same rounds): within it in "
+                                "2 of 3 rows, copy/dense max 1.08")
 
 
 def test_goals_without_peers_or_roofline_say_not_measured():
@@ -83,7 +97,9 @@ def test_roofline_cells_of_a_real_row():
                               measure_many)
     assert set(cells["paths"]) == set(ours.candidates(x.shape)) and len(calls) == len(cells["paths"]) + 1
     # the three inference times are taken together (in rounds), on copies of the layer
-    assert many == [["dense_eval_s", "ours_eval_model_s", "ours_eval_s", "ours_eval_kernel_s", "dense_eval_kernel_s"]]
+    # (and the control: a copy of the dense layer, timed beside them)
+    assert many == [["dense_eval_s", "ours_eval_model_s", "ours_eval_s", "dense_copy_eval_s", "ours_eval_kernel_s",
+                     "dense_eval_kernel_s"]]
     assert cells["dense_eval_s"] == cells["ours_eval_model_s"] == cells["ours_eval_s"] == cells["ours_eval_kernel_s"]
     assert cells["tuned_path"] in cells["paths"] and cells["eval_path"] in cells["paths"]
     assert cells["eval_model_path"] in cells["paths"]

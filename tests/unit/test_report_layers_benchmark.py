@@ -322,3 +322,14 @@ def lb_goals(rows):
     from factorlab.experiments import layers_benchmark as lb
 
     return lb.roofline_goals(lb.summarize(rows)[0])
+
+
+def test_control_values_count_the_dense_layers_own_copy():
+    rec = _hand_roofline_record()
+    assert report.control_values(rec) == {}  # a record without the control
+    rows = rec["metrics"]["rows"]
+    for row, b, r in zip(rows, (1, 1, 32, 32), (1.0, 1.10, 1.04, 0.97)):
+        row.update(batch=b, dense_eval_s=1e-3, dense_copy_eval_s=r * 1e-3)
+    v = report.control_values(rec)
+    assert (v["control_within"], v["control_rows"], v["control_over_batch1"]) == (3, 4, 1)
+    assert v["control_max"] == pytest.approx(1.10) and v["control_median"] == pytest.approx(1.02)

@@ -326,7 +326,8 @@ def roofline_glue_values(record: dict, before: dict | None = None) -> dict:
       met", ...);
     - ``eval_median`` / ``eval_max`` (eval mode, ours autotuned / dense) and ``eval_within``
       (rows within the 5 % of the eval goal), and where the record has them the values of
-      :func:`dispatch_values` (the rows over it, and the layer's dispatch);
+      :func:`dispatch_values` (the rows over it, and the layer's dispatch) and of
+      :func:`control_values` (the dense layer's own copy against it);
     - this record's headline medians (:func:`_medians`) under ``after_`` (the automatic
       forward, cost model: ``after_ours_dense``, ``after_mp``, ``after_mp_within``,
       ``after_mp_n``, ``after_peer``, ``after_peer_fact``, ``after_peer_reco``) and ``tuned_``
@@ -357,6 +358,7 @@ def roofline_glue_values(record: dict, before: dict | None = None) -> dict:
     v.update({"eval_median": float(ev.median()), "eval_max": float(ev.max()),
               "eval_within": int((ev <= EVAL_TOLERANCE).sum())})
     v.update(dispatch_values(record))
+    v.update(control_values(record))
     v.update({f"after_{k}": x for k, x in _medians(record, "ours_s").items()})
     v.update({f"tuned_{k}": x for k, x in _medians(record, "ours_tuned_s").items()})
     if before is not None:
@@ -367,6 +369,22 @@ def roofline_glue_values(record: dict, before: dict | None = None) -> dict:
 
 
 _COUNT_WORDS = {1: "one", 2: "two"}
+
+
+def control_values(record: dict) -> dict:
+    """The eval goal's control, from a record whose rows time a copy of the dense layer in the
+    same rounds (``dense_copy_eval_s``): ``control_within`` (rows where the copy is within the
+    goal's 5 % of the dense layer), ``control_rows`` (rows), ``control_median`` /
+    ``control_max`` (copy / dense) and ``control_over_batch1`` (rows over it at batch 1). Empty
+    for records without it."""
+    rows = [r for r in record["metrics"]["rows"] if r.get("dense_copy_eval_s") is not None]
+    if not rows:
+        return {}
+    df = pd.DataFrame(rows)
+    ratio = df.dense_copy_eval_s / df.dense_eval_s
+    return {"control_within": int((ratio <= EVAL_TOLERANCE).sum()), "control_rows": int(len(df)),
+            "control_median": float(ratio.median()), "control_max": float(ratio.max()),
+            "control_over_batch1": int(((ratio > EVAL_TOLERANCE) & (df.batch == 1)).sum())}
 
 
 def dispatch_values(record: dict) -> dict:
