@@ -204,3 +204,24 @@ def test_warm_up_runs_both_layers_in_both_modes_untimed(monkeypatch):
     monkeypatch.setattr(lb, "forward_step", lambda m, x: (lambda f=real_fwd(m, x): calls.append(("eval", m.training)) or f()))
     rounds = lb.warm_up(cfg, 1, torch.device("cpu"), 0.0)
     assert rounds == 1 and calls == [("train", True)] * 2 + [("eval", False)] * 2
+
+
+def test_a_cpu_record_names_its_threads_and_measures_with_them(monkeypatch):
+    """The thread count changes every ratio, so the config carries it: one thread on the CPU
+    with the roofline view (whatever the process has), set for the measurement and restored."""
+    cfg = lb.make_config("cpu")
+    assert cfg.threads == lb.CPU_THREADS == 1 and cfg.to_dict()["threads"] == 1
+    assert "threads" not in lb.make_config("cpu", roofline=False).to_dict()  # the before-record keeps its key
+    assert lb.make_config("full").threads is None and lb.make_config("cpu", threads=2).threads == 2
+    with pytest.raises(ValueError, match="threads must be at least 1, got 0"):
+        lb.make_config("cpu", threads=0)
+    seen = []
+    monkeypatch.setattr(lb, "run", lambda *a, **k: seen.append(torch.get_num_threads()) or [])
+    monkeypatch.setattr(lb, "summarize", lambda rows: (None, {}))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rec = lb.measure_record({"profile": "smoke", "budget_s": 0.01, "threads": 1}, torch.device("cpu"))
+        assert seen == [1] and rec["metrics"]["threads"] == 1 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

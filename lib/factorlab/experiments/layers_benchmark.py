@@ -52,7 +52,7 @@ Commands (the roofline view included; ``--record`` stores the run, a throw-away 
 trials). Quiet CPU, one thread, nothing else running (about 15-25 minutes at the default
 budget: every candidate of 64 configurations x 3 batches is timed)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/layers.py --threads 1 --record
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/layers.py --record   # one thread: the config says so (CPU_THREADS)
 
 CUDA, when a GPU is lent (``full`` profile; TensorLy-Torch travels as a file, see
 ``benchmarks/requirements.txt``)::
@@ -777,8 +777,17 @@ class Config(RunConfig):
     #: microseconds per call at batch 1 on this project's CPU) or ``sequential`` (one after the
     #: other, as records before both were; omitted from the hashed dict, so they keep their keys).
     eval_timing: Literal["sequential", "interleaved", "warm"] = "sequential"
+    #: torch CPU threads the measurement runs with (set for its duration, then restored); None:
+    #: whatever the process had (records before it; omitted from the hashed dict, so they keep
+    #: their keys). A record's ratios depend on it, so it is part of the key.
+    threads: int | None = None
 
-    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("roofline", "eval_timing")
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("roofline", "eval_timing", "threads")
+
+
+#: Threads of a CPU measurement with the roofline view unless asked otherwise: the chapter's
+#: records are single-threaded (one core measured, the other left to the machine).
+CPU_THREADS = 1
 
 
 def default_budget(profile: str) -> float:
@@ -787,17 +796,23 @@ def default_budget(profile: str) -> float:
 
 
 def make_config(profile: str, device: str | torch.device | None = None, budget: float | None = None,
-                roofline: bool = True) -> Config:
+                roofline: bool = True, threads: int | None = None) -> Config:
     """The config of one benchmark run (``profile`` "smoke" = the quick subset; "cpu" or
     "full" = everything) on ``device``'s kind (default: the profile's,
     :data:`PROFILE_DEVICE`), at ``budget`` seconds per measurement (default
-    :func:`default_budget`), with the roofline view unless ``roofline`` is False."""
+    :func:`default_budget`), with the roofline view unless ``roofline`` is False, on
+    ``threads`` torch threads (default :data:`CPU_THREADS` on the CPU with the roofline view;
+    else None: the process's own, as the records from before it)."""
     quick = check_profile(profile) == "smoke"
     device = PROFILE_DEVICE[profile] if device is None else torch.device(device).type
     budget = default_budget(profile) if budget is None else budget
+    if threads is None and roofline and device == "cpu":
+        threads = CPU_THREADS
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     return Config(experiment=NAME, profile=profile, device=device, batches=list(QUICK_BATCHES if quick else BATCHES),
                   configs=config_labels(quick), budget_s=budget, input_requires_grad=True, roofline=roofline,
-                  eval_timing="warm" if roofline else "sequential")
+                  eval_timing="warm" if roofline else "sequential", threads=threads)
 
 
 def config(profile: str, device: torch.device, budget: float | None = None) -> dict:
@@ -819,12 +834,19 @@ def grid(profile: str) -> list[dict]:
 
 
 def measure_record(cfg: dict, device: torch.device, log=print) -> dict:
-    """Run the benchmark described by ``cfg`` on ``device``; the parts of a run record."""
+    """Run the benchmark described by ``cfg`` on ``device`` (with ``cfg["threads"]`` torch
+    threads where it names them, restored after); the parts of a run record."""
     t0 = time.perf_counter()
-    rows = run(device, cfg["profile"] == "smoke", cfg["budget_s"], log=log, roofline=cfg.get("roofline", False),
-               eval_timing=cfg.get("eval_timing", "sequential"))
+    before = torch.get_num_threads()
+    if cfg.get("threads") is not None:
+        torch.set_num_threads(cfg["threads"])
+    try:
+        rows = run(device, cfg["profile"] == "smoke", cfg["budget_s"], log=log, roofline=cfg.get("roofline", False),
+                   eval_timing=cfg.get("eval_timing", "sequential"))
+        threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
     df, targets = summarize(rows)
-    threads = torch.get_num_threads()
     metrics = {"rows": rows, "targets": {k: list(v) for k, v in targets.items()},
                "tltorch": None if tltorch is None else tltorch.__version__, "threads": threads}
     if cfg.get("roofline", False):
@@ -868,7 +890,7 @@ def _table(rec: dict, cfg: Config) -> str:
 
 #: ``benchmarks/layers.py`` (:func:`factorlab.experiments.benchmark_cli.benchmark_main`).
 COMMAND = BenchmarkCommand(
-    make_config=lambda profile, device, args: make_config(profile, device, args.budget),
+    make_config=lambda profile, device, args: make_config(profile, device, args.budget, threads=args.threads),
     measure=lambda cfg, device: measure_record(cfg.to_dict(), resolve_device(device)),
     table=_table, header=_header, quick="two configurations, batch 32, few repeats (smoke test)",
     devices=("auto", "cpu", "cuda"), threads=True, options=_options,
