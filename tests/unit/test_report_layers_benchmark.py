@@ -333,9 +333,12 @@ def test_control_values_count_the_dense_layers_own_copy():
     v = report.control_values(rec)
     assert (v["control_within"], v["control_rows"], v["control_over_batch1"]) == (3, 4, 1)
     assert v["control_max"] == pytest.approx(1.10) and v["control_median"] == pytest.approx(1.02)
-    assert v["control_sentence"].startswith("A copy of the dense layer, timed in the same rounds as a control, is "
-                                            "itself within 5 % of the dense layer in only 3 of the 4 rows (copy / "
-                                            "dense up to 1.10; 1 of its 1 misses at batch 1).")
+    ours = sum(r["ours_eval_s"] / r["dense_eval_s"] > 1.05 for r in rows)
+    assert v["control_sentence"] == (
+        "A copy of the dense layer, timed in the same rounds as a control, is itself more than 5 % slower than the "
+        "dense layer in 1 of the 4 rows (copy / dense up to 1.10; 1 of them at batch 1). Two copies of one layer "
+        "differ only in where their weights lie in memory, so timing noise alone puts that many rows over the "
+        f"tolerance, against {ours} for the factorized layers.")
     rows[1]["dense_copy_eval_s"] = 1e-3
     assert report.control_values(rec)["control_sentence"].endswith(
         "in every row (copy / dense at most 1.04): the timing resolves the goal's tolerance.")
