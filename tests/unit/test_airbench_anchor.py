@@ -304,7 +304,7 @@ def test_a_killed_comparison_resumes_with_the_seeds_it_has(airbench, tmp_path, m
     m = rec["metrics"]
     assert m["airbench_runs"] == [a] and m["ours_runs"] == [o] and m["processes"] == 1
     assert m["pairs_quiet"] == int(a["load"]["quiet"]) and m["ratio"] == o["time_s"] / a["time_s"]
-    # another commit's slot is not used: the comparison starts over (and here would train)
+    # another code version's slot is not used: the comparison starts over (and here would train)
     with run_checkpoints(folder, "beef"), pytest.raises(AssertionError, match="a saved seed trained again"):
         A.measure(cfg, log=lambda *a: None)
 

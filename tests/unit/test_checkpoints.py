@@ -1,6 +1,7 @@
 """factorlab.results.checkpoints: a run killed between epochs resumes from its last saved epoch
-to exactly the record it would have written uninterrupted; slots of another commit are
-ignored; a finished run leaves no checkpoint behind. QM9 fixture (300 molecules): fast."""
+to exactly the record it would have written uninterrupted; slots of other code are ignored,
+slots of another commit with the same code are used; a finished run leaves no checkpoint
+behind. QM9 fixture (300 molecules): fast."""
 from __future__ import annotations
 
 import pytest
@@ -26,9 +27,12 @@ def data():
 
 @pytest.fixture
 def clean_git(monkeypatch):
-    """The store sees a clean tree at commit ``"c0"`` (checkpoints need a commit)."""
-    state = {"commit": "c0", "dirty": False, "dirty_files": []}
-    monkeypatch.setattr(store_module, "git_state", lambda: dict(state))
+    """The store sees a clean tree at commit ``"c0"`` whose code version is ``"v0"``
+    (checkpoints need both); change ``state["code"]`` for a commit that changes the code."""
+    state = {"commit": "c0", "dirty": False, "dirty_files": [], "code": "v0"}
+    monkeypatch.setattr(store_module, "git_state",
+                        lambda: {k: v for k, v in state.items() if k != "code"})
+    monkeypatch.setattr(store_module, "code_version", lambda: state["code"])
     return state
 
 
@@ -91,18 +95,43 @@ def test_a_killed_run_resumes_to_the_uninterrupted_record(data, tmp_path, monkey
     assert not folder.exists()  # the record is written: the checkpoints are gone
 
 
-def test_a_checkpoint_of_another_commit_is_ignored(data, tmp_path, monkeypatch, clean_git, capsys):
+def test_a_checkpoint_of_other_code_is_ignored(data, tmp_path, monkeypatch, clean_git, capsys):
     store = RunStore(tmp_path)
     restore = _kill_after(monkeypatch, 2)
     with pytest.raises(Killed):
         store.run(CONFIG, _train_fn(data))
     restore()
-    clean_git["commit"] = "c1"  # the code moved on: resuming would mix two commits
+    clean_git.update(commit="c1", code="v1")  # the code moved on: resuming would mix two versions
     record = store.run(CONFIG, _train_fn(data))
     assert record["metrics"]["fit0"]["resumed_from_epoch"] == 0
-    assert "was written by commit c0, not c1; the run starts over" in capsys.readouterr().err
+    assert "was written by code version v0, not v1; the run starts over" in capsys.readouterr().err
     assert record == RunStore(tmp_path / "fresh").run(CONFIG, _train_fn(data)) | {
         "provenance": record["provenance"]}
+
+
+def test_a_commit_of_records_only_keeps_the_slot(data, tmp_path, monkeypatch, clean_git):
+    """A commit that changes no code (new records, notebooks) between the stop and the restart
+    resumes the run, and the record pins the new commit."""
+    whole = RunStore(tmp_path / "whole").run(CONFIG, _train_fn(data))
+    store = RunStore(tmp_path / "resumed")
+    restore = _kill_after(monkeypatch, 2)
+    with pytest.raises(Killed):
+        store.run(CONFIG, _train_fn(data))
+    restore()
+    clean_git["commit"] = "c1"  # same code version v0
+    record = store.run(CONFIG, _train_fn(data))
+    assert record["metrics"]["fit0"]["resumed_from_epoch"] == 2
+    assert record["provenance"]["git_commit"] == "c1"
+    assert {n: v for n, v in record["metrics"]["fit0"].items() if n != "resumed_from_epoch"} == \
+        {n: v for n, v in whole["metrics"]["fit0"].items() if n != "resumed_from_epoch"}
+
+
+def test_no_slots_without_a_code_version(data, tmp_path, monkeypatch, clean_git):
+    """A clean tree whose code version cannot be read (git gone mid-way) saves nothing."""
+    clean_git["code"] = None
+    store = RunStore(tmp_path)
+    store.run(CONFIG, _train_fn(data))
+    assert not (store.root / ck.CHECKPOINT_DIR).exists()
 
 
 def test_a_slot_of_another_training_is_not_resumed(data, tmp_path, monkeypatch, clean_git):

@@ -12,7 +12,7 @@ import pytest
 from factorlab.results import RunStore
 from factorlab.results.load import (LIVE_DIR, MACHINE_LIVE_ENV, LiveMarker, live_runs, live_trainings,
                                     load_snapshot, load_summary, machine_live_dir)
-from factorlab.results.provenance import git_state
+from factorlab.results.provenance import code_version, git_state
 from factorlab.results.store import DirtyTreeError, check_clean
 
 LOAD_KEYS = {"loadavg_1m_start", "loadavg_1m_end", "cpu_count", "torch_threads", "other_trainings",
@@ -45,6 +45,38 @@ def test_git_state_counts_only_code_changes(tmp_path):
     state = git_state(tmp_path)
     assert state["dirty"] is True
     assert state["dirty_files"] == ["lib/a.py", "lib/new.py", "requirements.txt"]
+
+
+def test_code_version_follows_the_code_only(tmp_path):
+    """Commits of records, notebooks or prose keep the code version; a commit to lib/, benchmarks/
+    or the requirements changes it; outside a repository it is None."""
+    assert code_version(tmp_path) is None
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a.py").write_text("x = 1\n")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "n.ipynb").write_text("{}\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "c")
+    v0 = code_version(tmp_path)
+    assert v0 is not None and len(v0) == 64
+    (tmp_path / "notebooks" / "n.ipynb").write_text("{\"changed\": 1}\n")
+    (tmp_path / "data" / "results" / "x").mkdir(parents=True)
+    (tmp_path / "data" / "results" / "x" / "k.json").write_text("{}\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "records and outputs")
+    assert code_version(tmp_path) == v0
+    (tmp_path / "lib" / "a.py").write_text("x = 2\n")
+    assert code_version(tmp_path) == v0  # uncommitted: the tree is dirty, git_state says so
+    _git(tmp_path, "commit", "-qam", "code")
+    v1 = code_version(tmp_path)
+    assert v1 not in (None, v0)
+    (tmp_path / "requirements.txt").write_text("torch\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "requirements")
+    assert code_version(tmp_path) not in (v0, v1)
+    (tmp_path / "sub").mkdir()
+    assert code_version(tmp_path / "sub") is None  # not the top of the repository
 
 
 def test_check_clean_refuses_published_profiles_only(monkeypatch):

@@ -530,7 +530,7 @@ def measure(cfg: dict, log=print) -> dict:
 
     Resumable seed by seed: inside the run store (``--record``), each finished pair of runs
     (airbench94's and ours, one seed) is saved in the run's checkpoint slot
-    (:mod:`factorlab.results.checkpoints`, used only by the same commit), and a comparison
+    (:mod:`factorlab.results.checkpoints`, used only by the same code version), and a comparison
     started again measures only the seeds still missing, so the hours of ``--ours
     cifar_fulldata`` can fill over several quiet stretches. Each run says how busy the machine
     was during its pair (``load``, :func:`factorlab.results.load.load_summary`: its own

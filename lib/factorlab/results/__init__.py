@@ -8,12 +8,12 @@ store").
 - :func:`provenance_table` / :func:`records_frame`: records as pandas tables for the book.
 """
 from factorlab.results.hashing import canonical_json, check_config, config_hash
-from factorlab.results.provenance import describe_device, git_state, library_versions, provenance
+from factorlab.results.provenance import code_version, describe_device, git_state, library_versions, provenance
 from factorlab.results.load import live_runs, live_trainings, load_snapshot, load_summary
 from factorlab.results.store import (DirtyTreeError, RunNotCachedError, RunRecordError, RunStore, allow_dirty,
                                      default_store, require_cached, run, to_jsonable)
 from factorlab.results.tables import provenance_table, records_frame
 
 __all__ = ["DirtyTreeError", "allow_dirty", "live_runs", "live_trainings", "load_snapshot", "load_summary", "RunNotCachedError", "RunRecordError", "RunStore", "canonical_json", "check_config",
-           "config_hash", "default_store", "describe_device", "git_state", "library_versions",
+           "code_version", "config_hash", "default_store", "describe_device", "git_state", "library_versions",
            "provenance", "provenance_table", "records_frame", "require_cached", "run", "to_jsonable"]

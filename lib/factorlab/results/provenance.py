@@ -64,6 +64,25 @@ def git_state(root: str | Path | None = None) -> dict:
     return {"commit": commit.strip(), "dirty": bool(files), "dirty_files": files}
 
 
+def code_version(root: str | Path | None = None) -> str | None:
+    """A fingerprint of the committed code that runs: the SHA-256 (hex) of ``git ls-tree HEAD``
+    over :data:`CODE_PATHSPECS` (their tree and blob ids), so two commits that differ only in
+    records, notebooks or prose share it and a commit that changes the library does not. None
+    where git or the repository is missing (as :func:`git_state`). Says nothing of uncommitted
+    changes: ask :func:`git_state` whether the tree is dirty."""
+    import hashlib
+
+    root = Path(REPO_ROOT if root is None else root)
+    try:
+        top = _git(root, "rev-parse", "--show-toplevel")
+        if top is None or Path(top.strip()).resolve() != root.resolve():
+            return None
+        listing = _git(root, "ls-tree", "HEAD", "--", *CODE_PATHSPECS)
+    except OSError:
+        return None
+    return None if listing is None else hashlib.sha256(listing.encode()).hexdigest()
+
+
 def _dist_version(names: tuple[str, ...]) -> str:
     for name in names:
         try:

@@ -32,7 +32,7 @@ from factorlab.paths import results_dir
 from factorlab.results.checkpoints import CHECKPOINT_DIR, remove_checkpoints, run_checkpoints
 from factorlab.results.hashing import canonical_json, check_config, config_hash
 from factorlab.results.load import LiveMarker, load_snapshot, load_summary
-from factorlab.results.provenance import git_state, provenance
+from factorlab.results.provenance import code_version, git_state, provenance
 
 SCHEMA = 1
 RESULT_KEYS = ("metrics", "history", "timing", "model")
@@ -165,7 +165,8 @@ class RunStore:
         git = git_state()
         check_clean(config, git)
         checkpoints = self.root / CHECKPOINT_DIR / key
-        with LiveMarker(self.root, key) as marker, run_checkpoints(checkpoints, None if git["dirty"] else git["commit"]):
+        code = None if git["dirty"] or git["commit"] is None else code_version()
+        with LiveMarker(self.root, key) as marker, run_checkpoints(checkpoints, code):
             start = load_snapshot(marker)
             started, t0 = time.time(), time.perf_counter()
             result = train_fn(config)
