@@ -25,9 +25,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (factorlab)" >/dev/null
 	touch $(STAMP)
 
+# Sphinx does not know that a prose page gluing a notebook's values ({glue:text}`../x.ipynb::v`)
+# depends on that notebook, so an incremental build kept such pages stale after a notebook was
+# re-executed: touch them before every build so that they are read again.
+TOUCH_GLUE_PAGES = touch $$(grep -l 'ipynb::' book/*.md)
+
 install: $(STAMP)  ## create .venv with the pinned environment and register the Jupyter kernel
 
 book: install  ## build the site into _build/html from the committed notebook outputs (strict)
+	$(TOUCH_GLUE_PAGES)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 unit: install  ## unit tests of the library (tests/unit)
@@ -54,6 +60,7 @@ chromium:  ## install the system's Chromium with apt-get if none is on PATH (use
 	else echo "no Chromium and no apt-get: install Chromium or Chrome, or set CHROMIUM=/path/to/it" >&2; exit 1; fi
 
 pdf: install chromium  ## the whole book as one PDF, _build/pdf/book.pdf (single-page HTML printed by headless Chromium; no TeX)
+	$(TOUCH_GLUE_PAGES)
 	$(BIN)/jupyter-book build . --builder singlehtml -n --keep-going
 	$(BIN)/python tests/browser/print_pdf.py _build/singlehtml _build/pdf/book.pdf
 

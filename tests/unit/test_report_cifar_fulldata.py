@@ -123,6 +123,12 @@ def test_glue_values_with_records():
     assert v["fulldata_one_dense"] == "93.0" and v["fulldata_diff2"] == "+1.0 ± 0.6"
     assert v["fulldata_diff2_journal"] == "+0.5" and v["fulldata_diff1_journal"] == "-10.8"
     assert v["journal_lowrank2_usual"] == "81.2" and v["fulldata_diff0_verdict"] == "partly"
+    assert v["fulldata_minutes"] == "1 to 1"
+    recs = _records()
+    for r in recs:
+        r["timing"]["train_s"] = 600.0
+    recs[0]["timing"]["train_s"], recs[4]["timing"]["train_s"] = 330.0, 2125.0  # 5.5 and 35.4 minutes
+    assert report.fulldata_values(recs, "cpu")["fulldata_minutes"] == "6 to 35"
     assert all(isinstance(x, str) for x in v.values())
 
 
@@ -138,7 +144,7 @@ def test_without_records_everything_reads_not_measured(tmp_path):
     v = report.fulldata_values(recs, "cpu")
     assert v["fulldata_status"] == "not measured: no records of cifar_fulldata under the cpu profile yet (0 of 28 runs)"
     assert v["fulldata_half_dense"] == v["fulldata_one_tt"] == v["fulldata_diff0"] == "not measured"
-    assert v["fulldata_n_train"] == "not measured" and v["journal_dense"] == "94.0"
+    assert v["fulldata_n_train"] == v["fulldata_minutes"] == "not measured" and v["journal_dense"] == "94.0"
 
 
 def test_partial_records_count_and_leave_the_rest_not_measured():

@@ -601,7 +601,9 @@ def fulldata_values(records: list[dict], profile: str) -> dict:
     :data:`~factorlab.experiments.cifar_fulldata.VARIANTS` ``fulldata_<w>_<v>`` (test accuracy %,
     mean ± sd); per difference ``i`` of :data:`FULLDATA_DIFFERENCES` at width 1/2
     ``fulldata_diff<i>`` (ours ± se, points), ``fulldata_diff<i>_journal`` (the log's, cited) and
-    ``fulldata_diff<i>_verdict``; the log's accuracies ``journal_<v>`` (cited)."""
+    ``fulldata_diff<i>_verdict``; the log's accuracies ``journal_<v>`` (cited);
+    ``fulldata_minutes``, the shortest and longest training of a recorded run ("6 to 35", in
+    minutes: the timing's ``train_s``, quiet or not)."""
     from factorlab.experiments.cifar_fulldata import VARIANTS, grid as fulldata_grid
 
     grid = fulldata_grid(profile)
@@ -614,6 +616,8 @@ def fulldata_values(records: list[dict], profile: str) -> dict:
                             f"{len(records)} of {len(grid)} runs of {FULLDATA} under the {profile} profile recorded")
     v["fulldata_n_train"] = f"{records[0]['metrics']['n_train']:,}" if records else NOT_MEASURED_TEXT
     f = fulldata_frame(records) if records else None
+    v["fulldata_minutes"] = (f"{f.train_s.min() / 60:.0f} to {f.train_s.max() / 60:.0f}" if f is not None
+                             else NOT_MEASURED_TEXT)
     for w_key, width in (("half", 0.5), ("one", 1.0)):
         for name, _, _ in VARIANTS:
             d = f[(f.width == width) & (f.name == name)] if f is not None else pd.DataFrame()
