@@ -205,3 +205,22 @@ def test_smoke_records(smoke):
 
     published = report.published_table()
     assert len(published) == len(CIFAR_PUBLISHED) and published["test accuracy (%)"][0] == "94.01"
+
+
+def test_the_thinned_dense_net_is_clearly_ahead_only_beyond_two_standard_errors():
+    """Three seeds per dense width (±1 point: the curve's standard error 1/√3 at every size):
+    of the three factorized points below the curve by their means, only the one 3.4 standard
+    errors below counts as clearly below."""
+    base = [_rec("dense", acc + d, params, width=w, seed=seed) for w, acc, params in ((0.125, 45.0, 1000),
+                                                                                       (0.5, 65.0, 100000))
+            for seed, d in enumerate((-1.0, 0.0, 1.0))]
+    _, fact, init = _hand()
+    fm = report.factorized_points(*map(report.runs_frame, (base, fact, init))).set_index(["variant", "wd_mode"])
+    usual4, scaled4 = fm.loc[("lowrank (factor=4)", "usual")], fm.loc[("lowrank (factor=4)", "scaled")]
+    assert usual4.vs_dense_se == pytest.approx(1 / SQRT3)  # the factorized seeds agree exactly
+    assert scaled4.vs_dense_se == pytest.approx(math.sqrt(2 / 3))  # seeds ±1 on both sides
+    assert usual4.vs_dense / usual4.vs_dense_se == pytest.approx(-(10 * math.log10(5) - 5) * SQRT3)  # -3.45
+    v = report.glue_values("cpu", base, fact, [_long("dense", None, 0.5, 1.0)], init, [], [])
+    assert (v["n_vs_dense"], v["n_below_dense"], v["n_below_dense_clear"]) == (4, 3, 1)
+    one_seed = report.glue_values("cpu", _hand()[0], fact, [_long("dense", None, 0.5, 1.0)], init, [], [])
+    assert one_seed["n_below_dense_clear"] == 0  # one dense seed per width: no standard error, nothing clear

@@ -61,17 +61,31 @@ def dense_curve_at(runs: pd.DataFrame, net: str, params) -> np.ndarray:
     return interpolate_log(d.params, d.acc, params) if len(d) else np.full(len(params), np.nan)
 
 
+def dense_curve_se_at(runs: pd.DataFrame, net: str, params) -> np.ndarray:
+    """The standard error (points) of :func:`dense_curve_at`'s mean at ``params``: per width
+    the seeds' standard deviation over the square root of their number, interpolated in log
+    parameters like the mean (NaN outside the widths run or with one seed per width)."""
+    d = runs[runs.net == net].groupby("width").agg(params=("params", "first"), sd=("acc", "std"),
+                                                    n=("seed", "nunique"))
+    return interpolate_log(d.params, d.sd / np.sqrt(d.n), params) if len(d) else np.full(len(params), np.nan)
+
+
 def factorized_points(b: pd.DataFrame, f: pd.DataFrame, ni: pd.DataFrame) -> pd.DataFrame:
     """One point per factorized config (net, family, variant, wd_mode) of :func:`runs_frame`
     ``f``: mean ``acc`` and ``sd`` over seeds (NaN for one), ``seeds``, ``params``, mean
     ``train_s``, ``compression``; ``dense_same_size``, the dense reference ``b`` read at its
-    size, ``vs_dense`` = acc − dense_same_size (points) and ``dense_random_start``, the
-    identity-free dense net ``ni`` read at its size (both for the first point's net)."""
+    size, ``vs_dense`` = acc − dense_same_size (points) with ``vs_dense_se``, its standard
+    error (the factorized mean's and the dense curve's, :func:`dense_curve_se_at`, combined as
+    independent: the two are not paired by seed; NaN with one seed), and
+    ``dense_random_start``, the identity-free dense net ``ni`` read at its size (all for the
+    first point's net)."""
     fm = f.groupby(["net", "family", "variant", "wd_mode"], as_index=False).agg(
         acc=("acc", "mean"), sd=("acc", "std"), seeds=("seed", "nunique"), params=("params", "first"),
         train_s=("train_s", "mean"), compression=("compression", "first"))
     fm["dense_same_size"] = dense_curve_at(b, fm.net.iloc[0], fm.params) if len(fm) else []
     fm["vs_dense"] = fm.acc - fm.dense_same_size
+    dense_se = dense_curve_se_at(b, fm.net.iloc[0], fm.params) if len(fm) else []
+    fm["vs_dense_se"] = np.sqrt(fm.sd ** 2 / fm.seeds + np.asarray(dense_se, float) ** 2)
     fm["dense_random_start"] = dense_curve_at(ni, fm.net.iloc[0], fm.params) if len(fm) else []
     return fm
 
@@ -382,7 +396,8 @@ def glue_values(profile: str, base: list[dict], fact: list[dict], long: list[dic
     """Every value the chapter glues, by name, from the records of ``cifar_baselines``
     (``base``), ``cifar_factorized``, ``cifar_long``, ``cifar_init``, ``cifar_anchor`` and the
     ``cpu`` ``memory_format_benchmark`` (``mf``): the set-up, the factorized points against the
-    dense reference (``n_below_dense`` of ``n_vs_dense``), the weight-decay verdicts
+    dense reference (``n_below_dense`` of ``n_vs_dense`` by the means, ``n_below_dense_clear``
+    by more than :data:`CLEAR_SE` standard errors), the weight-decay verdicts
     (``n_scaled_better``; ``n_clear``: beyond :data:`CLEAR_SE` standard errors), the
     initialisation comparison, the channels-last speed-up, the ``full`` grid's GPU minutes,
     :func:`long_values` and :func:`anchor_values`; the overfitting thresholds
@@ -410,6 +425,7 @@ def glue_values(profile: str, base: list[dict], fact: list[dict], long: list[dic
     best = cmp.loc[cmp.vs_dense.idxmax()] if len(cmp) else None
     v.update({"thin_headline": thin_headline(cmp), "n_vs_dense": len(cmp),
               "n_below_dense": int((cmp.vs_dense < 0).sum()),
+              "n_below_dense_clear": int((cmp.vs_dense < -CLEAR_SE * cmp.vs_dense_se).sum()),
               "vs_dense_best": f"{best.vs_dense:+.1f}" if best is not None else "n/a",
               "vs_dense_best_what": f"{best.variant}, weight decay {best.wd_mode}" if best is not None else "n/a",
               "vs_dense_worst": f"{cmp.vs_dense.min():+.1f}" if len(cmp) else "n/a",
