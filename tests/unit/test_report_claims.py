@@ -149,7 +149,7 @@ def test_committed_run_store():
     assert sum(report.verdict_counts(table).values()) == len(table)
     assert isinstance(report.html_table(table), str)
     status = report.grid_status("cpu", store)
-    assert set(status.experiment) == set(report.claim_experiments())
+    assert {e.split(" (")[0] for e in status.experiment} == set(report.claim_experiments())
     assert isinstance(status, pd.DataFrame)
 
 
@@ -444,5 +444,38 @@ def test_claims_read_only_the_half_width_part_of_cifar_fulldata(tmp_path):
     got = report.load_records("cpu", store)
     assert len(got["cifar_fulldata"]) == 21  # complete without any full-width run
     assert report.cached_records("cifar_fulldata", "cpu", store)[1] is False  # the whole grid is not
-    row = report.grid_status("cpu", store).set_index("experiment").loc["cifar_fulldata"]
+    row = report.grid_status("cpu", store).set_index("experiment").loc["cifar_fulldata (width=0.5)"]
     assert (row.records, row.complete) == ("21 of 21", "yes")
+
+
+def _compression_records(layer_s: dict[int, list[float]], finetuned: dict[int, list[float]]) -> list[dict]:
+    """mnist_compression records of three seeds, one CP row per rank: the dense layer takes
+    1.0 s, the CP layer ``layer_s[rank][seed]``; the trained network 98.0 %, fine-tuned
+    ``finetuned[rank][seed]`` %."""
+    recs = []
+    for seed in range(3):
+        rows = [{"method": "cp", "rank": rank, "params": 10, "flops": 100, "rel_error": 0.1,
+                 "acc_decomposed": 0.9, "acc_finetuned": finetuned[rank][seed] / 100, "layer_s": layer_s[rank][seed],
+                 "net_s": 2.0, "dense_layer_s": 1.0, "dense_net_s": 2.0, "net_flops_per_sample": 1000}
+                for rank in layer_s]
+        recs.append({"config": {"seed": seed}, "provenance": {},
+                     "metrics": {"baseline_acc": 0.98, "results": rows,
+                                 "dense_layer": {"flops": 1000, "params": 100, "net_flops_per_sample": 2000}}})
+    return recs
+
+
+def test_cp_claims_count_only_clear_paired_differences():
+    # rank 4: 1/0.5 = 2x in every seed (clear); rank 8: 1.25x, 0.8x, 1.25x (mean 1.1, not clear)
+    layer_s = {4: [0.5, 0.5, 0.5], 8: [0.8, 1.25, 0.8]}
+    # rank 4: +0.1, +0.2, +0.3 points (mean +0.2, se 0.058: clear); rank 8: +1, -1, +0.5 (not clear)
+    finetuned = {4: [98.1, 98.2, 98.3], 8: [99.0, 97.0, 98.5]}
+    recs = {"mnist_compression": _compression_records(layer_s, finetuned)}
+    verdict, sentence = report.cp_speedup(recs)
+    assert verdict == "partly" and sentence.startswith("CP-decomposed convolution clearly faster than the dense one "
+                                                        "at 1 of 2 ranks (beyond 2 standard errors, 3 seeds; means "
+                                                        "1.10–2.00×, FLOPs predict 10.0–10.0×)")
+    verdict, sentence = report.cp_regularizes(recs)
+    assert verdict == "partly" and "clearly above the trained original at 1 of 2 ranks (paired by seed, n = 3" in sentence
+    assert "mean differences +0.17 to +0.20 points" in sentence
+    finetuned[4] = [98.1, 97.9, 98.3]  # +0.1, -0.1, +0.3: mean +0.1, se 0.115, not clear
+    assert report.cp_regularizes({"mnist_compression": _compression_records(layer_s, finetuned)})[0] == "not reproduced"
