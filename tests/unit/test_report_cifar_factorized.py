@@ -111,7 +111,18 @@ def test_against_the_thinned_dense_net():
     assert report.thin_headline(pd.DataFrame({"vs_dense": [0.0, -0.2]})).startswith(
         "Under this budget, factorizing every 3×3 convolution costs more accuracy")
     rows = report.init_comparison(b, ni)
-    assert list(report.init_table(rows)["identity − random (points)"]) == ["+10.0", "+7.0"]
+    assert list(report.init_table(rows)["identity − random (points, ± SE)"]) == ["+10.0", "+7.0"]  # one pair: no SE
+    assert list(rows.pairs) == [1, 1]
+    # three seeds at width 0.5: identity 64, 65, 66 against random 58 each: differences 6, 7, 8
+    base3 = [_rec("dense", a, 100000, width=0.5, seed=s) for s, a in enumerate((64.0, 65.0, 66.0))]
+    init3 = [_rec("dense", 58.0, 100000, width=0.5, seed=s) for s in range(3)]
+    rows = report.init_comparison(report.runs_frame(base3), report.runs_frame(init3))
+    assert (rows["diff"].iloc[0], rows.pairs.iloc[0]) == (pytest.approx(7.0), 3)
+    assert rows.diff_se.iloc[0] == pytest.approx(1 / SQRT3)  # sd 1 over √3
+    assert list(report.init_table(rows)["identity − random (points, ± SE)"]) == ["+7.0 ± 0.6"]
+    unpaired = report.init_comparison(report.runs_frame(base3), report.runs_frame(
+        [_rec("dense", 58.0, 100000, width=0.5, seed=7)]))
+    assert list(report.init_table(unpaired)["identity − random (points, ± SE)"]) == ["+7.0 (unpaired)"]
 
 
 def test_overfit_verdicts_on_both_sides_of_their_bounds():

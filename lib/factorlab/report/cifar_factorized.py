@@ -174,24 +174,37 @@ def thin_headline(cmp: pd.DataFrame) -> str:
 
 def init_comparison(b: pd.DataFrame, ni: pd.DataFrame) -> pd.DataFrame:
     """Per width of ``cifar_init`` (:func:`runs_frame` ``ni``): params, mean accuracy ``acc`` and
-    ``sd`` without the identity start, ``seeds``, and ``acc_id``/``sd_id`` of the dense airbench
-    net with it (``cifar_baselines``)."""
-    with_id = b[b.net == "airbench"].groupby("width").agg(params=("params", "first"), acc=("acc", "mean"),
-                                                          sd=("acc", "std"))
+    ``sd`` without the identity start, ``seeds``, ``acc_id``/``sd_id`` of the dense airbench
+    net with it (``cifar_baselines``), and the identity − random difference paired by seed
+    (``diff``, ``diff_se``, ``pairs``: the same seed gives both the same data order; NaN
+    without a pair, SE NaN with one)."""
+    air = b[b.net == "airbench"]
+    with_id = air.groupby("width").agg(params=("params", "first"), acc=("acc", "mean"), sd=("acc", "std"))
     no_id = ni.groupby("width").agg(params=("params", "first"), acc=("acc", "mean"), sd=("acc", "std"),
                                     seeds=("seed", "nunique"))
-    return no_id.join(with_id[["acc", "sd"]].rename(columns={"acc": "acc_id", "sd": "sd_id"}))
+    out = no_id.join(with_id[["acc", "sd"]].rename(columns={"acc": "acc_id", "sd": "sd_id"}))
+    diffs = []
+    for w in out.index:
+        a, r = air[air.width == w], ni[ni.width == w]
+        try:
+            diffs.append(_paired_seeds(a, r))
+        except ValueError:  # no seed in both
+            diffs.append((math.nan, math.nan, 0))
+    out["diff"], out["diff_se"], out["pairs"] = zip(*diffs) if diffs else ([], [], [])
+    return out
 
 
 def init_table(rows: pd.DataFrame) -> pd.DataFrame:
     """:func:`init_comparison` formatted: identity start, random start (mean ± sd) and their
-    difference (points)."""
+    difference paired by seed (points, mean ± standard error; the mean difference of the means
+    where no seed pairs up)."""
+    diff = [pm(m, se) if n else f"{a - r:+.1f} (unpaired)"
+            for m, se, n, a, r in zip(rows["diff"], rows.diff_se, rows.pairs, rows.acc_id, rows.acc)]
     return pd.DataFrame({
         "width": [f"{w:g}" for w in rows.index], "params": rows.params.map("{:,}".format),
         "identity start (%)": [pm(m, s, ".1f") for m, s in zip(rows.acc_id, rows.sd_id)],
         "random start (%)": [pm(m, s, ".1f") for m, s in zip(rows.acc, rows.sd)],
-        "identity − random (points)": [f"{d:+.1f}" for d in rows.acc_id - rows.acc],
-        "seeds": rows.seeds})
+        "identity − random (points, ± SE)": diff, "seeds": rows.seeds})
 
 
 def long_key(cfg: dict) -> str:
