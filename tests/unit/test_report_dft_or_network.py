@@ -93,7 +93,29 @@ def test_power_laws_and_times():
     assert v["speedup_max"] == pytest.approx(512.0 / 0.003) and v["net_rate"] == pytest.approx(1e4)
     assert v["net_single_ms"] == pytest.approx(2.0) and v["batch_size"] == "256" and v["params_stl"] == "1,900"
     assert v["energy_err_max"] == pytest.approx(0.04)
-    assert len(v) == 55
+    # the Hessian against the SCF: 2 and 4 times its time; fitted power 4 against 3
+    assert v["hess_n"] == 2 and (v["hess_over_scf_min"], v["hess_over_scf_max"]) == (2.0, 4.0)
+    assert v["hess_vs_scf_power"] == "higher than"
+    assert v["speedup_min_3g"] == report.sig3(1.0 / 0.003) == "333" and v["speedup_max_3g"] == "171,000"
+    assert v["speedup_flag"].startswith("not quiet: ")  # hand records carry no load block
+    assert len(v) == 62
+
+
+def test_sig3_and_the_power_comparison():
+    assert [report.sig3(x) for x in (689.318, 127401.25, 3.1169, 0.01234, 99.96)] == \
+        ["689", "127,000", "3.12", "0.0123", "100"]
+    assert report._compare_powers(2.44, 2.65) == "lower than" and report._compare_powers(3.0, 2.98) == "about the same as"
+    assert report._compare_powers(float("nan"), 2.0) == "not comparable"
+
+
+def test_speedup_flag_says_which_side_was_not_quiet_and_which_way_it_biases():
+    quiet = {"provenance": {"load": {"quiet": True}}}
+    unknown = {"provenance": {}}
+    assert report.speedup_flag([quiet, quiet], "yes") == "both sides timed on a quiet machine"
+    s = report.speedup_flag([unknown, quiet], "yes")
+    assert s.startswith("not quiet: the SCF times") and "(quiet: 1 of 2)" in s and "upper bounds" in s
+    assert "lower bounds" in report.speedup_flag([quiet], "no")
+    assert "rough" in report.speedup_flag([unknown], "unknown")
 
 
 def test_frames_and_tables():
@@ -156,7 +178,7 @@ def test_smoke_records(smoke):
     grouped = next(r for r in nets if r["config"]["sharing"] == "grouped")  # the smoke grid trains all three
     assert v["grouped_groups"] == "mu, alpha, homo" and v["n_members_grouped"] == grouped["model"]["members"] == 17
     assert v["net_timing_source"] == "qm9_demo_model"  # no qm9_demo_inference record of these networks
-    assert len(v) == 55 + 5  # five values of the grouped network
+    assert len(v) == 62 + 5  # five values of the grouped network
 
 
 def test_sizes_members_and_quiet_counts():

@@ -92,6 +92,21 @@ def test_measurements_table_and_provenance():
     assert prov.iloc[0]["quiet"] == "unknown" and report.glue_values(_hand_record())["quiet"] == "unknown"
 
 
+def test_record_flag_names_the_machine_and_a_dirty_tree():
+    rec = _hand_record()
+    rec["provenance"].update(git_dirty=True, load={"quiet": True, "other_trainings": 0})
+    assert report.record_flag(rec) == ("one run (record 01234567) on a quiet machine, from commit abcdef0123 "
+                                       "with uncommitted changes")
+    rec["provenance"]["load"]["quiet"] = False
+    assert "on a busy machine" in report.record_flag(rec)
+    rec = _hand_roofline_record()
+    before = _hand_record()
+    before["provenance"]["git_dirty"] = True
+    v = report.roofline_glue_values(rec, before=before)
+    assert v["before_dirty"] is True and v["after_dirty"] is False
+    assert v["before_flag"].endswith("with uncommitted changes") and not v["after_flag"].endswith("changes")
+
+
 def test_quiet_flag_from_the_load_block():
     for quiet, label in ((True, "yes"), (False, "no")):
         rec = _hand_record()
@@ -247,6 +262,11 @@ def test_roofline_glue_values_on_hand_built_rows_with_a_before_record():
     assert v["tuned_peer_fact"] == pytest.approx((2.1 * 0.891 + 1.9) / 2)
     assert v["tuned_peer_reco"] == pytest.approx((2.5 * 0.891 + 3.0) / 2)
     assert "before_mp" not in report.roofline_glue_values(rec)
+    # each record's provenance travels with its medians: the hand records predate the load block
+    assert v["before_quiet"] == v["after_quiet"] == "unknown" and v["before_dirty"] is False
+    assert v["before_flag"] == ("one run (record 01234567) on a machine whose load was not recorded, "
+                                "from commit abcdef0123")
+    assert v["before_after_change"] == "larger"  # 0.99 before, 1.00 after
     assert v["goals_met"] == "none of the three goals is met" and "dispatch_us" not in v  # no kernel timings
     with pytest.raises(ValueError, match="before must be a 'layers_benchmark' record"):
         report.roofline_glue_values(rec, before={"config": {"experiment": "mnist_baselines"}})

@@ -108,8 +108,8 @@ def test_results_table_rows_and_journal_column():
     assert len(table) == 8 and list(table.columns)[:3] == ["network", "optimizer, weight decay", "epochs"]
     row = table.iloc[0]
     assert row["network"] == "(a) MLP 784-512-512-10" and row["optimizer, weight decay"].endswith("(journal)")
-    assert row["test acc. (%)"] == "97.50 ± 0.71" and row["journal (%)"] == "n/r" and row["seeds"] == 2
-    assert row["train time (s)"] == "60 ± 0" and row["params"] == "1,000"
+    assert row["test acc. (%, mean ± SD)"] == "97.50 ± 0.71" and row["journal (%)"] == "n/r" and row["seeds"] == 2
+    assert row["train time (s, mean ± SD)"] == "60 ± 0" and row["params"] == "1,000"
     assert list(table["journal (%)"]) == ["n/r", "", "80.1", "", "", "97.1", "", ""]
 
 

@@ -79,19 +79,34 @@ def test_results_table():
     t = report.results_table([_hand_record()])
     assert list(t.method) == ["cp", "cp", "tucker"] and list(t["rank"]) == ["8", "4", "4"]  # by compression
     cp4 = t.iloc[1]
-    assert cp4["compression"] == "10.0×" and cp4["layer speedup: measured"] == "1.05×"
-    assert cp4["network: measured"] == "0.95×" and cp4["rel. error of W"] == "0.800"
-    assert cp4["acc. decomposed (%)"] == "90.00" and t.iloc[2]["layer params"] == "300"
-    assert set(t["quiet"]) == {"unknown"}
+    assert cp4["compression"] == "10.0×" and cp4["layer speedup: FLOPs"] == "10.0×"
+    assert cp4["rel. error of W"] == "0.800" and cp4["seeds"] == 1
+    assert cp4["acc. decomposed (%, mean ± SE)"] == "90.00" and t.iloc[2]["layer params"] == "300"  # one seed: no SE
+    assert cp4["fine-tuned − dense (points, paired ± SE)"] == "-1.00"
+    # measured times live in the path table (mean ± SE, with the quiet flag), not here
+    assert not any("measured" in c or c == "quiet" for c in t.columns)
+
+
+def test_results_table_gives_n_and_standard_errors_over_seeds():
+    records = [_hand_record(0), _hand_record(1, shift=-0.02)]  # seed 1: dense 96 %, CP rank 4 88 %
+    t = report.results_table(records).set_index(["method", "rank"])
+    cp4 = t.loc[("cp", "4")]
+    assert cp4["seeds"] == 2
+    assert cp4["acc. decomposed (%, mean ± SE)"] == "89.00 ± 1.00"  # 90 and 88: sd 1.414, SE 1.0
+    assert cp4["acc. fine-tuned (%, mean ± SE)"] == "97.00 ± 0.00"  # 97 in both runs
+    assert cp4["fine-tuned − dense (points, paired ± SE)"] == "+0.00 ± 1.00"  # -1 and +1, paired within the run
+    f = report.accuracy_frame(records).set_index(["method", "rank"])
+    assert f.loc[("cp", 4), "lost_decomposed"] == pytest.approx(8.0) and f.loc[("cp", 4), "lost_decomposed_se"] == 0
+    assert f.loc[("cp", 4), "ft_gain"] == pytest.approx(8.0) and f.loc[("cp", 4), "ft_gain_se"] == pytest.approx(1.0)
+    v = report.glue_values(records)
+    assert v["n_seeds"] == 2 and v["cp_4_acc_decomposed_se"] == pytest.approx(1.0)
+    assert v["cp_4_lost_finetuned_mean"] == pytest.approx(0.0) and v["cp_4_recovered_pct"] == pytest.approx(100.0)
 
 
 def test_quiet_flag_beside_the_times():
     quiet, busy = _hand_record(0), _hand_record(1)
     quiet["provenance"]["load"] = {"quiet": True}
     busy["provenance"]["load"] = {"quiet": False}
-    assert set(report.results_table([quiet])["quiet"]) == {"yes"}
-    assert set(report.results_table([busy])["quiet"]) == {"no"}
-    assert set(report.results_table([quiet, busy])["quiet"]) == {"1 of 2"}
     v = report.glue_values([quiet, busy, _hand_record(2)])
     assert (v["n_quiet"], v["n_not_quiet"], v["n_load_unknown"]) == (1, 1, 1)
 

@@ -70,8 +70,29 @@ def test_half_point_verdict_on_both_sides_of_the_tolerance():
     assert lr["network params there"] == "30,000" and lr["acc. there (%)"] == "97.55"
     assert lr["vs full dense (points)"] == "-0.55"
     assert values["d05_mlp_lowrank"] == "-0.55 points" and values["o05_mlp_lowrank"] == "one seed"
-    assert mlp.iloc[3]["largest c within 0.5 pt"] == "5.0× (whole net)"
+    assert mlp.iloc[3]["largest c within 0.5 pt"] == "5.0× (whole net; mean only)"  # one seed: not clearly within
     assert values["d05_mlp_dense"] == "-0.40 points"
+    # within by the mean, but no paired difference is clearly within: the column and the prose say "mean only"
+    assert lr["largest c within 0.5 pt"] == "4× (mean only)"
+    assert values["within05_clear_mlp"] == "none"
+    assert values["within05_mean_mlp"] == ("4× for low-rank (-0.55 points, one seed) and "
+                                           "16× for TT (-0.40 points, one seed)")
+    assert values["within05_mean_conv2"] == "3× for separable (-0.40 points, one seed)"
+
+
+def test_within_lists_split_clearly_within_from_within_by_the_mean_only():
+    clear, mean_only = report.within_lists([
+        ("lowrank", "3×", "-0.28 ± 0.02 points", "clearly within"),
+        ("cp", "3×", "-0.26 ± 0.12 points", "clearly within"),
+        ("tucker", "4×", "-0.25 ± 0.07 points", "clearly within"),
+        ("tt", "10×", "-0.45 ± 0.13 points", "not clear"),
+        ("separable", "3×", "-0.19 ± 0.16 points", "not clear")])
+    assert clear == "3× for low-rank and CP; 4× for Tucker"
+    assert mean_only == ("10× for TT (-0.45 ± 0.13 points, not clear) and "
+                         "3× for separable (-0.19 ± 0.16 points, not clear)")
+    assert report.within_lists([]) == ("none", "none")
+    assert report._mean_only("3×", "clearly within") == "3×"
+    assert report._mean_only("2.4× (whole net)", "not clear") == "2.4× (whole net; mean only)"
 
 
 def test_within_outcome_is_clear_only_beyond_two_standard_errors_of_the_tolerance():
@@ -186,7 +207,8 @@ def test_smoke_records(smoke_records):
     fams = {"mlp": ["lowrank", "cp", "tucker", "tt"], "conv2": ["separable", "lowrank", "cp", "tucker", "tt"]}
     assert set(values) == ({f"{k}_{net}_{f}" for net, fs in fams.items() for f in fs for k in ("c05", "d05", "o05")}
                            | {f"{k}_{net}" for net in fams for k in ("narrow", "narrow_ratio")}
-                           | {f"{k}_{net}_dense" for net in fams for k in ("d05", "o05")} | {"tolerance"})
+                           | {f"{k}_{net}_dense" for net in fams for k in ("d05", "o05")}
+                           | {f"{k}_{net}" for net in fams for k in ("within05_clear", "within05_mean")} | {"tolerance"})
     assert len(report.points_table(smoke_records, "conv2")) == 7
 
 

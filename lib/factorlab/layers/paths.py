@@ -47,8 +47,8 @@ FLOP counts: a layer's ``flops(shape)`` is the machine-independent count of its 
 (what run records and the book report); ``chosen_flops(shape)`` counts the path chosen here.
 
 ``torch.compile`` of a factored forward is not a candidate: inductor compiles work on this
-CPU build but take tens of seconds per layer and input shape (34 and 74 s for a TT linear and
-a CP convolution, measured on a loaded 2-core machine), far more than timing the eager
+CPU build but take tens of seconds per layer and input shape (in unrecorded trials for a TT
+linear and a CP convolution on a loaded 2-core machine), far more than timing the eager
 candidates; compile the model instead (the choice is made outside the graph, the chosen
 path's tensor ops are traced).
 

@@ -465,7 +465,13 @@ def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], 
     "k of n") and ``net_timing_sentence`` (:func:`timing_sentence`); with a
     grouped network also ``grouped_groups`` (its groups, "a, b | c, d"), ``grouped_shared`` (those
     of two or more targets only), ``n_members_grouped``
-    (its networks, single-task ones included), ``grouped_single_ms`` and ``grouped_batched_us``."""
+    (its networks, single-task ones included), ``grouped_single_ms`` and ``grouped_batched_us``.
+    Beside the Hessian's times: ``hess_n`` (molecules it ran on), ``hess_over_scf_min`` /
+    ``_max`` (its time over the SCF's on the same molecule) and ``hess_vs_scf_power``
+    (:func:`_compare_powers` of the two fitted powers). Beside the speed-up of the network over the
+    SCF: ``speedup_min_3g`` / ``speedup_max_3g`` (:func:`sig3`) and ``speedup_flag``
+    (:func:`speedup_flag`: whether both sides were timed on a quiet machine, and which way it
+    biases the ratio)."""
     net = networks(net_records)
     stl, hard = net["none"], net["hard"]
     timings = inference_timings(net_records, store)
@@ -506,8 +512,16 @@ def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], 
                   "n_members_grouped": int(grp["model"]["members"]), "grouped_single_ms": 1e3 * inf_g["single_s"],
                   "grouped_batched_us": 1e6 * inf_g["batched_s"]})
     net_one = inf_s["single_s"] + inf_s["featurize_s"]  # network_one_molecule_s
+    hess_over_scf = hess["Hessian (s)"] / hess["SCF (s)"]
+    v.update({"hess_n": int(len(hess)),
+              "hess_over_scf_min": float(hess_over_scf.min()) if len(hess) else float("nan"),
+              "hess_over_scf_max": float(hess_over_scf.max()) if len(hess) else float("nan"),
+              "hess_vs_scf_power": _compare_powers(fits["hess"][1], fits["scf"][1])})
     v.update({"speedup_min": float(mols["SCF (s)"].min() / net_one),
               "speedup_max": float(mols["SCF (s)"].max() / net_one),
+              "speedup_min_3g": sig3(mols["SCF (s)"].min() / net_one),
+              "speedup_max_3g": sig3(mols["SCF (s)"].max() / net_one),
+              "speedup_flag": speedup_flag(dft_records, timings["quiet"]),
               "energy_err_max": float(mols["energy error (mEh)"].abs().max()),
               "n_within_one": int((summary["max / step"] <= 1).sum()),
               "net_rate": float(1 / inf_s["batched_s"]), "n_targets_dft": len(summary)})
@@ -525,6 +539,40 @@ def glue_values(profile: str, dft_records: list[dict], net_records: list[dict], 
     v.update({"small_ratio": float(st[st["heavy atoms"] <= SMALL_MAX_HEAVY].ratio.median()),
               "large_ratio": float(st[st["heavy atoms"] >= LARGE_MIN_HEAVY].ratio.median())})
     return v
+
+
+def sig3(x: float) -> str:
+    """``x`` to three significant digits, thousands-separated: ``689``, ``127,000``, ``3.12``."""
+    if x != x:
+        return "nan"
+    rounded = float(f"{x:.3g}")
+    return f"{rounded:,.0f}" if abs(rounded) >= 100 else f"{rounded:.3g}"
+
+
+def _compare_powers(hess: float, scf: float) -> str:
+    """The Hessian's fitted power against the SCF's, as prose: "lower than", "higher than" or
+    "about the same as" (within 0.05 of each other); "not comparable" where either is NaN."""
+    if hess != hess or scf != scf:
+        return "not comparable"
+    return "about the same as" if abs(hess - scf) < 0.05 else "lower than" if hess < scf else "higher than"
+
+
+def speedup_flag(dft_records: list[dict], net_quiet: str) -> str:
+    """Whether the times of a network-over-SCF speed-up were taken on a quiet machine, as a
+    phrase for prose: the DFT records' :func:`~factorlab.report.provenance.quiet_label` and the
+    networks' (``net_quiet``), and which way the load biases the ratio (a slowed SCF makes it an
+    upper bound, a slowed network a lower one)."""
+    dft_quiet = quiet_label([quiet_of(r) for r in dft_records]) if dft_records else "unknown"
+    if dft_quiet == "yes" and net_quiet == "yes":
+        return "both sides timed on a quiet machine"
+    if net_quiet == "yes":
+        return (f"not quiet: the SCF times were not taken on a known quiet machine (quiet: {dft_quiet}), so they, "
+                "and these ratios, are upper bounds; the network's were timed on a quiet machine")
+    if dft_quiet == "yes":
+        return (f"not quiet: the network's times were not taken on a known quiet machine (quiet: {net_quiet}), so "
+                "these ratios are lower bounds; the SCF's were timed on a quiet machine")
+    return (f"not quiet: neither side was timed on a known quiet machine (SCF quiet: {dft_quiet}, network quiet: "
+            f"{net_quiet}), so these ratios are rough")
 
 
 # --- the same networks on the whole training split (experiment qm9_demo_full) -----------------
@@ -597,7 +645,9 @@ def train_size_glue(net_records: list[dict], full_records: list[dict], sharing: 
     ``full_ratio_median``
     (median over the 19 targets of whole / subset test MAE), ``full_n_better`` (targets whose
     test MAE fell), ``full_n_accurate`` and ``subset_n_accurate`` (targets whose test MAE is at
-    most the cited chemical accuracy) and ``full_split_sentence`` (these in one sentence). For
+    most the cited chemical accuracy) and ``full_split_sentence`` (these in one sentence, which
+    first says that each size is one run, naming the seeds: the subset network the chapter
+    describes, :func:`networks`, and the whole-split one, trained once). For
     another network than ``"none"`` every key has the prefix ``"<sharing>_"``. Without the
     whole-split record every value but the sentence is "not measured" and the sentence says the
     run is not in the records yet (naming its experiment); where the budget's networks use the whole split already
@@ -634,7 +684,10 @@ def train_size_glue(net_records: list[dict], full_records: list[dict], sharing: 
              "full_n_accurate": int((tab[f"{label}, whole training split"] <= acc).sum()),
              "subset_n_accurate": int((tab[f"{label}, training subset"] <= acc).sum())}
         v["full_split_sentence"] = (
-            f"Trained on the whole training split ({v['n_train_full']} molecules, {v['epochs_full']} epochs) instead "
+            f"One run at each size (seed {int(rec['config'].get('seed', 0))} on the subset; the whole-split "
+            f"{'networks were' if sharing == 'none' else 'network was'} trained once, seed "
+            f"{int(full['config'].get('seed', 0))}), so no seed-to-seed spread: trained on the whole training "
+            f"split ({v['n_train_full']} molecules, {v['epochs_full']} epochs) instead "
             f"of {rec['model']['n_train']:,} molecules for {rec['config']['epochs']} epochs, {named} "
             f"test MAE is {v['full_ratio_median']:.2f} times as large (median over the {len(ratio)} targets), lower "
             f"on {v['full_n_better']} of them; {subject} chemically accurate on {v['full_n_accurate']} of the "

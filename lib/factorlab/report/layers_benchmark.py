@@ -333,7 +333,12 @@ def roofline_glue_values(record: dict, before: dict | None = None) -> dict:
       ``after_mp_n``, ``after_peer``, ``after_peer_fact``, ``after_peer_reco``) and ``tuned_``
       (autotuned); the peer values are NaN where TensorLy-Torch was not installed;
     - with ``before`` (an older ``layers_benchmark`` record, e.g. the committed one from before
-      the roofline view), the same medians of it under ``before_`` (its automatic forward).
+      the roofline view), the same medians of it under ``before_`` (its automatic forward), and
+      each record's provenance beside them (:func:`record_flag`): ``before_flag`` /
+      ``after_flag`` (a phrase), ``before_quiet`` / ``after_quiet`` (yes / no / unknown) and
+      ``before_dirty`` / ``after_dirty`` (whether it was measured from uncommitted code); and
+      ``before_after_change`` ("smaller", "larger" or "unchanged": the median ours / dense
+      time after against before, to two decimals).
     """
     check_roofline(record)
     t = roofline_frame(record)
@@ -365,7 +370,29 @@ def roofline_glue_values(record: dict, before: dict | None = None) -> dict:
         if before.get("config", {}).get("experiment") != NAME:
             raise ValueError(f"before must be a {NAME!r} record, got {before.get('config', {}).get('experiment')!r}")
         v.update({f"before_{k}": x for k, x in _medians(before, "ours_s").items()})
+        for name, r in (("before", before), ("after", record)):
+            v[f"{name}_flag"] = record_flag(r)
+            v[f"{name}_quiet"] = quiet_label(quiet_of(r))
+            v[f"{name}_dirty"] = bool((r.get("provenance") or {}).get("git_dirty"))
+        a, b = round(v["after_ours_dense"], 2), round(v["before_ours_dense"], 2)
+        v["before_after_change"] = "smaller" if a < b else "larger" if a > b else "unchanged"
     return v
+
+
+#: How :func:`record_flag` names a record's machine, by its quiet label.
+_MACHINE = {"yes": "a quiet machine", "no": "a busy machine", "unknown": "a machine whose load was not recorded"}
+
+
+def record_flag(record: dict) -> str:
+    """Where one ``layers_benchmark`` record was measured, as a phrase for prose: "one run (record
+    0123abcd) on a quiet machine, from commit abcdef0123" (a busy machine / a machine whose load
+    was not recorded, :func:`~factorlab.report.provenance.quiet_of`; "with uncommitted changes"
+    where the tree was dirty, so the code is not pinned)."""
+    prov = record.get("provenance") or {}
+    q = quiet_label(quiet_of(record))
+    commit = (prov.get("git_commit") or "unknown")[:10]
+    dirty = " with uncommitted changes" if prov.get("git_dirty") else ""
+    return f"one run (record {str(record.get('key', '?'))[:8]}) on {_MACHINE.get(q, q)}, from commit {commit}{dirty}"
 
 
 _COUNT_WORDS = {1: "one", 2: "two"}

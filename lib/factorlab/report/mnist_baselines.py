@@ -60,11 +60,18 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
     } for r in records])
 
 
+#: Headers of :func:`results_table`'s spread columns: the ± is a standard deviation over seeds.
+ACC_COLUMN, TIME_COLUMN = "test acc. (%, mean ± SD)", "train time (s, mean ± SD)"
+
+
 def results_table(records: list[dict]) -> pd.DataFrame:
     """The chapter's table of ``mnist_baselines``: one row per (net, variant) in record order,
-    with epochs, batch, seeds, test accuracy (mean ± std over seeds, %), the journal's figure
-    (cited; "n/r" where the journal reports none), parameters, training time (s, mean ± std),
-    the median seconds per epoch and how many of the runs were timed on a quiet machine."""
+    with epochs, batch, seeds, test accuracy (mean ± SD over seeds, %), the journal's figure
+    (cited; "n/r" where the journal reports none), parameters, training time (s, mean ± SD),
+    the median seconds per epoch and how many of the runs were timed on a quiet machine. The
+    headers of the two spread columns say that the ± is a standard deviation
+    (:data:`ACC_COLUMN`, :data:`TIME_COLUMN`), not a standard error as in the chapter's paired
+    differences."""
     runs = runs_frame(records)
     rows = []
     for (net, variant), g in runs.groupby(["net", "variant"], sort=False):
@@ -72,11 +79,11 @@ def results_table(records: list[dict]) -> pd.DataFrame:
         rows.append({
             "network": NET_LABEL[net], "optimizer, weight decay": VARIANT_LABEL[net, variant],
             "epochs": int(g["epochs"].iloc[0]), "batch": int(g["batch"].iloc[0]), "seeds": len(g),
-            "test acc. (%)": plots.mean_std(g["acc"], 2),
+            ACC_COLUMN: plots.mean_std(g["acc"], 2),
             "journal (%)": ("n/r" if journal is None and variant == "journal"
                             else ("" if journal is None else f"{journal:.1f}")),
             "params": f"{int(g['params'].iloc[0]):,}",
-            "train time (s)": plots.mean_std(g["train_s"], 0),
+            TIME_COLUMN: plots.mean_std(g["train_s"], 0),
             "s / epoch": f"{g['epoch_s'].median():.0f}",
             "quiet": f"{int((g['quiet'] == True).sum())}/{len(g)}",  # noqa: E712 (None: not recorded)
         })

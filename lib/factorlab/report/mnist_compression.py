@@ -125,22 +125,55 @@ def figure(records: list[dict]):
     return fig
 
 
+#: The accuracy columns of :func:`accuracy_frame`, each with ``<name>_se``: the accuracies (%) as
+#: decomposed and fine-tuned, what each lost against the trained dense network of the same run
+#: (points, paired by seed) and what fine-tuning gained (fine-tuned − decomposed, points).
+ACCURACY_COLUMNS = ("acc_decomposed", "acc_finetuned", "lost_decomposed", "lost_finetuned", "ft_gain")
+
+
+def accuracy_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per (method, rank) of ``mnist_compression``, sorted so: ``n`` (runs, one per
+    seed) and, as mean and standard error over them (``<name>`` / ``<name>_se``; the SE NaN
+    for one run), each of :data:`ACCURACY_COLUMNS`. Every run decomposes its own trained dense
+    network, so ``lost_*`` (dense − decomposed network, points) and ``ft_gain`` pair within a
+    run, i.e. by seed."""
+    f = decompositions_frame(records)
+    f = f.assign(lost_decomposed=f.baseline_acc - f.acc_decomposed, lost_finetuned=f.baseline_acc - f.acc_finetuned,
+                 ft_gain=f.acc_finetuned - f.acc_decomposed)
+    rows = []
+    for (method, rank), g in f.groupby(["method", "rank"]):
+        row = {"method": method, "rank": rank, "n": int(len(g))}
+        for col in ACCURACY_COLUMNS:
+            row[col], row[f"{col}_se"] = mean_se(g[col])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def results_table(records: list[dict]) -> pd.DataFrame:
     """The chapter's table of ``mnist_compression``: one row per (method, rank) by compression,
-    formatted: parameters, compression, relative error of W, accuracies, speedups, and whether
-    the times were taken on a quiet machine (``quiet``: yes / no / unknown / "k of n")."""
-    tab = summary_frame(records).sort_values(["method", "compression"]).copy()
+    formatted: parameters, compression, relative error of W (mean over runs), the runs
+    (``seeds``), the accuracies as decomposed and fine-tuned (%, mean ± SE over the runs),
+    the fine-tuned network against the trained dense one of the same run (points, paired by
+    seed, mean ± SE) and the speed-ups the FLOP counts predict (exact: the same in every run).
+    Measured times are not in this table: :func:`path_table` gives them as mean ± SE over the
+    seeds, with the machine's quiet flag."""
+    tab = summary_frame(records).merge(accuracy_frame(records), on=["method", "rank"], suffixes=("", "_acc"))
+    tab = tab.sort_values(["method", "compression"])
+
+    def cell(col: str, fmt: str):
+        return [pm(m, se, fmt) for m, se in zip(tab[col], tab[f"{col}_se"])]
+
     return pd.DataFrame({
         "method": tab.method, "rank": tab["rank"].astype(str), "layer params": tab.params.map("{:,}".format),
         "compression": tab.compression.map("{:.1f}×".format), "rel. error of W": tab.rel_error.map("{:.3f}".format),
-        "acc. decomposed (%)": tab.acc_decomposed.map("{:.2f}".format),
-        "acc. fine-tuned (%)": tab.acc_finetuned.map("{:.2f}".format),
+        "seeds": tab.n.astype(int),
+        "acc. decomposed (%, mean ± SE)": cell("acc_decomposed", ".2f"),
+        "acc. fine-tuned (%, mean ± SE)": cell("acc_finetuned", ".2f"),
+        "fine-tuned − dense (points, paired ± SE)": [pm(0.0 - m, se, "+.2f") for m, se in  # 0.0 - m: never "-0.00"
+                                                     zip(tab.lost_finetuned, tab.lost_finetuned_se)],
         "layer speedup: FLOPs": tab.flop_speedup.map("{:.1f}×".format),
-        "layer speedup: measured": tab.layer_speedup.map("{:.2f}×".format),
         "network: FLOPs": tab.net_flop_speedup.map("{:.2f}×".format),
-        "network: measured": tab.net_speedup.map("{:.2f}×".format),
-        "quiet": tab.quiet,
-    })
+    }).reset_index(drop=True)
 
 
 def glue_values(records: list[dict]) -> dict:
@@ -157,7 +190,11 @@ def glue_values(records: list[dict]) -> dict:
     ``net_flop_speedup_max``; the replaced dense layer's ``layer_params`` and
     ``layer_flops_pct`` (% of the dense net's FLOPs); ``n_quiet`` / ``n_not_quiet`` /
     ``n_load_unknown`` (runs whose times were taken on a quiet machine, a busy one, or before
-    the load was recorded)."""
+    the load was recorded); from :func:`accuracy_frame`, ``n_seeds`` (the fewest runs of a
+    decomposition) and per (method, rank) ``<method>_<rank>_<column>_mean`` /
+    ``..._se`` for each of :data:`ACCURACY_COLUMNS` (% and points, mean ± SE over the runs)
+    and ``<method>_<rank>_recovered_pct`` (the share of the accuracy lost by decomposing that
+    fine-tuning won back, %, of the means; NaN where nothing was lost)."""
     res, g, cfg = decompositions_frame(records), summary_frame(records), records[0]["config"]
     values = {"profile": profile_of(records), "n_runs": len(records), "devices": devices_of(records),
               "epochs": int(cfg["epochs"]), "ft_epochs": int(cfg["finetune_epochs"]),
@@ -189,6 +226,14 @@ def glue_values(records: list[dict]) -> dict:
     values["layer_flops_pct"] = 100 * dense["flops"] / dense["net_flops_per_sample"]
     quiet = quiet_counts(records)
     values.update(n_quiet=quiet["quiet"], n_not_quiet=quiet["not_quiet"], n_load_unknown=quiet["unknown"])
+    acc = accuracy_frame(records)
+    values["n_seeds"] = int(acc.n.min())
+    for r in acc.itertuples():
+        for col in ACCURACY_COLUMNS:
+            values[f"{r.method}_{r.rank}_{col}_mean"] = float(getattr(r, col))
+            values[f"{r.method}_{r.rank}_{col}_se"] = float(getattr(r, f"{col}_se"))
+        lost = r.lost_decomposed
+        values[f"{r.method}_{r.rank}_recovered_pct"] = (100 * r.ft_gain / lost) if lost > 0 else float("nan")
     return values
 
 

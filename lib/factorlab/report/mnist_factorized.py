@@ -252,17 +252,57 @@ def within_outcome(diff: float, se: float) -> str:
     return paired_outcome(diff + TOLERANCE, se, "clearly outside", "clearly within", "not clear", "one seed")
 
 
+#: Marks a compression within the tolerance by its mean accuracy only: its paired difference to
+#: the full dense network is not clearly within (:func:`within_outcome`).
+MEAN_ONLY = "mean only"
+#: How prose names each family.
+FAMILY_PROSE = {"lowrank": "low-rank", "cp": "CP", "tucker": "Tucker", "tt": "TT", "separable": "separable"}
+
+
+def _mean_only(cell: str, outcome: str) -> str:
+    """``cell`` as it is where ``outcome`` is "clearly within", else with :data:`MEAN_ONLY`
+    ("3× (mean only)"; "2.4× (whole net; mean only)")."""
+    if outcome == "clearly within":
+        return cell
+    return f"{cell[:-1]}; {MEAN_ONLY})" if cell.endswith(")") else f"{cell} ({MEAN_ONLY})"
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def within_lists(within: list[tuple[str, str, str, str]]) -> tuple[str, str]:
+    """From ``(family, ratio, paired difference text, outcome)`` of the families whose mean
+    accuracy is within the tolerance at ``ratio``: ``(clear, mean_only)``, two phrases for
+    prose. ``clear``: the ratios clearly within, each with its families ("3× for low-rank, CP
+    and Tucker", ratios apart by "; "); ``mean_only``: the others, each with its difference and outcome ("3× for
+    separable (-0.19 ± 0.16 points, not clear)"); "none" where a list is empty."""
+    clear: dict[str, list[str]] = {}
+    for family, c, _, outcome in within:
+        if outcome == "clearly within":
+            clear.setdefault(c, []).append(FAMILY_PROSE.get(family, family))
+    mean_only = [f"{c} for {FAMILY_PROSE.get(family, family)} ({d}, {outcome})"
+                 for family, c, d, outcome in within if outcome != "clearly within"]
+    return ("; ".join(f"{c} for {_and(f)}" for c, f in clear.items()) if clear else "none",
+            _and(mean_only) if mean_only else "none")
+
+
 def tolerance_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
     """Compression within :data:`TOLERANCE` of the full dense network, from ``mnist_factorized``:
     ``(table, values)``. Per net, each family's largest tested compression whose mean accuracy
     stays within the tolerance ("none" if none does; then the row shows its smallest tested
     compression), then the narrowest dense network that does, with its whole-network parameter
     ratio; each row with its difference to the full dense network paired by seed and
-    :func:`within_outcome`. ``values`` (glued): ``c05_<net>_<family>`` (e.g. ``"16×"`` or
-    ``"none"``), ``d05_<net>_<family>`` (the paired difference there as text, "-0.28 ± 0.05
-    points"; at the smallest compression for "none"), ``o05_<net>_<family>`` (its
-    outcome), ``narrow_<net>`` (its width), ``narrow_ratio_<net>``, ``d05_<net>_dense`` /
-    ``o05_<net>_dense`` (the narrow network's) and ``tolerance`` (:data:`TOLERANCE`, points)."""
+    :func:`within_outcome`. The column "largest c within 0.5 pt" is by the mean; a ratio whose
+    paired difference is not *clearly* within the tolerance reads :data:`MEAN_ONLY` after it.
+    ``values`` (glued): ``c05_<net>_<family>`` (e.g. ``"16×"`` or
+    ``"none"``, by the mean), ``d05_<net>_<family>`` (the paired difference there as text,
+    "-0.28 ± 0.05 points"; at the smallest compression for "none"), ``o05_<net>_<family>`` (its
+    outcome), ``within05_clear_<net>`` / ``within05_mean_<net>`` (:func:`within_lists`: the
+    families clearly within at their ratio, and those within by the mean only, with their
+    paired difference and outcome; "none" where empty), ``narrow_<net>`` (its width),
+    ``narrow_ratio_<net>``, ``d05_<net>_dense`` / ``o05_<net>_dense`` (the narrow network's)
+    and ``tolerance`` (:data:`TOLERANCE`, points)."""
     runs, mean, reference = runs_frame(records), means_frame(records), reference_accuracy(records)
     rows, values = [], {}
     for net in NET_TITLE:
@@ -272,26 +312,32 @@ def tolerance_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
         full = f"w{NETS[net]['full_width']}"
         best = largest_compression_within(fac, reference[net], TOLERANCE)
         best = best.iloc[np.argsort([FAMILY_ORDER.index(f) for f in best.family], kind="stable")]
+        within = []
         for _, b in best.iterrows():
             none = np.isnan(b.compression)
             at = fac[fac.family == b.family].compression.min() if none else b.compression
             got = mean[(mean.net == net) & (mean.family == b.family) & (mean.compression == at)].iloc[0]
             d, se, n = paired_acc(records, net, point_key(b.family, at, None), full)
             c = "none" if none else f"{b.compression:g}×"
-            rows.append({"network": NET_TITLE[net], "family": b.family, "largest c within 0.5 pt": c,
+            if not none:
+                within.append((b.family, c, pm(d, se, "+.2f") + " points", within_outcome(d, se)))
+            rows.append({"network": NET_TITLE[net], "family": b.family,
+                         "largest c within 0.5 pt": _mean_only(c, within_outcome(d, se)) if not none else c,
                          "shown at": f"{at:g}×", "network params there": f"{int(got.params):,}",
                          "acc. there (%)": f"{got.acc:.2f}", "vs full dense (points)": _diff_cell(d, se, ""),
                          "against the tolerance": within_outcome(d, se)})
             values[f"c05_{net}_{b.family}"] = c
             values[f"d05_{net}_{b.family}"] = pm(d, se, "+.2f") + " points"
             values[f"o05_{net}_{b.family}"] = within_outcome(d, se)
+        values[f"within05_clear_{net}"], values[f"within05_mean_{net}"] = within_lists(within)
         dense = mean[(mean.net == net) & (mean.family == "dense")]
         ok = dense[dense.acc >= reference[net] - TOLERANCE].sort_values("params")
         full_params = float(dense[dense.width == NETS[net]["full_width"]].params.iloc[0])
         narrow = ok.iloc[0]
         d, se, n = paired_acc(records, net, f"w{int(narrow.width)}", full)
         rows.append({"network": NET_TITLE[net], "family": f"dense, width {int(narrow.width)}",
-                     "largest c within 0.5 pt": f"{full_params / narrow.params:.1f}× (whole net)",
+                     "largest c within 0.5 pt": _mean_only(f"{full_params / narrow.params:.1f}× (whole net)",
+                                                           within_outcome(d, se)),
                      "shown at": f"width {int(narrow.width)}",
                      "network params there": f"{int(narrow.params):,}", "acc. there (%)": f"{narrow.acc:.2f}",
                      "vs full dense (points)": _diff_cell(d, se, ""), "against the tolerance": within_outcome(d, se)})
