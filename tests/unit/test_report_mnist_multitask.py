@@ -96,6 +96,25 @@ def test_time_to_target_is_censored_where_never_reached():
     assert s.loc["tucker", "ratio_pretrain"] == pytest.approx(201.0) and s.loc["tucker", "bound"] == "≥"
     assert s.loc["tucker", "n_censored"] == 3
     assert report.slowdown_table(_hand(slow_tucker=True)).iloc[1]["time vs single-task"] == "≥ 200.00×"
+    assert report.slowdown_table(_hand(slow_tucker=True)).iloc[1]["time, range over seeds"] == "≥ 200.00–200.00×"
+
+
+def test_slowdown_carries_its_range_over_seeds_and_the_quiet_flag():
+    recs = _hand(slow_tucker=False)
+    recs[1]["timing"]["train_s"] = 20.0  # hard, seed 0: reaches the target at 10 of 20 s
+    recs[1]["history"]["window_s"] = [10.0, 20.0]
+    for r in recs:
+        r["provenance"]["load"] = {"quiet": not (r["config"]["method"] == "hard" and r["config"]["seed"] == 2)}
+        r["config"]["rel_error"] = 0.5  # what glue_values reads of a DMTRL config
+    s = report.slowdown_frame(recs).set_index("method")
+    assert (s.loc["hard", "ratio_min"], s.loc["hard", "ratio_max"]) == (0.5, 1.0)
+    assert s.loc["hard", "quiet"] == "5 of 6" and s.loc["tucker", "quiet"] == "yes"
+    table = report.slowdown_table(recs).set_index("method")
+    assert table.iloc[0]["time, range over seeds"] == "0.50–1.00×" and table.iloc[0]["quiet machine"] == "5 of 6"
+    assert report.glue_values(recs)["ttt_quiet"] == "11 of the 12 runs timed were taken on a quiet machine (1 on a busy one)"
+    for r in recs:
+        del r["provenance"]["load"]
+    assert report.glue_values(recs)["ttt_quiet"].endswith("(12 predate load recording)")
 
 
 def test_slower_verdict_counts_lower_bounds_as_slower_and_exact_fast_points_as_faster():
@@ -130,6 +149,7 @@ def test_a_dmtrl_run_from_other_single_task_networks_is_counted():
 def test_missing_records_are_not_measured():
     values = report.glue_values([])
     assert values["slower_verdict"] == values["deeper_verdict"] == values["sizes"] == values["dmtrl_best"] == "not measured"
+    assert values["ttt_quiet"] == "not measured"
     assert math.isnan(values["max_ratio"]) and report.error_table([]).empty
     v = report.slower_verdict([])
     assert (v["n_points"], v["n_runs"], v["censored_runs"]) == (0, 0, 0) and math.isnan(v["max_epoch_ratio"])

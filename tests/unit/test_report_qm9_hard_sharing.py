@@ -79,6 +79,30 @@ def test_delta_m_is_paired_with_the_same_single_task_seed():
     assert unpaired.startswith("the single-task side has no seed of its own")
 
 
+def test_paired_change_per_target_and_clear_counts():
+    """Per target, shared minus single-task MAE of the same seed in % of the single-task mean:
+    mu is +1 % and +3 % (mean +2, SE 1: not clear); alpha (+2 %) and homo (-1 %) move by the
+    same amount on both seeds, so their SE is 0 and they are clear (one worse, one better)."""
+    records, _ = _hand()
+    records[0]["metrics"]["test_mae"]["alpha"] = 2.04  # +2 % on both seeds of single-task 2.0
+    records[1]["metrics"]["test_mae"]["alpha"] = 2.04
+    stl = [_run(STL, seed=0), _run({"mu": 1.0, "alpha": 2.0, "homo": 4.0}, seed=1)]
+    res = report.results_frame(records, stl)
+    p = report.paired_change(res)["all19"]
+    assert p["mean"].to_dict() == pytest.approx(report.relative_change(res)["all19"].to_dict())
+    assert p.loc["mu", "se"] == pytest.approx(1.0) and not p.loc["mu", "clear"] and p.loc["mu", "n"] == 2
+    assert p.loc["alpha", "se"] == pytest.approx(0.0) and p.loc["alpha", "clear"]
+    assert p.loc["homo", "se"] == pytest.approx(0.0) and p.loc["homo", "clear"]
+    v = report.glue_values("cpu", records, stl)
+    assert (v["clear_worse_all19"], v["clear_better_all19"]) == (1, 1)
+    assert v["best_all19"] == "homo" and v["best_all19_clear"] == "clear" and v["best_all19_se"] == pytest.approx(0.0)
+    table = report.target_table(res).set_index("target")
+    assert table.loc["mu", "all19 SE (paired, %)"] == "1.0" and table.loc["mu", "all19 change (%)"] == "+2.0"
+    assert table.loc["A", "all19 SE (paired, %)"] == ""
+    unpaired = report.paired_change(report.results_frame(records, [_run(STL, seed=5)]))["all19"]
+    assert (unpaired.n == 0).all() and not unpaired.clear.any()
+
+
 def test_one_seed_has_no_spread():
     records, stl = _hand()
     v = report.glue_values("cpu", records[:1], stl)
@@ -97,7 +121,7 @@ def test_smoke_glue_values_and_table(smoke):
         assert v[f"rel_all19_{t}"] == pytest.approx(100 * (mtl[t] - single[t]) / single[t])
     assert v["worse_all19"] == sum(mtl[t] > single[t] for t in mtl)
     assert v["params_all19"] == f"{next(r['model']['params'] for r in records if r['config']['task_set'] == 'all19'):,}"
-    assert len(v) == 13 + 2 * 4 + 2 * 6 + 19 + 12
+    assert len(v) == 13 + 2 * 4 + 2 * 10 + 19 + 12
     table = report.target_table(res).set_index("target")
     assert table.loc["A", "std12 MAE"] == "" and table.loc["mu", "all19 change (%)"] == f"{v['rel_all19_mu']:+.1f}"
     fig = report.change_figure(res)

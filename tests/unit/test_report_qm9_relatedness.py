@@ -202,6 +202,43 @@ def test_pearson_verdict():
     v = rep.pearson_verdict(pred([("pearson_raw", 0.3, 0.1, 0.5), ("encoder_swap", 0.6, 0.4, 0.8),
                                   ("tag_affinity", 0.1, -0.1, 0.3)]))
     assert v.startswith("not supported: 1 of 2 other measures")
+    paired = pd.DataFrame([{"measure": "encoder_swap", "label": "", "diff": 0.3, "lo": 0.1, "hi": 0.5, "pairs": 55,
+                            "clear": True},
+                           {"measure": "tag_affinity", "label": "", "diff": -0.2, "lo": -0.4, "hi": 0.1, "pairs": 55,
+                            "clear": False}])
+    v = rep.pearson_verdict(pred([("pearson_raw", 0.3, 0.1, 0.5), ("encoder_swap", 0.6, 0.4, 0.8),
+                                  ("tag_affinity", 0.1, -0.1, 0.3)]), paired=paired)
+    assert v.startswith("not supported: 1 of 2 other measures have a lower ρ than |Pearson| (point estimates), "
+                        "0 of them clearly") and "and 1 a clearly higher ρ" in v
+
+
+def test_rank_correlation_difference_resamples_the_same_pairs():
+    g = _gains(1)
+    noisy = g + _gains(2) * 0.5
+    d = rep.rank_correlation_difference(g, noisy, g, n_boot=300)
+    point = rep.rank_correlation(g, g)["rho"] - rep.rank_correlation(noisy, g)["rho"]
+    assert d["diff"] == pytest.approx(point) and d["pairs"] == 10 and d["lo"] <= d["diff"] <= d["hi"]
+    same = rep.rank_correlation_difference(noisy, noisy, g, n_boot=100)  # paired: every draw is exactly 0
+    assert (same["diff"], same["lo"], same["hi"], same["clear"]) == (0.0, 0.0, 0.0, False)
+    assert rep.rank_correlation_difference(g, -g, g, n_boot=100)["clear"]  # +1 against -1
+    assert d == rep.rank_correlation_difference(g, noisy, g, n_boot=300)  # seeded
+    with pytest.raises(ValueError, match="n_boot"):
+        rep.rank_correlation_difference(g, g, g, n_boot=0)
+    mats = {"encoder_swap": {0: 1 - g}, "pearson_raw": {0: noisy}, "tag_affinity": {0: -g}}
+    f = rep.paired_rho_frame(mats, {0: g}, "encoder_swap", n_boot=100).set_index("measure")
+    assert list(f.index) == ["pearson_raw", "tag_affinity"] and (f["diff"] < 0).all() and f.loc["tag_affinity", "clear"]
+    assert rep.paired_rho_frame(mats, None, "encoder_swap").empty
+
+
+def test_group_gain_difference_bootstraps_the_two_groups():
+    r = _frame(np.full((5, 5), 0.5))
+    r.iloc[0, 1] = r.iloc[1, 0] = 0.1  # one uncorrelated pair
+    g = _frame(np.where(np.eye(5, dtype=bool), np.nan, 1.0))
+    g.iloc[0, 1], g.iloc[1, 0] = -4.0, -2.0
+    out = rep.group_gain_difference(r, {0: g}, n_boot=200)
+    assert (out["uncorrelated"], out["correlated"], out["diff"]) == (-3.0, 1.0, -4.0)
+    assert out["correlated_lo"] == out["correlated_hi"] == 1.0  # every correlated entry is 1
+    assert out["diff_lo"] == out["diff_hi"] == -4.0 and out["clear"]  # draws without the pair give NaN, skipped
 
 
 # --- benchmark frame ---------------------------------------------------------------------------------
@@ -227,7 +264,8 @@ def test_benchmark_frame_pairs_each_run_with_its_seeds_single_task():
     table = rep.benchmark_table(rep.benchmark_summary(f))
     assert len(table) == 3 + len(literature.QM9_MTL_PUBLISHED)
     assert table.source.str.startswith("cited:").sum() == len(literature.QM9_MTL_PUBLISHED)
-    assert "+177.6" in set(table["Δm (%)"]) and set(table.setting[:3]) == {""}
+    assert "+177.6" in set(table[rep.BENCH_DM]) and set(table.setting[:3]) == {""}
+    assert "mean ± SE" in rep.BENCH_DM and table[rep.BENCH_DM].iloc[0] == "+125.0 ± 75.0"
     assert table.setting.iloc[-1] == "MPNN (Gilmer et al.) + set2set, 110,000 train, 300 epochs (plateau)"
     cfg = {"model": "gine", "model_kwargs": {"layers": 4, "hidden": 64}, "n_train": 20000, "epochs": 10,
            "schedule": "cosine"}
@@ -319,6 +357,15 @@ def test_glue_values_with_and_without_pair_records():
     best = max(rep.MEASURES, key=lambda m: v[f"rho_{m}"])
     assert v["best_measure"] == rep.MEASURES[best] and v["best_rho"] == v[f"rho_{best}"]
     assert (v["best_lo"], v["best_hi"], v["best_cost_s"]) == (v[f"lo_{best}"], v[f"hi_{best}"], v[f"cost_{best}"])
+    others = [m for m in rep.MEASURES if m != best]
+    assert v["best_n_others"] == len(others) and 0 <= v["best_n_clear"] <= len(others)
+    assert all(v[f"best_minus_{m}"] == pytest.approx(v[f"rho_{best}"] - v[f"rho_{m}"]) for m in others)
+    assert all(v[f"best_minus_{m}_lo"] <= v[f"best_minus_{m}_hi"] for m in others)
+    n_named = 0 if v["best_not_clear_of"] == "none" else len(v["best_not_clear_of"].split("; "))
+    assert n_named == len(others) - v["best_n_clear"]
+    assert v["pair_cost_quiet"] == "0 of the 55 records timed were taken on a quiet machine (55 predate load recording)"
+    assert v["claim_diff"] == pytest.approx(v["claim_gain_uncorrelated"] - v["claim_gain_correlated"])
+    assert v["claim_diff_lo"] <= v["claim_diff_hi"] and v["claim_diff_clear"] in {"clear", "not clear"}
 
 
 def test_the_journal_sentences_are_quoted_verbatim():

@@ -178,6 +178,17 @@ def test_deeper_network_row_and_the_more_layers_verdict():
     assert g["qm9_dm_deep"] == "-4.0 ± 0.6 %"
     assert (g["qm9_params_tucker"], g["qm9_params_single"], g["qm9_params_laf"]) == ("1,000", "5,000", NOT_MEASURED)
     assert g["qm9_tucker_vs_deep"] == "lower" and g["qm9_deep_vs_hard"] == NOT_MEASURED
+    assert g["qm9_tucker_vs_deep_diff"] == "-15.0 ± 0.0 points, n = 3" and g["qm9_deep_vs_hard_diff"] == NOT_MEASURED
+    assert g["qm9_time_quiet"] == "0 of the 6 runs timed were taken on a quiet machine (6 predate load recording)"
+    for k, r in enumerate(tucker + deep):
+        r["provenance"] = {"load": {"quiet": k != 0}}  # tucker seed 0 ran beside another training
+    table = R.summary_table(R.delta_m_frame(tucker + deep, stl)).set_index("method")
+    assert table.loc[R.METHOD_LABEL["tucker"], "timed on a quiet machine"] == "2 of 3"
+    assert table.loc[R.METHOD_LABEL["deep"], "timed on a quiet machine"] == "yes"
+    assert table.loc[R.METHOD_LABEL["deep"], "Δm (%), mean ± SE"] == "-4.0 ± 0.6"
+    assert R.glue_values("cpu", tucker + deep, stl)["qm9_time_quiet"].startswith("5 of the 6 runs timed")
+    for r in tucker + deep:
+        del r["provenance"]
     same = R.glue_values("cpu", tucker + [_tensor("deep", s, 0.80 + 0.01 * s) for s in range(3)], stl)
     assert same["qm9_tucker_vs_deep"] == "within noise"
     assert R.glue_values("cpu", tucker, stl)["qm9_tucker_vs_deep"] == NOT_MEASURED

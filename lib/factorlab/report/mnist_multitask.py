@@ -21,7 +21,7 @@ from factorlab import plots
 from factorlab.analysis import paired_difference, time_to_target
 from factorlab.experiments.mnist_multitask import FACTORIZED, METHODS
 from factorlab.report.mnist_factorized import JOURNAL_SLOWDOWN, has_curves
-from factorlab.report.provenance import quiet_of
+from factorlab.report.provenance import quiet_label, quiet_of, quiet_sentence
 from factorlab.report.formatting import se_digits
 from factorlab.report.verdicts import CLEAR_SE, NOT_MEASURED, count_verdict, paired_outcome
 
@@ -163,8 +163,10 @@ def time_to_target_frame(records: list[dict]) -> pd.DataFrame:
     ``time_s`` (training seconds to the first window at or below the target, or the whole
     training when never reached), ``epochs`` (fractional epochs there, or all epochs run),
     ``censored`` (never reached: both are lower bounds), ``with_pretrain_s`` (``time_s`` plus,
-    for DMTRL, the single-task training and the decomposition it started from)."""
-    cols = ["method", "n_train", "seed", "target_loss", "time_s", "epochs", "censored", "with_pretrain_s"]
+    for DMTRL, the single-task training and the decomposition it started from), ``quiet``
+    (:func:`~factorlab.report.provenance.quiet_of`: whether its time was taken on a quiet
+    machine; None where unknown)."""
+    cols = ["method", "n_train", "seed", "target_loss", "time_s", "epochs", "censored", "with_pretrain_s", "quiet"]
     tgt, rows = targets(records), []
     for r in records:
         c, h = r["config"], r["history"]
@@ -177,7 +179,8 @@ def time_to_target_frame(records: list[dict]) -> pd.DataFrame:
         extra = r["timing"].get("pretrain_s", 0.0) + r["timing"].get("decompose_s", 0.0) \
             if c["method"] in FACTORIZED else 0.0
         rows.append({"method": c["method"], "n_train": c["n_train"], "seed": c["seed"], "target_loss": tgt[key],
-                     "time_s": seconds, "epochs": epochs, "censored": censored, "with_pretrain_s": seconds + extra})
+                     "time_s": seconds, "epochs": epochs, "censored": censored, "with_pretrain_s": seconds + extra,
+                     "quiet": quiet_of(r)})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -191,9 +194,13 @@ def slowdown_frame(records: list[dict]) -> pd.DataFrame:
     """Per (method, n_train), against the single-task networks of the same size and seed: the
     geometric mean over paired seeds of time-to-target ratios (``ratio``; ``ratio_pretrain``
     with DMTRL's pretraining counted), of epoch ratios (``epoch_ratio``), ``n`` seeds,
-    ``n_censored`` (the method's runs that never reached the target) and ``bound``
-    (:func:`_bound` over the seeds; one mixed set gives ``?``)."""
-    cols = ["method", "n_train", "ratio", "ratio_pretrain", "epoch_ratio", "n", "n_censored", "bound"]
+    ``n_censored`` (the method's runs that never reached the target), ``bound``
+    (:func:`_bound` over the seeds; one mixed set gives ``?``), the smallest and largest
+    time ratio of one seed (``ratio_min``, ``ratio_max``) and ``quiet``
+    (:func:`~factorlab.report.provenance.quiet_label` of the method's and the single-task
+    runs of those seeds)."""
+    cols = ["method", "n_train", "ratio", "ratio_pretrain", "epoch_ratio", "n", "n_censored", "bound",
+            "ratio_min", "ratio_max", "quiet"]
     ttt = time_to_target_frame(records)
     rows = []
     for n_train, g in ttt.groupby("n_train"):
@@ -208,14 +215,18 @@ def slowdown_frame(records: list[dict]) -> pd.DataFrame:
             bound = "=" if bounds == {"="} else (next(iter(bounds - {"="})) if len(bounds - {"="}) == 1 else "?")
             rows.append({"method": method, "n_train": n_train, "ratio": geo(p.time_s, ref.time_s),
                          "ratio_pretrain": geo(p.with_pretrain_s, ref.time_s), "epoch_ratio": geo(p.epochs, ref.epochs),
-                         "n": len(seeds), "n_censored": int(p.censored[seeds].sum()), "bound": bound})
+                         "n": len(seeds), "n_censored": int(p.censored[seeds].sum()), "bound": bound,
+                         "ratio_min": float((p.time_s[seeds] / ref.time_s[seeds]).min()),
+                         "ratio_max": float((p.time_s[seeds] / ref.time_s[seeds]).max()),
+                         "quiet": quiet_label([p.quiet[s] for s in seeds] + [ref.quiet[s] for s in seeds])})
     return pd.DataFrame(rows, columns=cols)
 
 
 def slowdown_table(records: list[dict]) -> pd.DataFrame:
     """The chapter's table of :func:`slowdown_frame`: time and epochs to the single-task final
-    loss relative to the single-task networks, the bound sign where censored, and how many
-    runs never reached it."""
+    loss relative to the single-task networks, the bound sign where censored, the range of the
+    time ratio over seeds (with the row's bound sign), how many runs never reached it, and whether the runs timed were
+    quiet (:func:`~factorlab.report.provenance.quiet_label`)."""
     s = slowdown_frame(records)
     rows = []
     for r in s.itertuples():
@@ -223,9 +234,11 @@ def slowdown_table(records: list[dict]) -> pd.DataFrame:
         rows.append({"method": METHOD_LABEL[r.method], "training images": f"{int(r.n_train):,}",
                      "time vs single-task": f"{sign}{r.ratio:.2f}×",
                      "with pretraining": f"{sign}{r.ratio_pretrain:.2f}×" if r.method in FACTORIZED else "",
-                     "epochs vs single-task": f"{sign}{r.epoch_ratio:.2f}×", "never reached": f"{r.n_censored} of {r.n}"})
-    return pd.DataFrame(rows, columns=["method", "training images", "time vs single-task", "with pretraining",
-                                       "epochs vs single-task", "never reached"])
+                     "time, range over seeds": f"{sign}{r.ratio_min:.2f}–{r.ratio_max:.2f}×",
+                     "epochs vs single-task": f"{sign}{r.epoch_ratio:.2f}×", "never reached": f"{r.n_censored} of {r.n}",
+                     "quiet machine": r.quiet})
+    return pd.DataFrame(rows, columns=["method", "training images", "time vs single-task", "time, range over seeds",
+                                       "with pretraining", "epochs vs single-task", "never reached", "quiet machine"])
 
 
 def slower_verdict(records: list[dict]) -> dict:
@@ -391,12 +404,15 @@ def glue_values(records: list[dict]) -> dict:
     decompositions' relative error (NaN without DMTRL records), :func:`dmtrl_summary`
     (``dmtrl_*``), :func:`sharing_summary` (``rank_by_layer``, ``most_shared``,
     ``least_shared``), how the single-task networks
-    were initialised (``single_init``) and
-    :func:`pretrain_mismatches`."""
+    were initialised (``single_init``),
+    :func:`pretrain_mismatches` and whether the runs of the time-to-target table were timed on a
+    quiet machine (``ttt_quiet``, :func:`~factorlab.report.provenance.quiet_sentence`)."""
     s, d, m, sh = slower_verdict(records), deeper_verdict(records), dmtrl_summary(records), sharing_summary(records)
     runs = runs_frame(records)
     sizes = [f"{int(n):,}" for n in sorted(runs.n_train.unique())] if len(runs) else []
-    return {"journal_slower": JOURNAL_SLOWER, "journal_layers": JOURNAL_LAYERS, "slowdown": JOURNAL_SLOWDOWN,
+    timed = [r for r in records if has_curves(r) and (r["config"]["n_train"], r["config"]["seed"]) in targets(records)]
+    return {"ttt_quiet": quiet_sentence(timed, "runs timed") if timed else NOT_MEASURED,
+            "journal_slower": JOURNAL_SLOWER, "journal_layers": JOURNAL_LAYERS, "slowdown": JOURNAL_SLOWDOWN,
             "clear_se": CLEAR_SE, "slower_verdict": s["verdict"], "slower_points": s["slower"],
             "faster_points": s["faster"], "open_points": s["open"], "n_points": s["n_points"],
             "max_ratio": s["max_ratio"], "deeper_verdict": d["verdict"], "deeper_not_worse": d["not_worse"],

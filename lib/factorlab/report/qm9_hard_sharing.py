@@ -9,18 +9,22 @@ runs' budget (:func:`results_frame` refuses a record of another budget and says 
 is complete). Relative changes are in % of the single-task MAE (mean over those seeds); Δm per
 seed against the single-task run of the same seed where there is one (:func:`delta_m_frame`);
 negative means sharing helps. A target is "worse" when its shared MAE is strictly above the
-single-task MAE, "better" when strictly below."""
+single-task MAE, "better" when strictly below (signs, not clear differences); per target,
+:func:`paired_change` pairs each shared run with the single-task run of its seed and calls a
+change clear beyond :data:`~factorlab.report.verdicts.CLEAR_SE` standard errors."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 from factorlab import plots
+from factorlab.analysis import paired_difference
 from factorlab.experiments.qm9_pairs import reference_from_records
 from factorlab.mtl import delta_m
 from factorlab.report.provenance import devices_of
 from factorlab.report.qm9 import TARGET_ORDER, UNITS, mae_frame
 from factorlab.report.formatting import pm
+from factorlab.report.verdicts import clear
 
 #: The task sets of ``qm9_hard_sharing`` in display order, with their figure labels.
 TASK_SETS = {"all19": "shared, 19 targets", "std12": "shared, 12 targets"}
@@ -71,20 +75,49 @@ def relative_change(res: pd.DataFrame) -> dict[str, pd.Series]:
     return rel
 
 
+def paired_change(res: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per task set, one row per target: the paired differences shared minus single-task test
+    MAE of the same seed, in % of the single-task MAE (mean over seeds), so that ``mean``
+    equals :func:`relative_change` where every seed pairs; ``se`` (NaN for one pair), ``n``
+    (pairs; 0 and NaNs where no seed pairs) and ``clear``
+    (:func:`factorlab.report.verdicts.clear`)."""
+    stl = single_task_mae(res)
+    single = res[res.setting == "single-task"].pivot(index="target", columns="seed", values="mae")
+    out = {}
+    for s in task_sets(res):
+        shared = res[res.setting == s].pivot(index="target", columns="seed", values="mae")
+        rows = []
+        for t in shared.index:
+            if t not in single.index:
+                continue
+            try:
+                mean, se, n = paired_difference(shared.loc[t], single.loc[t])
+            except ValueError:  # no seed of the shared runs has a single-task run
+                mean, se, n = np.nan, np.nan, 0
+            rows.append({"target": t, "mean": 100 * mean / stl[t], "se": 100 * se / stl[t], "n": n,
+                         "clear": clear(mean, se)})
+        out[s] = pd.DataFrame(rows).set_index("target")
+    return out
+
+
 def target_table(res: pd.DataFrame) -> pd.DataFrame:
     """The chapter's target-by-target table: unit, single-task MAE and, per task set, the
-    shared model's MAE (mean over seeds) and its change (%), formatted (4 significant digits,
-    changes signed with one decimal; empty where a target is not in the set)."""
+    shared model's MAE (mean over seeds), its change (%) and the standard error of that change
+    over the paired seeds (:func:`paired_change`), formatted (4 significant digits, changes
+    signed with one decimal, SE with one decimal; empty where a target is not in the set)."""
     stl = single_task_mae(res)
     rel = relative_change(res)
+    paired = paired_change(res)
     table = pd.DataFrame({"target": TARGET_ORDER, "unit": [UNITS[t] for t in TARGET_ORDER]})
     table["single-task MAE"] = table.target.map(stl)
     for s in task_sets(res):
         mean = res[res.setting == s].pivot(index="target", columns="seed", values="mae").mean(axis=1)
         table[f"{s} MAE"] = table.target.map(mean)
         table[f"{s} change (%)"] = table.target.map(rel[s])
+        table[f"{s} SE (paired, %)"] = table.target.map(paired[s].se)
     for col in table.columns[2:]:
-        table[col] = table[col].map(lambda v: "" if v != v else (f"{v:+.1f}" if "change" in col else f"{v:.4g}"))
+        table[col] = table[col].map(lambda v: "" if v != v else (f"{v:+.1f}" if "change" in col else
+                                                                  f"{v:.1f}" if "SE" in col else f"{v:.4g}"))
     return table
 
 
@@ -172,8 +205,11 @@ def glue_values(profile: str, records: list[dict], stl_records: list[dict]) -> d
     strings), per task set ``s`` Δm mean, sd and se (%; 0 for one seed) ``dm_<s>``,
     ``dm_<s>_sd``, ``dm_<s>_se``, how Δm was paired (``pairing``, :func:`pairing_phrase`), the
     single-task seeds ``n_stl_seeds``, the mean number of worse targets ``worse_<s>``, the number of better targets
-    ``n_better_<s>`` of ``n_<s>``, the best and worst target and change, and every target's
-    change ``rel_<s>_<t>`` (%)."""
+    ``n_better_<s>`` of ``n_<s>`` (signs of the mean changes), the number of targets clearly
+    worse and clearly better by :func:`paired_change` (``clear_worse_<s>``,
+    ``clear_better_<s>``), the best and worst target and change, the best change's paired
+    SE and whether it is clear (``best_<s>_se``, ``best_<s>_clear``: "clear" or "not
+    clear"), and every target's change ``rel_<s>_<t>`` (%)."""
     res = results_frame(records, stl_records)
     cfg = records[0]["config"]
     seeds = sorted({r["config"]["seed"] for r in records})
@@ -191,11 +227,18 @@ def glue_values(profile: str, records: list[dict], stl_records: list[dict]) -> d
         v[f"dm_{s}_sd"] = float(row.sd) if row.sd == row.sd else 0.0
         v[f"dm_{s}_se"] = float(row.se) if row.se == row.se else 0.0
         v[f"worse_{s}"] = float(row.worse)
+    paired = paired_change(res)
     for s, change in relative_change(res).items():
         change = change.dropna()
+        p = paired[s]
+        best_se = float(p.se.get(change.idxmin(), np.nan))
         v.update({f"n_better_{s}": int((change < 0).sum()), f"n_{s}": int(len(change)),
                   f"best_{s}": change.idxmin(), f"best_{s}_pct": float(change.min()),
-                  f"worst_{s}": change.idxmax(), f"worst_{s}_pct": float(change.max())})
+                  f"worst_{s}": change.idxmax(), f"worst_{s}_pct": float(change.max()),
+                  f"clear_worse_{s}": int((p.clear & (p["mean"] > 0)).sum()),
+                  f"clear_better_{s}": int((p.clear & (p["mean"] < 0)).sum()),
+                  f"best_{s}_se": best_se if best_se == best_se else 0.0,
+                  f"best_{s}_clear": "clear" if bool(p.clear.get(change.idxmin(), False)) else "not clear"})
         for t, p in change.items():
             v[f"rel_{s}_{t}"] = float(p)
     return v

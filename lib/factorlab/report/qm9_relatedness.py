@@ -294,6 +294,22 @@ def _pair_entries(measure: pd.DataFrame, gains: pd.DataFrame) -> list[tuple[list
     return out
 
 
+def _pair_bootstrap(entries: list, stat, n_boot: int, seed: int) -> tuple[float, float, float]:
+    """``stat(entries)`` and its :data:`CI_LEVEL` % percentile bootstrap interval: ``stat`` of
+    ``n_boot`` resamples of ``entries`` (one per unordered task pair, drawn with replacement;
+    NaN draws dropped). Returns (point, lo, hi); lo and hi NaN without entries or finite draws."""
+    point = stat(entries)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot if entries else 0):
+        r = stat([entries[k] for k in rng.integers(0, len(entries), size=len(entries))])
+        if r == r:
+            draws.append(r)
+    tail = (100 - CI_LEVEL) / 2
+    lo, hi = (np.percentile(draws, [tail, 100 - tail]).tolist() if draws else [math.nan, math.nan])
+    return float(point), float(lo), float(hi)
+
+
 def rank_correlation(measure: pd.DataFrame, gains: pd.DataFrame, n_boot: int = N_BOOT,
                      seed: int = BOOT_SEED) -> dict:
     """Spearman's ρ of ``measure`` with ``gains`` over their off-diagonal entries, with a 95 %
@@ -301,18 +317,88 @@ def rank_correlation(measure: pd.DataFrame, gains: pd.DataFrame, n_boot: int = N
     if not isinstance(n_boot, int) or n_boot < 1:
         raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
     entries = _pair_entries(measure, gains)
-    flat = lambda sel: (np.array([v for e in sel for v in e[0]]), np.array([v for e in sel for v in e[1]]))
-    rho = spearman(*flat(entries))
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot if entries else 0):
-        pick = rng.integers(0, len(entries), size=len(entries))
-        r = spearman(*flat([entries[k] for k in pick]))
-        if r == r:
-            draws.append(r)
-    tail = (100 - CI_LEVEL) / 2
-    lo, hi = (np.percentile(draws, [tail, 100 - tail]).tolist() if draws else [math.nan, math.nan])
-    return {"rho": rho, "lo": float(lo), "hi": float(hi), "pairs": len(entries)}
+    rho, lo, hi = _pair_bootstrap(entries, lambda sel: spearman(np.array([v for e in sel for v in e[0]]),
+                                                                np.array([v for e in sel for v in e[1]])),
+                                  n_boot, seed)
+    return {"rho": rho, "lo": lo, "hi": hi, "pairs": len(entries)}
+
+
+def rank_correlation_difference(a: pd.DataFrame, b: pd.DataFrame, gains: pd.DataFrame, n_boot: int = N_BOOT,
+                                seed: int = BOOT_SEED) -> dict:
+    """Spearman ρ of measure ``a`` with ``gains`` minus that of measure ``b``, over the ordered
+    pairs finite in all three, with a :data:`CI_LEVEL` % percentile bootstrap interval that
+    resamples the *same* unordered task pairs for both (paired): ``{"diff", "lo", "hi",
+    "pairs", "clear"}``; ``clear`` when the interval excludes 0."""
+    if not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    tasks = list(gains.index)
+    ma, mb = (m.reindex(index=tasks, columns=tasks).to_numpy(float) for m in (a, b))
+    g = gains.to_numpy(float)
+    entries = []
+    for i in range(len(tasks)):
+        for j in range(i + 1, len(tasks)):
+            keep = [(x, y) for x, y in ((i, j), (j, i))
+                    if np.isfinite(ma[x, y]) and np.isfinite(mb[x, y]) and np.isfinite(g[x, y])]
+            if keep:
+                entries.append(keep)
+
+    def diff(sel):
+        idx = tuple(np.array([e for pair in sel for e in pair]).T) if sel else ((), ())
+        return spearman(ma[idx], g[idx]) - spearman(mb[idx], g[idx])
+
+    d, lo, hi = _pair_bootstrap(entries, diff, n_boot, seed)
+    return {"diff": d, "lo": lo, "hi": hi, "pairs": len(entries), "clear": bool(lo > 0 or hi < 0)}
+
+
+def paired_rho_frame(matrices: Mapping[str, Mapping[int, pd.DataFrame]], gains: Mapping[int, pd.DataFrame] | None,
+                     reference: str, n_boot: int = N_BOOT) -> pd.DataFrame:
+    """Every other measure of ``matrices`` against ``reference``: :func:`rank_correlation_difference`
+    of the other's oriented seed-mean matrix minus the reference's (positive: the other predicts
+    the seed-mean gains better), one row per other measure with its label (empty without gains
+    or without the reference)."""
+    cols = ["measure", "label", "diff", "lo", "hi", "pairs", "clear"]
+    if not gains or reference not in matrices:
+        return pd.DataFrame(columns=cols)
+    g = mean_matrix(gains)
+    ref = orient(reference, mean_matrix(matrices[reference]))
+    rows = [{"measure": name, "label": LABELS[name],
+             **rank_correlation_difference(orient(name, mean_matrix(per_seed)), ref, g, n_boot)}
+            for name, per_seed in matrices.items() if name != reference]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def group_gain_difference(label_matrix: pd.DataFrame, gains: Mapping[int, pd.DataFrame], n_boot: int = N_BOOT,
+                          threshold: float = UNCORRELATED, seed: int = BOOT_SEED) -> dict:
+    """The mean seed-mean gain (%) of the ordered pairs with |r| below ``threshold`` minus that
+    of the others (``diff``, percentage points), each group's mean (``uncorrelated``,
+    ``correlated``), and :data:`CI_LEVEL` % percentile bootstrap intervals of all three that
+    resample unordered task pairs (both ordered entries together): ``diff_lo``/``diff_hi``, ``uncorrelated_lo``/``_hi``,
+    ``correlated_lo``/``_hi``; ``clear`` when the difference's interval excludes 0. Each ordered
+    entry is grouped by its own |r| (as in :func:`uncorrelated_claim`)."""
+    g = mean_matrix(gains)
+    r = label_matrix.abs().reindex(index=g.index, columns=g.columns).to_numpy(float)
+    gv = g.to_numpy(float)
+    pairs = []  # per unordered pair, its finite ordered entries as (gain, uncorrelated?)
+    for i in range(len(g)):
+        for j in range(i + 1, len(g)):
+            e = [(gv[x, y], bool(r[x, y] < threshold)) for x, y in ((i, j), (j, i))
+                 if np.isfinite(gv[x, y]) and np.isfinite(r[x, y])]
+            if e:
+                pairs.append(e)
+
+    def stats(sel):
+        unc = [v for e in sel for v, u in e if u]
+        cor = [v for e in sel for v, u in e if not u]
+        mu = float(np.mean(unc)) if unc else math.nan
+        mc = float(np.mean(cor)) if cor else math.nan
+        return mu, mc, mu - mc
+
+    out = {}
+    for k, name in enumerate(("uncorrelated", "correlated", "diff")):  # the same resamples for each (one seed)
+        point, lo, hi = _pair_bootstrap(pairs, lambda sel, k=k: stats(sel)[k], n_boot, seed)
+        out.update({name: point, f"{name}_lo": lo, f"{name}_hi": hi})
+    out["clear"] = bool(out["diff_lo"] > 0 or out["diff_hi"] < 0)
+    return out
 
 
 def noise_ceiling(gains: Mapping[int, pd.DataFrame] | None) -> dict:
@@ -440,11 +526,14 @@ PEARSON_CLAIM = ("the simplest, but least effective solution, is to just calcula
                  "coefficients")
 
 
-def pearson_verdict(pred: pd.DataFrame, measure: str = CLAIM_MEASURE) -> str:
+def pearson_verdict(pred: pd.DataFrame, measure: str = CLAIM_MEASURE, paired: pd.DataFrame | None = None) -> str:
     """The journal's "Pearson's correlation is the least effective" against :func:`prediction_frame`:
     "not measured" while no ρ exists; "supported" when |Pearson| on the raw labels has the
     lowest ρ of all measures (and "clearly" when the best measure's interval lies wholly above
-    Pearson's); otherwise "not supported", naming how many measures predict the gains worse."""
+    Pearson's); otherwise "not supported", naming how many measures have a lower ρ (point
+    estimates). With ``paired`` (:func:`paired_rho_frame` against ``measure``) it also says how
+    many of those are clearly lower (paired bootstrap interval of the difference below 0) and
+    how many measures are clearly higher."""
     ok = pred[pred.rho == pred.rho].set_index("measure")
     if measure not in ok.index or len(ok) < 2:
         return "not measured: no rank correlation with measured pair gains yet"
@@ -454,8 +543,15 @@ def pearson_verdict(pred: pd.DataFrame, measure: str = CLAIM_MEASURE) -> str:
     if worse.empty:
         how = "clearly " if best.lo > p.hi else ""
         return f"supported{', ' + how.strip() if how else ''}: |Pearson| predicts the pair gains worst ({stats})."
-    return (f"not supported: {len(worse)} of {len(ok) - 1} other measures predict the pair gains worse than "
-            f"|Pearson| ({stats}).")
+    if paired is None:
+        return (f"not supported: {len(worse)} of {len(ok) - 1} other measures predict the pair gains worse than "
+                f"|Pearson| ({stats}).")
+    pr = paired[paired.measure.isin(ok.index)]
+    lower = int((pr.clear & (pr["diff"] < 0)).sum())
+    higher = int((pr.clear & (pr["diff"] > 0)).sum())
+    return (f"not supported: {len(worse)} of {len(ok) - 1} other measures have a lower ρ than |Pearson| "
+            f"(point estimates), {lower} of them clearly (the paired bootstrap interval of the difference in ρ "
+            f"below 0), and {higher} a clearly higher ρ ({stats}).")
 
 
 # --- figures ----------------------------------------------------------------------------------------
@@ -637,17 +733,22 @@ def published_setting() -> str:
     return f"MPNN (Gilmer et al.) + set2set, {b['n_train']:,} train, {b['epochs']} epochs (plateau)"
 
 
+#: The Δm column of :func:`benchmark_table`, saying what its ± is.
+BENCH_DM = "Δm (%): ours mean ± SE over seeds; cited as published"
+
+
 def benchmark_table(summary: pd.DataFrame, setting: str = "") -> pd.DataFrame:
     """Our Δm (mean ± SE, measured, budget ``setting``: :func:`our_setting`) beside the
-    published ones (cited, with whether each was verified): method, Δm (%), source, setting."""
+    published ones (cited, with whether each was verified): method, Δm (:data:`BENCH_DM`),
+    source, setting."""
     ours = pd.DataFrame({
         "method": summary.method.map(OUR_LABELS),
-        "Δm (%)": [pm(m, s) for m, s in zip(summary["mean"], summary.se)],
+        BENCH_DM: [pm(m, s) for m, s in zip(summary["mean"], summary.se)],
         "source": [f"measured here, {n} seed(s)" for n in summary.seeds],
         "setting": setting})
     cited = pd.DataFrame({
         "method": [r["method"] for r in QM9_MTL_PUBLISHED],
-        "Δm (%)": [f"{r['delta_m_pct']:+.1f}" for r in QM9_MTL_PUBLISHED],
+        BENCH_DM: [f"{r['delta_m_pct']:+.1f}" for r in QM9_MTL_PUBLISHED],
         "source": [f"cited: {r['cite']}" + (" (verified)" if r["verified"] else " (not verified)")
                    for r in QM9_MTL_PUBLISHED],
         "setting": published_setting()})
@@ -703,7 +804,10 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     ``mrn_rho`` (:func:`prediction_text` of MRN's row: "not measured" without its runs or the
     gains), ``n_mrn_seeds``, ``mrn_corr_gap`` (how far its learned correlations stay from one,
     :func:`factorlab.report.mrn_correlation.correlation_gap`), ``best_measure`` (label of the highest ρ, MRN included, or "not measured") with its
-    ``best_rho``/``best_lo``/``best_hi`` and ``best_cost_s``,
+    ``best_rho``/``best_lo``/``best_hi`` and ``best_cost_s``, the best measure against every other
+    (:func:`paired_rho_frame`: ``best_minus_<m>`` with ``_lo``/``_hi``, ``best_n_others``, how many
+    it is clearly ahead of ``best_n_clear`` and the labels it is not clearly ahead of
+    ``best_not_clear_of``), whether the pair runs' timings were quiet (``pair_cost_quiet``),
     whether the measures' timings were quiet (``cost_quiet``: :func:`~factorlab.report.provenance.quiet_sentence`),
     the relatedness stack against the reference (``stack_verdict``, ``stack_seeds``,
     ``stack_max_diff_pct``: :func:`stack_consistency`),
@@ -713,7 +817,9 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     ``ceiling_rho``/``ceiling_lo``/``ceiling_hi``/``ceiling_seed_pairs`` (:func:`noise_ceiling`),
     ``pearson_verdict`` and ``pearson_claim`` (:func:`pearson_verdict` over the ``qm9_relatedness``
     measures only, as the claims page judges it), the claim's ``claim_verdict``
-    and numbers (``claim_*``), ``swap_tasks`` (size of the all-target encoder-swap table), and
+    and numbers (``claim_*``, with :func:`group_gain_difference`'s intervals ``claim_diff``,
+    ``claim_diff_lo``/``_hi``, ``claim_uncorrelated_lo``/``_hi``, ``claim_correlated_lo``/``_hi`` and
+    ``claim_diff_clear``: "clear" or "not clear"), ``swap_tasks`` (size of the all-target encoder-swap table), and
     the benchmark frame ``dm_<method>``/``dm_<method>_se``/``dm_<method>_seeds``, plus the
     published ``pub_equal``, ``pub_uw``, ``pub_famo``, ``pub_best`` (lowest cited Δm) and
     ``pub_best_method``; the two budgets ``our_n_train``/``our_epochs`` (from the benchmark-frame
@@ -734,8 +840,22 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     for _, r in pred.iterrows():
         v.update({f"cost_{r.measure}": r.total_s, f"rho_{r.measure}": r.rho, f"lo_{r.measure}": r.lo,
                   f"hi_{r.measure}": r.hi})
+    from factorlab.report.provenance import quiet_sentence
+
+    v["pair_cost_quiet"] = quiet_sentence([r for r in pair_records if len(r["config"]["targets"]) == 2
+                                           and set(r["config"]["targets"]) <= set(gtasks)], "records timed")
     ok = pred[pred.rho == pred.rho]
     v["best_measure"] = ok.loc[ok.rho.idxmax(), "label"] if len(ok) else "not measured"
+    ahead = (paired_rho_frame(matrices, gains, ok.loc[ok.rho.idxmax(), "measure"], n_boot) if len(ok)
+             else paired_rho_frame({}, None, ""))
+    ahead = ahead[ahead.measure.isin(set(ok.measure))]
+    # ahead.diff is other minus best: the best is clearly ahead where the interval lies below 0
+    clearly = ahead[ahead.clear & (ahead["diff"] < 0)]
+    v.update(best_n_others=len(ahead), best_n_clear=len(clearly),
+             best_not_clear_of="; ".join(ahead[~ahead.measure.isin(clearly.measure)].label) or "none")
+    for _, r in ahead.iterrows():
+        v.update({f"best_minus_{r.measure}": -r["diff"], f"best_minus_{r.measure}_lo": -r.hi,
+                  f"best_minus_{r.measure}_hi": -r.lo})
     best = ok.loc[ok.rho.idxmax()] if len(ok) else None
     v.update({f"best_{k}": float(best[c]) if best is not None else math.nan
               for k, c in (("rho", "rho"), ("lo", "lo"), ("hi", "hi"), ("cost_s", "total_s"))})
@@ -743,8 +863,6 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     mrn = mrn_runs(tensor_records) if task_set == "nash11" else []
     v["n_mrn_seeds"] = len(mrn)
     v["mrn_corr_gap"] = _mrn.correlation_gap(mrn)  # "not measured" without MRN runs
-    from factorlab.report.provenance import quiet_sentence
-
     v["cost_quiet"] = quiet_sentence(_records_of(rel_records, task_set) + mrn, "records timed")
     stack = stack_consistency(rel_records, stl_records, task_set)
     v.update(stack_verdict=stack["verdict"], stack_seeds=stack["seeds"], stack_max_diff_pct=stack["max_diff_pct"])
@@ -756,13 +874,21 @@ def glue_values(profile: str, rel_records: list[dict], pair_records: list[dict],
     ceiling = noise_ceiling(gains)
     v.update(ceiling_rho=ceiling["rho"], ceiling_lo=ceiling["lo"], ceiling_hi=ceiling["hi"],
              ceiling_seed_pairs=ceiling["seed_pairs"])
-    v["pearson_verdict"] = pearson_verdict(pred[pred.measure != MRN_MEASURE])
+    rel_only = {k: m for k, m in matrices.items() if k != MRN_MEASURE}
+    v["pearson_verdict"] = pearson_verdict(pred[pred.measure != MRN_MEASURE],
+                                           paired=paired_rho_frame(rel_only, gains, CLAIM_MEASURE, n_boot))
     v["pearson_claim"] = PEARSON_CLAIM
     label = mean_matrix(matrices[CLAIM_MEASURE]) if CLAIM_MEASURE in matrices else None
     claim = uncorrelated_claim(label, gains, n_boot)
     v["claim_verdict"] = claim["verdict"]
     v.update({f"claim_{k}": claim[k] for k in ("rho", "lo", "hi", "gain_uncorrelated", "gain_correlated",
                                                 "n_uncorrelated", "n_correlated", "threshold")})
+    groups = (group_gain_difference(label, gains, n_boot) if label is not None and gains
+              else {k: math.nan for k in ("diff", "diff_lo", "diff_hi", "uncorrelated_lo", "uncorrelated_hi",
+                                          "correlated_lo", "correlated_hi")} | {"clear": False})
+    v.update({f"claim_{k}": groups[k] for k in ("diff", "diff_lo", "diff_hi", "uncorrelated_lo",
+                                                 "uncorrelated_hi", "correlated_lo", "correlated_hi")})
+    v["claim_diff_clear"] = "clear" if groups["clear"] else "not clear"
     swap19 = measure_matrices(rel_records, "all19").get("encoder_swap", {})
     v["swap_tasks"] = len(mean_matrix(swap19)) if swap19 else 0
     summary = benchmark_summary(benchmark_frame(weighting_records, equal_records, stl_records, tasks))

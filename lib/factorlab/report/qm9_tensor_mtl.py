@@ -42,11 +42,12 @@ from factorlab.experiments.qm9_pairs import reference_from_records
 from factorlab.experiments.qm9_tensor_mtl import FACTORIZED, MRN_LAMBDAS, REL_ERROR
 from factorlab.mtl import delta_m
 from factorlab.report.formatting import pm
+from factorlab.report.provenance import quiet_label, quiet_of, quiet_sentence
 # MRN's λ (lowest seed-mean validation error) and the layer whose learned task correlation the
 # chapter draws, shared with the relatedness chapter
 from factorlab.report.mrn_correlation import CORRELATION_LAYER, best_mrn_lambda, correlation_gap
 from factorlab.analysis import paired_difference
-from factorlab.report.verdicts import NOT_MEASURED, paired_outcome
+from factorlab.report.verdicts import CLEAR_SE, NOT_MEASURED, paired_outcome
 
 #: Above this, every learned task correlation reads as one on a -1..1 colour scale:
 #: :func:`correlation_figure` then draws ``1 - C`` on its own scale.
@@ -140,6 +141,9 @@ def delta_m_frame(tensor_records: list[dict], stl_records: list[dict], soft_reco
     has no ``qm9_single_task`` reference (module docstring) are left out
     (:func:`missing_reference` names them).
 
+    ``quiet`` (:func:`~factorlab.report.provenance.quiet_of`: whether the run was timed on a
+    quiet machine; None where unknown).
+
     Raises:
         ValueError: a ``qm9_single_task`` record's budget differs from a compared run's.
     """
@@ -149,8 +153,8 @@ def delta_m_frame(tensor_records: list[dict], stl_records: list[dict], soft_reco
         rows.append({"label": label, "seed": r["config"]["seed"],
                      "delta_m": 100 * delta_m(r["metrics"]["test_mae"], ref, NASH11),
                      "params": r["model"]["params"], "train_s": r["timing"]["train_s"],
-                     "total_s": r["timing"]["train_s"] + (0.0 if soft else pretrain_s(r))})
-    return pd.DataFrame(rows, columns=["label", "seed", "delta_m", "params", "train_s", "total_s"])
+                     "total_s": r["timing"]["train_s"] + (0.0 if soft else pretrain_s(r)), "quiet": quiet_of(r)})
+    return pd.DataFrame(rows, columns=["label", "seed", "delta_m", "params", "train_s", "total_s", "quiet"])
 
 
 def target_frame(tensor_records: list[dict], stl_records: list[dict], soft_records: list[dict] = ()) -> pd.DataFrame:
@@ -232,23 +236,29 @@ def _se(x: pd.Series) -> float:
 
 def summary_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Per method (display order): ``n_seeds``, ``delta_m`` mean and ``delta_m_se``, mean
-    ``params``, ``train_s`` and ``total_s``."""
+    ``params``, ``train_s`` and ``total_s``, and ``quiet``
+    (:func:`~factorlab.report.provenance.quiet_label` of its runs' timings)."""
     rows = []
     for label in _display_order(frame.label):
         g = frame[frame.label == label]
+        flags = list(g.quiet) if "quiet" in g else [None] * len(g)
         rows.append({"label": label, "n_seeds": len(g), "delta_m": g.delta_m.mean(), "delta_m_se": _se(g.delta_m),
-                     "params": g.params.mean(), "train_s": g.train_s.mean(), "total_s": g.total_s.mean()})
-    return pd.DataFrame(rows, columns=["label", "n_seeds", "delta_m", "delta_m_se", "params", "train_s", "total_s"])
+                     "params": g.params.mean(), "train_s": g.train_s.mean(), "total_s": g.total_s.mean(),
+                     "quiet": quiet_label([None if f is None or f != f else bool(f) for f in flags])})
+    return pd.DataFrame(rows, columns=["label", "n_seeds", "delta_m", "delta_m_se", "params", "train_s", "total_s",
+                                       "quiet"])
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """:func:`summary_frame` formatted for the chapter."""
+    """:func:`summary_frame` formatted for the chapter: Δm as mean ± SE over seeds, and beside
+    the seconds whether they were timed on a quiet machine."""
     s = summary_frame(frame)
     return pd.DataFrame({"method": s.label, "seeds": s.n_seeds,
-                         "Δm (%)": [pm(m, e, "+.1f") for m, e in zip(s.delta_m, s.delta_m_se)],
+                         "Δm (%), mean ± SE": [pm(m, e, "+.1f") for m, e in zip(s.delta_m, s.delta_m_se)],
                          "parameters": [f"{p:,.0f}" for p in s.params],
                          "training (s)": [f"{t:.3g}" for t in s.train_s],
-                         "with pretraining (s)": [f"{t:.3g}" for t in s.total_s]})
+                         "with pretraining (s)": [f"{t:.3g}" for t in s.total_s],
+                         "timed on a quiet machine": s.quiet})
 
 
 def layer_key(name: str) -> tuple:
@@ -385,11 +395,13 @@ def beats_verdict(frame: pd.DataFrame, label: str, other: str) -> str:
     return paired_outcome(diff[0], diff[1], "lower", "higher", "within noise", "too few seeds")
 
 
-def paired_text(frame: pd.DataFrame, label: str, other: str) -> str:
-    """:func:`paired_delta_m` as text, ``-1.5 ± 0.2 points`` (the SE left out for one seed),
-    or "not measured"."""
+def paired_text(frame: pd.DataFrame, label: str, other: str, with_n: bool = False) -> str:
+    """:func:`paired_delta_m` as text, ``-1.5 ± 0.2 points`` (the SE left out for one seed;
+    ``with_n``: ``-1.5 ± 0.2 points, n = 3``), or "not measured"."""
     diff = paired_delta_m(frame, label, other)
-    return NOT_MEASURED if diff is None else pm(diff[0], diff[1], "+.1f") + " points"
+    if diff is None:
+        return NOT_MEASURED
+    return pm(diff[0], diff[1], "+.1f") + " points" + (f", n = {diff[2]}" if with_n else "")
 
 
 def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict],
@@ -406,7 +418,12 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
     ``qm9_n_beat_finetune`` / ``qm9_n_lose_finetune`` of ``qm9_n_shared_methods``: how many
     of those measured are clearly lower / higher), and of
     Tucker against the deeper hard-shared network of its parameter count
-    (``qm9_tucker_vs_deep``: "lower" means tensor factorization beat adding layers), the learned
+    (``qm9_tucker_vs_deep``: "lower" means tensor factorization beat adding layers), each with
+    its paired difference and seed count (``qm9_<method>_vs_hard_diff``,
+    ``qm9_tucker_vs_deep_diff``: :func:`paired_text` ``with_n``), whether the compared runs were
+    timed on a quiet machine (``qm9_time_quiet``,
+    :func:`~factorlab.report.provenance.quiet_sentence`), the threshold of a clear difference
+    (``qm9_clear_se``, :data:`~factorlab.report.verdicts.CLEAR_SE`), the learned
     sharing (:func:`sharing_summary`), and how well
     MRN's learned task correlation predicts the measured pair gains of ``pair_records``
     (``qm9_pairs``; ``qm9_mrn_gain_rho``:
@@ -435,6 +452,7 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
     for key in (*FACTORIZED, "mrn", "deep"):
         label = f"MRN λ={best:g}" if key == "mrn" and best is not None else METHOD_LABEL[key]
         out[f"qm9_{key}_vs_hard"] = beats_verdict(frame, label, METHOD_LABEL["hard"])
+        out[f"qm9_{key}_vs_hard_diff"] = paired_text(frame, label, METHOD_LABEL["hard"], with_n=True)
         if key != "deep":  # the control for the second training budget the fine-tuned methods get
             out[f"qm9_{key}_vs_finetune"] = beats_verdict(frame, label, METHOD_LABEL["finetune"])
             out[f"qm9_{key}_vs_finetune_diff"] = paired_text(frame, label, METHOD_LABEL["finetune"])
@@ -444,6 +462,10 @@ def glue_values(profile: str, tensor_records: list[dict], stl_records: list[dict
     out["qm9_n_lose_finetune"] = sum(out[f"qm9_{k}_vs_finetune"] == "higher" for k in shared)
     # the journal's "simply add more layers": Tucker against the deeper network of its size
     out["qm9_tucker_vs_deep"] = beats_verdict(frame, METHOD_LABEL["tucker"], METHOD_LABEL["deep"])
+    out["qm9_tucker_vs_deep_diff"] = paired_text(frame, METHOD_LABEL["tucker"], METHOD_LABEL["deep"], with_n=True)
+    timed = [r for _, r, _ in _compared(tensor_records, stl_records, soft_records)] if len(frame) else []
+    out["qm9_clear_se"] = CLEAR_SE
+    out["qm9_time_quiet"] = quiet_sentence(timed, "runs timed") if timed else NOT_MEASURED
     out.update(sharing_summary(tensor_records))
     out["qm9_mrn_corr_gap"] = correlation_gap(tensor_records)
     out["qm9_mrn_gain_rho"] = mrn_prediction_text(tensor_records, list(pair_records), stl_records)
