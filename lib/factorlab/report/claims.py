@@ -390,10 +390,13 @@ def _sentence_verdict(sentence: str) -> str:
 def pearson(recs: dict) -> Verdict:
     """Journal 003's "Pearson's correlation is the least effective":
     :func:`factorlab.report.qm9_relatedness.pearson_verdict` on the measures' rank correlation
-    with the measured pair gains ("supported" -> reproduced, "not supported" -> not reproduced)."""
-    from factorlab.report.qm9_relatedness import pearson_verdict
+    with the measured pair gains ("supported" -> reproduced, "not supported" -> not reproduced),
+    with the paired bootstrap against |Pearson| (:func:`~factorlab.report.qm9_relatedness.paired_rho_frame`)
+    as the chapter gives it."""
+    from factorlab.report.qm9_relatedness import CLAIM_MEASURE, paired_rho_frame, pearson_verdict
 
-    sentence = pearson_verdict(_relatedness(recs)[2])
+    matrices, gains, pred = _relatedness(recs)
+    sentence = pearson_verdict(pred, paired=paired_rho_frame(matrices, gains, CLAIM_MEASURE))
     return _sentence_verdict(sentence), sentence
 
 
@@ -424,17 +427,20 @@ def mtl_harm(recs: dict) -> Verdict:
     |Pearson| of the labels predict the pair gains, do uncorrelated pairs lose?). Harm shown and
     the link supported -> "reproduced"; harm shown without the link (or the link not measured)
     -> "partly"; no harm or the link contradicted -> "not reproduced"."""
-    from factorlab.report.qm9_hard_sharing import relative_change, results_frame
+    from factorlab.report.qm9_hard_sharing import paired_change, results_frame
 
     res = results_frame(recs["qm9_hard_sharing"], [r for r in recs["qm9_single_task"]
                                                    if r["config"].get("model") == "gine"])
-    change = relative_change(res).get("all19", pd.Series(dtype=float)).dropna()
+    change = paired_change(res).get("all19", pd.DataFrame(columns=["mean", "se", "n", "clear"])).dropna(
+        subset=["mean"])
     if change.empty:
         return NOT_MEASURED, "no 19-target run"
-    worse = change[change > 0]
-    text = f"hard sharing of all 19 targets: {len(worse)} of {len(change)} targets worse than single-task"
+    worse = change[change.clear & (change["mean"] > 0)]
+    text = (f"hard sharing of all 19 targets: {len(worse)} of {len(change)} targets clearly worse than single-task "
+            f"(paired by seed, beyond {CLEAR_SE} standard errors; {int((change['mean'] > 0).sum())} worse by the "
+            f"mean)")
     if len(worse):
-        text += f" (up to {worse.max():+.0f} %, {worse.idxmax()})"
+        text += f", up to {worse['mean'].max():+.0f} % ({worse['mean'].idxmax()})"
     if not (recs.get("qm9_relatedness") and recs.get("qm9_pairs")):
         text += "; the link to correlation: no complete records of qm9_relatedness and qm9_pairs under this profile"
         return ("partly" if len(worse) else "not reproduced"), text
