@@ -25,18 +25,11 @@ Profiles:
 - ``smoke``: the fixture (250 training, 100 test images), width 1/8, one epoch at batch 50,
   the seven variants once (7 runs, seconds). Never published.
 - ``cpu``: the seven variants at width 1/2 with seeds 0, 1, 2 (21 runs), then at width 1
-  with seed 0 (7 runs), all data, the recipe's own 9.9 epochs at batch 1024 (476 steps). Cost,
-  measured on this project's two-core machine with one thread while two other trainings ran
-  (so upper bounds): at width 1/2 a training step takes 2.9 s dense, 1.1 s separable + low-rank
-  factor 2, 1.7 s tensor train, and the per-epoch test pass and final TTA evaluation of the
-  10,000 test images add about 2 minutes (dense): about 25 minutes a dense run, 10 to 15 a
-  factorized one, 4.5 CPU-hours for the 21 width-1/2 runs. At width 1 (a few steps, measured
-  on a machine busier still): 17.5 s a dense step, 7 s a factor-2 step, and 20 minutes of
-  evaluation for the dense net: about 2.6 CPU-hours for the dense run, 1 to 1.6 for each
-  factorized one, about 9 CPU-hours for the 7 width-1 runs. In all about 14 CPU-hours, plus
-  about 2.5 for airbench94 beside the dense width-1/2 net (``benchmarks/airbench_anchor.py
-  --profile cpu --ours cifar_fulldata``: 3 seeds of each). Run the width-1/2 part first; the
-  store resumes a partly finished grid.
+  with seed 0 (7 runs), all data, the recipe's own 9.9 epochs at batch 1024 (476 steps). What
+  each run cost is in its record (the chapter's table shows the training minutes with the
+  machine's quiet flag); the store resumes a partly finished grid, and airbench94's anchor
+  beside the dense width-1/2 net (``benchmarks/airbench_anchor.py --profile cpu --ours
+  cifar_fulldata --record``: 3 seeds of each, to be run alone) resumes seed pair by seed pair.
 - ``full``: the same grid on one GPU (28 runs); estimated on one H100
   (:func:`~factorlab.experiments.cifar_common.estimate_seconds`) at about 4 minutes.
 

@@ -47,10 +47,9 @@ FLOP counts: a layer's ``flops(shape)`` is the machine-independent count of its 
 (what run records and the book report); ``chosen_flops(shape)`` counts the path chosen here.
 
 ``torch.compile`` of a factored forward is not a candidate: inductor compiles work on this
-CPU build but take tens of seconds per layer and input shape (in unrecorded trials for a TT
-linear and a CP convolution on a loaded 2-core machine), far more than timing the eager
-candidates; compile the model instead (the choice is made outside the graph, the chosen
-path's tensor ops are traced).
+CPU build but take far longer per layer and input shape than timing the eager candidates;
+compile the model instead (the choice is made outside the graph, the chosen path's tensor ops
+are traced).
 
 When autograd does not record (``torch.no_grad`` or inference), ``prepare`` runs once and its
 result is cached until a factor changes (``data_ptr`` and ``_version`` of every factor:
