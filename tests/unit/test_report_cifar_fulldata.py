@@ -262,3 +262,16 @@ def test_subset_contrast_counts_the_scaled_runs_at_chance():
     v = report.subset_collapse_values(runs)
     assert v == {"subset_steps": "156", "subset_n_scaled": 3, "subset_at_chance": 1, "subset_min_scaled": "10.5"}
     assert report.subset_collapse_values([])["subset_min_scaled"] == "not measured"
+
+
+def test_the_width_summary_gives_no_verdict_with_one_seed():
+    recs = _records(widths=(0.5, 1.0))
+    one = report.fulldata_width_summary(recs, 1.0)
+    assert one == ("At width 1, with one seed (no spread, so no verdict), the dense network reaches 93.0 % (the "
+                   "research log: 94.0 % for its ResNet): separable − dense -4.0 points (the research log: -2.0); "
+                   "rank factor 2 − separable -3.0 points (the research log: -10.8); factor 10: scaled − usual "
+                   "weight decay +1.0 points (the research log: +0.5).")
+    assert report.fulldata_width_summary(recs, 0.5).startswith("At width 0.5, over 3 seed pairs, the dense network "
+                                                               "reaches 90.0 %")
+    assert report.fulldata_width_summary(_records(), 1.0) == ""
+    assert report.fulldata_values(_records(), "cpu")["fulldata_one_summary"] == "Not measured yet at width 1."

@@ -632,7 +632,8 @@ def fulldata_values(records: list[dict], profile: str) -> dict:
     ``fulldata_diff<i>`` (ours ± se, points), ``fulldata_diff<i>_journal`` (the log's, cited) and
     ``fulldata_diff<i>_verdict``; the log's accuracies ``journal_<v>`` (cited);
     ``fulldata_minutes``, the shortest and longest training of a recorded run ("6 to 35", in
-    minutes: the timing's ``train_s``, quiet or not)."""
+    minutes: the timing's ``train_s``, quiet or not); ``fulldata_one_summary``
+    (:func:`fulldata_width_summary` at width 1)."""
     from factorlab.experiments.cifar_fulldata import VARIANTS, grid as fulldata_grid
 
     grid = fulldata_grid(profile)
@@ -658,6 +659,7 @@ def fulldata_values(records: list[dict], profile: str) -> dict:
     v.update({f"journal_{k}": f"{a:.1f}" for k, a in journal_accuracies().items()})
     v["fulldata_levels"] = fulldata_levels(f)
     v["fulldata_summary"] = fulldata_summary(records, v["fulldata_status"])
+    v["fulldata_one_summary"] = fulldata_width_summary(records, 1.0) or "Not measured yet at width 1."
     v["fulldata_collapse"] = fulldata_collapse_sentence(records) or "No run with scaled weight decay is recorded yet."
     return v
 
@@ -748,6 +750,27 @@ def fulldata_summary(records: list[dict], status: str, width: float = 0.5) -> st
         return f"On the whole training set nothing is measured yet ({status})."
     text = f"On the whole training set at width {width:g}: " + "; ".join(done) + "."
     return text + (f" Not measured yet: {', '.join(missing)}." if missing else "")
+
+
+def fulldata_width_summary(records: list[dict], width: float = 1.0) -> str:
+    """One sentence (plain text, for glue) on the whole-training-set runs at ``width``: the dense
+    network's accuracy beside the research log's, and the log's three differences as ours (mean,
+    ± SE where more than one seed pairs) beside the log's. With one seed pair there is no
+    standard error and so no verdict, which the sentence says; "" without any record at ``width``."""
+    f = fulldata_frame(records) if records else None
+    if f is None or not (f.width == width).any():
+        return ""
+    dense = f[(f.width == width) & (f.name == "dense")]
+    d = fulldata_differences(records, width)
+    parts = [f"{r.difference} {pm(r['mean'], r.se)} points (the research log: {r.journal:+.1f})"
+             for _, r in d.iterrows() if r.n]
+    pairs = int(d.n.max()) if len(d) else 0
+    text = f"At width {width:g}"
+    text += ", with one seed (no spread, so no verdict)" if pairs <= 1 else f", over {pairs} seed pairs"
+    if len(dense):
+        text += (f", the dense network reaches {dense.acc.mean():.1f} % (the research log: "
+                 f"{journal_accuracies()['dense']:.1f} % for its ResNet)")
+    return text + (": " + "; ".join(parts) + "." if parts else ".")
 
 
 #: How :func:`fulldata_levels` names each variant of ``cifar_fulldata`` but the dense one.
