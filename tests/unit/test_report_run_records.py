@@ -70,3 +70,24 @@ def test_every_committed_record_gets_a_row():
     t = report.records_table(records)
     assert len(t) == len(records) and (t["what"] != "").all()
     assert t["run"].str.fullmatch(r"[0-9a-f]{16}").all()
+
+
+def test_dirty_in_use_lists_only_dirty_records_of_a_current_grid(tmp_path, monkeypatch):
+    from factorlab.report import store as report_store
+
+    store = RunStore(tmp_path)
+    in_grid = [{"experiment": "toy", "profile": "cpu", "seed": s} for s in (0, 1)]
+    monkeypatch.setattr(report_store, "grid_configs", lambda name, profile, where=None: in_grid if name == "toy" else [])
+
+    def rec(cfg, dirty):
+        return {"experiment": cfg["experiment"], "key": store.key(cfg), "config": cfg, "metrics": {},
+                "provenance": {"git_dirty": dirty, "git_commit": "a" * 40, "profile": cfg["profile"],
+                               "started": "2026-11-26T12:00:00+00:00"}}
+    old = {"experiment": "toy", "profile": "cpu", "seed": 9}  # dirty, but no longer in the grid
+    records = [rec(in_grid[0], True), rec(in_grid[1], False), rec(old, True),
+               rec({"experiment": "other", "profile": "cpu", "seed": 0}, True)]
+    table = report.dirty_in_use(records, store)
+    assert list(table.run) == [store.key(in_grid[0])]
+    assert table.iloc[0].to_dict() == {"experiment": "toy", "run": store.key(in_grid[0]), "what": "seed=0",
+                                       "commit": "a" * 10, "started": "2026-11-26"}
+    assert report.dirty_in_use(records[1:2], store).empty

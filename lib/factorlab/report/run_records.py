@@ -59,3 +59,26 @@ def records_table(records: list[dict]) -> pd.DataFrame:
             "wall (s)": f"{p['wall_s']:.1f}", "quiet": quiet_label(quiet_of(r)),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def dirty_in_use(records: list[dict], store: RunStore | None = None) -> pd.DataFrame:
+    """The records from a tree with uncommitted code (``git_dirty``) that a chapter still reads:
+    those whose config is in its experiment's grid under the record's own profile
+    (:func:`factorlab.report.store.grid_configs`). One row each: experiment, run key,
+    :func:`label`, commit (10 characters) and the date it started; empty when there is none."""
+    from factorlab.report.store import grid_configs
+
+    store = store or RunStore()
+    keys: dict[tuple[str, str], set[str]] = {}
+    rows = []
+    for r in records:
+        p = r["provenance"]
+        if not p.get("git_dirty"):
+            continue
+        grid = (r["experiment"], p["profile"])
+        if grid not in keys:
+            keys[grid] = {store.key(c) for c in grid_configs(*grid)}
+        if r["key"] in keys[grid]:
+            rows.append({"experiment": r["experiment"], "run": r["key"], "what": label(r["config"]),
+                         "commit": (p["git_commit"] or "unknown")[:10], "started": str(p.get("started", ""))[:10]})
+    return pd.DataFrame(rows, columns=["experiment", "run", "what", "commit", "started"])
